@@ -1,0 +1,1 @@
+//! IPv4/IPv6 address and prefix model shared by every part of dualstack.

@@ -1,0 +1,1 @@
+//! Applies rendered rulesets to the kernel and reads them back (adapter: runs `nft`).

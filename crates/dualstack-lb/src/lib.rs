@@ -1,0 +1,1 @@
+//! LoadBalancer decisions as a pure function of a cluster snapshot.

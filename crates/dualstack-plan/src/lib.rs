@@ -1,0 +1,1 @@
+//! Dual-stack address planning and configuration checking (pure: no I/O).

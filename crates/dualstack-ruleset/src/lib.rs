@@ -1,0 +1,1 @@
+//! Data-plane model (frontends and backends) and its renderers (pure: no I/O).

@@ -1,0 +1,1 @@
+//! Throwaway network-namespace topologies for tests, the demo and benchmarks.

@@ -1,0 +1,30 @@
+//! The `dualstack` command: wires the pure core crates and the adapters together,
+//! one module per subcommand under [`cmd`].
+
+mod cmd;
+mod exit;
+
+use clap::{Parser, Subcommand};
+
+/// Dual-stack IPv4/IPv6 networking for K3s and bare-metal Kubernetes.
+#[derive(Debug, Parser)]
+#[command(name = "dualstack", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// IPv4/IPv6 calculator: canonical and expanded forms, counts, split, overlap, ULA.
+    #[command(subcommand)]
+    Ip(cmd::ip::IpCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Ip(c) => cmd::ip::run(c),
+    };
+    exit::report(result)
+}
