@@ -39,7 +39,9 @@ pub fn report(result: anyhow::Result<Outcome>) -> ExitCode {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Problems) => ExitCode::from(1),
         Err(err) => {
-            let bad_input = err.chain().any(|e| e.downcast_ref::<UsageError>().is_some());
+            let bad_input = err
+                .chain()
+                .any(|e| e.downcast_ref::<UsageError>().is_some());
             eprintln!("error: {err}");
             for cause in err.chain().skip(1) {
                 eprintln!("  caused by: {cause}");

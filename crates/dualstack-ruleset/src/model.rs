@@ -1,0 +1,107 @@
+//! The data-plane model: what traffic we take (frontends) and where it goes (backends).
+
+use std::fmt;
+use std::net::IpAddr;
+
+use dualstack_addr::Family;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// Transport protocol of a frontend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Protocol {
+    #[serde(rename = "TCP")]
+    Tcp,
+    #[serde(rename = "UDP")]
+    Udp,
+    #[serde(rename = "SCTP")]
+    Sctp,
+}
+
+impl Protocol {
+    /// The lower-case name nft and iptables use: `tcp`, `udp`, `sctp`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Sctp => "sctp",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which destination addresses a frontend answers on.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Destination {
+    /// Any address local to the namespace (`fib daddr type local`), as klipper-lb does.
+    AnyLocal,
+    /// Only these addresses (node addresses in agent mode). May mix both families.
+    Addresses(Vec<IpAddr>),
+}
+
+/// One backend: an address and port to DNAT to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Backend {
+    pub addr: IpAddr,
+    pub port: u16,
+}
+
+impl Backend {
+    pub fn family(&self) -> Family {
+        Family::of(self.addr)
+    }
+}
+
+/// How a new connection picks one of several backends of its family.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Selection {
+    /// Uniformly at random per new connection (`numgen random`).
+    #[default]
+    Random,
+    /// By a hash of the client's address and port (`jhash`).
+    Hash,
+}
+
+/// Traffic we take, and where it goes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Frontend {
+    /// Stable, human-readable name (for example `default/traefik:websecure`); used in
+    /// comments, logs and errors. Unique within a ruleset.
+    pub name: String,
+    pub destination: Destination,
+    pub protocol: Protocol,
+    pub port: u16,
+    /// Allowed client source ranges, both families in one list. A family with no range
+    /// here is denied entirely: listing only IPv4 ranges blocks every IPv6 client.
+    /// Use `0.0.0.0/0` and `::/0` to allow everything.
+    pub source_ranges: Vec<IpNet>,
+    /// Backends, both families in one list. A family with no backend is not served.
+    pub backends: Vec<Backend>,
+    #[serde(default)]
+    pub selection: Selection,
+    /// Source-NAT (masquerade) forwarded traffic so replies come back through us.
+    /// Off for `externalTrafficPolicy: Local`, where the backend must see the client.
+    pub masquerade: bool,
+}
+
+/// Everything one owner wants programmed, in one table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ruleset {
+    /// The nft table name (`table inet <name>`), `dualstack` by default.
+    pub table: String,
+    pub frontends: Vec<Frontend>,
+}
+
+/// The default table name.
+pub const DEFAULT_TABLE: &str = "dualstack";
