@@ -1,9 +1,24 @@
-//! Data-plane model (frontends and backends) and its renderers (pure: no I/O).
+//! Data-plane model (frontends and backends), its validation and its renderers (pure: no I/O).
 //!
 //! A [`Ruleset`] is everything one owner (the agent on a node, or one `klipper` container)
 //! wants in the kernel: a list of [`Frontend`]s, each mapping traffic that arrives for a
 //! destination, protocol and port to backends per family.
+//!
+//! * [`validate`] checks a ruleset (every renderer calls it first);
+//! * [`nft`] renders our `table inet <name>` (full sync, incremental changes, cleanup) and
+//!   documents its layout;
+//! * [`iptables`] renders `iptables-restore` / `ip6tables-restore` input into our own
+//!   chains, for hosts without nf_tables NAT;
+//! * [`names`] makes the stable per-frontend chain names both use.
 
+pub mod iptables;
 mod model;
+pub mod names;
+pub mod nft;
+mod validate;
 
 pub use model::{Backend, DEFAULT_TABLE, Destination, Frontend, Protocol, Ruleset, Selection};
+pub use validate::{
+    FRONTEND_NAME_MAX, InvalidRuleset, RulesetError, TABLE_NAME_MAX, validate, validate_frontend,
+    validate_table_name,
+};

@@ -105,3 +105,35 @@ pub struct Ruleset {
 
 /// The default table name.
 pub const DEFAULT_TABLE: &str = "dualstack";
+
+impl Frontend {
+    /// This frontend's backends of one family, in the order given.
+    pub fn backends_of(&self, family: Family) -> impl Iterator<Item = &Backend> {
+        self.backends.iter().filter(move |b| b.family() == family)
+    }
+
+    /// This frontend's allowed source ranges of one family, in the order given.
+    pub fn source_ranges_of(&self, family: Family) -> impl Iterator<Item = &IpNet> {
+        self.source_ranges
+            .iter()
+            .filter(move |r| Family::of_net(**r) == family)
+    }
+
+    /// The families this frontend serves: those with at least one backend (IPv4 first).
+    pub fn served_families(&self) -> Vec<Family> {
+        Family::BOTH
+            .into_iter()
+            .filter(|f| self.backends_of(*f).next().is_some())
+            .collect()
+    }
+}
+
+impl Ruleset {
+    /// An empty ruleset for `table`.
+    pub fn new(table: impl Into<String>) -> Ruleset {
+        Ruleset {
+            table: table.into(),
+            frontends: Vec::new(),
+        }
+    }
+}

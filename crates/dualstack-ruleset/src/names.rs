@@ -1,0 +1,101 @@
+//! Stable, safe names for the objects we create per frontend (nft chains, iptables chains).
+//!
+//! A frontend's name (for example `default/traefik:websecure`) may contain characters that
+//! are not valid in an nft identifier, and iptables chain names are limited to 28
+//! characters. So every generated name carries a hash of the full frontend name (unique even
+//! after truncation) and, for nft, a readable sanitized prefix so `nft list` stays legible.
+//!
+//! The hash is 64-bit FNV-1a, written out here because its output must never change between
+//! Rust releases (`std`'s `DefaultHasher` gives no such promise) — chain names survive
+//! restarts and are how a later run finds what an earlier run created.
+
+use dualstack_addr::Family;
+
+/// 64-bit FNV-1a of `text`: stable across platforms and releases.
+pub(crate) fn fnv1a64(text: &str) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    text.bytes()
+        .fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME))
+}
+
+/// Longest sanitized part of a frontend name kept in an nft chain name.
+const READABLE_MAX: usize = 40;
+
+/// The per-frontend part of our nft chain names: `<sanitized name>-<8 hex hash>`.
+///
+/// Characters outside `[A-Za-z0-9_.-]` become `_`; the hash keeps names that sanitize or
+/// truncate to the same text apart.
+pub fn frontend_id(name: &str) -> String {
+    let readable: String = name
+        .chars()
+        .take(READABLE_MAX)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let hash = fnv1a64(name) as u32;
+    format!("{readable}-{hash:08x}")
+}
+
+/// The nft chain that picks a backend and DNATs for one frontend and family: `fe4-…`/`fe6-…`.
+pub fn nat_chain(name: &str, family: Family) -> String {
+    format!("fe{}-{}", family_digit(family), frontend_id(name))
+}
+
+/// The nft chain that enforces source ranges for one frontend and family: `fw4-…`/`fw6-…`.
+pub fn firewall_chain(name: &str, family: Family) -> String {
+    format!("fw{}-{}", family_digit(family), frontend_id(name))
+}
+
+/// Prefix of every iptables chain we own; cleanup recognises our chains by it.
+pub const IPTABLES_PREFIX: &str = "DUALSTACK-";
+
+/// The iptables chain (nat table) that DNATs one frontend: `DUALSTACK-F-<12 hex>` (24 chars).
+pub fn iptables_nat_chain(name: &str) -> String {
+    format!("{IPTABLES_PREFIX}F-{:012X}", fnv1a64(name) >> 16)
+}
+
+/// The iptables chain (mangle table) that enforces one frontend's source ranges:
+/// `DUALSTACK-W-<12 hex>`.
+pub fn iptables_firewall_chain(name: &str) -> String {
+    format!("{IPTABLES_PREFIX}W-{:012X}", fnv1a64(name) >> 16)
+}
+
+fn family_digit(family: Family) -> char {
+    match family {
+        Family::V4 => '4',
+        Family::V6 => '6',
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv_matches_published_test_vectors() {
+        // From the FNV reference test suite.
+        assert_eq!(fnv1a64(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64("a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a64("foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn names_are_sanitized_bounded_and_distinct() {
+        let id = frontend_id("default/traefik:websecure");
+        assert!(id.starts_with("default_traefik_websecure-"), "{id}");
+        assert_ne!(frontend_id("a/b"), frontend_id("a:b"));
+        let long = "x".repeat(300);
+        assert_eq!(frontend_id(&long).len(), READABLE_MAX + 9);
+        assert_eq!(nat_chain("web", Family::V6).get(..4), Some("fe6-"));
+        assert_eq!(firewall_chain("web", Family::V4).get(..4), Some("fw4-"));
+        let ipt = iptables_nat_chain(&long);
+        assert!(ipt.len() <= 28 && ipt.starts_with("DUALSTACK-F-"), "{ipt}");
+        assert_ne!(iptables_nat_chain("a"), iptables_nat_chain("b"));
+    }
+}

@@ -1,0 +1,539 @@
+//! Validation of a [`Ruleset`] before anything is rendered.
+//!
+//! Every renderer calls [`validate`] first, so nothing malformed ever reaches `nft` or
+//! `iptables-restore`. All problems are reported at once ([`InvalidRuleset`]), each naming
+//! the frontend and the offending value.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::net::IpAddr;
+
+use dualstack_addr::Family;
+
+use crate::model::{Backend, Destination, Frontend, Protocol, Ruleset};
+use crate::names;
+
+/// Longest table name we accept (nft allows more; we keep it short and readable).
+pub const TABLE_NAME_MAX: usize = 64;
+/// Longest frontend name we accept.
+pub const FRONTEND_NAME_MAX: usize = 253;
+
+/// One problem in a ruleset.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RulesetError {
+    #[error("table name {name:?} is invalid: {reason}")]
+    InvalidTableName { name: String, reason: &'static str },
+    #[error("frontend #{index}: name is empty")]
+    EmptyName { index: usize },
+    #[error("frontend {frontend:?}: name is invalid: {reason}")]
+    InvalidName {
+        frontend: String,
+        reason: &'static str,
+    },
+    #[error("frontends #{first} and #{second} are both named {name:?}; names must be unique")]
+    DuplicateName {
+        name: String,
+        first: usize,
+        second: usize,
+    },
+    #[error("frontend {frontend:?}: port 0 is not a valid frontend port")]
+    ZeroPort { frontend: String },
+    #[error("frontend {frontend:?}: backend {backend} has port 0")]
+    ZeroBackendPort { frontend: String, backend: String },
+    #[error(
+        "frontend {frontend:?}: destination address list is empty (use AnyLocal for every local address)"
+    )]
+    NoDestinationAddress { frontend: String },
+    #[error("frontend {frontend:?}: destination address {addr} is listed twice")]
+    DuplicateDestination { frontend: String, addr: IpAddr },
+    #[error("frontend {frontend:?}: {role} address {addr} is {reason}")]
+    UnusableAddress {
+        frontend: String,
+        role: &'static str,
+        addr: IpAddr,
+        reason: &'static str,
+    },
+    #[error("frontend {frontend:?}: backend {backend} is listed twice")]
+    DuplicateBackend { frontend: String, backend: String },
+    #[error(
+        "frontend {frontend:?}: {family} backend {backend}, but the frontend has no {family} destination address"
+    )]
+    BackendFamilyNotServed {
+        frontend: String,
+        family: Family,
+        backend: String,
+    },
+    #[error("frontends {first:?} and {second:?} both take {family} {protocol} port {port} on {on}")]
+    Overlap {
+        first: String,
+        second: String,
+        family: Family,
+        protocol: Protocol,
+        port: u16,
+        on: String,
+    },
+    #[error(
+        "frontends {first:?} and {second:?} get the same generated chain name {chain:?}; rename one"
+    )]
+    ChainNameCollision {
+        first: String,
+        second: String,
+        chain: String,
+    },
+}
+
+/// Every problem found in a ruleset (never empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidRuleset(pub Vec<RulesetError>);
+
+impl fmt::Display for InvalidRuleset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid ruleset: ")?;
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for InvalidRuleset {}
+
+/// Checks a table name: it must be an nft identifier we can also use in messages, i.e.
+/// start with an ASCII letter, continue with ASCII letters, digits, `_` or `-`, and be at
+/// most [`TABLE_NAME_MAX`] characters.
+pub fn validate_table_name(name: &str) -> Result<(), RulesetError> {
+    let reason = if name.is_empty() {
+        Some("it is empty")
+    } else if name.len() > TABLE_NAME_MAX {
+        Some("it is longer than 64 characters")
+    } else if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        Some("it must start with an ASCII letter")
+    } else if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        Some("only ASCII letters, digits, '_' and '-' are allowed")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(RulesetError::InvalidTableName {
+            name: name.to_string(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Checks one frontend on its own (everything except overlaps with other frontends).
+pub fn validate_frontend(index: usize, fe: &Frontend) -> Vec<RulesetError> {
+    let mut errors = Vec::new();
+    let name = || fe.name.clone();
+    if fe.name.is_empty() {
+        errors.push(RulesetError::EmptyName { index });
+    } else if let Some(reason) = name_problem(&fe.name) {
+        errors.push(RulesetError::InvalidName {
+            frontend: name(),
+            reason,
+        });
+    }
+    if fe.port == 0 {
+        errors.push(RulesetError::ZeroPort { frontend: name() });
+    }
+    let mut destination_families = BTreeSet::new();
+    match &fe.destination {
+        Destination::AnyLocal => {
+            destination_families.extend(Family::BOTH);
+        }
+        Destination::Addresses(addrs) => {
+            if addrs.is_empty() {
+                errors.push(RulesetError::NoDestinationAddress { frontend: name() });
+            }
+            let mut seen = BTreeSet::new();
+            for addr in addrs {
+                destination_families.insert(Family::of(*addr));
+                if !seen.insert(*addr) {
+                    errors.push(RulesetError::DuplicateDestination {
+                        frontend: name(),
+                        addr: *addr,
+                    });
+                }
+                if let Some(reason) = address_problem(*addr) {
+                    errors.push(RulesetError::UnusableAddress {
+                        frontend: name(),
+                        role: "destination",
+                        addr: *addr,
+                        reason,
+                    });
+                }
+            }
+        }
+    }
+    let mut seen = BTreeSet::new();
+    for backend in &fe.backends {
+        if backend.port == 0 {
+            errors.push(RulesetError::ZeroBackendPort {
+                frontend: name(),
+                backend: backend_text(backend),
+            });
+        }
+        if !seen.insert(*backend) {
+            errors.push(RulesetError::DuplicateBackend {
+                frontend: name(),
+                backend: backend_text(backend),
+            });
+        }
+        if let Some(reason) = address_problem(backend.addr) {
+            errors.push(RulesetError::UnusableAddress {
+                frontend: name(),
+                role: "backend",
+                addr: backend.addr,
+                reason,
+            });
+        }
+        if !destination_families.contains(&backend.family()) {
+            errors.push(RulesetError::BackendFamilyNotServed {
+                frontend: name(),
+                family: backend.family(),
+                backend: backend_text(backend),
+            });
+        }
+    }
+    errors
+}
+
+/// Checks a whole ruleset: the table name, every frontend, and that no two frontends take
+/// the same traffic (family, destination, protocol, port) or share a generated chain name.
+pub fn validate(ruleset: &Ruleset) -> Result<(), InvalidRuleset> {
+    let mut errors = Vec::new();
+    if let Err(e) = validate_table_name(&ruleset.table) {
+        errors.push(e);
+    }
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    let mut ids: HashMap<String, usize> = HashMap::new();
+    for (index, fe) in ruleset.frontends.iter().enumerate() {
+        errors.extend(validate_frontend(index, fe));
+        if fe.name.is_empty() {
+            continue;
+        }
+        if let Some(first) = names.insert(&fe.name, index) {
+            errors.push(RulesetError::DuplicateName {
+                name: fe.name.clone(),
+                first,
+                second: index,
+            });
+        } else if let Some(first) = ids.insert(names::frontend_id(&fe.name), index) {
+            errors.push(RulesetError::ChainNameCollision {
+                first: ruleset.frontends[first].name.clone(),
+                second: fe.name.clone(),
+                chain: names::frontend_id(&fe.name),
+            });
+        }
+    }
+    errors.extend(overlaps(&ruleset.frontends));
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(InvalidRuleset(errors))
+    }
+}
+
+/// The traffic a frontend takes in one family: either one address or every local address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Claim {
+    Address(IpAddr),
+    AnyLocal(Family),
+}
+
+/// Overlapping frontends. Only served families count (a family without backends installs
+/// nothing). An address-bound frontend and an `AnyLocal` one overlap when they share family,
+/// protocol and port, because "any local address" may include that address.
+fn overlaps(frontends: &[Frontend]) -> Vec<RulesetError> {
+    let mut errors = Vec::new();
+    let mut exact: HashMap<(Claim, Protocol, u16), usize> = HashMap::new();
+    let mut local: HashMap<(Family, Protocol, u16), usize> = HashMap::new();
+    let mut bound: HashMap<(Family, Protocol, u16), (usize, IpAddr)> = HashMap::new();
+    for (index, fe) in frontends.iter().enumerate() {
+        for family in fe.served_families() {
+            let fpp = (family, fe.protocol, fe.port);
+            let claims: Vec<Claim> = match &fe.destination {
+                Destination::AnyLocal => vec![Claim::AnyLocal(family)],
+                Destination::Addresses(addrs) => {
+                    let set: BTreeSet<IpAddr> = addrs
+                        .iter()
+                        .copied()
+                        .filter(|a| Family::of(*a) == family)
+                        .collect();
+                    set.into_iter().map(Claim::Address).collect()
+                }
+            };
+            for claim in claims {
+                let conflict = match claim {
+                    Claim::AnyLocal(_) => exact
+                        .get(&(claim, fe.protocol, fe.port))
+                        .map(|i| (*i, "any local address".to_string()))
+                        .or_else(|| bound.get(&fpp).map(|(i, a)| (*i, a.to_string()))),
+                    Claim::Address(addr) => exact
+                        .get(&(claim, fe.protocol, fe.port))
+                        .or_else(|| local.get(&fpp))
+                        .map(|i| (*i, addr.to_string())),
+                };
+                if let Some((first, on)) = conflict {
+                    if first != index {
+                        errors.push(RulesetError::Overlap {
+                            first: frontends[first].name.clone(),
+                            second: fe.name.clone(),
+                            family,
+                            protocol: fe.protocol,
+                            port: fe.port,
+                            on,
+                        });
+                    }
+                    continue;
+                }
+                exact.insert((claim, fe.protocol, fe.port), index);
+                match claim {
+                    Claim::AnyLocal(_) => {
+                        local.insert(fpp, index);
+                    }
+                    Claim::Address(addr) => {
+                        bound.entry(fpp).or_insert((index, addr));
+                    }
+                }
+            }
+        }
+    }
+    errors
+}
+
+fn name_problem(name: &str) -> Option<&'static str> {
+    if name.len() > FRONTEND_NAME_MAX {
+        Some("longer than 253 characters")
+    } else if name
+        .chars()
+        .any(|c| c.is_control() || c == '"' || c == '\\')
+    {
+        Some("it contains a control character, '\"' or '\\'")
+    } else {
+        None
+    }
+}
+
+fn address_problem(addr: IpAddr) -> Option<&'static str> {
+    if addr.is_unspecified() {
+        Some("unspecified")
+    } else if addr.is_multicast() {
+        Some("multicast")
+    } else if let IpAddr::V4(v4) = addr {
+        v4.is_broadcast().then_some("the broadcast address")
+    } else {
+        None
+    }
+}
+
+/// `10.0.0.1:80` / `[fd00::1]:80`.
+pub(crate) fn backend_text(backend: &Backend) -> String {
+    std::net::SocketAddr::new(backend.addr, backend.port).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Selection;
+
+    fn fe(name: &str, dest: Destination, port: u16, backends: &[&str]) -> Frontend {
+        Frontend {
+            name: name.to_string(),
+            destination: dest,
+            protocol: Protocol::Tcp,
+            port,
+            source_ranges: vec![],
+            backends: backends
+                .iter()
+                .map(|b| {
+                    let sa: std::net::SocketAddr = b.parse().unwrap();
+                    Backend {
+                        addr: sa.ip(),
+                        port: sa.port(),
+                    }
+                })
+                .collect(),
+            selection: Selection::Random,
+            masquerade: true,
+        }
+    }
+
+    fn addrs(list: &[&str]) -> Destination {
+        Destination::Addresses(list.iter().map(|a| a.parse().unwrap()).collect())
+    }
+
+    fn errors(frontends: Vec<Frontend>) -> Vec<String> {
+        let rs = Ruleset {
+            table: "dualstack".into(),
+            frontends,
+        };
+        match validate(&rs) {
+            Ok(()) => vec![],
+            Err(InvalidRuleset(e)) => e.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn table_names() {
+        for ok in ["dualstack", "ds-test_1", "a"] {
+            assert_eq!(validate_table_name(ok), Ok(()), "{ok}");
+        }
+        for (bad, why) in [
+            ("", "empty"),
+            ("1abc", "start with"),
+            ("a b", "only ASCII"),
+            ("a;flush ruleset", "only ASCII"),
+            ("a\"", "only ASCII"),
+        ] {
+            let e = validate_table_name(bad).unwrap_err().to_string();
+            assert!(e.contains(why) && e.contains(&format!("{bad:?}")), "{e}");
+        }
+        assert!(validate_table_name(&"a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn single_frontend_problems_name_the_frontend_and_value() {
+        let cases: Vec<(Frontend, &str)> = vec![
+            (
+                fe("", Destination::AnyLocal, 80, &["10.0.0.2:80"]),
+                "frontend #0: name is empty",
+            ),
+            (
+                fe("web", Destination::AnyLocal, 0, &["10.0.0.2:80"]),
+                "frontend \"web\": port 0",
+            ),
+            (
+                fe("web", Destination::AnyLocal, 80, &["10.0.0.2:0"]),
+                "backend 10.0.0.2:0 has port 0",
+            ),
+            (
+                fe("web", addrs(&[]), 80, &["10.0.0.2:80"]),
+                "destination address list is empty",
+            ),
+            (
+                fe("web", addrs(&["10.0.0.1", "10.0.0.1"]), 80, &[]),
+                "destination address 10.0.0.1 is listed twice",
+            ),
+            (
+                fe("web", addrs(&["0.0.0.0"]), 80, &[]),
+                "destination address 0.0.0.0 is unspecified",
+            ),
+            (
+                fe("web", Destination::AnyLocal, 80, &["[ff02::1]:80"]),
+                "backend address ff02::1 is multicast",
+            ),
+            (
+                fe(
+                    "web",
+                    Destination::AnyLocal,
+                    80,
+                    &["10.0.0.2:80", "10.0.0.2:80"],
+                ),
+                "backend 10.0.0.2:80 is listed twice",
+            ),
+            (
+                fe("web", addrs(&["10.0.0.1"]), 80, &["[fd00::2]:80"]),
+                "frontend \"web\": ipv6 backend [fd00::2]:80, but the frontend has no ipv6 destination",
+            ),
+            (
+                fe("we\"b", Destination::AnyLocal, 80, &[]),
+                "name is invalid",
+            ),
+        ];
+        for (frontend, want) in cases {
+            let got = errors(vec![frontend.clone()]);
+            assert!(
+                got.iter().any(|e| e.contains(want)),
+                "{frontend:?}: want {want:?}, got {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn valid_frontends_pass() {
+        assert_eq!(
+            errors(vec![
+                fe(
+                    "a",
+                    addrs(&["10.0.0.1", "fd00::1"]),
+                    80,
+                    &["10.1.0.2:8080", "[fd01::2]:8080"]
+                ),
+                fe("b", Destination::AnyLocal, 81, &["[fd01::3]:80"]),
+                // Same port, other protocol.
+                Frontend {
+                    protocol: Protocol::Udp,
+                    ..fe("c", Destination::AnyLocal, 80, &["10.1.0.3:80"])
+                },
+                // No backends: not served, so no overlap with "a".
+                fe("d", addrs(&["10.0.0.1"]), 80, &[]),
+            ]),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn overlaps_name_both_frontends() {
+        let cases = vec![
+            (
+                vec![
+                    fe("a", addrs(&["10.0.0.1"]), 80, &["10.1.0.2:80"]),
+                    fe("b", addrs(&["10.0.0.1"]), 80, &["10.1.0.3:80"]),
+                ],
+                "frontends \"a\" and \"b\" both take ipv4 tcp port 80 on 10.0.0.1",
+            ),
+            (
+                vec![
+                    fe("a", addrs(&["10.0.0.1"]), 80, &["10.1.0.2:80"]),
+                    fe("b", Destination::AnyLocal, 80, &["10.1.0.3:80"]),
+                ],
+                "frontends \"a\" and \"b\" both take ipv4 tcp port 80 on 10.0.0.1",
+            ),
+            (
+                vec![
+                    fe("a", Destination::AnyLocal, 443, &["[fd00::2]:80"]),
+                    fe("b", addrs(&["fd00::1"]), 443, &["[fd00::3]:80"]),
+                ],
+                "frontends \"a\" and \"b\" both take ipv6 tcp port 443 on fd00::1",
+            ),
+            (
+                vec![
+                    fe("a", Destination::AnyLocal, 53, &["10.1.0.2:53"]),
+                    fe("b", Destination::AnyLocal, 53, &["10.1.0.3:53"]),
+                ],
+                "both take ipv4 tcp port 53 on any local address",
+            ),
+            (
+                vec![
+                    fe("a", Destination::AnyLocal, 53, &["10.1.0.2:53"]),
+                    fe("a", Destination::AnyLocal, 54, &["10.1.0.3:53"]),
+                ],
+                "frontends #0 and #1 are both named \"a\"",
+            ),
+        ];
+        for (frontends, want) in cases {
+            let got = errors(frontends);
+            assert!(
+                got.iter().any(|e| e.contains(want)),
+                "want {want:?}, got {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn all_errors_are_reported_together() {
+        let got = errors(vec![
+            fe("a", Destination::AnyLocal, 0, &["10.1.0.2:0"]),
+            fe("", Destination::AnyLocal, 1, &[]),
+        ]);
+        assert_eq!(got.len(), 3, "{got:?}");
+    }
+}
