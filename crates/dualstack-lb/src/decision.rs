@@ -1,0 +1,248 @@
+//! The decision's output: per Service its status, conditions, Events and the reasons behind
+//! them; per node the frontends its agent programs. Everything is sorted, so equal inputs
+//! give byte-identical serializations.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use dualstack_addr::Family;
+use dualstack_ruleset::{Frontend, Protocol};
+use ipnet::IpNet;
+use serde::Serialize;
+
+use crate::conditions::{Condition, Event};
+use crate::time::Timestamp;
+
+/// Everything decided for one snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    /// Services we own, sorted by namespace and name.
+    pub services: Vec<ServiceDecision>,
+    /// Every node of the snapshot, sorted by name, with the frontends its agent programs
+    /// (none in `kube-proxy` mode).
+    pub nodes: Vec<NodeFrontends>,
+    /// `type: LoadBalancer` Services we do not own, and why (for explanations only: they get
+    /// no status, no condition and no frontend).
+    pub ignored: Vec<IgnoredService>,
+}
+
+impl Decision {
+    /// The frontends `node`'s agent programs (empty for unknown nodes).
+    pub fn frontends_for(&self, node: &str) -> &[Frontend] {
+        self.nodes
+            .iter()
+            .find(|n| n.name == node)
+            .map_or(&[], |n| n.frontends.as_slice())
+    }
+
+    /// The decision for one Service we own.
+    pub fn service(&self, namespace: &str, name: &str) -> Option<&ServiceDecision> {
+        self.services
+            .iter()
+            .find(|s| s.namespace == namespace && s.name == name)
+    }
+
+    /// Whether any owned Service has a problem condition.
+    pub fn has_problems(&self) -> bool {
+        self.services
+            .iter()
+            .any(|s| s.conditions.iter().any(Condition::is_problem))
+    }
+}
+
+/// The decision for one Service.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServiceDecision {
+    pub namespace: String,
+    pub name: String,
+    /// The desired `status.loadBalancer.ingress`, ordered by `spec.ipFamilies`, then address.
+    pub ingress: Vec<Ingress>,
+    pub conditions: Vec<Condition>,
+    pub events: Vec<Event>,
+    /// Why: the inputs read and the verdict on every node.
+    pub why: ServiceWhy,
+}
+
+/// One `status.loadBalancer.ingress` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ingress {
+    pub ip: IpAddr,
+    /// `Proxy` (nftables mode) or `VIP` (kube-proxy mode).
+    pub ip_mode: String,
+}
+
+/// What the decision read from the Service, and what it concluded per node.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceWhy {
+    pub load_balancer_class: Option<String>,
+    pub created: Option<Timestamp>,
+    /// Families served in this order (after `SingleStack` truncation).
+    pub families: Vec<Family>,
+    pub ip_family_policy: String,
+    pub external_traffic_policy: String,
+    pub source_ranges: Vec<IpNet>,
+    /// The Service's `lbpool` label, when set.
+    pub pool: Option<String>,
+    pub ports: Vec<PortWhy>,
+    pub nodes: Vec<NodeVerdict>,
+    /// Anything else worth knowing (a family not served, no ready endpoints, …).
+    pub notes: Vec<String>,
+}
+
+/// One Service port and its backends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PortWhy {
+    /// The port's name, or its number when unnamed (the frontend-name suffix).
+    pub name: String,
+    pub protocol: Protocol,
+    pub port: u16,
+    /// Usable endpoints (ready, or serving and not terminating) per family.
+    pub ready_ipv4: usize,
+    pub ready_ipv6: usize,
+}
+
+/// The verdict on one node for one Service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeVerdict {
+    pub node: String,
+    /// Serves the Service (on at least one address).
+    pub taken: bool,
+    /// Why not, when not taken.
+    pub dropped: Option<DropReason>,
+    /// The address per family this node serves the Service on, and where it came from.
+    pub addresses: Vec<ChosenAddress>,
+    /// Addresses lost to older Services.
+    pub conflicts: Vec<Conflict>,
+}
+
+/// An address chosen for a node and family, and its source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChosenAddress {
+    pub ip: IpAddr,
+    pub family: Family,
+    pub source: AddressSource,
+    /// `global`, `ULA`, `private`; plus why a fallback was used.
+    pub detail: String,
+}
+
+/// Where a node address came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum AddressSource {
+    /// Reported live by the node's agent in its Lease.
+    #[serde(rename = "agent")]
+    Agent,
+    #[serde(rename = "ExternalIP")]
+    ExternalIp,
+    #[serde(rename = "InternalIP")]
+    InternalIp,
+}
+
+impl fmt::Display for AddressSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AddressSource::Agent => "agent",
+            AddressSource::ExternalIp => "ExternalIP",
+            AddressSource::InternalIp => "InternalIP",
+        })
+    }
+}
+
+/// An address + protocol + port this Service lost to an older Service.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Conflict {
+    pub ip: IpAddr,
+    pub protocol: Protocol,
+    pub port: u16,
+    /// `namespace/name` of the Service that keeps it.
+    pub winner: String,
+}
+
+/// Why a node does not serve a Service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "code", rename_all = "camelCase")]
+pub enum DropReason {
+    /// The node's `Ready` condition is not `True`.
+    NotReady { status: String },
+    /// Cordoned (`spec.unschedulable`) and carrying a draining taint.
+    Draining { taint: String },
+    /// nftables mode needs the node's agent; it has no Lease.
+    NoAgentLease { lease: String },
+    /// The agent Lease was not renewed in time.
+    LeaseExpired { lease: String, expired: String },
+    /// The agent Lease is held by someone else.
+    LeaseHolderMismatch { lease: String, holder: String },
+    /// `node.kubernetes.io/exclude-from-external-load-balancers` is set.
+    ExcludedByLabel,
+    /// Allow-list mode (some node has the `enablelb` label) and this one is not `true`.
+    NotEnabled { value: Option<String> },
+    /// The Service asks for a pool this node is not in.
+    NotInPool { pool: String },
+    /// `externalTrafficPolicy: Local` and no usable endpoint runs here.
+    NoLocalEndpoint,
+    /// No usable address of any family the Service uses.
+    NoAddress { families: String },
+    /// Every address lost a port conflict (see `conflicts`).
+    PortConflict,
+}
+
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DropReason::NotReady { status } => write!(f, "not Ready (Ready={status})"),
+            DropReason::Draining { taint } => write!(f, "cordoned and draining (taint {taint})"),
+            DropReason::NoAgentLease { lease } => {
+                write!(f, "no agent Lease {lease}: no agent programs this node")
+            }
+            DropReason::LeaseExpired { lease, expired } => {
+                write!(f, "agent Lease {lease} expired at {expired}")
+            }
+            DropReason::LeaseHolderMismatch { lease, holder } => {
+                write!(
+                    f,
+                    "agent Lease {lease} is held by {holder:?}, not by this node"
+                )
+            }
+            DropReason::ExcludedByLabel => {
+                write!(f, "excluded by label {}", crate::nodes::EXCLUDE_LABEL)
+            }
+            DropReason::NotEnabled { value: None } => write!(
+                f,
+                "allow-list mode (some node has {}) and this node lacks it",
+                crate::nodes::ENABLELB_LABEL
+            ),
+            DropReason::NotEnabled { value: Some(v) } => write!(
+                f,
+                "allow-list mode and this node has {}={v:?}, not \"true\"",
+                crate::nodes::ENABLELB_LABEL
+            ),
+            DropReason::NotInPool { pool } => write!(f, "not in pool {pool:?}"),
+            DropReason::NoLocalEndpoint => write!(
+                f,
+                "externalTrafficPolicy Local and no ready endpoint on this node"
+            ),
+            DropReason::NoAddress { families } => write!(f, "no usable {families} address"),
+            DropReason::PortConflict => write!(f, "every address lost a port conflict"),
+        }
+    }
+}
+
+/// The frontends one node's agent programs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeFrontends {
+    pub name: String,
+    pub frontends: Vec<Frontend>,
+}
+
+/// A `type: LoadBalancer` Service that is not ours.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IgnoredService {
+    pub namespace: String,
+    pub name: String,
+    pub reason: String,
+}

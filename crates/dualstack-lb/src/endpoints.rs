@@ -1,0 +1,92 @@
+//! Backends of a Service port, read from its EndpointSlices.
+//!
+//! A slice belongs to the Service named by its `kubernetes.io/service-name` label in the same
+//! namespace; this covers slices the EndpointSlice controller writes for selector Services
+//! and slices written by hand for Services without a selector. A Service port matches the
+//! slice port with the same name (both empty for a single unnamed port) and protocol; the
+//! slice port's number is the resolved target port, so named `targetPort`s work. An endpoint
+//! is usable when it is ready, or serving and not terminating (unknown `ready` counts as
+//! ready, as kube-proxy does); its first address is used. `FQDN` slices are ignored.
+
+use std::net::IpAddr;
+
+use dualstack_addr::Family;
+use dualstack_ruleset::{Backend, Protocol};
+
+use crate::objects::{EndpointSlice, IntOrString, ServicePort};
+
+/// Label that ties an EndpointSlice to its Service.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// A usable backend and the node it runs on (if the slice says).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Located {
+    pub node: Option<String>,
+    pub backend: Backend,
+}
+
+/// Parses a Kubernetes protocol name; `None` (unset) is TCP.
+pub(crate) fn protocol(name: Option<&str>) -> Option<Protocol> {
+    match name.unwrap_or("TCP") {
+        "TCP" => Some(Protocol::Tcp),
+        "UDP" => Some(Protocol::Udp),
+        "SCTP" => Some(Protocol::Sctp),
+        _ => None,
+    }
+}
+
+/// Usable backends for one Service port, sorted and without duplicates.
+pub(crate) fn backends(
+    port: &ServicePort,
+    proto: Protocol,
+    slices: &[&EndpointSlice],
+) -> Vec<Located> {
+    let port_name = port.name.as_deref().unwrap_or_default();
+    let mut out = Vec::new();
+    for slice in slices {
+        let family = match slice.address_type.as_str() {
+            "IPv4" => Family::V4,
+            "IPv6" => Family::V6,
+            _ => continue,
+        };
+        let Some(slice_port) = slice.ports.iter().find(|p| {
+            p.name.as_deref().unwrap_or_default() == port_name
+                && protocol(p.protocol.as_deref()) == Some(proto)
+        }) else {
+            continue;
+        };
+        let target = match (slice_port.port, &port.target_port) {
+            (Some(n), _) => n,
+            (None, Some(IntOrString::Int(n))) => match u16::try_from(*n) {
+                Ok(n) if n > 0 => n,
+                _ => continue,
+            },
+            (None, None) => port.port,
+            (None, Some(IntOrString::String(_))) => continue,
+        };
+        for endpoint in &slice.endpoints {
+            let c = &endpoint.conditions;
+            let ready = c.ready.unwrap_or(true);
+            let serving = c.serving.unwrap_or(ready);
+            let terminating = c.terminating.unwrap_or(false);
+            if !(ready || (serving && !terminating)) {
+                continue;
+            }
+            let Some(addr) = endpoint
+                .addresses
+                .first()
+                .and_then(|a| a.trim().parse::<IpAddr>().ok())
+                .filter(|a| Family::of(*a) == family)
+            else {
+                continue;
+            };
+            out.push(Located {
+                node: endpoint.node_name.clone().filter(|n| !n.is_empty()),
+                backend: Backend { addr, port: target },
+            });
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}

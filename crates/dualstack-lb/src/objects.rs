@@ -1,0 +1,243 @@
+//! Minimal Kubernetes object types: exactly the fields the decision reads.
+//!
+//! They mirror `v1 Service`, `v1 Node`, `discovery.k8s.io/v1 EndpointSlice` and
+//! `coordination.k8s.io/v1 Lease` field for field (camelCase names, unknown fields ignored,
+//! missing or `null` optional fields defaulted), so the YAML or JSON `kubectl get … -o yaml`
+//! prints deserializes straight into them, and so does the JSON of the corresponding
+//! `k8s-openapi` types (which is how the in-cluster controller converts its objects).
+//! We do not depend on `k8s-openapi`/`kube` here: they are heavy and change major version
+//! every few months, and the decision needs only a few dozen fields.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::time::Timestamp;
+
+/// Deserializes `null` as the type's default (kubectl prints `null` for some empty fields).
+fn null_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// `metadata` of any object (the subset we read).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ObjectMeta {
+    #[serde(deserialize_with = "null_default")]
+    pub name: String,
+    #[serde(deserialize_with = "null_default")]
+    pub namespace: String,
+    pub creation_timestamp: Option<Timestamp>,
+    #[serde(deserialize_with = "null_default")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(deserialize_with = "null_default")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// `v1 Service`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Service {
+    pub metadata: ObjectMeta,
+    pub spec: ServiceSpec,
+}
+
+/// `v1 ServiceSpec` (the subset we read).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ServiceSpec {
+    /// `ClusterIP` (the API default), `NodePort`, `LoadBalancer`, `ExternalName`.
+    #[serde(rename = "type")]
+    pub type_: Option<String>,
+    pub load_balancer_class: Option<String>,
+    /// Allocated families in order (`IPv4`, `IPv6`); the first is the primary.
+    #[serde(deserialize_with = "null_default")]
+    pub ip_families: Vec<String>,
+    /// `SingleStack` (the API default), `PreferDualStack`, `RequireDualStack`.
+    pub ip_family_policy: Option<String>,
+    #[serde(deserialize_with = "null_default")]
+    pub cluster_ips: Vec<String>,
+    #[serde(deserialize_with = "null_default")]
+    pub ports: Vec<ServicePort>,
+    /// `Cluster` (the API default) or `Local`.
+    pub external_traffic_policy: Option<String>,
+    #[serde(deserialize_with = "null_default")]
+    pub load_balancer_source_ranges: Vec<String>,
+    pub allocate_load_balancer_node_ports: Option<bool>,
+    pub selector: Option<BTreeMap<String, String>>,
+}
+
+/// `v1 ServicePort`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ServicePort {
+    pub name: Option<String>,
+    /// `TCP` (the API default), `UDP` or `SCTP`.
+    pub protocol: Option<String>,
+    pub port: u16,
+    pub target_port: Option<IntOrString>,
+    pub node_port: Option<u16>,
+}
+
+/// `intstr.IntOrString`: a port number or a port name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum IntOrString {
+    Int(i64),
+    String(String),
+}
+
+/// `v1 Node`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Node {
+    pub metadata: ObjectMeta,
+    pub spec: NodeSpec,
+    pub status: NodeStatus,
+}
+
+/// `v1 NodeSpec` (the subset we read).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct NodeSpec {
+    #[serde(deserialize_with = "null_default")]
+    pub unschedulable: bool,
+    #[serde(deserialize_with = "null_default")]
+    pub taints: Vec<Taint>,
+}
+
+/// `v1 Taint`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Taint {
+    #[serde(deserialize_with = "null_default")]
+    pub key: String,
+    pub value: Option<String>,
+    /// `NoSchedule`, `PreferNoSchedule` or `NoExecute`.
+    #[serde(deserialize_with = "null_default")]
+    pub effect: String,
+}
+
+/// `v1 NodeStatus` (the subset we read).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct NodeStatus {
+    #[serde(deserialize_with = "null_default")]
+    pub addresses: Vec<NodeAddress>,
+    #[serde(deserialize_with = "null_default")]
+    pub conditions: Vec<NodeCondition>,
+}
+
+/// `v1 NodeAddress`: `type` is `InternalIP`, `ExternalIP`, `Hostname`, …
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct NodeAddress {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub address: String,
+}
+
+/// `v1 NodeCondition` (the subset we read).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct NodeCondition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    pub reason: Option<String>,
+}
+
+/// `discovery.k8s.io/v1 EndpointSlice`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EndpointSlice {
+    pub metadata: ObjectMeta,
+    /// `IPv4`, `IPv6` or `FQDN`.
+    pub address_type: String,
+    #[serde(deserialize_with = "null_default")]
+    pub endpoints: Vec<Endpoint>,
+    #[serde(deserialize_with = "null_default")]
+    pub ports: Vec<EndpointPort>,
+}
+
+/// `discovery.k8s.io/v1 Endpoint`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Endpoint {
+    #[serde(deserialize_with = "null_default")]
+    pub addresses: Vec<String>,
+    pub conditions: EndpointConditions,
+    pub node_name: Option<String>,
+}
+
+/// `discovery.k8s.io/v1 EndpointConditions`; `None` means unknown.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EndpointConditions {
+    pub ready: Option<bool>,
+    pub serving: Option<bool>,
+    pub terminating: Option<bool>,
+}
+
+/// `discovery.k8s.io/v1 EndpointPort`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EndpointPort {
+    pub name: Option<String>,
+    pub protocol: Option<String>,
+    pub port: Option<u16>,
+}
+
+/// `coordination.k8s.io/v1 Lease`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Lease {
+    pub metadata: ObjectMeta,
+    pub spec: LeaseSpec,
+}
+
+/// `coordination.k8s.io/v1 LeaseSpec` (the subset we read).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct LeaseSpec {
+    pub holder_identity: Option<String>,
+    pub lease_duration_seconds: Option<i64>,
+    pub renew_time: Option<Timestamp>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_fields_are_ignored_and_nulls_defaulted() {
+        let json = r#"{
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web", "namespace": "default", "labels": null,
+                         "creationTimestamp": "2024-05-01T12:00:00Z", "uid": "x"},
+            "spec": {"type": "LoadBalancer", "ports": [{"port": 80, "targetPort": "http"}],
+                     "ipFamilies": ["IPv6", "IPv4"], "sessionAffinity": "None"},
+            "status": {"loadBalancer": {}}
+        }"#;
+        let svc: Service = serde_json::from_str(json).unwrap();
+        assert_eq!(svc.metadata.name, "web");
+        assert!(svc.metadata.labels.is_empty());
+        assert_eq!(svc.spec.ip_families, ["IPv6", "IPv4"]);
+        assert_eq!(
+            svc.spec.ports[0].target_port,
+            Some(IntOrString::String("http".into()))
+        );
+    }
+
+    #[test]
+    fn bad_field_types_are_errors_naming_the_problem() {
+        let err = serde_json::from_str::<Service>(r#"{"spec":{"ports":[{"port":"eighty"}]}}"#)
+            .unwrap_err();
+        assert!(err.to_string().contains("eighty"), "{err}");
+    }
+}

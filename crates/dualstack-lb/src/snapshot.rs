@@ -1,0 +1,263 @@
+//! The decision's input: a cluster snapshot, and parsing one from `kubectl … -o yaml|json` text.
+//!
+//! Accepted text: one JSON document, or a YAML stream of one or more documents. Each document
+//! is a single object or a `List` (`kind: List`, or any `…List` kind) whose `items` are
+//! objects. Objects whose `kind` is `Service`, `Node`, `EndpointSlice` or `Lease` are kept;
+//! every other kind (Pods, ConfigMaps, …) is ignored, and so are empty documents. An object
+//! that appears twice (same kind, namespace and name) is an error, as is text that is not
+//! YAML/JSON or an object of a kind we read whose fields have the wrong type.
+
+use std::collections::BTreeSet;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::objects::{EndpointSlice, Lease, Node, Service};
+
+/// Everything the decision reads about a cluster. Order does not matter: the decision sorts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    pub services: Vec<Service>,
+    pub nodes: Vec<Node>,
+    pub endpoint_slices: Vec<EndpointSlice>,
+    pub leases: Vec<Lease>,
+}
+
+/// Why a text could not be read as a snapshot.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("not valid JSON: {0}")]
+    Json(serde_json::Error),
+    #[error("not valid YAML: {0}")]
+    Yaml(serde_saphyr::Error),
+    #[error("document {document}: expected an object or a List, found {found}")]
+    NotAnObject {
+        document: usize,
+        found: &'static str,
+    },
+    #[error("document {document}: {kind} {name}: {error}")]
+    BadObject {
+        document: usize,
+        kind: String,
+        name: String,
+        error: serde_json::Error,
+    },
+    #[error("{kind} {name} appears more than once in the input")]
+    Duplicate { kind: String, name: String },
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a sequence",
+        Value::Object(_) => "an object",
+    }
+}
+
+impl Snapshot {
+    /// Parses `kubectl get svc,endpointslices,nodes,leases -A -o yaml` (or `-o json`) output.
+    pub fn parse(text: &str) -> Result<Snapshot, SnapshotError> {
+        let trimmed = text.trim_start();
+        let documents: Vec<Value> = if trimmed.starts_with('{') {
+            vec![serde_json::from_str(trimmed).map_err(SnapshotError::Json)?]
+        } else {
+            // YAML 1.2 booleans only: a node named `y` or a label value `on` stays a string.
+            let options = serde_saphyr::options! { strict_booleans: true };
+            serde_saphyr::from_multiple_with_options(text, options).map_err(SnapshotError::Yaml)?
+        };
+        let mut builder = Builder::default();
+        for (index, document) in documents.into_iter().enumerate() {
+            builder.document(index + 1, document)?;
+        }
+        Ok(builder.snapshot)
+    }
+}
+
+#[derive(Default)]
+struct Builder {
+    snapshot: Snapshot,
+    seen: BTreeSet<(String, String)>,
+}
+
+impl Builder {
+    fn document(&mut self, document: usize, value: Value) -> Result<(), SnapshotError> {
+        match value {
+            Value::Null => Ok(()),
+            Value::Object(ref map) => {
+                let kind = map.get("kind").and_then(Value::as_str).unwrap_or_default();
+                if kind == "List" || (kind.ends_with("List") && map.contains_key("items")) {
+                    let items = match map.get("items") {
+                        Some(Value::Array(items)) => items.clone(),
+                        Some(Value::Null) | None => Vec::new(),
+                        Some(other) => {
+                            return Err(SnapshotError::NotAnObject {
+                                document,
+                                found: type_name(other),
+                            });
+                        }
+                    };
+                    // A typed list (`ServiceList`) may omit each item's kind.
+                    let item_kind = kind.strip_suffix("List").unwrap_or_default().to_string();
+                    for item in items {
+                        self.object(document, item, &item_kind)?;
+                    }
+                    Ok(())
+                } else {
+                    self.object(document, value, "")
+                }
+            }
+            other => Err(SnapshotError::NotAnObject {
+                document,
+                found: type_name(&other),
+            }),
+        }
+    }
+
+    fn object(
+        &mut self,
+        document: usize,
+        value: Value,
+        default_kind: &str,
+    ) -> Result<(), SnapshotError> {
+        let Value::Object(map) = &value else {
+            return Err(SnapshotError::NotAnObject {
+                document,
+                found: type_name(&value),
+            });
+        };
+        let kind = map
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or(default_kind)
+            .to_string();
+        let meta = map.get("metadata");
+        let field = |key: &str| {
+            meta.and_then(|m| m.get(key))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let (namespace, name) = (field("namespace"), field("name"));
+        let display = if namespace.is_empty() {
+            name
+        } else {
+            format!("{namespace}/{name}")
+        };
+        let snapshot = &mut self.snapshot;
+        match kind.as_str() {
+            "Service" => snapshot
+                .services
+                .push(decode(document, &kind, &display, value)?),
+            "Node" => snapshot
+                .nodes
+                .push(decode(document, &kind, &display, value)?),
+            "EndpointSlice" => snapshot
+                .endpoint_slices
+                .push(decode(document, &kind, &display, value)?),
+            "Lease" => snapshot
+                .leases
+                .push(decode(document, &kind, &display, value)?),
+            _ => return Ok(()),
+        }
+        if !self.seen.insert((kind.clone(), display.clone())) {
+            return Err(SnapshotError::Duplicate {
+                kind,
+                name: display,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn decode<T: DeserializeOwned>(
+    document: usize,
+    kind: &str,
+    name: &str,
+    value: Value,
+) -> Result<T, SnapshotError> {
+    serde_json::from_value(value).map_err(|error| SnapshotError::BadObject {
+        document,
+        kind: kind.to_string(),
+        name: name.to_string(),
+        error,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const YAML_LIST: &str = r#"
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Service
+  metadata: {name: web, namespace: default}
+  spec: {type: LoadBalancer, ports: [{port: 80}]}
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: ignored, namespace: default}
+  data: {a: b}
+- apiVersion: v1
+  kind: Node
+  metadata:
+    name: n1
+    labels: {"svccontroller.k3s.cattle.io/enablelb": "true"}
+metadata:
+  resourceVersion: ""
+"#;
+
+    #[test]
+    fn reads_a_yaml_list_and_ignores_other_kinds() {
+        let s = Snapshot::parse(YAML_LIST).unwrap();
+        assert_eq!(s.services.len(), 1);
+        assert_eq!(s.nodes.len(), 1);
+        assert_eq!(
+            s.nodes[0].metadata.labels["svccontroller.k3s.cattle.io/enablelb"],
+            "true"
+        );
+    }
+
+    #[test]
+    fn reads_json_lists_typed_lists_and_multi_document_streams() {
+        let json = r#"{"apiVersion":"v1","kind":"ServiceList","items":[
+            {"metadata":{"name":"a","namespace":"x"},"spec":{"type":"LoadBalancer"}}]}"#;
+        assert_eq!(Snapshot::parse(json).unwrap().services.len(), 1);
+
+        let stream = "kind: Service\nmetadata: {name: a, namespace: x}\n---\n---\nkind: Lease\nmetadata: {name: l, namespace: y}\nspec: {holderIdentity: n1}\n";
+        let s = Snapshot::parse(stream).unwrap();
+        assert_eq!((s.services.len(), s.leases.len()), (1, 1));
+    }
+
+    #[test]
+    fn unreadable_input_is_an_error_that_names_the_object() {
+        let cases = [
+            ("{not json", "not valid JSON"),
+            ("a: [unclosed", "not valid YAML"),
+            (
+                "- 1\n- 2\n",
+                "expected an object or a List, found a sequence",
+            ),
+            (
+                "kind: Service\nmetadata: {name: web, namespace: default}\nspec: {ports: [{port: huge}]}\n",
+                "Service default/web",
+            ),
+            (
+                "kind: Node\nmetadata: {name: n1}\n---\nkind: Node\nmetadata: {name: n1}\n",
+                "Node n1 appears more than once",
+            ),
+            (
+                "kind: Lease\nmetadata: {name: l, namespace: y}\nspec: {renewTime: yesterday}\n",
+                "\"yesterday\" is not RFC 3339",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = Snapshot::parse(text).unwrap_err().to_string();
+            assert!(err.contains(expected), "{text:?}: {err}");
+        }
+    }
+}
