@@ -108,36 +108,63 @@ impl Kind {
         }
     }
 
-    /// One line for humans: what it is and where it is defined.
+    /// A short phrase for humans saying what the range is for.
     pub fn description(self) -> &'static str {
         match self {
-            Kind::GlobalUnicast => "global unicast",
-            Kind::Private => "private (RFC 1918)",
-            Kind::SharedAddress => "shared address space, carrier-grade NAT (RFC 6598)",
-            Kind::UniqueLocal => "unique local, locally assigned fd00::/8 (RFC 4193)",
-            Kind::UniqueLocalL0 => {
-                "unique local with L=0, fc00::/8: undefined, use fd00::/8 (RFC 4193)"
-            }
-            Kind::Loopback => "loopback",
-            Kind::Unspecified => "unspecified address",
-            Kind::ThisNetwork => "\"this network\" 0.0.0.0/8 (RFC 791)",
-            Kind::LinkLocal => "link-local",
-            Kind::SiteLocal => "site-local, deprecated (RFC 3879)",
-            Kind::Multicast => "multicast",
-            Kind::Broadcast => "limited broadcast (RFC 919)",
-            Kind::Documentation => "documentation only (RFC 5737, RFC 3849, RFC 9637)",
-            Kind::Benchmarking => "benchmarking (RFC 2544, RFC 5180)",
-            Kind::IetfProtocol => "IETF protocol assignments (RFC 6890, RFC 2928)",
-            Kind::SixToFourRelay => "6to4 relay anycast, deprecated (RFC 7526)",
-            Kind::Reserved => "reserved",
-            Kind::Ipv4Mapped => "IPv4-mapped IPv6 (RFC 4291)",
-            Kind::Nat64 => "NAT64 translation (RFC 6052, RFC 8215)",
-            Kind::Discard => "discard-only (RFC 6666)",
-            Kind::Dummy => "dummy prefix (IANA special-purpose registry)",
-            Kind::Teredo => "Teredo tunnelling (RFC 4380)",
-            Kind::Orchid => "ORCHID (RFC 4843, RFC 7343)",
-            Kind::SixToFour => "6to4 (RFC 3056)",
-            Kind::Srv6Sid => "SRv6 SIDs (RFC 9602)",
+            Kind::GlobalUnicast => "ordinary globally routed unicast",
+            Kind::Private => "private-use IPv4, not routed on the internet",
+            Kind::SharedAddress => "shared address space for carrier-grade NAT (also Tailscale)",
+            Kind::UniqueLocal => "unique local, locally assigned (fd00::/8, L=1)",
+            Kind::UniqueLocalL0 => "unique local with L=0 (fc00::/8): undefined, use fd00::/8",
+            Kind::Loopback => "this host only",
+            Kind::Unspecified => "no address; a wildcard, never a destination",
+            Kind::ThisNetwork => "\"this network\", not a valid destination",
+            Kind::LinkLocal => "valid on one link only, never routed",
+            Kind::SiteLocal => "deprecated site-local",
+            Kind::Multicast => "one-to-many group addresses",
+            Kind::Broadcast => "limited broadcast",
+            Kind::Documentation => "for examples in documentation only",
+            Kind::Benchmarking => "for benchmarking network devices",
+            Kind::IetfProtocol => "IETF protocol assignments",
+            Kind::SixToFourRelay => "deprecated 6to4 relay anycast",
+            Kind::Reserved => "reserved, not assigned for use",
+            Kind::Ipv4Mapped => "an IPv4 address in IPv6 notation, never on the wire",
+            Kind::Nat64 => "NAT64 translation to IPv4",
+            Kind::Discard => "discard-only (remote black hole)",
+            Kind::Dummy => "dummy prefix, for use where an address is required but none exists",
+            Kind::Teredo => "Teredo tunnelling",
+            Kind::Orchid => "ORCHID cryptographic identifiers",
+            Kind::SixToFour => "6to4 tunnelling",
+            Kind::Srv6Sid => "SRv6 segment identifiers",
+        }
+    }
+
+    /// Where the range is defined, e.g. `RFC 4193`.
+    pub fn source(self) -> &'static str {
+        match self {
+            Kind::GlobalUnicast => "RFC 4291, IANA address registries",
+            Kind::Private => "RFC 1918",
+            Kind::SharedAddress => "RFC 6598",
+            Kind::UniqueLocal | Kind::UniqueLocalL0 => "RFC 4193",
+            Kind::Loopback | Kind::Unspecified => "RFC 1122, RFC 4291",
+            Kind::ThisNetwork => "RFC 791",
+            Kind::LinkLocal => "RFC 3927, RFC 4291",
+            Kind::SiteLocal => "RFC 3879",
+            Kind::Multicast => "RFC 5771, RFC 4291",
+            Kind::Broadcast => "RFC 919, RFC 8190",
+            Kind::Documentation => "RFC 5737, RFC 3849, RFC 9637",
+            Kind::Benchmarking => "RFC 2544, RFC 5180",
+            Kind::IetfProtocol => "RFC 6890, RFC 2928",
+            Kind::SixToFourRelay => "RFC 7526",
+            Kind::Reserved => "RFC 1112, IANA IPv6 address space",
+            Kind::Ipv4Mapped => "RFC 4291",
+            Kind::Nat64 => "RFC 6052, RFC 8215",
+            Kind::Discard => "RFC 6666",
+            Kind::Dummy => "IANA IPv6 special-purpose registry",
+            Kind::Teredo => "RFC 4380",
+            Kind::Orchid => "RFC 4843, RFC 7343",
+            Kind::SixToFour => "RFC 3056",
+            Kind::Srv6Sid => "RFC 9602",
         }
     }
 
