@@ -19,12 +19,16 @@ enum Command {
     /// IPv4/IPv6 calculator: canonical and expanded forms, counts, split, overlap, ULA.
     #[command(subcommand)]
     Ip(cmd::ip::IpCommand),
+    /// LoadBalancer decisions: `lb explain -f dump.yaml` shows what the controller would do.
+    #[command(subcommand)]
+    Lb(cmd::lb::LbCommand),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Ip(c) => cmd::ip::run(c),
+        Command::Lb(c) => cmd::lb::run(c),
     };
     exit::report(result)
 }
