@@ -156,7 +156,7 @@ impl Kind {
             Kind::Benchmarking => "RFC 2544, RFC 5180",
             Kind::IetfProtocol => "RFC 6890, RFC 2928",
             Kind::SixToFourRelay => "RFC 7526",
-            Kind::Reserved => "RFC 1112, IANA IPv6 address space",
+            Kind::Reserved => "IPv4 240/4: RFC 1112; IPv6: IANA address space",
             Kind::Ipv4Mapped => "RFC 4291",
             Kind::Nat64 => "RFC 6052, RFC 8215",
             Kind::Discard => "RFC 6666",
