@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use dualstack_ruleset::{Destination, Frontend};
+use dualstack_ruleset::{Destination, Frontend, Selection};
 
 use crate::config::Config;
 use crate::decision::{Decision, NodeVerdict, ServiceDecision};
@@ -192,13 +192,16 @@ fn frontend_text(out: &mut String, frontend: &Frontend) {
     };
     let _ = writeln!(
         out,
-        "    to {backends} ({}, {:?})",
+        "    to {backends} ({}, {} choice)",
         if frontend.masquerade {
             "masquerade"
         } else {
             "client address kept"
         },
-        frontend.selection
+        match frontend.selection {
+            Selection::Random => "random",
+            Selection::Hash => "hashed",
+        }
     );
 }
 
