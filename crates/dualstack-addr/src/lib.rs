@@ -10,6 +10,18 @@
 //! * [`subnet`]: splitting into children, lazily and with limits;
 //! * [`kind`]: special-purpose classification for both families;
 //! * [`ula`]: RFC 4193 unique local prefixes from an injectable random source.
+//!
+//! ```
+//! use dualstack_addr::{Kind, NetKind, classify, count, parse_prefix};
+//!
+//! let net = parse_prefix("2003:00e9:f74a:ecf8:0000:0000:0000:0000/64").unwrap();
+//! assert_eq!(net.to_string(), "2003:e9:f74a:ecf8::/64");
+//! assert_eq!(count(&net).to_string(), "18446744073709551616");
+//! assert_eq!(classify(&net), NetKind::Uniform(Kind::GlobalUnicast));
+//!
+//! let err = parse_prefix("fd::/7").unwrap_err().to_string();
+//! assert!(err.contains("did you mean fc00::/7?"));
+//! ```
 
 pub mod count;
 mod family;
