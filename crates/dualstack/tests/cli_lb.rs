@@ -1,0 +1,186 @@
+//! `dualstack lb explain` on the realistic dumps in `crates/dualstack-lb/tests/fixtures/`:
+//! snapshots of the text and JSON output, stdin, exit codes and bad input.
+
+use std::io::Write as _;
+use std::process::{Command, Output, Stdio};
+
+const NOW: &str = "2025-04-10T10:00:00Z";
+
+fn fixture(name: &str) -> String {
+    format!(
+        "{}/../dualstack-lb/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+fn run(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dualstack"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        pipe.write_all(text.as_bytes()).unwrap();
+    }
+    drop(pipe);
+    child.wait_with_output().unwrap()
+}
+
+fn explain(file: &str, extra: &[&str]) -> (String, String, i32) {
+    let path = fixture(file);
+    let mut args = vec!["lb", "explain", "-f", &path];
+    args.extend_from_slice(extra);
+    let out = run(&args, None);
+    (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+        out.status.code().unwrap(),
+    )
+}
+
+/// (snapshot name, fixture, flags, expected exit code)
+const CASES: [(&str, &str, &[&str], i32); 5] = [
+    (
+        "k3s_single_node_traefik",
+        "k3s-single-node-traefik.yaml",
+        &["--default-class", "--now", "2025-03-02T10:02:30Z"],
+        0,
+    ),
+    (
+        "three_nodes_etp_local",
+        "three-nodes-etp-local.json",
+        &["--now", NOW],
+        0,
+    ),
+    (
+        "ipv6_primary_kube_proxy",
+        "ipv6-primary.yaml",
+        &["--mode", "kube-proxy", "--now", NOW],
+        0,
+    ),
+    (
+        "ula_internal_live_global",
+        "ula-internal-live-global.yaml",
+        &["--default-class", "--now", NOW],
+        0,
+    ),
+    (
+        "port_443_conflict",
+        "port-443-conflict.yaml",
+        &["--default-class", "--now", NOW],
+        1,
+    ),
+];
+
+#[test]
+fn explain_text_on_every_fixture() {
+    for (name, file, flags, code) in CASES {
+        let (stdout, stderr, status) = explain(file, flags);
+        assert_eq!(status, code, "{file}: {stderr}");
+        insta::assert_snapshot!(format!("{name}_text"), stdout);
+    }
+}
+
+#[test]
+fn explain_json_on_every_fixture() {
+    for (name, file, flags, code) in CASES {
+        let mut args = flags.to_vec();
+        args.extend(["--output", "json"]);
+        let (stdout, stderr, status) = explain(file, &args);
+        assert_eq!(status, code, "{file}: {stderr}");
+        let value: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        // The shape the issue promises.
+        for service in value["services"].as_array().unwrap() {
+            for key in ["namespace", "name", "ingress", "conditions"] {
+                assert!(service.get(key).is_some(), "{file}: no {key}");
+            }
+        }
+        assert!(value["nodes"].is_array());
+        insta::assert_snapshot!(format!("{name}_json"), stdout);
+    }
+}
+
+#[test]
+fn stdin_gives_the_same_output_as_the_file() {
+    let path = fixture("ula-internal-live-global.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let from_stdin = run(
+        &["lb", "explain", "-f", "-", "--default-class", "--now", NOW],
+        Some(&text),
+    );
+    let (from_file, _, _) = explain(
+        "ula-internal-live-global.yaml",
+        &["--default-class", "--now", NOW],
+    );
+    assert_eq!(from_stdin.status.code(), Some(0));
+    assert_eq!(String::from_utf8(from_stdin.stdout).unwrap(), from_file);
+}
+
+#[test]
+fn without_default_class_classless_services_are_not_ours() {
+    let (stdout, _, status) = explain(
+        "k3s-single-node-traefik.yaml",
+        &["--now", "2025-03-02T10:02:30Z", "--output", "json"],
+    );
+    assert_eq!(status, 0);
+    let value: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(value["services"], serde_json::json!([]));
+    assert_eq!(value["ignored"][0]["name"], "traefik");
+}
+
+#[test]
+fn lease_expiry_follows_now() {
+    // The single node's agent Lease was renewed at 10:02:20.5 for 40 s.
+    let (stdout, _, status) = explain(
+        "k3s-single-node-traefik.yaml",
+        &["--default-class", "--now", "2025-03-02T10:05:00Z"],
+    );
+    assert_eq!(status, 1);
+    assert!(stdout.contains("k3s-server dropped: agent Lease dualstack-system/dualstack-agent-k3s-server expired at 2025-03-02T10:03:00.512394Z"), "{stdout}");
+    assert!(stdout.contains("LoadBalancerReady=False NoEligibleNodes"), "{stdout}");
+}
+
+#[test]
+fn bad_input_exits_2_with_a_message_naming_the_problem() {
+    let cases: [(&[&str], Option<&str>, &str); 6] = [
+        (
+            &["lb", "explain", "-f", "/nonexistent/dump.yaml"],
+            None,
+            "cannot read --file /nonexistent/dump.yaml",
+        ),
+        (&["lb", "explain", "-f", "-"], Some("{\"kind\": "), "not valid JSON"),
+        (
+            &["lb", "explain", "-f", "-"],
+            Some("kind: Service\nmetadata: {name: web, namespace: shop}\nspec:\n  ports:\n  - port: http\n"),
+            "Service shop/web",
+        ),
+        (
+            &["lb", "explain", "-f", "-", "--now", "yesterday"],
+            Some(""),
+            "yesterday",
+        ),
+        (
+            &["lb", "explain", "-f", "-", "--mode", "ipvs"],
+            Some(""),
+            "ipvs",
+        ),
+        (&["lb", "explain", "-f", "-"], Some("- a\n- b\n"), "expected an object or a List"),
+    ];
+    for (args, stdin, expected) in cases {
+        let out = run(args, stdin);
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn empty_input_explains_that_nothing_is_ours() {
+    let out = run(&["lb", "explain", "-f", "-", "--now", NOW], Some(""));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8(out.stdout).unwrap().contains("no Service is ours"));
+}
