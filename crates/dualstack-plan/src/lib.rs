@@ -12,3 +12,4 @@ pub mod version;
 
 pub use code::Code;
 pub use finding::{Finding, Severity};
+pub mod check;

@@ -1,0 +1,56 @@
+//! Rules over Traefik values (`dualstack-planning.md` §2.7): chart 40.0.0 moved the
+//! dual-stack keys from `service.ipFamilyPolicy` to `service.spec.ipFamilyPolicy`, and the old
+//! key is silently ignored from then on.
+
+use crate::code::Code;
+use crate::finding::{Finding, Severity};
+use crate::input::traefik::TraefikValues;
+
+/// The first chart version that reads only `service.spec.*`.
+pub const SPEC_KEYS_FROM_MAJOR: u32 = 40;
+
+pub fn check_traefik(values: &TraefikValues, dual_stack: bool, findings: &mut Vec<Finding>) {
+    let version = values.chart_version.as_ref().map(|v| v.value);
+    let new_layout = version.map(|v| v.major >= SPEC_KEYS_FROM_MAJOR);
+    let old_keys = values.service_policy.as_ref().map(|s| s.origin.to_string())
+        .or(values.service_families.as_ref().map(|s| s.origin.to_string()));
+    if let Some(at) = &old_keys {
+        match new_layout {
+            Some(true) => findings.push(Finding::new(Severity::Error, Code::TraefikKeyIgnored,
+                format!("Traefik chart {} ignores service.ipFamilyPolicy / service.ipFamilies (moved to service.spec in chart 40.0.0): the Service stays single-stack", version.map(|v| v.to_string()).unwrap_or_default()),
+                "move them under service.spec: service: {spec: {ipFamilyPolicy: PreferDualStack, ipFamilies: [IPv4, IPv6]}}").at(Some(at.clone()))),
+            Some(false) => if values.spec_policy.is_some() {
+                findings.push(Finding::new(Severity::Warning, Code::TraefikKeyIgnored,
+                    "both service.ipFamilyPolicy and service.spec.ipFamilyPolicy are set; charts before 40.0.0 render both into the Service spec (a duplicate key)",
+                    "keep only service.ipFamilyPolicy for this chart version").at(Some(at.clone())));
+            },
+            None => findings.push(Finding::new(Severity::Warning, Code::TraefikKeyIgnored,
+                "service.ipFamilyPolicy / service.ipFamilies are read only by Traefik charts before 40.0.0 and silently ignored from 40.0.0 on; the chart version is not known here",
+                "check the chart version (spec.chart of the traefik HelmChart in /var/lib/rancher/k3s/server/manifests/traefik.yaml); from 40.0.0 use service.spec.ipFamilyPolicy").at(Some(at.clone()))),
+        }
+    }
+    if !dual_stack {
+        return;
+    }
+    let policy = match new_layout {
+        Some(true) => values.spec_policy.as_ref(),
+        _ => values.service_policy.as_ref().or(values.spec_policy.as_ref()),
+    };
+    let key = if new_layout == Some(true) { "service.spec.ipFamilyPolicy" } else { "service.ipFamilyPolicy (chart < 40) or service.spec.ipFamilyPolicy (chart ≥ 40)" };
+    match policy {
+        None => findings.push(Finding::new(
+            if values.is_helm_chart { Severity::Warning } else { Severity::Info },
+            Code::TraefikNoIpFamilyPolicy,
+            if values.is_helm_chart {
+                "the cluster is dual-stack but the traefik HelmChart sets no effective ipFamilyPolicy: its Service gets only the primary family".to_owned()
+            } else {
+                "this HelmChartConfig sets no effective ipFamilyPolicy; K3s's bundled traefik HelmChart sets PreferDualStack since k3s PR #5535 (2022), older bundles do not".to_owned()
+            },
+            format!("set {key}: PreferDualStack"),
+        )),
+        Some(p) if p.value == "SingleStack" => findings.push(Finding::new(Severity::Warning, Code::TraefikNoIpFamilyPolicy,
+            "Traefik's Service is SingleStack on a dual-stack cluster: ingress is reachable on one family only",
+            format!("set {key}: PreferDualStack")).at(Some(p.origin.to_string()))),
+        Some(_) => {}
+    }
+}
