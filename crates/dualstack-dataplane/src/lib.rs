@@ -1,1 +1,39 @@
-//! Applies rendered rulesets to the kernel and reads them back (adapter: runs `nft`).
+//! Applies rendered rulesets to the kernel and reads them back (adapter: runs `nft`,
+//! `iptables-restore`, `conntrack`). Every decision — what to render, what a frontend needs —
+//! lives in the pure [`dualstack_ruleset`] crate; this crate only runs the tools, in the
+//! current or a named network namespace ([`Runner`]), and turns their failures into typed
+//! errors that carry the tool's own message.
+
+mod conntrack;
+pub mod iptables;
+mod nft;
+mod probe;
+pub mod readback;
+mod runner;
+
+pub use conntrack::flush_udp;
+pub use nft::{Nft, udp_ports};
+pub use probe::{Backend, probe};
+pub use readback::{Drift, Observed};
+pub use runner::{Finished, Runner};
+
+use dualstack_ruleset::InvalidRuleset;
+
+/// Why a data-plane operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DataplaneError {
+    #[error(transparent)]
+    Invalid(#[from] InvalidRuleset),
+    #[error("could not run {program}: {source}")]
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
+    /// The tool ran and refused; `stderr` is its own message.
+    #[error("`{command}` failed: {stderr}")]
+    Failed { command: String, stderr: String },
+    #[error("could not read nft's JSON output: {detail}")]
+    BadJson { detail: String },
+    #[error("ruleset is for table {ruleset:?} but this handle manages table {handle:?}")]
+    WrongTable { handle: String, ruleset: String },
+}

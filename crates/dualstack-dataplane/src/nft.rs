@@ -1,0 +1,140 @@
+//! Applies our `table inet <name>` with `nft` (rendering and decisions live in
+//! [`dualstack_ruleset::nft`]; this module only runs the tool and reports).
+
+use std::collections::BTreeSet;
+
+use dualstack_addr::Family;
+use dualstack_ruleset::{Frontend, Protocol, Ruleset, nft as render, validate_table_name};
+
+use crate::readback::{self, Drift, Observed};
+use crate::{DataplaneError, Runner, conntrack};
+
+/// The nft data plane for one table.
+#[derive(Debug, Clone)]
+pub struct Nft {
+    runner: Runner,
+    table: String,
+}
+
+impl Nft {
+    /// A handle on `table inet <table>`, commands run by `runner`. Fails on an invalid name.
+    pub fn new(runner: Runner, table: &str) -> Result<Nft, DataplaneError> {
+        validate_table_name(table)
+            .map_err(|e| DataplaneError::Invalid(dualstack_ruleset::InvalidRuleset(vec![e])))?;
+        Ok(Nft {
+            runner,
+            table: table.to_string(),
+        })
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Replaces our whole table with `ruleset` in one atomic transaction (`nft -f -`): if the
+    /// kernel rejects anything, the previous table stays as it was. Afterwards, UDP conntrack
+    /// entries for the ruleset's UDP ports are flushed, so flows that predate the rules
+    /// do not bypass them.
+    pub fn apply(&self, ruleset: &Ruleset) -> Result<(), DataplaneError> {
+        self.check_table(ruleset)?;
+        let text = render::render_full(ruleset)?;
+        self.run_script(&text)?;
+        conntrack::flush_udp(&self.runner, &udp_ports(&ruleset.frontends))
+    }
+
+    /// Dry run of [`Nft::apply`] (`nft -c -f -`): the kernel validates, nothing changes.
+    pub fn check(&self, ruleset: &Ruleset) -> Result<(), DataplaneError> {
+        self.check_table(ruleset)?;
+        let text = render::render_full(ruleset)?;
+        self.runner
+            .run("nft", &["-c", "-f", "-"], &text)
+            .map(|_| ())
+    }
+
+    /// One incremental transaction: removes the frontends in `remove`, adds those in `add`
+    /// (pass a frontend's old version in `remove` and its new one in `add` to change it),
+    /// then flushes UDP conntrack entries for the affected ports. The caller is responsible
+    /// for the result being a valid ruleset (validate it first).
+    pub fn apply_changes(
+        &self,
+        remove: &[Frontend],
+        add: &[Frontend],
+    ) -> Result<(), DataplaneError> {
+        let text = render::render_changes(&self.table, remove, add)?;
+        if text.is_empty() {
+            return Ok(());
+        }
+        self.run_script(&text)?;
+        let all: Vec<Frontend> = remove.iter().chain(add).cloned().collect();
+        conntrack::flush_udp(&self.runner, &udp_ports(&all))
+    }
+
+    /// Runs any nft script in one transaction (used by tests to inject changes, and for
+    /// callers that render their own).
+    pub fn run_script(&self, text: &str) -> Result<(), DataplaneError> {
+        self.runner.run("nft", &["-f", "-"], text).map(|_| ())
+    }
+
+    /// Our table as `nft -j` reports it, or `None` when it does not exist.
+    pub fn list_json(&self) -> Result<Option<String>, DataplaneError> {
+        let out = self
+            .runner
+            .output("nft", &["-j", "list", "table", "inet", &self.table], "")?;
+        if out.success {
+            Ok(Some(out.stdout))
+        } else if out.stderr.contains("No such file or directory") {
+            Ok(None)
+        } else {
+            Err(DataplaneError::Failed {
+                command: format!("nft -j list table inet {}", self.table),
+                stderr: out.stderr,
+            })
+        }
+    }
+
+    /// Reads our table back and parses its chains and map elements.
+    pub fn observe(&self) -> Result<Option<Observed>, DataplaneError> {
+        self.list_json()?.map(|j| readback::parse(&j)).transpose()
+    }
+
+    /// Compares the kernel with `ruleset`. A missing table is reported as drift too
+    /// (every chain and element missing).
+    pub fn drift(&self, ruleset: &Ruleset) -> Result<Drift, DataplaneError> {
+        let expected = render::expected(ruleset)?;
+        let observed = self.observe()?.unwrap_or_default();
+        let (base, _) = render::skeleton();
+        Ok(readback::diff(&expected, &base, &observed))
+    }
+
+    /// Deletes our table and nothing else. No error when it does not exist.
+    pub fn cleanup(&self) -> Result<(), DataplaneError> {
+        let text = render::render_delete(&self.table)?;
+        self.run_script(&text)
+    }
+
+    fn check_table(&self, ruleset: &Ruleset) -> Result<(), DataplaneError> {
+        if ruleset.table == self.table {
+            Ok(())
+        } else {
+            Err(DataplaneError::WrongTable {
+                handle: self.table.clone(),
+                ruleset: ruleset.table.clone(),
+            })
+        }
+    }
+}
+
+/// The `(family, port)` pairs whose UDP conntrack entries a change to `frontends` affects.
+pub fn udp_ports(frontends: &[Frontend]) -> Vec<(Family, u16)> {
+    let set: BTreeSet<(Family, u16)> = frontends
+        .iter()
+        .filter(|f| f.protocol == Protocol::Udp)
+        .flat_map(|f| {
+            f.served_families()
+                .into_iter()
+                .map(move |fam| (fam, f.port))
+        })
+        .collect();
+    set.into_iter().collect()
+}
