@@ -1,4 +1,109 @@
 //! LoadBalancer decisions as a pure function of a cluster snapshot.
+//!
+//! [`decide`] takes a [`Snapshot`] (Services, Nodes, EndpointSlices and our per-node agent
+//! Leases), a [`Config`] and the current time, and returns a [`Decision`]: for every Service
+//! we own, the desired `status.loadBalancer.ingress`, conditions and Events, with the reasons
+//! behind them; for every node, the [`dualstack_ruleset::Frontend`]s its agent programs.
+//! No I/O, no clock: the controller, the agent, `dualstack lb explain` and `dualstack demo`
+//! all call the same function. [`explain()`] renders a decision as text.
+//!
+//! Inputs are our own minimal serde types ([`objects`]), not `k8s-openapi`: they mirror the
+//! fields we read, so `kubectl get -o yaml|json` output and `k8s-openapi` JSON deserialize
+//! into them. [`Snapshot::parse`] reads a `List`, a single object or a multi-document YAML
+//! stream, ignoring kinds we do not use.
+//!
+//! # The rules, in plain words
+//!
+//! **Ownership.** A Service is ours when `spec.type` is `LoadBalancer` and its
+//! `spec.loadBalancerClass` is our class (`dualstack.io/lb` unless configured), or it has no
+//! class and we are configured as the default class. Any other Service never appears in
+//! `services` or in a frontend (explanations list LoadBalancer Services we skipped, and why).
+//!
+//! **Families.** Served in `spec.ipFamilies` order (if empty, the families of
+//! `spec.clusterIPs`). `SingleStack` serves only the first family. `PreferDualStack` serves
+//! each family that has an address on some eligible node, and notes the ones that do not.
+//! `RequireDualStack` with a family missing (no eligible node has such an address, every
+//! such address lost a port conflict, or `ipFamilies` lists only one) is not served at all:
+//! no ingress, no frontends, `LoadBalancerReady=False` `FamilyUnavailable` naming the family
+//! and why — never a silent half-status.
+//!
+//! **Addresses: one per node and family**, chosen per node (not all-or-nothing across the
+//! cluster): the agent's live addresses from its Lease when the Lease is live and reports
+//! that family (global before ULA/private, stable before temporary, then the lowest; never
+//! deprecated, link-local, loopback, multicast, unspecified or IPv4-mapped); else the node's
+//! first usable `ExternalIP` of that family; else its first usable `InternalIP`. We advertise
+//! the best address only, not all of them: status stays stable when temporary addresses
+//! rotate, and privacy addresses are never published. The agent's annotation format is in
+//! [`live`].
+//!
+//! **Nodes.** A node serves a Service unless, checked in this order:
+//! 1. its `Ready` condition is not `True` (missing counts as not ready);
+//! 2. it is cordoned (`spec.unschedulable`) *and* has a draining taint
+//!    ([`DRAINING_TAINTS`] or any `NoExecute` taint) — a cordon alone keeps it serving;
+//! 3. its agent Lease (`<lease namespace>/dualstack-agent-<node>`) is held by another
+//!    identity, has no `renewTime`/`leaseDurationSeconds`, or `renewTime +
+//!    leaseDurationSeconds` is before `now`; in `nftables` mode a node without any agent
+//!    Lease is dropped too (nobody would program it), in `kube-proxy` mode it is kept;
+//! 4. it has the label `node.kubernetes.io/exclude-from-external-load-balancers` (any value;
+//!    `ignore_exclusion_label` turns this off). When this leaves no node, the condition says
+//!    exactly that;
+//! 5. K3s allow-list mode: some node in the cluster has the label key
+//!    `svccontroller.k3s.cattle.io/enablelb` (any value) and this node's value is not `true`.
+//!    With no such label anywhere — including after the last one is removed — all nodes
+//!    qualify;
+//! 6. the Service has the label `svccontroller.k3s.cattle.io/lbpool=<pool>` and the node is
+//!    not in that pool. A node is in pool `p` when it has the K3s label `…/lbpool=p` or our
+//!    label `pool.dualstack.io/p=true` (one label per pool, so a node can be in several;
+//!    label values cannot hold lists). Unlike K3s, pools apply without allow-list mode too;
+//! 7. `externalTrafficPolicy: Local` and no usable endpoint of the Service runs on the node;
+//! 8. it has no usable address of any family the Service uses.
+//!
+//! **Endpoints.** EndpointSlices are tied
+//! to the Service by `kubernetes.io/service-name` (so Services without a selector with
+//! hand-written slices work), ports match by name and protocol and the slice's port number
+//! is the target (named `targetPort`s resolve), an endpoint is usable when ready, or serving
+//! and not terminating, and its first address is used. `Cluster`: every usable endpoint
+//! (including ones without `nodeName`), masquerade on. `Local`: only the endpoints on that
+//! node, masquerade off so the backend sees the client. Node ports are never used, so
+//! `allocateLoadBalancerNodePorts: false` changes nothing. A frontend only carries backends
+//! of the families it has a destination for.
+//!
+//! **Source ranges.** `spec.loadBalancerSourceRanges` (or, when empty, the legacy annotation
+//! `service.beta.kubernetes.io/load-balancer-source-ranges`) become the frontend's ranges,
+//! normalized to their network. An empty list allows `0.0.0.0/0` and `::/0`. A list without
+//! ranges of one family refuses every client of that family (noted in the explanation); a
+//! range that does not parse fails closed (`InvalidSpec`, nothing programmed).
+//!
+//! **Port conflicts.** Services are decided oldest first (`creationTimestamp`, then
+//! namespace, then name; no timestamp counts as newest). A Service claims every
+//! (node address, protocol, port) it is programmed on. When an older Service already holds
+//! one of its ports on an address, the younger Service gives up that whole address (all its
+//! ports there, so a client never reaches half a Service) and gets `PortConflict=True`
+//! naming the winner; on addresses where nothing conflicts it is still served. Losing every
+//! address means `LoadBalancerReady=False` `PortConflict`.
+//!
+//! **ipMode.** `Proxy` in `nftables` mode (our agent carries the traffic), `VIP` in
+//! `kube-proxy` mode, where no frontends are produced at all.
+//!
+//! **Determinism.** Outputs are sorted (Services by namespace/name, nodes by name,
+//! frontends by name, ingress by family order then address, backends by address), so the
+//! same snapshot in any object order gives byte-identical output.
+//!
+//! # Conditions and Events
+//!
+//! Every Service we own gets both conditions; every problem condition is mirrored by a
+//! `Warning` Event with the same reason and message.
+//!
+//! | type | status | reason | meaning |
+//! |---|---|---|---|
+//! | `dualstack.io/LoadBalancerReady` | True | `Ready` | served on at least one node for every family it gets |
+//! | `dualstack.io/LoadBalancerReady` | False | `InvalidSpec` | no usable family, no ports, an unknown protocol, or a source range that does not parse |
+//! | `dualstack.io/LoadBalancerReady` | False | `NoEligibleNodes` | node selection (readiness, draining, agent Lease, exclusion label, `enablelb`, pool) left no node; the message lists each node and why |
+//! | `dualstack.io/LoadBalancerReady` | False | `NoLocalEndpoints` | `externalTrafficPolicy: Local` and no eligible node has a usable endpoint |
+//! | `dualstack.io/LoadBalancerReady` | False | `FamilyUnavailable` | a `RequireDualStack` family, or every family, has no address on the eligible nodes |
+//! | `dualstack.io/LoadBalancerReady` | False | `PortConflict` | every candidate address is held by older Services |
+//! | `dualstack.io/PortConflict` | False | `NoConflict` | no port lost |
+//! | `dualstack.io/PortConflict` | True | `PortConflict` | some address + protocol + port is kept by an older Service (named) |
 
 mod classify;
 pub mod conditions;

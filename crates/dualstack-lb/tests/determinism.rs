@@ -1,5 +1,8 @@
 //! The same snapshot in any object order gives byte-identical output.
 
+// Test helpers may panic on fixtures they build themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use dualstack_lb::{Config, Mode, Snapshot, Timestamp, decide, explain};
 use proptest::prelude::*;
 

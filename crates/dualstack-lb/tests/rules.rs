@@ -1,5 +1,8 @@
 //! Every decision rule, each on realistic objects (the shapes `kubectl get -o json` prints).
 
+// Test helpers may panic on fixtures they build themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use dualstack_lb::conditions::{TYPE_PORT_CONFLICT, TYPE_READY};
 use dualstack_lb::decision::{AddressSource, DropReason, ServiceDecision};
 use dualstack_lb::{Config, Decision, Mode, Snapshot, Timestamp, decide};
@@ -371,7 +374,13 @@ fn require_dual_stack_with_a_family_missing_is_a_condition_and_event_not_a_half_
 #[test]
 fn address_preference_per_node_and_family() {
     // (agent annotation, node status addresses, expected IPv6, expected source)
-    let cases: [(Option<&str>, &[(&str, &str)], &str, AddressSource); 8] = [
+    type Case<'a> = (
+        Option<&'a str>,
+        &'a [(&'a str, &'a str)],
+        &'a str,
+        AddressSource,
+    );
+    let cases: [Case; 8] = [
         (
             Some("2001:db8:1::5;temporary,2001:db8:1::4,fd00::5"),
             &[],

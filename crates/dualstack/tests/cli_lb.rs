@@ -1,6 +1,9 @@
 //! `dualstack lb explain` on the realistic dumps in `crates/dualstack-lb/tests/fixtures/`:
 //! snapshots of the text and JSON output, stdin, exit codes and bad input.
 
+// Test helpers may panic on fixtures they build themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
 
@@ -140,7 +143,10 @@ fn lease_expiry_follows_now() {
     );
     assert_eq!(status, 1);
     assert!(stdout.contains("k3s-server dropped: agent Lease dualstack-system/dualstack-agent-k3s-server expired at 2025-03-02T10:03:00.512394Z"), "{stdout}");
-    assert!(stdout.contains("LoadBalancerReady=False NoEligibleNodes"), "{stdout}");
+    assert!(
+        stdout.contains("LoadBalancerReady=False NoEligibleNodes"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -151,10 +157,16 @@ fn bad_input_exits_2_with_a_message_naming_the_problem() {
             None,
             "cannot read --file /nonexistent/dump.yaml",
         ),
-        (&["lb", "explain", "-f", "-"], Some("{\"kind\": "), "not valid JSON"),
         (
             &["lb", "explain", "-f", "-"],
-            Some("kind: Service\nmetadata: {name: web, namespace: shop}\nspec:\n  ports:\n  - port: http\n"),
+            Some("{\"kind\": "),
+            "not valid JSON",
+        ),
+        (
+            &["lb", "explain", "-f", "-"],
+            Some(
+                "kind: Service\nmetadata: {name: web, namespace: shop}\nspec:\n  ports:\n  - port: http\n",
+            ),
             "Service shop/web",
         ),
         (
@@ -167,7 +179,11 @@ fn bad_input_exits_2_with_a_message_naming_the_problem() {
             Some(""),
             "ipvs",
         ),
-        (&["lb", "explain", "-f", "-"], Some("- a\n- b\n"), "expected an object or a List"),
+        (
+            &["lb", "explain", "-f", "-"],
+            Some("- a\n- b\n"),
+            "expected an object or a List",
+        ),
     ];
     for (args, stdin, expected) in cases {
         let out = run(args, stdin);
@@ -182,5 +198,9 @@ fn bad_input_exits_2_with_a_message_naming_the_problem() {
 fn empty_input_explains_that_nothing_is_ours() {
     let out = run(&["lb", "explain", "-f", "-", "--now", NOW], Some(""));
     assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8(out.stdout).unwrap().contains("no Service is ours"));
+    assert!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .contains("no Service is ours")
+    );
 }
