@@ -13,3 +13,5 @@ pub mod version;
 pub use code::Code;
 pub use finding::{Finding, Severity};
 pub mod check;
+pub mod plan;
+pub mod render;

@@ -312,7 +312,17 @@ fn check_node_masks(options: &K3sOptions, view: &ClusterView, findings: &mut Vec
         };
         let prefix = cluster.net.prefix_len();
         let net = cluster.net;
-        let suggestion = |m: u8| format!("kube-controller-manager-arg: [\"{key}={m}\"] (or a shorter cluster-cidr)");
+        let suggestion = |m: u8| {
+            let (max_mask, typical_prefix) = match family {
+                Family::V4 => (28, 16),
+                Family::V6 => (120, 56),
+            };
+            if m <= max_mask {
+                format!("kube-controller-manager-arg: [\"{key}={m}\"] (or a shorter cluster-cidr)")
+            } else {
+                format!("use a shorter {} cluster-cidr, e.g. a /{typical_prefix} with {key}={}", family.k8s_name(), if family == Family::V4 { 24 } else { 64 })
+            }
+        };
         if mask < prefix {
             findings.push(
                 Finding::new(
