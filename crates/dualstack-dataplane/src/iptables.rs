@@ -1,1 +1,74 @@
-//! placeholder
+//! The fallback data plane: `iptables-restore` / `ip6tables-restore --noflush` into our own
+//! `DUALSTACK-*` chains (rendering in [`dualstack_ruleset::iptables`]). Each family is
+//! synced by reading its current state with `*-save`, then one restore run.
+
+use dualstack_addr::Family;
+use dualstack_ruleset::Ruleset;
+use dualstack_ruleset::iptables::{Owned, render_cleanup, render_sync};
+
+use crate::{DataplaneError, Runner, conntrack, nft::udp_ports};
+
+/// Seconds `*-restore` waits for the xtables lock.
+const LOCK_WAIT: &str = "5";
+
+/// The iptables-restore data plane.
+#[derive(Debug, Clone)]
+pub struct IptablesRestore {
+    runner: Runner,
+}
+
+fn tools(family: Family) -> (&'static str, &'static str) {
+    match family {
+        Family::V4 => ("iptables-save", "iptables-restore"),
+        Family::V6 => ("ip6tables-save", "ip6tables-restore"),
+    }
+}
+
+impl IptablesRestore {
+    pub fn new(runner: Runner) -> IptablesRestore {
+        IptablesRestore { runner }
+    }
+
+    /// What of ours exists now in one family.
+    pub fn owned(&self, family: Family) -> Result<Owned, DataplaneError> {
+        let (save, _) = tools(family);
+        let mut text = String::new();
+        for table in ["mangle", "nat"] {
+            text.push_str(&self.runner.run(save, &["-t", table], "")?);
+        }
+        Ok(Owned::parse(&text))
+    }
+
+    /// Makes both families match `ruleset` (one restore per family), then flushes UDP
+    /// conntrack entries for its UDP ports.
+    pub fn apply(&self, ruleset: &Ruleset) -> Result<(), DataplaneError> {
+        // Validate (and render) both families before touching either.
+        let mut scripts = Vec::new();
+        for family in Family::BOTH {
+            let current = self.owned(family)?;
+            scripts.push((family, render_sync(ruleset, family, &current)?));
+        }
+        for (family, text) in scripts {
+            self.restore(family, &text)?;
+        }
+        conntrack::flush_udp(&self.runner, &udp_ports(&ruleset.frontends))
+    }
+
+    /// Removes every chain and jump of ours in both families, nothing else. Idempotent.
+    pub fn cleanup(&self) -> Result<(), DataplaneError> {
+        for family in Family::BOTH {
+            let text = render_cleanup(&self.owned(family)?);
+            if !text.is_empty() {
+                self.restore(family, &text)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn restore(&self, family: Family, text: &str) -> Result<(), DataplaneError> {
+        let (_, restore) = tools(family);
+        self.runner
+            .run(restore, &["--noflush", "-w", LOCK_WAIT], text)
+            .map(|_| ())
+    }
+}

@@ -12,6 +12,7 @@ pub mod readback;
 mod runner;
 
 pub use conntrack::flush_udp;
+pub use iptables::IptablesRestore;
 pub use nft::{Nft, udp_ports};
 pub use probe::{Backend, probe};
 pub use readback::{Drift, Observed};
