@@ -3,6 +3,8 @@
 
 mod cmd;
 mod exit;
+mod logging;
+mod sysctl;
 
 use clap::{Parser, Subcommand};
 
@@ -22,6 +24,10 @@ enum Command {
     /// LoadBalancer decisions: `lb explain -f dump.yaml` shows what the controller would do.
     #[command(subcommand)]
     Lb(cmd::lb::LbCommand),
+    /// Entrypoint for K3s svclb pods: the klipper-lb env contract, both families in one table.
+    Klipper(cmd::klipper::KlipperArgs),
+    /// Dual-stack address plan and the files that carry it; `plan check` checks an existing setup.
+    Plan(cmd::plan::PlanArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -29,6 +35,8 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Ip(c) => cmd::ip::run(c),
         Command::Lb(c) => cmd::lb::run(c),
+        Command::Klipper(a) => cmd::klipper::run(a),
+        Command::Plan(a) => cmd::plan::run(a),
     };
     exit::report(result)
 }

@@ -1,4 +1,6 @@
 //! One module per subcommand. Each parses its own flags, calls the core, and prints.
 
 pub mod ip;
+pub mod klipper;
 pub mod lb;
+pub mod plan;

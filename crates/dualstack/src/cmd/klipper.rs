@@ -1,0 +1,176 @@
+//! `dualstack klipper`: the entrypoint for K3s `svclb` containers (klipper-lb env contract).
+//!
+//! Reads the environment, checks all of it before touching the kernel, programs one nft table
+//! for both families, writes the readiness file, waits for SIGTERM/SIGINT, then deletes its
+//! table and exits 0. See `docs/klipper.md`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use dualstack_addr::Family;
+use dualstack_dataplane::{Nft, Runner};
+use dualstack_klipper::{FamilyPlan, Forwarding, KlipperConfig, Program, default_table_name};
+use dualstack_ruleset::validate;
+
+use crate::exit::{Outcome, usage};
+use crate::logging::{self, LogFormat};
+use crate::sysctl;
+
+#[derive(Debug, Args)]
+pub struct KlipperArgs {
+    /// File created once the rules are in the kernel, removed on exit.
+    #[arg(long, value_name = "PATH", default_value = "/run/dualstack/ready")]
+    pub ready_file: PathBuf,
+    /// The nft table to own. Default: `dualstack-klipper-<proto>-<SRC_PORT>`, one per container,
+    /// because every container of an svclb pod shares the pod's network namespace.
+    #[arg(long, value_name = "NAME")]
+    pub table: Option<String>,
+    /// Log line format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+pub fn run(args: KlipperArgs) -> anyhow::Result<Outcome> {
+    logging::init(args.log_format);
+
+    // 1. Everything is checked before the kernel is touched.
+    let config = KlipperConfig::from_vars(|name| std::env::var(name).ok())
+        .map_err(|e| usage(e.to_string()))?;
+    let table = args
+        .table
+        .clone()
+        .unwrap_or_else(|| default_table_name(config.protocol, config.src_port));
+    let forwarding = Forwarding {
+        v4: sysctl::forwarding_enabled(sysctl::proc_sys(), Family::V4),
+        v6: sysctl::forwarding_enabled(sysctl::proc_sys(), Family::V6),
+    };
+    let program = dualstack_klipper::program(&config, forwarding, &table);
+    validate(&program.ruleset).map_err(|e| usage(e.to_string()))?;
+    let nft = Nft::new(Runner::host(), &table).map_err(|e| usage(e.to_string()))?;
+
+    let termination = Termination::listen()?;
+    log_families(&program, &config);
+
+    // 2. Program (or, with nothing to serve, make sure nothing stale of ours remains).
+    if program.serves_anything() {
+        nft.apply(&program.ruleset)
+            .with_context(|| format!("programming table inet {table}"))?;
+        write_ready(&args.ready_file)?;
+        tracing::info!(
+            "table inet {table} programmed; ready ({})",
+            args.ready_file.display()
+        );
+    } else {
+        nft.cleanup()
+            .with_context(|| format!("removing stale table inet {table}"))?;
+        tracing::error!(
+            "no family can be forwarded: nothing programmed, not ready; waiting for termination"
+        );
+    }
+
+    // 3. Wait for SIGTERM/SIGINT, then remove exactly what we added.
+    termination.wait();
+    tracing::info!("terminating: removing table inet {table}");
+    remove_ready(&args.ready_file);
+    nft.cleanup()
+        .with_context(|| format!("removing table inet {table}"))?;
+    tracing::info!("table inet {table} removed");
+    Ok(Outcome::Ok)
+}
+
+/// One line per family: what is forwarded where, or why it is not.
+fn log_families(program: &Program, config: &KlipperConfig) {
+    let frontend = format!("{}/{}", config.protocol, config.src_port);
+    for (family, plan) in &program.families {
+        match plan {
+            FamilyPlan::Served {
+                destinations,
+                src_ranges,
+            } => {
+                let to = join(destinations.iter().map(|ip| match ip {
+                    std::net::IpAddr::V4(_) => format!("{ip}:{}", config.dest_port),
+                    std::net::IpAddr::V6(_) => format!("[{ip}]:{}", config.dest_port),
+                }));
+                let from = if src_ranges.is_empty() {
+                    "nobody (SRC_RANGES lists no range of this family)".to_owned()
+                } else {
+                    join(src_ranges.iter())
+                };
+                tracing::info!(family = %family, "{family}: forwarding {frontend} to {to} from {from}, masqueraded");
+            }
+            FamilyPlan::NotForwarding { destinations } => {
+                let key = sysctl::forwarding_key(*family);
+                tracing::warn!(
+                    family = %family,
+                    "{family}: skipped: {key} is not 1 in this pod, so {} cannot be reached; \
+                     set it in the pod's securityContext.sysctls",
+                    join(destinations.iter())
+                );
+            }
+            FamilyPlan::NoDestination => {
+                tracing::info!(family = %family, "{family}: not configured: no destination of this family");
+            }
+        }
+    }
+}
+
+fn join<T: std::fmt::Display>(items: impl Iterator<Item = T>) -> String {
+    items.map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+fn write_ready(path: &Path) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| {
+            format!(
+                "creating the directory of the ready file {}",
+                path.display()
+            )
+        })?;
+    }
+    std::fs::write(path, b"ready\n")
+        .with_context(|| format!("writing the ready file {}", path.display()))
+}
+
+fn remove_ready(path: &Path) {
+    if let Err(e) = std::fs::remove_file(path)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(path = %path.display(), error = %e, "could not remove the ready file");
+    }
+}
+
+/// SIGTERM/SIGINT listeners, installed before anything is programmed so that a signal that
+/// arrives mid-way still leads to cleanup instead of the default "die at once".
+struct Termination {
+    runtime: tokio::runtime::Runtime,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Termination {
+    fn listen() -> anyhow::Result<Termination> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .context("starting the signal handler")?;
+        let (term, int) = runtime.block_on(async {
+            anyhow::Ok((
+                signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+                signal(SignalKind::interrupt()).context("listening for SIGINT")?,
+            ))
+        })?;
+        Ok(Termination { runtime, term, int })
+    }
+
+    /// Blocks until SIGTERM or SIGINT arrives (or has arrived since [`Termination::listen`]).
+    fn wait(mut self) {
+        self.runtime.block_on(async {
+            tokio::select! {
+                _ = self.term.recv() => {},
+                _ = self.int.recv() => {},
+            }
+        });
+    }
+}
