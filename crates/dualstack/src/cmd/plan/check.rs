@@ -1,0 +1,138 @@
+//! `dualstack plan check`: reads the user's files, runs the rules, prints findings.
+//! Exit 0 without errors, 1 with at least one error finding, 2 when an input cannot be read
+//! or parsed.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use dualstack_plan::check::{CheckFiles, check};
+use dualstack_plan::finding::has_errors;
+use dualstack_plan::version::Version;
+use dualstack_plan::{Finding, Severity};
+use serde::Serialize;
+
+use super::{Format, parse_version};
+use crate::exit::{Outcome, usage};
+
+/// What to check. Give any combination; several inputs are checked together.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// K3s config file (config.yaml). Repeatable; a directory means its *.yaml files in
+    /// alphabetical order. A `<file>.d/` directory next to a file is read after it, like K3s's
+    /// config.yaml.d.
+    #[arg(long, value_name = "FILE")]
+    k3s_config: Vec<PathBuf>,
+    /// K3s systemd unit (k3s.service): its ExecStart= flags win over the config files.
+    #[arg(long, value_name = "FILE")]
+    k3s_service: Option<PathBuf>,
+    /// K3s arguments as one string, e.g. "server --cluster-cidr=…" (win over unit and files).
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
+    k3s_args: Option<String>,
+    /// Calico manifest (calico.yaml), operator Installation, or IPPool resources.
+    #[arg(long, value_name = "FILE")]
+    calico: Option<PathBuf>,
+    /// Traefik HelmChart or HelmChartConfig (valuesContent).
+    #[arg(long, value_name = "FILE")]
+    traefik: Option<PathBuf>,
+    /// K3s version (e.g. v1.30.4+k3s1): makes version-dependent rules exact.
+    #[arg(long, value_parser = parse_version)]
+    k3s_version: Option<Version>,
+    /// Output format: text, or `{"findings":[…]}` as JSON.
+    #[arg(long, short = 'o', value_enum, default_value_t = Format::Text)]
+    output: Format,
+}
+
+fn read(path: &Path) -> anyhow::Result<(String, String)> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| usage(format!("{name}: cannot read: {e}")))?;
+    Ok((name, text))
+}
+
+/// `*.yaml`/`*.yml` files of a directory, alphabetically.
+fn yaml_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| usage(format!("{}: cannot read directory: {e}", dir.display())))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// K3s's order: each given file, then its `<file>.d/*.yaml` drop-ins; directories as their files.
+fn k3s_config_files(paths: &[PathBuf]) -> anyhow::Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            for f in yaml_files(path)? {
+                out.push(read(&f)?);
+            }
+            continue;
+        }
+        out.push(read(path)?);
+        let mut drop_in = path.as_os_str().to_owned();
+        drop_in.push(".d");
+        let drop_in = PathBuf::from(drop_in);
+        if drop_in.is_dir() {
+            for f in yaml_files(&drop_in)? {
+                out.push(read(&f)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    findings: &'a [Finding],
+}
+
+pub fn run(args: CheckArgs) -> anyhow::Result<Outcome> {
+    if args.k3s_config.is_empty()
+        && args.k3s_service.is_none()
+        && args.k3s_args.is_none()
+        && args.calico.is_none()
+        && args.traefik.is_none()
+    {
+        return Err(usage(
+            "nothing to check: give --k3s-config, --k3s-service, --k3s-args, --calico and/or --traefik",
+        ));
+    }
+    let files = CheckFiles {
+        k3s_config: k3s_config_files(&args.k3s_config)?,
+        k3s_service: args.k3s_service.as_deref().map(read).transpose()?,
+        k3s_args: args.k3s_args.clone(),
+        calico: args.calico.as_deref().map(read).transpose()?,
+        traefik: args.traefik.as_deref().map(read).transpose()?,
+        k3s_version: args.k3s_version,
+    };
+    let input = files.read().map_err(|e| usage(e.to_string()))?;
+    let findings = check(&input);
+    match args.output {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&Report { findings: &findings })?),
+        Format::Text => print!("{}", text(&findings)),
+    }
+    Ok(if has_errors(&findings) { Outcome::Problems } else { Outcome::Ok })
+}
+
+fn text(findings: &[Finding]) -> String {
+    let mut s = String::new();
+    for f in findings {
+        let _ = write!(s, "{:<7} {}", f.severity.as_str(), f.code);
+        if let Some(src) = &f.source {
+            let _ = write!(s, "  ({src})");
+        }
+        let _ = writeln!(s, "\n        {}\n        fix: {}", f.message, f.fix);
+    }
+    let count = |sev: Severity| findings.iter().filter(|f| f.severity == sev).count();
+    let _ = writeln!(
+        s,
+        "{} error(s), {} warning(s), {} note(s)",
+        count(Severity::Error),
+        count(Severity::Warning),
+        count(Severity::Info)
+    );
+    s
+}
