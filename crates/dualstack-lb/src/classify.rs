@@ -1,57 +1,39 @@
-//! Which node addresses may be advertised, and which are preferred.
-//!
-//! Kept private and small so it can be swapped for `dualstack_addr`'s classification once
-//! that lands; it uses only `std` address methods and well-known prefixes.
+//! Which node addresses may be advertised, and which are preferred, on top of
+//! [`dualstack_addr::kind_of`] (the special-purpose registries of both families).
 
 use std::net::IpAddr;
+
+use dualstack_addr::{Kind, kind_of};
 
 /// How useful an address is as a LoadBalancer ingress address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Scope {
-    /// Globally routable (documentation prefixes count as global, as in examples).
+    /// Globally routable, and anything else a node may legitimately carry: documentation
+    /// and benchmarking prefixes count as global (they are what examples and labs use).
     Global,
     /// Private: IPv6 ULA `fc00::/7` or site-local `fec0::/10`; IPv4 RFC 1918 or
     /// shared address space `100.64.0.0/10`.
     Private,
-    /// Never advertised; the text says why.
+    /// Never advertised; the text (the address kind) says why.
     Unusable(&'static str),
 }
 
 pub(crate) fn classify(addr: IpAddr) -> Scope {
-    if addr.is_unspecified() {
-        return Scope::Unusable("unspecified");
-    }
-    if addr.is_loopback() {
-        return Scope::Unusable("loopback");
-    }
-    if addr.is_multicast() {
-        return Scope::Unusable("multicast");
-    }
-    match addr {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            if v4.is_link_local() {
-                Scope::Unusable("link-local")
-            } else if v4.is_broadcast() {
-                Scope::Unusable("broadcast")
-            } else if v4.is_private() || (a == 100 && (64..128).contains(&b)) {
-                Scope::Private
-            } else {
-                Scope::Global
-            }
-        }
-        IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
-            if first & 0xffc0 == 0xfe80 {
-                Scope::Unusable("link-local")
-            } else if v6.to_ipv4_mapped().is_some() {
-                Scope::Unusable("IPv4-mapped")
-            } else if first & 0xfe00 == 0xfc00 || first & 0xffc0 == 0xfec0 {
-                Scope::Private
-            } else {
-                Scope::Global
-            }
-        }
+    let kind = kind_of(addr);
+    match kind {
+        Kind::Unspecified
+        | Kind::Loopback
+        | Kind::Multicast
+        | Kind::LinkLocal
+        | Kind::Broadcast
+        | Kind::Ipv4Mapped
+        | Kind::ThisNetwork
+        | Kind::Discard
+        | Kind::Dummy
+        | Kind::Reserved => Scope::Unusable(kind.name()),
+        Kind::SiteLocal => Scope::Private,
+        _ if kind.is_private() => Scope::Private,
+        _ => Scope::Global,
     }
 }
 
@@ -82,7 +64,7 @@ mod tests {
             ("febf::1", Scope::Unusable("link-local")),
             ("::1", Scope::Unusable("loopback")),
             ("ff02::1", Scope::Unusable("multicast")),
-            ("::ffff:192.0.2.1", Scope::Unusable("IPv4-mapped")),
+            ("::ffff:192.0.2.1", Scope::Unusable("ipv4-mapped")),
             ("::", Scope::Unusable("unspecified")),
             ("192.0.2.10", Scope::Global),
             ("203.0.113.7", Scope::Global),
@@ -95,6 +77,9 @@ mod tests {
             ("127.0.0.1", Scope::Unusable("loopback")),
             ("224.0.0.1", Scope::Unusable("multicast")),
             ("255.255.255.255", Scope::Unusable("broadcast")),
+            ("240.0.0.1", Scope::Unusable("reserved")),
+            ("0.1.2.3", Scope::Unusable("this-network")),
+            ("198.18.0.1", Scope::Global),
         ];
         for (text, scope) in cases {
             assert_eq!(classify(text.parse().unwrap()), scope, "{text}");
