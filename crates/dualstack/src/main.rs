@@ -4,6 +4,7 @@
 mod cmd;
 mod exit;
 mod logging;
+mod output;
 mod sysctl;
 
 use clap::{Parser, Subcommand};

@@ -5,7 +5,7 @@
 //! 0 for yes, 1 for no, 2 for bad input — in both output formats.
 
 use anyhow::Context;
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use dualstack_addr::{
     AddrOrPrefix, Count, Family, Kind, KindRange, NetKind, OsRandom, SeededRandom, UlaPrefix,
     classify, count, expanded, first, intersection, last, parse_addr_or_prefix, parse_prefix,
@@ -16,6 +16,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::exit::{Outcome, usage};
+use crate::output::Format;
 
 /// Without `--count`, `split` lists at most this many children (a /48 into /64s).
 const DEFAULT_SPLIT_LIMIT: u128 = 1 << 16;
@@ -86,12 +87,6 @@ pub struct OutputArg {
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t = Format::Text)]
     output: Format,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Format {
-    Text,
-    Json,
 }
 
 pub fn run(command: IpCommand) -> anyhow::Result<Outcome> {

@@ -9,23 +9,18 @@ use std::io::Read as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use dualstack_lb::config::{DEFAULT_CLASS, DEFAULT_LEASE_NAMESPACE};
 use dualstack_lb::{Config, Decision, Mode, Snapshot, Timestamp};
 use serde::Serialize;
 
 use crate::exit::{Outcome, usage};
+use crate::output::Format;
 
 #[derive(Debug, Subcommand)]
 pub enum LbCommand {
     /// What the controller would decide for a `kubectl get svc,endpointslices,nodes,leases -A -o yaml` dump.
     Explain(ExplainArgs),
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Output {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Args)]
@@ -35,7 +30,7 @@ pub struct ExplainArgs {
     file: String,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value = "text")]
-    output: Output,
+    output: Format,
     /// Our `spec.loadBalancerClass`.
     #[arg(long, default_value = DEFAULT_CLASS)]
     class: String,
@@ -93,8 +88,8 @@ fn explain(args: ExplainArgs) -> anyhow::Result<Outcome> {
     };
     let decision = dualstack_lb::decide(&snapshot, &config, now);
     match args.output {
-        Output::Text => print!("{}", dualstack_lb::explain(&decision, &config, now)),
-        Output::Json => {
+        Format::Text => print!("{}", dualstack_lb::explain(&decision, &config, now)),
+        Format::Json => {
             let report = Report {
                 now,
                 configuration: &config,
