@@ -76,7 +76,7 @@ impl Finding {
 /// Findings in a stable order: errors first, then warnings, then infos; within a severity in
 /// the order the rules produced them.
 pub fn sort_findings(findings: &mut [Finding]) {
-    findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
 }
 
 /// Whether any finding is an error (`plan check` then exits 1).

@@ -119,7 +119,10 @@ mod tests {
             ),
             Some(Version::new(27, 0, 201))
         );
-        assert_eq!(chart_version_from_reference("traefik/traefik", "traefik"), None);
+        assert_eq!(
+            chart_version_from_reference("traefik/traefik", "traefik"),
+            None
+        );
         assert_eq!(
             image_tag_version("docker.io/calico/node:v3.22.0"),
             Some(Version::new(3, 22, 0))

@@ -1,6 +1,8 @@
 //! Every `plan check` rule on realistic input: configs written the way people post them
 //! (comments, odd spacing, mixed quoting), including the blog this project automates.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 use dualstack_plan::check::{CheckFiles, check};
 use dualstack_plan::version::Version;
 use dualstack_plan::{Finding, Severity};
@@ -21,7 +23,10 @@ fn run(files: &CheckFiles) -> Vec<Finding> {
 }
 
 fn find<'a>(findings: &'a [Finding], code: &str) -> Vec<&'a Finding> {
-    findings.iter().filter(|f| f.code.as_str() == code).collect()
+    findings
+        .iter()
+        .filter(|f| f.code.as_str() == code)
+        .collect()
 }
 
 fn has(findings: &[Finding], code: &str, severity: Severity) -> bool {
@@ -80,9 +85,13 @@ fn the_blog_setup_reports_what_went_wrong() {
     assert!(has(&findings, "per-component-flag", Severity::Warning));
     assert!(has(&findings, "node-ip-single-family", Severity::Warning));
     assert!(has(&findings, "dual-stack-unsupported", Severity::Warning));
-    assert!(has(&findings, "calico-pool-outside-cluster-cidr", Severity::Error) == false);
+    assert!(!has(
+        &findings,
+        "calico-pool-outside-cluster-cidr",
+        Severity::Error
+    ));
     assert!(has(&findings, "calico-ip6-autodetect", Severity::Warning));
-    assert!(has(&findings, "few-pods-per-node", Severity::Warning) == false);
+    assert!(!has(&findings, "few-pods-per-node", Severity::Warning));
     // Traefik 9.18.2 reads service.spec verbatim: dual-stack there is fine.
     assert!(find(&findings, "traefik-key-ignored").is_empty());
     assert!(find(&findings, "traefik-no-ip-family-policy").is_empty());
@@ -96,55 +105,276 @@ struct Case {
     message_has: &'static str,
 }
 
-fn case(name: &'static str, cfg: &str, code: &'static str, severity: Severity, message_has: &'static str) -> Case {
-    Case { name, files: config(cfg), code, severity, message_has }
+fn case(
+    name: &'static str,
+    cfg: &str,
+    code: &'static str,
+    severity: Severity,
+    message_has: &'static str,
+) -> Case {
+    Case {
+        name,
+        files: config(cfg),
+        code,
+        severity,
+        message_has,
+    }
 }
 
 #[test]
 fn k3s_config_rules() {
     let cases = vec![
-        case("too many", "cluster-cidr: 10.42.0.0/16,fd00:42::/56,10.52.0.0/16\n", "too-many-entries", Severity::Error, "3 entries"),
-        case("same family", "service-cidr: \"10.43.0.0/16,10.44.0.0/16\"\n", "same-family-pair", Severity::Error, "two IPv4"),
-        case("order", "cluster-cidr: fd12:3456:789a::/56,10.42.0.0/16\nservice-cidr: 10.43.0.0/16,fd12:3456:789a:100::/112\n", "family-order-mismatch", Severity::Error, "service-cidr starts with IPv4"),
-        case("dns order", "cluster-cidr: 10.42.0.0/16,fd12:3456:789a::/56\nservice-cidr: 10.43.0.0/16,fd12:3456:789a:100::/112\ncluster-dns: fd12:3456:789a:100::a,10.43.0.10\n", "family-order-mismatch", Severity::Error, "cluster-dns starts with IPv6"),
-        case("whitespace", "cluster-cidr: 10.42.0.0/16, fd12:3456:789a::/56  # pods\n", "list-whitespace", Severity::Error, "whitespace"),
-        case("host bits", "cluster-cidr: 10.42.0.1/16\n", "host-bits-set", Severity::Warning, "10.42.0.0/16"),
-        case("not canonical", "cluster-cidr: 10.42.0.0/16,FD45:0A71:55A6:0001::/64\n", "not-canonical", Severity::Info, "fd45:a71:55a6:1::/64"),
-        case("garbage", "service-cidr: 10.43.0.0/16,fd00:43::/129\n", "invalid-value", Severity::Error, "fd00:43::/129"),
-        case("service v4 too large", "service-cidr: 10.0.0.0/8\n", "service-range-too-large", Severity::Error, "K3s v1.33 and older"),
-        case("service v6 too large", "service-cidr: 10.43.0.0/16,fd12:3456:789a:100::/64\n", "service-range-too-large", Severity::Error, "larger than /108"),
-        case("service v6 clamped", "service-cidr: 10.43.0.0/16,fd12:3456:789a:100::/108\n", "service-range-clamped", Severity::Warning, "65,536"),
-        case("service too small", "service-cidr: 10.43.0.0/29\n", "service-range-too-small", Severity::Error, "index 10"),
-        case("dns outside", "service-cidr: 10.43.0.0/16\ncluster-dns: 10.96.0.10\n", "cluster-dns-outside-service-cidr", Severity::Error, "10.96.0.10"),
-        case("dns one family", "service-cidr: 10.43.0.0/16,fd12:3456:789a:100::/112\ncluster-dns: 10.43.0.10\n", "cluster-dns-missing-family", Severity::Warning, "only IPv4"),
-        case("mask shorter", "cluster-cidr: 10.42.0.0/16\nkube-controller-manager-arg: [\"node-cidr-mask-size-ipv4=12\"]\n", "node-mask-shorter-than-cidr", Severity::Error, "no node"),
-        case("one node", "cluster-cidr: 10.42.0.0/24,fd12:3456:789a::/64\nkube-controller-manager-arg:\n- node-cidr-mask-size-ipv4=24\n", "node-mask-one-node", Severity::Error, "only ONE node"),
-        case("default v6 mask one node", "cluster-cidr: 10.42.0.0/16,fd12:3456:789a::/64\n", "node-mask-one-node", Severity::Error, "node-cidr-mask-size-ipv6 /64"),
-        case("v6 diff", "cluster-cidr: 10.42.0.0/16,fd12:3400::/40\n", "node-mask-diff-too-large", Severity::Error, "K3s exits at startup"),
-        case("v4 diff", "cluster-cidr: 10.0.0.0/8\nkube-controller-manager-arg: node-cidr-mask-size-ipv4=26\n", "node-mask-diff-too-large", Severity::Warning, "18 bits"),
-        case("unsuffixed", "cluster-cidr: 10.42.0.0/16,fd12:3456:789a::/56\nkube-controller-manager-arg: --node-cidr-mask-size=24\n", "node-mask-unsuffixed", Severity::Error, "not allowed with dual-stack"),
-        case("wrong family mask", "cluster-cidr: 10.42.0.0/16\nkube-controller-manager-arg: node-cidr-mask-size-ipv6=64\n", "node-mask-wrong-family", Severity::Error, "no IPv6 range"),
-        case("few pods", "kube-controller-manager-arg: node-cidr-mask-size-ipv4=26\n", "few-pods-per-node", Severity::Warning, "61 pod addresses"),
-        case("pods overlap services", "cluster-cidr: 10.42.0.0/15\nservice-cidr: 10.43.0.0/16\n", "ranges-overlap", Severity::Error, "overlap"),
-        case("node in pods", "cluster-cidr: 192.168.0.0/16\nnode-ip: 192.168.1.10\n", "ranges-overlap", Severity::Error, "192.168.1.10"),
-        case("documentation range", "cluster-cidr: 10.42.0.0/16,2001:db8:42::/56\nservice-cidr: 10.43.0.0/16,2001:db8:43::/112\n", "special-purpose-range", Severity::Error, "2001:db8::/32"),
-        case("cgnat", "cluster-cidr: 100.64.0.0/16\n", "discouraged-range", Severity::Warning, "carrier-grade NAT"),
-        case("link-local node ip", "node-ip: 192.168.1.10,fe80::1\ncluster-cidr: 10.42.0.0/16,fd12:3456:789a::/56\nservice-cidr: 10.43.0.0/16,fd12:3456:789a:100::/112\n", "node-ip-invalid-kind", Severity::Error, "link-local"),
-        case("unspecified node ip", "node-ip: 0.0.0.0\n", "node-ip-invalid-kind", Severity::Error, "0.0.0.0"),
-        case("single node ip", "cluster-cidr: 10.42.0.0/16,fd12:3456:789a::/56\nservice-cidr: 10.43.0.0/16,fd12:3456:789a:100::/112\nnode-ip: 192.168.1.10\n", "node-ip-single-family", Severity::Warning, "only IPv4"),
-        case("gate", "kube-apiserver-arg:\n  - \"feature-gates=IPv6DualStack=true\"\n", "obsolete-feature-gate", Severity::Error, "v1.25 and newer"),
-        case("per component", "kube-proxy-arg: [cluster-cidr=10.42.0.0/16]\n", "per-component-flag", Severity::Warning, "cluster-cidr"),
-        case("kube-proxy mismatch", "cluster-cidr: 10.42.0.0/16,fd12:3456:789a::/56\nkube-proxy-arg:\n  - cluster-cidr=10.42.0.0/16\n", "component-mismatch", Severity::Error, "masquerading"),
-        case("flannel ula no masq", "cluster-cidr: 10.42.0.0/16,fd12:3456:789a::/56\nservice-cidr: 10.43.0.0/16,fd12:3456:789a:100::/112\n", "flannel-ipv6-no-masq", Severity::Warning, "flannel-ipv6-masq"),
-        case("ipv6 first old", "cluster-cidr: fd12:3456:789a::/56,10.42.0.0/16\nservice-cidr: fd12:3456:789a:100::/112,10.43.0.0/16\n", "ipv6-first-unsupported", Severity::Warning, "before v1.28"),
+        case(
+            "too many",
+            "cluster-cidr: 10.42.0.0/16,fd00:42::/56,10.52.0.0/16\n",
+            "too-many-entries",
+            Severity::Error,
+            "3 entries",
+        ),
+        case(
+            "same family",
+            "service-cidr: \"10.43.0.0/16,10.44.0.0/16\"\n",
+            "same-family-pair",
+            Severity::Error,
+            "two IPv4",
+        ),
+        case(
+            "order",
+            "cluster-cidr: fd12:3456:789a::/56,10.42.0.0/16\nservice-cidr: 10.43.0.0/16,fd12:3456:789a:100::/112\n",
+            "family-order-mismatch",
+            Severity::Error,
+            "service-cidr starts with IPv4",
+        ),
+        case(
+            "dns order",
+            "cluster-cidr: 10.42.0.0/16,fd12:3456:789a::/56\nservice-cidr: 10.43.0.0/16,fd12:3456:789a:100::/112\ncluster-dns: fd12:3456:789a:100::a,10.43.0.10\n",
+            "family-order-mismatch",
+            Severity::Error,
+            "cluster-dns starts with IPv6",
+        ),
+        case(
+            "whitespace",
+            "cluster-cidr: 10.42.0.0/16, fd12:3456:789a::/56  # pods\n",
+            "list-whitespace",
+            Severity::Error,
+            "whitespace",
+        ),
+        case(
+            "host bits",
+            "cluster-cidr: 10.42.0.1/16\n",
+            "host-bits-set",
+            Severity::Warning,
+            "10.42.0.0/16",
+        ),
+        case(
+            "not canonical",
+            "cluster-cidr: 10.42.0.0/16,FD45:0A71:55A6:0001::/64\n",
+            "not-canonical",
+            Severity::Info,
+            "fd45:a71:55a6:1::/64",
+        ),
+        case(
+            "garbage",
+            "service-cidr: 10.43.0.0/16,fd00:43::/129\n",
+            "invalid-value",
+            Severity::Error,
+            "fd00:43::/129",
+        ),
+        case(
+            "service v4 too large",
+            "service-cidr: 10.0.0.0/8\n",
+            "service-range-too-large",
+            Severity::Error,
+            "K3s v1.33 and older",
+        ),
+        case(
+            "service v6 too large",
+            "service-cidr: 10.43.0.0/16,fd12:3456:789a:100::/64\n",
+            "service-range-too-large",
+            Severity::Error,
+            "larger than /108",
+        ),
+        case(
+            "service v6 clamped",
+            "service-cidr: 10.43.0.0/16,fd12:3456:789a:100::/108\n",
+            "service-range-clamped",
+            Severity::Warning,
+            "65,536",
+        ),
+        case(
+            "service too small",
+            "service-cidr: 10.43.0.0/29\n",
+            "service-range-too-small",
+            Severity::Error,
+            "index 10",
+        ),
+        case(
+            "dns outside",
+            "service-cidr: 10.43.0.0/16\ncluster-dns: 10.96.0.10\n",
+            "cluster-dns-outside-service-cidr",
+            Severity::Error,
+            "10.96.0.10",
+        ),
+        case(
+            "dns one family",
+            "service-cidr: 10.43.0.0/16,fd12:3456:789a:100::/112\ncluster-dns: 10.43.0.10\n",
+            "cluster-dns-missing-family",
+            Severity::Warning,
+            "only IPv4",
+        ),
+        case(
+            "mask shorter",
+            "cluster-cidr: 10.42.0.0/16\nkube-controller-manager-arg: [\"node-cidr-mask-size-ipv4=12\"]\n",
+            "node-mask-shorter-than-cidr",
+            Severity::Error,
+            "no node",
+        ),
+        case(
+            "one node",
+            "cluster-cidr: 10.42.0.0/24,fd12:3456:789a::/64\nkube-controller-manager-arg:\n- node-cidr-mask-size-ipv4=24\n",
+            "node-mask-one-node",
+            Severity::Error,
+            "only ONE node",
+        ),
+        case(
+            "default v6 mask one node",
+            "cluster-cidr: 10.42.0.0/16,fd12:3456:789a::/64\n",
+            "node-mask-one-node",
+            Severity::Error,
+            "node-cidr-mask-size-ipv6 /64",
+        ),
+        case(
+            "v6 diff",
+            "cluster-cidr: 10.42.0.0/16,fd12:3400::/40\n",
+            "node-mask-diff-too-large",
+            Severity::Error,
+            "K3s exits at startup",
+        ),
+        case(
+            "v4 diff",
+            "cluster-cidr: 10.0.0.0/8\nkube-controller-manager-arg: node-cidr-mask-size-ipv4=26\n",
+            "node-mask-diff-too-large",
+            Severity::Warning,
+            "18 bits",
+        ),
+        case(
+            "unsuffixed",
+            "cluster-cidr: 10.42.0.0/16,fd12:3456:789a::/56\nkube-controller-manager-arg: --node-cidr-mask-size=24\n",
+            "node-mask-unsuffixed",
+            Severity::Error,
+            "not allowed with dual-stack",
+        ),
+        case(
+            "wrong family mask",
+            "cluster-cidr: 10.42.0.0/16\nkube-controller-manager-arg: node-cidr-mask-size-ipv6=64\n",
+            "node-mask-wrong-family",
+            Severity::Error,
+            "no IPv6 range",
+        ),
+        case(
+            "few pods",
+            "kube-controller-manager-arg: node-cidr-mask-size-ipv4=26\n",
+            "few-pods-per-node",
+            Severity::Warning,
+            "61 pod addresses",
+        ),
+        case(
+            "pods overlap services",
+            "cluster-cidr: 10.42.0.0/15\nservice-cidr: 10.43.0.0/16\n",
+            "ranges-overlap",
+            Severity::Error,
+            "overlap",
+        ),
+        case(
+            "node in pods",
+            "cluster-cidr: 192.168.0.0/16\nnode-ip: 192.168.1.10\n",
+            "ranges-overlap",
+            Severity::Error,
+            "192.168.1.10",
+        ),
+        case(
+            "documentation range",
+            "cluster-cidr: 10.42.0.0/16,2001:db8:42::/56\nservice-cidr: 10.43.0.0/16,2001:db8:43::/112\n",
+            "special-purpose-range",
+            Severity::Error,
+            "2001:db8::/32",
+        ),
+        case(
+            "cgnat",
+            "cluster-cidr: 100.64.0.0/16\n",
+            "discouraged-range",
+            Severity::Warning,
+            "carrier-grade NAT",
+        ),
+        case(
+            "link-local node ip",
+            "node-ip: 192.168.1.10,fe80::1\ncluster-cidr: 10.42.0.0/16,fd12:3456:789a::/56\nservice-cidr: 10.43.0.0/16,fd12:3456:789a:100::/112\n",
+            "node-ip-invalid-kind",
+            Severity::Error,
+            "link-local",
+        ),
+        case(
+            "unspecified node ip",
+            "node-ip: 0.0.0.0\n",
+            "node-ip-invalid-kind",
+            Severity::Error,
+            "0.0.0.0",
+        ),
+        case(
+            "single node ip",
+            "cluster-cidr: 10.42.0.0/16,fd12:3456:789a::/56\nservice-cidr: 10.43.0.0/16,fd12:3456:789a:100::/112\nnode-ip: 192.168.1.10\n",
+            "node-ip-single-family",
+            Severity::Warning,
+            "only IPv4",
+        ),
+        case(
+            "gate",
+            "kube-apiserver-arg:\n  - \"feature-gates=IPv6DualStack=true\"\n",
+            "obsolete-feature-gate",
+            Severity::Error,
+            "v1.25 and newer",
+        ),
+        case(
+            "per component",
+            "kube-proxy-arg: [cluster-cidr=10.42.0.0/16]\n",
+            "per-component-flag",
+            Severity::Warning,
+            "cluster-cidr",
+        ),
+        case(
+            "kube-proxy mismatch",
+            "cluster-cidr: 10.42.0.0/16,fd12:3456:789a::/56\nkube-proxy-arg:\n  - cluster-cidr=10.42.0.0/16\n",
+            "component-mismatch",
+            Severity::Error,
+            "masquerading",
+        ),
+        case(
+            "flannel ula no masq",
+            "cluster-cidr: 10.42.0.0/16,fd12:3456:789a::/56\nservice-cidr: 10.43.0.0/16,fd12:3456:789a:100::/112\n",
+            "flannel-ipv6-no-masq",
+            Severity::Warning,
+            "flannel-ipv6-masq",
+        ),
+        case(
+            "ipv6 first old",
+            "cluster-cidr: fd12:3456:789a::/56,10.42.0.0/16\nservice-cidr: fd12:3456:789a:100::/112,10.43.0.0/16\n",
+            "ipv6-first-unsupported",
+            Severity::Warning,
+            "before v1.28",
+        ),
     ];
     for c in cases {
         let findings = run(&c.files);
         let matching = find(&findings, c.code);
         assert!(
-            matching.iter().any(|f| f.severity == c.severity && f.message.contains(c.message_has)),
+            matching
+                .iter()
+                .any(|f| f.severity == c.severity && f.message.contains(c.message_has)),
             "case {:?}: expected {} {} containing {:?}, got {findings:#?}",
-            c.name, c.severity, c.code, c.message_has
+            c.name,
+            c.severity,
+            c.code,
+            c.message_has
         );
         assert!(matching.iter().all(|f| !f.fix.is_empty()));
     }
@@ -153,21 +383,49 @@ fn k3s_config_rules() {
 #[test]
 fn version_makes_rules_exact() {
     let gate = "kube-apiserver-arg: feature-gates=IPv6DualStack=true\n";
-    let with = |v: Version| CheckFiles { k3s_version: Some(v), ..config(gate) };
-    assert!(has(&run(&with(Version::new(1, 25, 0))), "obsolete-feature-gate", Severity::Error));
-    assert!(has(&run(&with(Version::new(1, 22, 3))), "obsolete-feature-gate", Severity::Warning));
+    let with = |v: Version| CheckFiles {
+        k3s_version: Some(v),
+        ..config(gate)
+    };
+    assert!(has(
+        &run(&with(Version::new(1, 25, 0))),
+        "obsolete-feature-gate",
+        Severity::Error
+    ));
+    assert!(has(
+        &run(&with(Version::new(1, 22, 3))),
+        "obsolete-feature-gate",
+        Severity::Warning
+    ));
 
     let big = "service-cidr: 10.43.0.0/16,fd12:3456:789a:100::/64\n";
-    let with = |v: Version| CheckFiles { k3s_version: Some(v), ..config(big) };
-    assert!(has(&run(&with(Version::new(1, 33, 1))), "service-range-too-large", Severity::Error));
-    assert!(has(&run(&with(Version::new(1, 34, 1))), "service-range-too-large", Severity::Warning));
+    let with = |v: Version| CheckFiles {
+        k3s_version: Some(v),
+        ..config(big)
+    };
+    assert!(has(
+        &run(&with(Version::new(1, 33, 1))),
+        "service-range-too-large",
+        Severity::Error
+    ));
+    assert!(has(
+        &run(&with(Version::new(1, 34, 1))),
+        "service-range-too-large",
+        Severity::Warning
+    ));
 
     let v6first = "cluster-cidr: fd12:3456:789a::/56,10.42.0.0/16\nservice-cidr: fd12:3456:789a:100::/112,10.43.0.0/16\nnode-ip: fd12:3456:789a:ffff::10,192.168.1.10\nflannel-ipv6-masq: true\n";
-    let new = CheckFiles { k3s_version: Some(Version::new(1, 30, 0)), ..config(v6first) };
+    let new = CheckFiles {
+        k3s_version: Some(Version::new(1, 30, 0)),
+        ..config(v6first)
+    };
     assert!(find(&run(&new), "ipv6-first-unsupported").is_empty());
     // The unit can name the version too.
     let unit = "[Service]\nEnvironment=INSTALL_K3S_VERSION=v1.20.15+k3s1\nExecStart=/usr/local/bin/k3s server --cluster-cidr=10.42.0.0/16,fd12:3456:789a::/56\n";
-    let files = CheckFiles { k3s_service: Some(("k3s.service".into(), unit.into())), ..CheckFiles::default() };
+    let files = CheckFiles {
+        k3s_service: Some(("k3s.service".into(), unit.into())),
+        ..CheckFiles::default()
+    };
     assert!(has(&run(&files), "dual-stack-unsupported", Severity::Error));
 }
 
@@ -183,37 +441,117 @@ fn args_override_config_files() {
 }
 
 fn calico_case(cfg: &str, calico: &str) -> Vec<Finding> {
-    run(&CheckFiles { calico: Some(("calico.yaml".into(), calico.into())), ..config(cfg) })
+    run(&CheckFiles {
+        calico: Some(("calico.yaml".into(), calico.into())),
+        ..config(cfg)
+    })
 }
 
 const CALICO_K3S: &str = "flannel-backend: none\ndisable-network-policy: true\ncluster-cidr: 10.42.0.0/16,fd12:3456:789a::/56\nservice-cidr: 10.43.0.0/16,fd12:3456:789a:100::/112\nnode-ip: 192.168.1.10,fd12:3456:789a:ffff::10\n";
 
 fn installation(pools: &str) -> String {
-    format!("apiVersion: operator.tigera.io/v1\nkind: Installation\nmetadata:\n  name: default\nspec:\n  calicoNetwork:\n    ipPools:\n{pools}")
+    format!(
+        "apiVersion: operator.tigera.io/v1\nkind: Installation\nmetadata:\n  name: default\nspec:\n  calicoNetwork:\n    ipPools:\n{pools}"
+    )
 }
 
 #[test]
 fn calico_rules() {
-    let good = installation("    - cidr: 10.42.0.0/16\n      blockSize: 26\n      encapsulation: VXLAN\n    - cidr: fd12:3456:789a::/56\n      blockSize: 122\n      encapsulation: None\n      natOutgoing: Enabled\n");
+    let good = installation(
+        "    - cidr: 10.42.0.0/16\n      blockSize: 26\n      encapsulation: VXLAN\n    - cidr: fd12:3456:789a::/56\n      blockSize: 122\n      encapsulation: None\n      natOutgoing: Enabled\n",
+    );
     let findings = calico_case(CALICO_K3S, &good);
-    assert!(findings.iter().all(|f| f.severity == Severity::Info), "{findings:#?}");
+    assert!(
+        findings.iter().all(|f| f.severity == Severity::Info),
+        "{findings:#?}"
+    );
 
     let table: Vec<(&str, String, &str, Severity, &str)> = vec![
-        ("flannel still on", good.clone(), "calico-with-flannel", Severity::Error, "flannel"),
-        ("outside", installation("    - cidr: 192.168.0.0/16\n    - cidr: fd12:3456:789a::/56\n"), "calico-pool-outside-cluster-cidr", Severity::Error, "192.168.0.0/16"),
-        ("block range", installation("    - cidr: 10.42.0.0/16\n      blockSize: 18\n    - cidr: fd12:3456:789a::/56\n"), "calico-block-size", Severity::Error, "outside 20–32"),
-        ("block bigger than pool", installation("    - cidr: 10.42.0.0/16\n    - cidr: fd12:3456:789a::/124\n      blockSize: 122\n"), "calico-block-size", Severity::Error, "smaller than one /122"),
-        ("not masked", installation("    - cidr: 10.42.0.1/16\n    - cidr: fd12:3456:789a::/56\n"), "calico-pool-not-masked", Severity::Error, "strictly masked"),
-        ("two per family", installation("    - cidr: 10.42.0.0/17\n    - cidr: 10.42.128.0/17\n    - cidr: fd12:3456:789a::/56\n"), "calico-too-many-pools", Severity::Error, "one IPPool per version"),
-        ("ipip v6", installation("    - cidr: 10.42.0.0/16\n    - cidr: fd12:3456:789a::/56\n      encapsulation: IPIP\n"), "calico-encapsulation", Severity::Error, "IPIP is not supported"),
-        ("no v6 pool", installation("    - cidr: 10.42.0.0/16\n"), "calico-missing-pool", Severity::Error, "no IPv6 pool"),
-        ("v6 no nat", installation("    - cidr: 10.42.0.0/16\n    - cidr: fd12:3456:789a::/56\n      encapsulation: None\n      natOutgoing: Disabled\n"), "calico-ipv6-no-nat-outgoing", Severity::Warning, "NAT outgoing off"),
+        (
+            "flannel still on",
+            good.clone(),
+            "calico-with-flannel",
+            Severity::Error,
+            "flannel",
+        ),
+        (
+            "outside",
+            installation("    - cidr: 192.168.0.0/16\n    - cidr: fd12:3456:789a::/56\n"),
+            "calico-pool-outside-cluster-cidr",
+            Severity::Error,
+            "192.168.0.0/16",
+        ),
+        (
+            "block range",
+            installation(
+                "    - cidr: 10.42.0.0/16\n      blockSize: 18\n    - cidr: fd12:3456:789a::/56\n",
+            ),
+            "calico-block-size",
+            Severity::Error,
+            "outside 20–32",
+        ),
+        (
+            "block bigger than pool",
+            installation(
+                "    - cidr: 10.42.0.0/16\n    - cidr: fd12:3456:789a::/124\n      blockSize: 122\n",
+            ),
+            "calico-block-size",
+            Severity::Error,
+            "smaller than one /122",
+        ),
+        (
+            "not masked",
+            installation("    - cidr: 10.42.0.1/16\n    - cidr: fd12:3456:789a::/56\n"),
+            "calico-pool-not-masked",
+            Severity::Error,
+            "strictly masked",
+        ),
+        (
+            "two per family",
+            installation(
+                "    - cidr: 10.42.0.0/17\n    - cidr: 10.42.128.0/17\n    - cidr: fd12:3456:789a::/56\n",
+            ),
+            "calico-too-many-pools",
+            Severity::Error,
+            "one IPPool per version",
+        ),
+        (
+            "ipip v6",
+            installation(
+                "    - cidr: 10.42.0.0/16\n    - cidr: fd12:3456:789a::/56\n      encapsulation: IPIP\n",
+            ),
+            "calico-encapsulation",
+            Severity::Error,
+            "IPIP is not supported",
+        ),
+        (
+            "no v6 pool",
+            installation("    - cidr: 10.42.0.0/16\n"),
+            "calico-missing-pool",
+            Severity::Error,
+            "no IPv6 pool",
+        ),
+        (
+            "v6 no nat",
+            installation(
+                "    - cidr: 10.42.0.0/16\n    - cidr: fd12:3456:789a::/56\n      encapsulation: None\n      natOutgoing: Disabled\n",
+            ),
+            "calico-ipv6-no-nat-outgoing",
+            Severity::Warning,
+            "NAT outgoing off",
+        ),
     ];
     for (name, calico, code, severity, text) in table {
-        let cfg = if name == "flannel still on" { GOOD } else { CALICO_K3S };
+        let cfg = if name == "flannel still on" {
+            GOOD
+        } else {
+            CALICO_K3S
+        };
         let findings = calico_case(cfg, &calico);
         assert!(
-            find(&findings, code).iter().any(|f| f.severity == severity && f.message.contains(text)),
+            find(&findings, code)
+                .iter()
+                .any(|f| f.severity == severity && f.message.contains(text)),
             "{name}: {findings:#?}"
         );
     }
@@ -231,7 +569,11 @@ fn calico_manifest_rules_on_the_stock_defaults() {
     let findings = calico_case(k3s, &manifest);
     let disabled = find(&findings, "calico-ipv6-disabled");
     assert_eq!(disabled.len(), 2, "{findings:#?}");
-    assert!(disabled.iter().any(|f| f.message.contains("FELIX_IPV6SUPPORT is \"false\"")));
+    assert!(
+        disabled
+            .iter()
+            .any(|f| f.message.contains("FELIX_IPV6SUPPORT is \"false\""))
+    );
     assert!(disabled.iter().any(|f| f.message.contains("assign_ipv6")));
     assert!(has(&findings, "calico-encapsulation", Severity::Error));
     assert!(has(&findings, "calico-ip6-autodetect", Severity::Warning));
@@ -245,32 +587,91 @@ fn traefik(doc: &str, cfg: Option<&str>) -> Vec<Finding> {
 
 #[test]
 fn traefik_rules() {
-    let chart = |version: &str, values: &str| format!("apiVersion: helm.cattle.io/v1\nkind: HelmChart\nmetadata:\n  name: traefik\n  namespace: kube-system\nspec:\n  chart: https://%{{KUBERNETES_API}}%/static/charts/traefik-{version}.tgz\n  valuesContent: |-\n{values}");
-    let config_doc = |values: &str| format!("apiVersion: helm.cattle.io/v1\nkind: HelmChartConfig\nmetadata:\n  name: traefik\n  namespace: kube-system\nspec:\n  valuesContent: |-\n{values}");
+    let chart = |version: &str, values: &str| {
+        format!(
+            "apiVersion: helm.cattle.io/v1\nkind: HelmChart\nmetadata:\n  name: traefik\n  namespace: kube-system\nspec:\n  chart: https://%{{KUBERNETES_API}}%/static/charts/traefik-{version}.tgz\n  valuesContent: |-\n{values}"
+        )
+    };
+    let config_doc = |values: &str| {
+        format!(
+            "apiVersion: helm.cattle.io/v1\nkind: HelmChartConfig\nmetadata:\n  name: traefik\n  namespace: kube-system\nspec:\n  valuesContent: |-\n{values}"
+        )
+    };
     let old_key = "    service:\n      ipFamilyPolicy: PreferDualStack\n";
     let new_key = "    service:\n      spec:\n        ipFamilyPolicy: PreferDualStack\n";
 
-    assert!(has(&traefik(&chart("40.0.0", old_key), Some(GOOD)), "traefik-key-ignored", Severity::Error));
-    assert!(find(&traefik(&chart("27.0.201+up27.0.2", old_key), Some(GOOD)), "traefik-key-ignored").is_empty());
-    assert!(find(&traefik(&chart("41.3.0", new_key), Some(GOOD)), "traefik-key-ignored").is_empty());
-    assert!(has(&traefik(&config_doc(old_key), Some(GOOD)), "traefik-key-ignored", Severity::Warning));
+    assert!(has(
+        &traefik(&chart("40.0.0", old_key), Some(GOOD)),
+        "traefik-key-ignored",
+        Severity::Error
+    ));
+    assert!(
+        find(
+            &traefik(&chart("27.0.201+up27.0.2", old_key), Some(GOOD)),
+            "traefik-key-ignored"
+        )
+        .is_empty()
+    );
+    assert!(
+        find(
+            &traefik(&chart("41.3.0", new_key), Some(GOOD)),
+            "traefik-key-ignored"
+        )
+        .is_empty()
+    );
+    assert!(has(
+        &traefik(&config_doc(old_key), Some(GOOD)),
+        "traefik-key-ignored",
+        Severity::Warning
+    ));
     let both = "    service:\n      ipFamilyPolicy: PreferDualStack\n      spec:\n        ipFamilyPolicy: PreferDualStack\n";
-    assert!(has(&traefik(&chart("39.0.701+up39.0.7", both), Some(GOOD)), "traefik-key-ignored", Severity::Warning));
+    assert!(has(
+        &traefik(&chart("39.0.701+up39.0.7", both), Some(GOOD)),
+        "traefik-key-ignored",
+        Severity::Warning
+    ));
 
     let nothing = "    logs:\n      general:\n        level: INFO\n";
-    assert!(has(&traefik(&chart("39.0.701+up39.0.7", nothing), Some(GOOD)), "traefik-no-ip-family-policy", Severity::Warning));
-    assert!(has(&traefik(&config_doc(nothing), Some(GOOD)), "traefik-no-ip-family-policy", Severity::Info));
+    assert!(has(
+        &traefik(&chart("39.0.701+up39.0.7", nothing), Some(GOOD)),
+        "traefik-no-ip-family-policy",
+        Severity::Warning
+    ));
+    assert!(has(
+        &traefik(&config_doc(nothing), Some(GOOD)),
+        "traefik-no-ip-family-policy",
+        Severity::Info
+    ));
     let single = "    service:\n      spec:\n        ipFamilyPolicy: SingleStack\n";
-    assert!(has(&traefik(&chart("41.3.0", single), Some(GOOD)), "traefik-no-ip-family-policy", Severity::Warning));
+    assert!(has(
+        &traefik(&chart("41.3.0", single), Some(GOOD)),
+        "traefik-no-ip-family-policy",
+        Severity::Warning
+    ));
     // A single-stack cluster needs no policy.
-    assert!(find(&traefik(&chart("41.3.0", nothing), Some("cluster-cidr: 10.42.0.0/16\n")), "traefik-no-ip-family-policy").is_empty());
+    assert!(
+        find(
+            &traefik(
+                &chart("41.3.0", nothing),
+                Some("cluster-cidr: 10.42.0.0/16\n")
+            ),
+            "traefik-no-ip-family-policy"
+        )
+        .is_empty()
+    );
 }
 
 #[test]
 fn unreadable_inputs_are_errors_that_say_where() {
-    let bad = CheckFiles { calico: Some(("calico.yaml".into(), "kind: ConfigMap\ndata: [\n".into())), ..CheckFiles::default() };
+    let bad = CheckFiles {
+        calico: Some(("calico.yaml".into(), "kind: ConfigMap\ndata: [\n".into())),
+        ..CheckFiles::default()
+    };
     let err = bad.read().unwrap_err().to_string();
     assert!(err.starts_with("calico.yaml: not valid YAML"), "{err}");
-    let bad = CheckFiles { k3s_args: Some("server --node-ip '192.168.1.10".into()), ..CheckFiles::default() };
+    let bad = CheckFiles {
+        k3s_args: Some("server --node-ip '192.168.1.10".into()),
+        ..CheckFiles::default()
+    };
     assert!(bad.read().unwrap_err().to_string().contains("unterminated"));
 }

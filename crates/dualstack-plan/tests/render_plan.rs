@@ -1,6 +1,8 @@
 //! Rendered files: snapshots of what `plan --out` writes, and the round trip — `plan check`
 //! on every rendered file reports no error, for many generated plans.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 use dualstack_addr::Family;
 use dualstack_plan::check::{CheckFiles, check};
 use dualstack_plan::input::yaml::documents;
@@ -12,7 +14,9 @@ use ipnet::Ipv6Net;
 use proptest::prelude::*;
 
 fn ula(global_id: u64) -> Ipv6Net {
-    dualstack_addr::UlaPrefix::from_global_id(global_id).unwrap().net()
+    dualstack_addr::UlaPrefix::from_global_id(global_id)
+        .unwrap()
+        .net()
 }
 
 fn file<'a>(files: &'a [render::RenderedFile], path: &str) -> &'a str {
@@ -22,13 +26,19 @@ fn file<'a>(files: &'a [render::RenderedFile], path: &str) -> &'a str {
 fn snapshot_all(name: &str, options: &PlanOptions) {
     let files = render(&plan(options).unwrap());
     for f in &files {
-        insta::assert_snapshot!(format!("{name}__{}", f.path.replace(['/', '.'], "_")), f.contents);
+        insta::assert_snapshot!(
+            format!("{name}__{}", f.path.replace(['/', '.'], "_")),
+            f.contents
+        );
     }
 }
 
 #[test]
 fn default_flannel_plan_files() {
-    snapshot_all("flannel_v4_first", &PlanOptions::new(ula(0x12_3456_789a), true));
+    snapshot_all(
+        "flannel_v4_first",
+        &PlanOptions::new(ula(0x12_3456_789a), true),
+    );
 }
 
 #[test]
@@ -49,12 +59,23 @@ fn rendered_yaml_parses_back_to_the_plan_values() {
     let p = plan(&o).unwrap();
     let files = render(&p);
     let config = &documents("config.yaml", file(&files, render::K3S_CONFIG)).unwrap()[0];
-    assert_eq!(config["cluster-cidr"], p.joined(|f| f.cluster_cidr.to_string()));
+    assert_eq!(
+        config["cluster-cidr"],
+        p.joined(|f| f.cluster_cidr.to_string())
+    );
     assert_eq!(config["flannel-backend"], "none");
     assert_eq!(config["disable-network-policy"], true);
     let inst = &documents("i", file(&files, render::CALICO_INSTALLATION)).unwrap()[0];
-    assert_eq!(inst["spec"]["calicoNetwork"]["ipPools"][1]["blockSize"], 122);
-    assert_eq!(documents("p", file(&files, render::CALICO_IPPOOLS)).unwrap().len(), 2);
+    assert_eq!(
+        inst["spec"]["calicoNetwork"]["ipPools"][1]["blockSize"],
+        122
+    );
+    assert_eq!(
+        documents("p", file(&files, render::CALICO_IPPOOLS))
+            .unwrap()
+            .len(),
+        2
+    );
     let json: serde_json::Value = serde_json::from_str(file(&files, render::PLAN_JSON)).unwrap();
     assert_eq!(json["families"][0]["cluster_dns"], "10.43.0.10");
 }
@@ -63,11 +84,18 @@ fn check_rendered(options: &PlanOptions) -> Vec<Finding> {
     let p = plan(options).unwrap();
     let files = render(&p);
     let pair = |path: &str| Some((path.to_owned(), file(&files, path).to_owned()));
-    let k3s = vec![(render::K3S_CONFIG.to_owned(), file(&files, render::K3S_CONFIG).to_owned())];
+    let k3s = vec![(
+        render::K3S_CONFIG.to_owned(),
+        file(&files, render::K3S_CONFIG).to_owned(),
+    )];
     let mut all = check(
         &CheckFiles {
             k3s_config: k3s.clone(),
-            calico: if options.cni == Cni::Calico { pair(render::CALICO_INSTALLATION) } else { None },
+            calico: if options.cni == Cni::Calico {
+                pair(render::CALICO_INSTALLATION)
+            } else {
+                None
+            },
             traefik: pair(render::TRAEFIK_CONFIG),
             k3s_version: options.k3s_version,
             ..CheckFiles::default()
@@ -77,9 +105,14 @@ fn check_rendered(options: &PlanOptions) -> Vec<Finding> {
     );
     if options.cni == Cni::Calico {
         all.extend(check(
-            &CheckFiles { k3s_config: k3s, calico: pair(render::CALICO_IPPOOLS), k3s_version: options.k3s_version, ..CheckFiles::default() }
-                .read()
-                .unwrap(),
+            &CheckFiles {
+                k3s_config: k3s,
+                calico: pair(render::CALICO_IPPOOLS),
+                k3s_version: options.k3s_version,
+                ..CheckFiles::default()
+            }
+            .read()
+            .unwrap(),
         ));
     }
     all
@@ -95,22 +128,32 @@ fn options_strategy() -> impl Strategy<Value = PlanOptions> {
         prop_oneof![Just(Cni::Flannel), Just(Cni::Calico)],
         (20u32..=45, 0u32..=3),
         any::<bool>(),
-        prop_oneof![Just(None), (20u32..=36).prop_map(|m| Some(Version::new(1, m, 1)))],
-        prop_oneof![Just("10.42.0.0/15"), Just("10.0.0.0/8"), Just("172.16.0.0/12"), Just("192.168.0.0/16")],
+        prop_oneof![
+            Just(None),
+            (20u32..=36).prop_map(|m| Some(Version::new(1, m, 1)))
+        ],
+        prop_oneof![
+            Just("10.42.0.0/15"),
+            Just("10.0.0.0/8"),
+            Just("172.16.0.0/12"),
+            Just("192.168.0.0/16")
+        ],
     )
-        .prop_map(|(gid, primary, nodes, ppn, services, cni, (major, minor), svclb, k3s, base)| {
-            let mut o = PlanOptions::new(ula(gid), true);
-            o.primary = primary;
-            o.max_nodes = nodes;
-            o.pods_per_node = ppn;
-            o.services = services;
-            o.cni = cni;
-            o.traefik_chart = Version::new(major, minor, 0);
-            o.replace_servicelb = svclb;
-            o.k3s_version = k3s;
-            o.ipv4_base = base.parse().unwrap();
-            o
-        })
+        .prop_map(
+            |(gid, primary, nodes, ppn, services, cni, (major, minor), svclb, k3s, base)| {
+                let mut o = PlanOptions::new(ula(gid), true);
+                o.primary = primary;
+                o.max_nodes = nodes;
+                o.pods_per_node = ppn;
+                o.services = services;
+                o.cni = cni;
+                o.traefik_chart = Version::new(major, minor, 0);
+                o.replace_servicelb = svclb;
+                o.k3s_version = k3s;
+                o.ipv4_base = base.parse().unwrap();
+                o
+            },
+        )
 }
 
 proptest! {

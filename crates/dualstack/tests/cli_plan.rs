@@ -1,5 +1,7 @@
 //! `dualstack plan` and `dualstack plan check`, run as the built binary.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -25,7 +27,8 @@ fn stderr(o: &Output) -> String {
 }
 
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dualstack-cli-plan-{name}-{}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("dualstack-cli-plan-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
@@ -35,7 +38,10 @@ fn plan_without_flags_generates_a_ula_and_prints_a_summary() {
     let o = run(&["plan"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let out = stdout(&o);
-    assert!(out.starts_with("Generated a new IPv6 ULA prefix fd"), "{out}");
+    assert!(
+        out.starts_with("Generated a new IPv6 ULA prefix fd"),
+        "{out}"
+    );
     assert!(out.contains("cluster-cidr    10.42.0.0/16"), "{out}");
     assert!(out.contains("IPv4 nodes:"), "{out}");
     // Two runs draw two different prefixes.
@@ -44,14 +50,32 @@ fn plan_without_flags_generates_a_ula_and_prints_a_summary() {
 
 #[test]
 fn plan_summary_snapshot_with_a_seed() {
-    let o = run(&["plan", "--seed", "42", "--cni", "calico", "--nodes", "1000", "--ipv4-base", "10.32.0.0/12"]);
+    let o = run(&[
+        "plan",
+        "--seed",
+        "42",
+        "--cni",
+        "calico",
+        "--nodes",
+        "1000",
+        "--ipv4-base",
+        "10.32.0.0/12",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     insta::assert_snapshot!(stdout(&o));
 }
 
 #[test]
 fn plan_json_is_the_plan() {
-    let o = run(&["plan", "--ula", "fd12:3456:789a::/48", "--primary", "ipv6", "--output", "json"]);
+    let o = run(&[
+        "plan",
+        "--ula",
+        "fd12:3456:789a::/48",
+        "--primary",
+        "ipv6",
+        "--output",
+        "json",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["ipv6_generated"], false);
@@ -65,30 +89,66 @@ fn plan_json_is_the_plan() {
 fn plan_out_writes_files_that_check_clean_and_never_overwrites() {
     let dir = temp_dir("out");
     let d = dir.to_str().unwrap();
-    let o = run(&["plan", "--ula", "fd12:3456:789a::/48", "--cni", "calico", "--replace-servicelb", "--out", d]);
+    let o = run(&[
+        "plan",
+        "--ula",
+        "fd12:3456:789a::/48",
+        "--cni",
+        "calico",
+        "--replace-servicelb",
+        "--out",
+        d,
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    for f in ["k3s/config.yaml", "calico/installation.yaml", "calico/ippools.yaml", "traefik/helmchartconfig.yaml", "plan.json"] {
+    for f in [
+        "k3s/config.yaml",
+        "calico/installation.yaml",
+        "calico/ippools.yaml",
+        "traefik/helmchartconfig.yaml",
+        "plan.json",
+    ] {
         assert!(dir.join(f).is_file(), "{f} missing");
     }
     let check = run(&[
-        "plan", "check",
-        "--k3s-config", &format!("{d}/k3s/config.yaml"),
-        "--calico", &format!("{d}/calico/installation.yaml"),
-        "--traefik", &format!("{d}/traefik/helmchartconfig.yaml"),
-        "--output", "json",
+        "plan",
+        "check",
+        "--k3s-config",
+        &format!("{d}/k3s/config.yaml"),
+        "--calico",
+        &format!("{d}/calico/installation.yaml"),
+        "--traefik",
+        &format!("{d}/traefik/helmchartconfig.yaml"),
+        "--output",
+        "json",
     ]);
     assert_eq!(check.status.code(), Some(0), "{}", stdout(&check));
     let v: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
-    assert!(v["findings"].as_array().unwrap().iter().all(|f| f["severity"] != "error"));
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["severity"] != "error")
+    );
 
     let before = std::fs::read_to_string(dir.join("plan.json")).unwrap();
     let again = run(&["plan", "--ula", "fd00:1::/48", "--out", d]);
     assert_eq!(again.status.code(), Some(2));
-    assert!(stderr(&again).contains("already exists; pass --force"), "{}", stderr(&again));
-    assert_eq!(std::fs::read_to_string(dir.join("plan.json")).unwrap(), before);
+    assert!(
+        stderr(&again).contains("already exists; pass --force"),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("plan.json")).unwrap(),
+        before
+    );
     let forced = run(&["plan", "--ula", "fd00:1::/48", "--out", d, "--force"]);
     assert_eq!(forced.status.code(), Some(0));
-    assert_ne!(std::fs::read_to_string(dir.join("plan.json")).unwrap(), before);
+    assert_ne!(
+        std::fs::read_to_string(dir.join("plan.json")).unwrap(),
+        before
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -97,12 +157,21 @@ fn bad_plan_input_exits_2_naming_the_flag() {
     let table: &[(&[&str], &str)] = &[
         (&["plan", "--ula", "fd::/7"], "did you mean fc00::/7"),
         (&["plan", "--ula", "10.0.0.0/8"], "--ula 10.0.0.0/8"),
-        (&["plan", "--ula", "fd12:3456:789a::/56"], "--ula fd12:3456:789a::/56: give a /48"),
+        (
+            &["plan", "--ula", "fd12:3456:789a::/56"],
+            "--ula fd12:3456:789a::/56: give a /48",
+        ),
         (&["plan", "--ula", "2001:db8:1::/48"], "documentation"),
         (&["plan", "--nodes", "0"], "--nodes 0"),
-        (&["plan", "--ipv4-base", "10.42.0.0/24"], "--ipv4-base 10.42.0.0/24"),
+        (
+            &["plan", "--ipv4-base", "10.42.0.0/24"],
+            "--ipv4-base 10.42.0.0/24",
+        ),
         (&["plan", "--k3s-version", "banana"], "not a version"),
-        (&["plan", "--k3s-version", "v1.20.4+k3s1"], "--k3s-version 1.20.4"),
+        (
+            &["plan", "--k3s-version", "v1.20.4+k3s1"],
+            "--k3s-version 1.20.4",
+        ),
         (&["plan", "--cni", "weave"], "weave"),
     ];
     for (args, want) in table {
@@ -119,7 +188,18 @@ fn bad_plan_input_exits_2_naming_the_flag() {
 
 #[test]
 fn check_the_blog_setup() {
-    let args = ["plan", "check", "--k3s-service", "blog-k3s.service", "--calico", "blog-calico.yaml", "--traefik", "blog-traefik.yaml", "--k3s-version", "v1.21.4+k3s1"];
+    let args = [
+        "plan",
+        "check",
+        "--k3s-service",
+        "blog-k3s.service",
+        "--calico",
+        "blog-calico.yaml",
+        "--traefik",
+        "blog-traefik.yaml",
+        "--k3s-version",
+        "v1.21.4+k3s1",
+    ];
     let o = run(&args);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     insta::assert_snapshot!(stdout(&o));
@@ -135,49 +215,100 @@ fn check_the_blog_setup() {
             assert!(f[key].is_string(), "{key} missing in {f}");
         }
     }
-    let codes: Vec<&str> = findings.iter().map(|f| f["code"].as_str().unwrap()).collect();
-    assert!(codes.contains(&"systemd-continuation-broken") && codes.contains(&"node-mask-one-node"), "{codes:?}");
+    let codes: Vec<&str> = findings
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert!(
+        codes.contains(&"systemd-continuation-broken") && codes.contains(&"node-mask-one-node"),
+        "{codes:?}"
+    );
 }
 
 #[test]
 fn check_reads_config_yaml_d_drop_ins() {
-    let o = run(&["plan", "check", "--k3s-config", "config.yaml", "--output", "json"]);
+    let o = run(&[
+        "plan",
+        "check",
+        "--k3s-config",
+        "config.yaml",
+        "--output",
+        "json",
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let findings = v["findings"].as_array().unwrap();
     let has = |code: &str, src: &str| {
-        findings.iter().any(|f| f["code"] == code && f["source"].as_str().is_some_and(|s| s.starts_with(src)))
+        findings
+            .iter()
+            .any(|f| f["code"] == code && f["source"].as_str().is_some_and(|s| s.starts_with(src)))
     };
     assert!(has("list-whitespace", "config.yaml:3"), "{findings:#?}");
-    assert!(has("special-purpose-range", "config.yaml:"), "{findings:#?}");
-    assert!(has("obsolete-feature-gate", "config.yaml:7"), "{findings:#?}");
+    assert!(
+        has("special-purpose-range", "config.yaml:"),
+        "{findings:#?}"
+    );
+    assert!(
+        has("obsolete-feature-gate", "config.yaml:7"),
+        "{findings:#?}"
+    );
     // From the drop-in: node-ip with one family, and an appended IPv6 node mask 24 bits long.
-    assert!(has("node-ip-single-family", "config.yaml.d/50-nodes.yaml:2"), "{findings:#?}");
-    assert!(has("node-mask-diff-too-large", "config.yaml.d/50-nodes.yaml:5"), "{findings:#?}");
+    assert!(
+        has("node-ip-single-family", "config.yaml.d/50-nodes.yaml:2"),
+        "{findings:#?}"
+    );
+    assert!(
+        has("node-mask-diff-too-large", "config.yaml.d/50-nodes.yaml:5"),
+        "{findings:#?}"
+    );
 }
 
 #[test]
 fn check_k3s_args_and_traefik_chart_40() {
     let o = run(&[
-        "plan", "check",
-        "--k3s-args", "server --cluster-cidr=10.42.0.0/16,fd12:3456:789a::/56 --service-cidr 10.43.0.0/16,fd12:3456:789a:100::/112 --node-ip='192.168.1.10,fd12:3456:789a:ffff::10' --flannel-ipv6-masq",
-        "--traefik", "traefik-v40.yaml",
+        "plan",
+        "check",
+        "--k3s-args",
+        "server --cluster-cidr=10.42.0.0/16,fd12:3456:789a::/56 --service-cidr 10.43.0.0/16,fd12:3456:789a:100::/112 --node-ip='192.168.1.10,fd12:3456:789a:ffff::10' --flannel-ipv6-masq",
+        "--traefik",
+        "traefik-v40.yaml",
     ]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     let out = stdout(&o);
-    assert!(out.starts_with("error   traefik-key-ignored  (traefik-v40.yaml:12)"), "{out}");
-    assert!(out.ends_with("1 error(s), 1 warning(s), 2 note(s)\n"), "{out}");
+    assert!(
+        out.starts_with("error   traefik-key-ignored  (traefik-v40.yaml:12)"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("1 error(s), 1 warning(s), 2 note(s)\n"),
+        "{out}"
+    );
 }
 
 #[test]
 fn unreadable_or_unparsable_inputs_exit_2_and_say_where() {
     let table: &[(&[&str], &str)] = &[
         (&["plan", "check"], "nothing to check"),
-        (&["plan", "check", "--calico", "missing.yaml"], "missing.yaml: cannot read"),
-        (&["plan", "check", "--k3s-config", "broken.yaml"], "broken.yaml: not valid YAML"),
-        (&["plan", "check", "--k3s-service", "config.yaml"], "no ExecStart="),
-        (&["plan", "check", "--traefik", "blog-calico.yaml"], "no HelmChart or HelmChartConfig named `traefik`"),
-        (&["plan", "check", "--k3s-args", "server --node-ip '10.0.0.1"], "unterminated"),
+        (
+            &["plan", "check", "--calico", "missing.yaml"],
+            "missing.yaml: cannot read",
+        ),
+        (
+            &["plan", "check", "--k3s-config", "broken.yaml"],
+            "broken.yaml: not valid YAML",
+        ),
+        (
+            &["plan", "check", "--k3s-service", "config.yaml"],
+            "no ExecStart=",
+        ),
+        (
+            &["plan", "check", "--traefik", "blog-calico.yaml"],
+            "no HelmChart or HelmChartConfig named `traefik`",
+        ),
+        (
+            &["plan", "check", "--k3s-args", "server --node-ip '10.0.0.1"],
+            "unterminated",
+        ),
     ];
     for (args, want) in table {
         let o = run(args);

@@ -33,8 +33,13 @@ fn pool_net(name: &str, cidr: &Sourced<String>, findings: &mut Vec<Finding>) -> 
         }
         Err(err) => {
             findings.push(
-                Finding::new(Severity::Error, Code::InvalidValue, format!("Calico pool {name}: {err}"), "give the pool a CIDR such as 10.42.0.0/16")
-                    .at(src(cidr)),
+                Finding::new(
+                    Severity::Error,
+                    Code::InvalidValue,
+                    format!("Calico pool {name}: {err}"),
+                    "give the pool a CIDR such as 10.42.0.0/16",
+                )
+                .at(src(cidr)),
             );
             None
         }
@@ -42,7 +47,11 @@ fn pool_net(name: &str, cidr: &Sourced<String>, findings: &mut Vec<Finding>) -> 
 }
 
 /// Runs the Calico rules; `view` is the K3s side when K3s inputs were given.
-pub fn check_calico(calico: &CalicoConfig, view: Option<&ClusterView>, findings: &mut Vec<Finding>) {
+pub fn check_calico(
+    calico: &CalicoConfig,
+    view: Option<&ClusterView>,
+    findings: &mut Vec<Finding>,
+) {
     if let Some(view) = view
         && view.flannel
     {
@@ -124,7 +133,10 @@ pub fn check_calico(calico: &CalicoConfig, view: Option<&ClusterView>, findings:
     // Manifest installs need IPv6 switched on in two places (calico/networking/ipam/ipv6.mdx).
     let manifest = calico.has_node_daemonset || calico.assign_ipv6.is_some();
     if manifest && (!v6_pools.is_empty() || !calico.cni_ipv6_pools.is_empty()) {
-        let felix_on = calico.felix_ipv6_support.as_ref().is_some_and(|v| v.value.eq_ignore_ascii_case("true"));
+        let felix_on = calico
+            .felix_ipv6_support
+            .as_ref()
+            .is_some_and(|v| v.value.eq_ignore_ascii_case("true"));
         if calico.has_node_daemonset && !felix_on {
             findings.push(
                 Finding::new(
@@ -136,8 +148,15 @@ pub fn check_calico(calico: &CalicoConfig, view: Option<&ClusterView>, findings:
                 .at(calico.felix_ipv6_support.as_ref().and_then(src)),
             );
         }
-        let assign_on = calico.assign_ipv6.as_ref().is_some_and(|v| v.value == "true");
-        if calico.assign_ipv6.is_some() && !assign_on || calico.assign_ipv6.is_none() && calico.has_node_daemonset && !calico.cni_ipv6_pools.is_empty() {
+        let assign_on = calico
+            .assign_ipv6
+            .as_ref()
+            .is_some_and(|v| v.value == "true");
+        if calico.assign_ipv6.is_some() && !assign_on
+            || calico.assign_ipv6.is_none()
+                && calico.has_node_daemonset
+                && !calico.cni_ipv6_pools.is_empty()
+        {
             findings.push(
                 Finding::new(
                     Severity::Error,
@@ -148,7 +167,10 @@ pub fn check_calico(calico: &CalicoConfig, view: Option<&ClusterView>, findings:
                 .at(calico.assign_ipv6.as_ref().and_then(src)),
             );
         }
-        let ip6_on = calico.ip6.as_ref().is_some_and(|v| v.value != "none" && !v.value.is_empty());
+        let ip6_on = calico
+            .ip6
+            .as_ref()
+            .is_some_and(|v| v.value != "none" && !v.value.is_empty());
         if calico.has_node_daemonset && calico.bgp == Some(true) && !ip6_on {
             findings.push(
                 Finding::new(
@@ -163,7 +185,13 @@ pub fn check_calico(calico: &CalicoConfig, view: Option<&ClusterView>, findings:
     }
 }
 
-fn check_inside_cluster(name: &str, net: IpNet, at: &Sourced<String>, view: Option<&ClusterView>, findings: &mut Vec<Finding>) {
+fn check_inside_cluster(
+    name: &str,
+    net: IpNet,
+    at: &Sourced<String>,
+    view: Option<&ClusterView>,
+    findings: &mut Vec<Finding>,
+) {
     let Some(view) = view else { return };
     let family = Family::of_net(net);
     match view.pods.of(family) {
@@ -193,7 +221,18 @@ fn check_block_size(pool: &CalicoPool, net: IpNet, findings: &mut Vec<Finding>) 
         Some(b) => match b.value.trim().parse::<u8>() {
             Ok(size) => (size, src(b)),
             Err(_) => {
-                findings.push(Finding::new(Severity::Error, Code::InvalidValue, format!("Calico pool {} blockSize `{}` is not a number", pool.name, b.value), format!("use {default}")).at(src(b)));
+                findings.push(
+                    Finding::new(
+                        Severity::Error,
+                        Code::InvalidValue,
+                        format!(
+                            "Calico pool {} blockSize `{}` is not a number",
+                            pool.name, b.value
+                        ),
+                        format!("use {default}"),
+                    )
+                    .at(src(b)),
+                );
                 return;
             }
         },
@@ -214,7 +253,12 @@ fn check_block_size(pool: &CalicoPool, net: IpNet, findings: &mut Vec<Finding>) 
 }
 
 /// IPIP is IPv4-only; IPIP and VXLAN exclude each other; IPv6 VXLAN needs Calico ≥ 3.23.
-fn check_encapsulation(pool: &CalicoPool, net: IpNet, version: Option<&Sourced<Version>>, findings: &mut Vec<Finding>) {
+fn check_encapsulation(
+    pool: &CalicoPool,
+    net: IpNet,
+    version: Option<&Sourced<Version>>,
+    findings: &mut Vec<Finding>,
+) {
     let family = Family::of_net(net);
     let at = src(&pool.cidr);
     if pool.ipip && pool.vxlan {
@@ -223,15 +267,27 @@ fn check_encapsulation(pool: &CalicoPool, net: IpNet, version: Option<&Sourced<V
             "choose one encapsulation").at(at.clone()));
     }
     if family == Family::V6 && pool.ipip {
-        findings.push(Finding::new(Severity::Error, Code::CalicoEncapsulation,
-            format!("Calico IPv6 pool {} uses IPIP: \"IPIP is not supported on an IPv6 IP pool\"", pool.name),
-            "use VXLAN (Calico ≥ 3.23) or no encapsulation with BGP for the IPv6 pool").at(at.clone()));
+        findings.push(
+            Finding::new(
+                Severity::Error,
+                Code::CalicoEncapsulation,
+                format!(
+                    "Calico IPv6 pool {} uses IPIP: \"IPIP is not supported on an IPv6 IP pool\"",
+                    pool.name
+                ),
+                "use VXLAN (Calico ≥ 3.23) or no encapsulation with BGP for the IPv6 pool",
+            )
+            .at(at.clone()),
+        );
     }
     if family == Family::V6 && pool.vxlan {
         let (severity, applies) = match version {
             Some(v) if v.value.at_least(3, 23) => return,
             Some(v) => (Severity::Error, format!("Calico {} is older", v.value)),
-            None => (Severity::Warning, "applies to Calico before v3.23; the version is unknown".to_owned()),
+            None => (
+                Severity::Warning,
+                "applies to Calico before v3.23; the version is unknown".to_owned(),
+            ),
         };
         findings.push(Finding::new(severity, Code::CalicoEncapsulation,
             format!("Calico IPv6 pool {} uses VXLAN, which needs Calico ≥ 3.23 (and kernel ≥ 4.19.1): {applies}", pool.name),

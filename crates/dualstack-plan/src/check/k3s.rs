@@ -92,10 +92,20 @@ pub fn check_k3s(
     version: Option<Version>,
     findings: &mut Vec<Finding>,
 ) -> ClusterView {
-    let pods_value = component_value(options, Component::ControllerManager, "cluster-cidr", "cluster-cidr")
-        .unwrap_or_else(|| default_value(DEFAULT_CLUSTER_CIDR));
-    let services_value = component_value(options, Component::ApiServer, "service-cluster-ip-range", "service-cidr")
-        .unwrap_or_else(|| default_value(DEFAULT_SERVICE_CIDR));
+    let pods_value = component_value(
+        options,
+        Component::ControllerManager,
+        "cluster-cidr",
+        "cluster-cidr",
+    )
+    .unwrap_or_else(|| default_value(DEFAULT_CLUSTER_CIDR));
+    let services_value = component_value(
+        options,
+        Component::ApiServer,
+        "service-cluster-ip-range",
+        "service-cidr",
+    )
+    .unwrap_or_else(|| default_value(DEFAULT_SERVICE_CIDR));
     let pods = parse_list("cluster-cidr", &pods_value, EntryKind::Prefix, findings);
     let services = parse_list("service-cidr", &services_value, EntryKind::Prefix, findings);
     let node_ip = component_value(options, Component::Kubelet, "node-ip", "node-ip")
@@ -104,7 +114,9 @@ pub fn check_k3s(
         .list("cluster-dns")
         .map(|v| parse_list("cluster-dns", &v, EntryKind::Address, findings));
     let flannel = !options.flag("no-flannel")
-        && options.last("flannel-backend").is_none_or(|b| b.value != "none");
+        && options
+            .last("flannel-backend")
+            .is_none_or(|b| b.value != "none");
 
     let view = ClusterView {
         pods,
@@ -120,10 +132,20 @@ pub fn check_k3s(
     check_family_order(&lists, findings);
 
     for entry in &view.pods.entries {
-        check_range_kind("cluster-cidr", &entry.net, view.pods.source.clone(), findings);
+        check_range_kind(
+            "cluster-cidr",
+            &entry.net,
+            view.pods.source.clone(),
+            findings,
+        );
     }
     for entry in &view.services.entries {
-        check_range_kind("service-cidr", &entry.net, view.services.source.clone(), findings);
+        check_range_kind(
+            "service-cidr",
+            &entry.net,
+            view.services.source.clone(),
+            findings,
+        );
     }
     check_service_ranges(&view, findings);
     check_node_masks(options, &view, findings);
@@ -239,20 +261,26 @@ pub fn index_addr(net: &IpNet, index: u128) -> Option<std::net::IpAddr> {
         return None;
     }
     let base = dualstack_addr::prefix::addr_to_u128(net.network());
-    Some(dualstack_addr::prefix::addr_from_u128(Family::of_net(*net), base + index))
+    Some(dualstack_addr::prefix::addr_from_u128(
+        Family::of_net(*net),
+        base + index,
+    ))
 }
 
 /// The first `/len` inside `net`.
 fn shrink(net: IpNet, len: u8) -> IpNet {
-    IpNet::new(net.network(), len).map(|n| n.trunc()).unwrap_or(net)
+    IpNet::new(net.network(), len)
+        .map(|n| n.trunc())
+        .unwrap_or(net)
 }
 
 /// §1.5: node masks per family (defaults 24/64), the 16-bit limit for IPv6, node counts.
 fn check_node_masks(options: &K3sOptions, view: &ClusterView, findings: &mut Vec<Finding>) {
     let kcm = Component::ControllerManager;
-    if let Some(v) = options.component_arg(kcm, "node-cidr-mask-size") {
-        if view.pods.is_dual() {
-            findings.push(
+    if let Some(v) = options.component_arg(kcm, "node-cidr-mask-size")
+        && view.pods.is_dual()
+    {
+        findings.push(
                 Finding::new(
                     Severity::Error,
                     Code::NodeMaskUnsuffixed,
@@ -261,7 +289,6 @@ fn check_node_masks(options: &K3sOptions, view: &ClusterView, findings: &mut Vec
                 )
                 .at(Some(v.origin.to_string())),
             );
-        }
     }
     for family in Family::BOTH {
         let key = match family {
@@ -301,8 +328,15 @@ fn check_node_masks(options: &K3sOptions, view: &ClusterView, findings: &mut Vec
                         Finding::new(
                             Severity::Error,
                             Code::InvalidValue,
-                            format!("{key}=`{}` is not a mask length (0–{})", v.value, family.bits()),
-                            format!("set {key} to a number such as {}", if family == Family::V4 { 24 } else { 64 }),
+                            format!(
+                                "{key}=`{}` is not a mask length (0–{})",
+                                v.value,
+                                family.bits()
+                            ),
+                            format!(
+                                "set {key} to a number such as {}",
+                                if family == Family::V4 { 24 } else { 64 }
+                            ),
                         )
                         .at(source.clone()),
                     );
@@ -320,7 +354,11 @@ fn check_node_masks(options: &K3sOptions, view: &ClusterView, findings: &mut Vec
             if m <= max_mask {
                 format!("kube-controller-manager-arg: [\"{key}={m}\"] (or a shorter cluster-cidr)")
             } else {
-                format!("use a shorter {} cluster-cidr, e.g. a /{typical_prefix} with {key}={}", family.k8s_name(), if family == Family::V4 { 24 } else { 64 })
+                format!(
+                    "use a shorter {} cluster-cidr, e.g. a /{typical_prefix} with {key}={}",
+                    family.k8s_name(),
+                    if family == Family::V4 { 24 } else { 64 }
+                )
             }
         };
         if mask < prefix {
@@ -349,8 +387,14 @@ fn check_node_masks(options: &K3sOptions, view: &ClusterView, findings: &mut Vec
         let diff = mask - prefix;
         if diff > 16 {
             let (severity, what) = match family {
-                Family::V6 => (Severity::Error, "K3s exits at startup with \"New CIDR set failed; the node CIDR size is too big\" (k3s #7888)"),
-                Family::V4 => (Severity::Warning, "kubeadm rejects this; kube-controller-manager accepts it for IPv4"),
+                Family::V6 => (
+                    Severity::Error,
+                    "K3s exits at startup with \"New CIDR set failed; the node CIDR size is too big\" (k3s #7888)",
+                ),
+                Family::V4 => (
+                    Severity::Warning,
+                    "kubeadm rejects this; kube-controller-manager accepts it for IPv4",
+                ),
             };
             findings.push(
                 Finding::new(
@@ -366,7 +410,12 @@ fn check_node_masks(options: &K3sOptions, view: &ClusterView, findings: &mut Vec
                 Finding::new(
                     Severity::Info,
                     Code::Capacity,
-                    format!("{} {net} with node mask /{mask}: {} nodes, {} pod addresses per node", family.k8s_name(), human_count(node_count(&net, mask)), human_count(pods_per_node(family, mask))),
+                    format!(
+                        "{} {net} with node mask /{mask}: {} nodes, {} pod addresses per node",
+                        family.k8s_name(),
+                        human_count(node_count(&net, mask)),
+                        human_count(pods_per_node(family, mask))
+                    ),
                     "nothing to do",
                 )
                 .at(source.clone()),
@@ -396,7 +445,12 @@ fn check_overlaps(view: &ClusterView, findings: &mut Vec<Finding>) {
                 Finding::new(
                     Severity::Error,
                     Code::RangesOverlap,
-                    format!("{} cluster-cidr {} and service-cidr {} overlap", family.k8s_name(), p.net, s.net),
+                    format!(
+                        "{} cluster-cidr {} and service-cidr {} overlap",
+                        family.k8s_name(),
+                        p.net,
+                        s.net
+                    ),
                     "give pods and services separate ranges, e.g. 10.42.0.0/16 and 10.43.0.0/16",
                 )
                 .at(view.services.source.clone()),
@@ -405,7 +459,10 @@ fn check_overlaps(view: &ClusterView, findings: &mut Vec<Finding>) {
     }
     if let Some(node_ip) = &view.node_ip {
         for entry in &node_ip.entries {
-            for (what, list) in [("cluster-cidr", &view.pods), ("service-cidr", &view.services)] {
+            for (what, list) in [
+                ("cluster-cidr", &view.pods),
+                ("service-cidr", &view.services),
+            ] {
                 if let Some(range) = list.of(entry.family)
                     && range.net.contains(&entry.addr())
                 {
@@ -429,7 +486,10 @@ fn check_node_ip(options: &K3sOptions, view: &ClusterView, findings: &mut Vec<Fi
     if let Some(node_ip) = &view.node_ip {
         for entry in &node_ip.entries {
             let kind = kind_of(entry.addr());
-            if matches!(kind, Kind::LinkLocal | Kind::Loopback | Kind::Unspecified | Kind::Multicast) {
+            if matches!(
+                kind,
+                Kind::LinkLocal | Kind::Loopback | Kind::Unspecified | Kind::Multicast
+            ) {
                 findings.push(
                     Finding::new(
                         Severity::Error,
@@ -451,7 +511,14 @@ fn check_node_ip(options: &K3sOptions, view: &ClusterView, findings: &mut Vec<Fi
         let have = view
             .node_ip
             .as_ref()
-            .map(|l| format!("node-ip has only {}", l.primary().map(Family::k8s_name).unwrap_or("nothing usable")))
+            .map(|l| {
+                format!(
+                    "node-ip has only {}",
+                    l.primary()
+                        .map(Family::k8s_name)
+                        .unwrap_or("nothing usable")
+                )
+            })
             .unwrap_or_else(|| "node-ip is not set".to_owned());
         findings.push(
             Finding::new(
@@ -485,8 +552,15 @@ fn check_obsolete(options: &K3sOptions, version: Option<Version>, findings: &mut
                 Finding::new(
                     severity,
                     Code::ObsoleteFeatureGate,
-                    format!("{}: feature-gates={} — {why}", component.option(), value.value),
-                    format!("remove IPv6DualStack from {} feature-gates", component.option()),
+                    format!(
+                        "{}: feature-gates={} — {why}",
+                        component.option(),
+                        value.value
+                    ),
+                    format!(
+                        "remove IPv6DualStack from {} feature-gates",
+                        component.option()
+                    ),
                 )
                 .at(Some(value.origin.to_string())),
             );
@@ -508,8 +582,16 @@ fn check_obsolete(options: &K3sOptions, version: Option<Version>, findings: &mut
 /// §2.1: K3s has top-level options for these; per-component copies drift apart.
 fn check_per_component(options: &K3sOptions, view: &ClusterView, findings: &mut Vec<Finding>) {
     const TOP_LEVEL: &[(Component, &str, &str)] = &[
-        (Component::ApiServer, "service-cluster-ip-range", "service-cidr"),
-        (Component::ControllerManager, "service-cluster-ip-range", "service-cidr"),
+        (
+            Component::ApiServer,
+            "service-cluster-ip-range",
+            "service-cidr",
+        ),
+        (
+            Component::ControllerManager,
+            "service-cluster-ip-range",
+            "service-cidr",
+        ),
         (Component::ControllerManager, "cluster-cidr", "cluster-cidr"),
         (Component::KubeProxy, "cluster-cidr", "cluster-cidr"),
         (Component::Kubelet, "node-ip", "node-ip"),
@@ -529,22 +611,57 @@ fn check_per_component(options: &K3sOptions, view: &ClusterView, findings: &mut 
         );
     }
     // kube-proxy's cluster-cidr drives masquerading; it must equal the pod CIDR (§1.4).
-    let proxy = component_value(options, Component::KubeProxy, "cluster-cidr", "cluster-cidr")
-        .unwrap_or_else(|| default_value(DEFAULT_CLUSTER_CIDR));
-    compare(findings, "kube-proxy cluster-cidr", &proxy, "the pod cluster-cidr", &view.pods,
-        "kube-proxy uses it to tell pod traffic from external traffic (masquerading, local traffic detection)");
-    let kcm_services = component_value(options, Component::ControllerManager, "service-cluster-ip-range", "service-cidr")
-        .unwrap_or_else(|| default_value(DEFAULT_SERVICE_CIDR));
-    compare(findings, "kube-controller-manager service-cluster-ip-range", &kcm_services, "kube-apiserver service-cluster-ip-range", &view.services,
-        "the controller manager keeps node pod ranges out of the service range it is told about");
+    let proxy = component_value(
+        options,
+        Component::KubeProxy,
+        "cluster-cidr",
+        "cluster-cidr",
+    )
+    .unwrap_or_else(|| default_value(DEFAULT_CLUSTER_CIDR));
+    compare(
+        findings,
+        "kube-proxy cluster-cidr",
+        &proxy,
+        "the pod cluster-cidr",
+        &view.pods,
+        "kube-proxy uses it to tell pod traffic from external traffic (masquerading, local traffic detection)",
+    );
+    let kcm_services = component_value(
+        options,
+        Component::ControllerManager,
+        "service-cluster-ip-range",
+        "service-cidr",
+    )
+    .unwrap_or_else(|| default_value(DEFAULT_SERVICE_CIDR));
+    compare(
+        findings,
+        "kube-controller-manager service-cluster-ip-range",
+        &kcm_services,
+        "kube-apiserver service-cluster-ip-range",
+        &view.services,
+        "the controller manager keeps node pod ranges out of the service range it is told about",
+    );
 }
 
-fn compare(findings: &mut Vec<Finding>, what: &str, value: &Sourced<String>, against: &str, list: &List, why: &str) {
+fn compare(
+    findings: &mut Vec<Finding>,
+    what: &str,
+    value: &Sourced<String>,
+    against: &str,
+    list: &List,
+    why: &str,
+) {
     let mut scratch = Vec::new();
     let other = parse_list(what, value, EntryKind::Prefix, &mut scratch);
     let nets = |l: &List| l.entries.iter().map(|e| e.net).collect::<Vec<_>>();
     if !other.entries.is_empty() && !list.entries.is_empty() && nets(&other) != nets(list) {
-        let show = |l: &List| nets(l).iter().map(IpNet::to_string).collect::<Vec<_>>().join(",");
+        let show = |l: &List| {
+            nets(l)
+                .iter()
+                .map(IpNet::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
         findings.push(
             Finding::new(
                 Severity::Error,

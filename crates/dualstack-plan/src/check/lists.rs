@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 
-use dualstack_addr::{Family, ParseError, parse_addr, parse_addr_or_prefix, AddrOrPrefix};
+use dualstack_addr::{AddrOrPrefix, Family, ParseError, parse_addr, parse_addr_or_prefix};
 use ipnet::IpNet;
 
 use crate::code::Code;
@@ -90,7 +90,10 @@ pub fn parse_list(
                     Severity::Error,
                     Code::InvalidValue,
                     format!("{name} entry `{part}` is an address, not a CIDR"),
-                    format!("add the prefix length, e.g. {addr}/{}", if addr.is_ipv4() { 16 } else { 56 }),
+                    format!(
+                        "add the prefix length, e.g. {addr}/{}",
+                        if addr.is_ipv4() { 16 } else { 56 }
+                    ),
                 )));
                 continue;
             }
@@ -110,10 +113,15 @@ pub fn parse_list(
                     Severity::Error,
                     Code::InvalidValue,
                     format!("{name} entry `{part}`: {err}"),
-                    format!("give {name} as {}", match kind {
-                        EntryKind::Prefix => "comma-separated CIDRs, e.g. 10.42.0.0/16,fd12:3456:789a::/56",
-                        EntryKind::Address => "comma-separated addresses, e.g. 192.168.1.10,fd12:3456:789a:1::10",
-                    }),
+                    format!(
+                        "give {name} as {}",
+                        match kind {
+                            EntryKind::Prefix =>
+                                "comma-separated CIDRs, e.g. 10.42.0.0/16,fd12:3456:789a::/56",
+                            EntryKind::Address =>
+                                "comma-separated addresses, e.g. 192.168.1.10,fd12:3456:789a:1::10",
+                        }
+                    ),
                 )));
                 continue;
             }
@@ -192,7 +200,10 @@ mod tests {
     use crate::input::Origin;
 
     fn sourced(s: &str) -> Sourced<String> {
-        Sourced { value: s.to_owned(), origin: Origin::new("config.yaml", Some(2)) }
+        Sourced {
+            value: s.to_owned(),
+            origin: Origin::new("config.yaml", Some(2)),
+        }
     }
 
     fn codes(findings: &[Finding]) -> Vec<&'static str> {
@@ -203,11 +214,31 @@ mod tests {
     fn list_text_rules() {
         let table: &[(&str, EntryKind, &[&str], usize)] = &[
             ("10.42.0.0/16,fd00:42::/56", EntryKind::Prefix, &[], 2),
-            ("10.42.0.0/16, fd00:42::/56", EntryKind::Prefix, &["list-whitespace"], 2),
-            ("10.42.0.0/16,10.52.0.0/16", EntryKind::Prefix, &["same-family-pair"], 2),
-            ("10.42.0.0/16,fd00:42::/56,10.52.0.0/16", EntryKind::Prefix, &["too-many-entries"], 3),
+            (
+                "10.42.0.0/16, fd00:42::/56",
+                EntryKind::Prefix,
+                &["list-whitespace"],
+                2,
+            ),
+            (
+                "10.42.0.0/16,10.52.0.0/16",
+                EntryKind::Prefix,
+                &["same-family-pair"],
+                2,
+            ),
+            (
+                "10.42.0.0/16,fd00:42::/56,10.52.0.0/16",
+                EntryKind::Prefix,
+                &["too-many-entries"],
+                3,
+            ),
             ("10.42.0.1/16", EntryKind::Prefix, &["host-bits-set"], 1),
-            ("fd45:0a71:55a6:0001::/64", EntryKind::Prefix, &["not-canonical"], 1),
+            (
+                "fd45:0a71:55a6:0001::/64",
+                EntryKind::Prefix,
+                &["not-canonical"],
+                1,
+            ),
             ("10.42.0.0", EntryKind::Prefix, &["invalid-value"], 0),
             ("10.42.0.0/33", EntryKind::Prefix, &["invalid-value"], 0),
             ("192.168.1.10,2001:db8::10", EntryKind::Address, &[], 2),
@@ -218,18 +249,35 @@ mod tests {
             let list = parse_list("cluster-cidr", &sourced(text), *kind, &mut findings);
             assert_eq!(codes(&findings), *want, "{text}");
             assert_eq!(list.entries.len(), *n, "{text}");
-            assert!(findings.iter().all(|f| f.source.as_deref() == Some("config.yaml:2")));
+            assert!(
+                findings
+                    .iter()
+                    .all(|f| f.source.as_deref() == Some("config.yaml:2"))
+            );
         }
     }
 
     #[test]
     fn family_order_must_agree() {
         let mut f = Vec::new();
-        let a = parse_list("cluster-cidr", &sourced("fd00:42::/56,10.42.0.0/16"), EntryKind::Prefix, &mut f);
-        let b = parse_list("service-cidr", &sourced("10.43.0.0/16,fd00:43::/112"), EntryKind::Prefix, &mut f);
+        let a = parse_list(
+            "cluster-cidr",
+            &sourced("fd00:42::/56,10.42.0.0/16"),
+            EntryKind::Prefix,
+            &mut f,
+        );
+        let b = parse_list(
+            "service-cidr",
+            &sourced("10.43.0.0/16,fd00:43::/112"),
+            EntryKind::Prefix,
+            &mut f,
+        );
         let c = parse_list("node-ip", &sourced("fd00::1"), EntryKind::Address, &mut f);
         check_family_order(&[&a, &b, &c], &mut f);
         assert_eq!(codes(&f), ["family-order-mismatch"]);
-        assert!(f[0].message.contains("service-cidr starts with IPv4 but cluster-cidr starts with IPv6"));
+        assert!(
+            f[0].message
+                .contains("service-cidr starts with IPv4 but cluster-cidr starts with IPv6")
+        );
     }
 }

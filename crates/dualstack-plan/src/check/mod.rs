@@ -35,9 +35,13 @@ pub fn check(input: &CheckInput) -> Vec<Finding> {
     if let Some((file, broken)) = &input.broken_unit {
         k3s::check_broken_continuation(file, broken, &mut findings);
     }
-    let version = input
-        .k3s_version
-        .or_else(|| input.k3s.as_ref().and_then(|k| k.version.as_ref()).map(|v| v.value));
+    let version = input.k3s_version.or_else(|| {
+        input
+            .k3s
+            .as_ref()
+            .and_then(|k| k.version.as_ref())
+            .map(|v| v.value)
+    });
     let view = input
         .k3s
         .as_ref()
@@ -80,13 +84,17 @@ impl CheckFiles {
         }
         if let Some((name, text)) = &self.k3s_service {
             let unit = systemd::read_unit(name, text)?;
-            options.get_or_insert_with(K3sOptions::default).overlay(unit.options);
+            options
+                .get_or_insert_with(K3sOptions::default)
+                .overlay(unit.options);
             input.broken_unit = unit.broken.map(|b| (name.clone(), b));
         }
         if let Some(line) = &self.k3s_args {
             let words = args::split_words("--k3s-args", line)?;
             let parsed = args::read_args(&words, &Origin::new("--k3s-args", None))?;
-            options.get_or_insert_with(K3sOptions::default).overlay(parsed);
+            options
+                .get_or_insert_with(K3sOptions::default)
+                .overlay(parsed);
         }
         input.k3s = options;
         if let Some((name, text)) = &self.calico {

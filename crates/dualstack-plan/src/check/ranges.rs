@@ -30,12 +30,20 @@ pub fn range_severity(kind: Kind, family: Family) -> Option<(Severity, &'static 
             Severity::Warning,
             "fc00::/8 has L=0, which RFC 4193 leaves undefined; generate an fd00::/8 prefix",
         )),
-        _ => Some((Severity::Error, "special-purpose space that must not carry cluster traffic")),
+        _ => Some((
+            Severity::Error,
+            "special-purpose space that must not carry cluster traffic",
+        )),
     }
 }
 
 /// Findings for a pod or service range that lies in special-purpose space.
-pub fn check_range_kind(name: &str, net: &IpNet, source: Option<String>, findings: &mut Vec<Finding>) {
+pub fn check_range_kind(
+    name: &str,
+    net: &IpNet,
+    source: Option<String>,
+    findings: &mut Vec<Finding>,
+) {
     let family = Family::of_net(*net);
     for kind in classify(net).kinds() {
         let Some((severity, why)) = range_severity(kind, family) else {
@@ -104,7 +112,7 @@ fn group_thousands(n: u128) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

@@ -12,8 +12,14 @@ pub const SPEC_KEYS_FROM_MAJOR: u32 = 40;
 pub fn check_traefik(values: &TraefikValues, dual_stack: bool, findings: &mut Vec<Finding>) {
     let version = values.chart_version.as_ref().map(|v| v.value);
     let new_layout = version.map(|v| v.major >= SPEC_KEYS_FROM_MAJOR);
-    let old_keys = values.service_policy.as_ref().map(|s| s.origin.to_string())
-        .or(values.service_families.as_ref().map(|s| s.origin.to_string()));
+    let old_keys = values
+        .service_policy
+        .as_ref()
+        .map(|s| s.origin.to_string())
+        .or(values
+            .service_families
+            .as_ref()
+            .map(|s| s.origin.to_string()));
     if let Some(at) = &old_keys {
         match new_layout {
             Some(true) => findings.push(Finding::new(Severity::Error, Code::TraefikKeyIgnored,
@@ -34,9 +40,16 @@ pub fn check_traefik(values: &TraefikValues, dual_stack: bool, findings: &mut Ve
     }
     let policy = match new_layout {
         Some(true) => values.spec_policy.as_ref(),
-        _ => values.service_policy.as_ref().or(values.spec_policy.as_ref()),
+        _ => values
+            .service_policy
+            .as_ref()
+            .or(values.spec_policy.as_ref()),
     };
-    let key = if new_layout == Some(true) { "service.spec.ipFamilyPolicy" } else { "service.ipFamilyPolicy (chart < 40) or service.spec.ipFamilyPolicy (chart ≥ 40)" };
+    let key = if new_layout == Some(true) {
+        "service.spec.ipFamilyPolicy"
+    } else {
+        "service.ipFamilyPolicy (chart < 40) or service.spec.ipFamilyPolicy (chart ≥ 40)"
+    };
     match policy {
         None => findings.push(Finding::new(
             if values.is_helm_chart { Severity::Warning } else { Severity::Info },

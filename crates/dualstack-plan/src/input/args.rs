@@ -59,7 +59,10 @@ pub fn split_words(file: &str, line: &str) -> Result<Vec<String>, InputError> {
             (Some(q), c) if c == q => quote = None,
             (Some('"'), '\\') | (None, '\\') => {
                 let Some(next) = chars.next() else {
-                    return Err(InputError::invalid(file, "command line ends with a lone `\\`"));
+                    return Err(InputError::invalid(
+                        file,
+                        "command line ends with a lone `\\`",
+                    ));
                 };
                 current.push(match next {
                     'n' => '\n',
@@ -104,7 +107,10 @@ pub fn read_args(words: &[String], origin: &Origin) -> Result<K3sOptions, InputE
     // Skip the binary and the subcommand.
     if let Some(first) = rest.first()
         && !first.starts_with('-')
-        && first.rsplit('/').next().is_some_and(|b| b.starts_with("k3s"))
+        && first
+            .rsplit('/')
+            .next()
+            .is_some_and(|b| b.starts_with("k3s"))
     {
         rest = &rest[1..];
     }
@@ -165,14 +171,22 @@ mod tests {
         let table: &[(&str, &[&str])] = &[
             ("a b   c", &["a", "b", "c"]),
             (r#"--x "a b" 'c d'"#, &["--x", "a b", "c d"]),
-            (r#"feature-gates="IPv6DualStack=true""#, &["feature-gates=IPv6DualStack=true"]),
+            (
+                r#"feature-gates="IPv6DualStack=true""#,
+                &["feature-gates=IPv6DualStack=true"],
+            ),
             (r#"a\ b "q\"q""#, &["a b", "q\"q"]),
             ("''", &[""]),
         ];
         for (line, want) in table {
             assert_eq!(words(line), *want, "{line}");
         }
-        assert!(split_words("t", "a 'b").unwrap_err().to_string().contains("unterminated"));
+        assert!(
+            split_words("t", "a 'b")
+                .unwrap_err()
+                .to_string()
+                .contains("unterminated")
+        );
     }
 
     #[test]
@@ -188,13 +202,24 @@ mod tests {
             &origin,
         )
         .unwrap();
-        assert_eq!(opts.list("cluster-cidr").unwrap().value, "10.42.0.0/16,fd00:42::/56");
-        assert_eq!(opts.list("service-cidr").unwrap().value, "10.43.0.0/16,fd00:43::/112");
-        assert_eq!(opts.list("node-ip").unwrap().value, "192.168.1.10,2001:db8::10");
+        assert_eq!(
+            opts.list("cluster-cidr").unwrap().value,
+            "10.42.0.0/16,fd00:42::/56"
+        );
+        assert_eq!(
+            opts.list("service-cidr").unwrap().value,
+            "10.43.0.0/16,fd00:43::/112"
+        );
+        assert_eq!(
+            opts.list("node-ip").unwrap().value,
+            "192.168.1.10,2001:db8::10"
+        );
         assert!(opts.flag("flannel-ipv6-masq"));
         assert!(opts.disables("servicelb") && opts.disables("traefik"));
         assert_eq!(
-            opts.component_arg(Component::KubeProxy, "cluster-cidr").unwrap().value,
+            opts.component_arg(Component::KubeProxy, "cluster-cidr")
+                .unwrap()
+                .value,
             "10.42.0.0/16"
         );
         assert_eq!(opts.last("write-kubeconfig-mode").unwrap().value, "644");
@@ -202,8 +227,14 @@ mod tests {
 
     #[test]
     fn stray_words_are_input_errors() {
-        let err = read_args(&words("server --disable traefik oops extra"), &Origin::new("u", Some(3)))
-            .unwrap_err();
-        assert!(err.to_string().contains("u:3") && err.to_string().contains("oops"), "{err}");
+        let err = read_args(
+            &words("server --disable traefik oops extra"),
+            &Origin::new("u", Some(3)),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("u:3") && err.to_string().contains("oops"),
+            "{err}"
+        );
     }
 }

@@ -123,7 +123,8 @@ pub fn read_calico(file: &str, text: &str) -> Result<CalicoConfig, InputError> {
                         }),
                         ipip: encap.starts_with("IPIP"),
                         vxlan: encap.starts_with("VXLAN"),
-                        nat_outgoing: get_text(pool, &["natOutgoing"]).as_deref() != Some("Disabled"),
+                        nat_outgoing: get_text(pool, &["natOutgoing"]).as_deref()
+                            != Some("Disabled"),
                         disabled: false,
                         source: PoolSource::Installation,
                         cidr: Sourced {
@@ -147,9 +148,8 @@ pub fn read_calico(file: &str, text: &str) -> Result<CalicoConfig, InputError> {
                             format!("IPPool `{name}` has no spec.cidr"),
                         ));
                     };
-                    let on = |key: &str| {
-                        get_text(item, &["spec", key]).is_some_and(|m| m != "Never")
-                    };
+                    let on =
+                        |key: &str| get_text(item, &["spec", key]).is_some_and(|m| m != "Never");
                     config.pools.push(CalicoPool {
                         name,
                         block_size: get_text(item, &["spec", "blockSize"]).map(|b| Sourced {
@@ -202,7 +202,9 @@ fn read_node_env(container: &Value, at: &dyn Fn(&str) -> Origin, config: &mut Ca
     config.felix_ipv6_support = var("FELIX_IPV6SUPPORT");
     config.ip6 = var("IP6");
     // Defaults from calico/reference/configure-calico-node.mdx.
-    for (family, ipip_default, nat_default) in [("IPV4", "Always", "true"), ("IPV6", "Never", "false")] {
+    for (family, ipip_default, nat_default) in
+        [("IPV4", "Always", "true"), ("IPV6", "Never", "false")]
+    {
         let Some(cidr) = var(&format!("CALICO_{family}POOL_CIDR")) else {
             continue;
         };
@@ -281,9 +283,11 @@ fn fill_placeholders(json: &str) -> String {
     let mut rest = json;
     while let Some(c) = rest.chars().next() {
         if !in_string && rest.starts_with("__") {
-            let end = rest[2..]
-                .find("__")
-                .filter(|&e| rest[2..2 + e].chars().all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit()));
+            let end = rest[2..].find("__").filter(|&e| {
+                rest[2..2 + e]
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit())
+            });
             if let Some(e) = end {
                 out.push('0');
                 rest = &rest[e + 4..];
@@ -411,7 +415,15 @@ spec:
     fn unrelated_or_broken_input_is_an_error() {
         assert!(read_calico("x.yaml", "kind: Service\n").is_err());
         let bad = "kind: ConfigMap\ndata:\n  cni_network_config: '{\"plugins\": [}'\n";
-        assert!(read_calico("x.yaml", bad).unwrap_err().to_string().contains("not valid JSON"));
-        assert_eq!(fill_placeholders(r#"{"a": __X_1__, "b": "__Y__"}"#), r#"{"a": 0, "b": "__Y__"}"#);
+        assert!(
+            read_calico("x.yaml", bad)
+                .unwrap_err()
+                .to_string()
+                .contains("not valid JSON")
+        );
+        assert_eq!(
+            fill_placeholders(r#"{"a": __X_1__, "b": "__Y__"}"#),
+            r#"{"a": 0, "b": "__Y__"}"#
+        );
     }
 }

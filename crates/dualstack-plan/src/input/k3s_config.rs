@@ -225,16 +225,17 @@ fn read_config_file(options: &mut K3sOptions, file: &str, text: &str) -> Result<
 
 /// The line of a top-level key (`key:` at column 0, possibly quoted).
 fn top_level_key_line(text: &str, key: &str) -> Option<usize> {
-    text.lines().position(|line| {
-        let unquoted = line.trim_start_matches(['"', '\'']);
-        line.len() == line.trim_start().len()
-            && unquoted.starts_with(key)
-            && unquoted[key.len()..]
-                .trim_start_matches(['"', '\''])
-                .trim_start()
-                .starts_with(':')
-    })
-    .map(|i| i + 1)
+    text.lines()
+        .position(|line| {
+            let unquoted = line.trim_start_matches(['"', '\'']);
+            line.len() == line.trim_start().len()
+                && unquoted.starts_with(key)
+                && unquoted[key.len()..]
+                    .trim_start_matches(['"', '\''])
+                    .trim_start()
+                    .starts_with(':')
+        })
+        .map(|i| i + 1)
 }
 
 #[cfg(test)]
@@ -266,7 +267,10 @@ mod tests {
         assert_eq!(cidr.origin.to_string(), "config.yaml.d/10-v6.yaml:1");
         assert!(opts.disables("traefik"));
         assert!(opts.disables("servicelb"));
-        assert_eq!(opts.list("node-ip").unwrap().origin.to_string(), "config.yaml:5");
+        assert_eq!(
+            opts.list("node-ip").unwrap().origin.to_string(),
+            "config.yaml:5"
+        );
     }
 
     #[test]
@@ -277,7 +281,10 @@ mod tests {
         )]))
         .unwrap();
         assert!(opts.flag("flannel-ipv6-masq"));
-        assert_eq!(opts.list("cluster-cidr").unwrap().value, "10.42.0.0/16,fd00:42::/56");
+        assert_eq!(
+            opts.list("cluster-cidr").unwrap().value,
+            "10.42.0.0/16,fd00:42::/56"
+        );
         assert_eq!(
             opts.component_arg(Component::ControllerManager, "node-cidr-mask-size-ipv4")
                 .unwrap()

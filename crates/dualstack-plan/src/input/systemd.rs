@@ -210,11 +210,19 @@ WantedBy=multi-user.target
             "96"
         );
         assert_eq!(
-            opts.component_arg(Component::ApiServer, "feature-gates").unwrap().value,
+            opts.component_arg(Component::ApiServer, "feature-gates")
+                .unwrap()
+                .value,
             "IPv6DualStack=true"
         );
-        assert!(opts.component_arg(Component::KubeProxy, "cluster-cidr").is_none());
-        assert_eq!(opts.values("kube-apiserver-arg")[0].origin.to_string(), "k3s.service:8");
+        assert!(
+            opts.component_arg(Component::KubeProxy, "cluster-cidr")
+                .is_none()
+        );
+        assert_eq!(
+            opts.values("kube-apiserver-arg")[0].origin.to_string(),
+            "k3s.service:8"
+        );
     }
 
     #[test]
@@ -225,7 +233,10 @@ WantedBy=multi-user.target
         )
         .unwrap();
         assert!(unit.broken.is_none());
-        assert_eq!(unit.options.list("cluster-cidr").unwrap().value, "10.42.0.0/16,fd00:42::/56");
+        assert_eq!(
+            unit.options.list("cluster-cidr").unwrap().value,
+            "10.42.0.0/16,fd00:42::/56"
+        );
         assert!(unit.options.flag("flannel-ipv6-masq"));
         assert_eq!(unit.options.version.unwrap().value, Version::new(1, 30, 4));
     }

@@ -44,9 +44,8 @@ pub fn read_traefik(file: &str, text: &str) -> Result<TraefikValues, InputError>
             let version = get_text(&doc, &["spec", "version"])
                 .and_then(|v| Version::parse(&v).map(|p| (v, p)))
                 .or_else(|| {
-                    get_text(&doc, &["spec", "chart"]).and_then(|c| {
-                        chart_version_from_reference(&c, "traefik").map(|p| (c, p))
-                    })
+                    get_text(&doc, &["spec", "chart"])
+                        .and_then(|c| chart_version_from_reference(&c, "traefik").map(|p| (c, p)))
                 });
             if let Some((raw, v)) = version {
                 out.chart_version = Some(Sourced {

@@ -151,32 +151,82 @@ fn bits_for(n: u64) -> u8 {
 pub fn plan(options: &PlanOptions) -> Result<Plan, PlanError> {
     let o = options;
     if o.ipv6_prefix.prefix_len() != 48 {
-        return Err(bad("ula", o.ipv6_prefix, "give a /48 (RFC 4193 ULAs are /48s)"));
+        return Err(bad(
+            "ula",
+            o.ipv6_prefix,
+            "give a /48 (RFC 4193 ULAs are /48s)",
+        ));
     }
     let v6_kinds = classify(&IpNet::V6(o.ipv6_prefix)).kinds();
-    if !v6_kinds.iter().all(|k| matches!(k, Kind::UniqueLocal | Kind::GlobalUnicast)) {
-        return Err(bad("ula", o.ipv6_prefix, format!("{} space cannot carry cluster addresses; use an fd00::/8 ULA or a delegated global prefix", v6_kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(", "))));
+    if !v6_kinds
+        .iter()
+        .all(|k| matches!(k, Kind::UniqueLocal | Kind::GlobalUnicast))
+    {
+        return Err(bad(
+            "ula",
+            o.ipv6_prefix,
+            format!(
+                "{} space cannot carry cluster addresses; use an fd00::/8 ULA or a delegated global prefix",
+                v6_kinds
+                    .iter()
+                    .map(|k| k.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
     }
     let v4_kinds = classify(&IpNet::V4(o.ipv4_base)).kinds();
     if v4_kinds.iter().any(|k| !matches!(k, Kind::Private)) {
-        return Err(bad("ipv4-base", o.ipv4_base, "use RFC 1918 private space (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)"));
+        return Err(bad(
+            "ipv4-base",
+            o.ipv4_base,
+            "use RFC 1918 private space (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)",
+        ));
     }
     if let Some(v) = o.k3s_version
         && !v.at_least(1, 21)
     {
-        return Err(bad("k3s-version", v, "K3s has no dual-stack before v1.21.0+k3s1 (stable from v1.23.7+k3s1)"));
+        return Err(bad(
+            "k3s-version",
+            v,
+            "K3s has no dual-stack before v1.21.0+k3s1 (stable from v1.23.7+k3s1)",
+        ));
     }
     if o.max_nodes == 0 || o.max_nodes > 32_768 {
-        return Err(bad("nodes", o.max_nodes, "must be 1 to 32768 (IPv6 node /64s must fit in half of the /48, within the 16-bit node index kube-controller-manager allows)"));
+        return Err(bad(
+            "nodes",
+            o.max_nodes,
+            "must be 1 to 32768 (IPv6 node /64s must fit in half of the /48, within the 16-bit node index kube-controller-manager allows)",
+        ));
     }
     if o.pods_per_node == 0 || o.pods_per_node > 4093 {
-        return Err(bad("pods-per-node", o.pods_per_node, "must be 1 to 4093 (an IPv4 /20 per node)"));
+        return Err(bad(
+            "pods-per-node",
+            o.pods_per_node,
+            "must be 1 to 4093 (an IPv4 /20 per node)",
+        ));
     }
     if !(10..=65_534).contains(&o.services) {
-        return Err(bad("services", o.services, "must be 10 to 65534 (the DNS service is index 10; the IPv6 bitmap allocator stops at 65,536 addresses)"));
+        return Err(bad(
+            "services",
+            o.services,
+            "must be 10 to 65534 (the DNS service is index 10; the IPv6 bitmap allocator stops at 65,536 addresses)",
+        ));
     }
-    if o.cluster_domain.is_empty() || !o.cluster_domain.split('.').all(|l| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') && !l.starts_with('-') && !l.ends_with('-')) {
-        return Err(bad("cluster-domain", &o.cluster_domain, "must be a DNS name such as cluster.local"));
+    if o.cluster_domain.is_empty()
+        || !o.cluster_domain.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+    {
+        return Err(bad(
+            "cluster-domain",
+            &o.cluster_domain,
+            "must be a DNS name such as cluster.local",
+        ));
     }
 
     // Never a plan that allows only one node: a second node could never join.
@@ -191,7 +241,16 @@ pub fn plan(options: &PlanOptions) -> Result<Plan, PlanError> {
     let v4_prefix = v4_mask
         .checked_sub(node_bits)
         .filter(|p| *p >= 8)
-        .ok_or_else(|| bad("nodes", o.max_nodes, format!("{} nodes of /{v4_mask} do not fit in IPv4 private space", o.max_nodes)))?;
+        .ok_or_else(|| {
+            bad(
+                "nodes",
+                o.max_nodes,
+                format!(
+                    "{} nodes of /{v4_mask} do not fit in IPv4 private space",
+                    o.max_nodes
+                ),
+            )
+        })?;
     let v4_service_len = 32 - bits_for(u64::from(o.services) + 2).max(4);
     let v4_service_len = v4_service_len.clamp(12, 28);
 
@@ -202,17 +261,30 @@ pub fn plan(options: &PlanOptions) -> Result<Plan, PlanError> {
     let svc_size = 1u64 << (32 - v4_service_len);
     let pods_start = u64::from(base_start);
     let svc_start = (pods_start + pods_size).div_ceil(svc_size) * svc_size;
-    let needed_len = if svc_size <= pods_size { v4_prefix - 1 } else { v4_service_len - 1 };
-    let example = Ipv4Net::new(o.ipv4_base.network(), needed_len).map(|n| n.trunc().to_string()).unwrap_or_default();
+    let needed_len = if svc_size <= pods_size {
+        v4_prefix - 1
+    } else {
+        v4_service_len - 1
+    };
+    let example = Ipv4Net::new(o.ipv4_base.network(), needed_len)
+        .map(|n| n.trunc().to_string())
+        .unwrap_or_default();
     if v4_prefix < o.ipv4_base.prefix_len() || svc_start + svc_size - 1 > u64::from(base_end) {
         return Err(bad(
             "ipv4-base",
             o.ipv4_base,
-            format!("too small for a /{v4_prefix} pod range ({} nodes × /{v4_mask}) plus a /{v4_service_len} service range; it needs at least a /{needed_len} such as {example}, or fewer --nodes", o.max_nodes),
+            format!(
+                "too small for a /{v4_prefix} pod range ({} nodes × /{v4_mask}) plus a /{v4_service_len} service range; it needs at least a /{needed_len} such as {example}, or fewer --nodes",
+                o.max_nodes
+            ),
         ));
     }
     if pods_start % pods_size != 0 {
-        return Err(bad("ipv4-base", o.ipv4_base, format!("must start on a /{v4_prefix} boundary, e.g. {example}")));
+        return Err(bad(
+            "ipv4-base",
+            o.ipv4_base,
+            format!("must start on a /{v4_prefix} boundary, e.g. {example}"),
+        ));
     }
     let v4_pods = Ipv4Net::new_assert((pods_start as u32).into(), v4_prefix);
     let v4_services = Ipv4Net::new_assert((svc_start as u32).into(), v4_service_len);
@@ -227,8 +299,22 @@ pub fn plan(options: &PlanOptions) -> Result<Plan, PlanError> {
     let service_net = u128::from(o.ipv6_prefix.network()) | (service_subnet << 64);
     let v6_services = Ipv6Net::new_assert(service_net.into(), 112);
 
-    let v4 = family_plan(Family::V4, IpNet::V4(v4_pods), IpNet::V4(v4_services), v4_mask, 26, o)?;
-    let v6 = family_plan(Family::V6, IpNet::V6(v6_pods), IpNet::V6(v6_services), v6_mask, 122, o)?;
+    let v4 = family_plan(
+        Family::V4,
+        IpNet::V4(v4_pods),
+        IpNet::V4(v4_services),
+        v4_mask,
+        26,
+        o,
+    )?;
+    let v6 = family_plan(
+        Family::V6,
+        IpNet::V6(v6_pods),
+        IpNet::V6(v6_services),
+        v6_mask,
+        122,
+        o,
+    )?;
     let families = match o.primary {
         Family::V4 => vec![v4, v6],
         Family::V6 => vec![v6, v4],
@@ -260,10 +346,28 @@ fn family_plan(
     let pods = crate::check::ranges::pods_per_node(family, node_mask);
     let svc_total = 1u128 << (family.bits() - services.prefix_len());
     let (svc_usable, svc_bound) = match family {
-        Family::V4 => (svc_total - 2, format!("2^(32−{}) − 2 (network and broadcast are never allocated); kube-apiserver allows /12 at most", services.prefix_len())),
-        Family::V6 => (svc_total.min(65_536) - 1, format!("2^(128−{}) − 1 (the ::0 address is never allocated); the bitmap allocator caps IPv6 service ranges at 65,536 addresses", services.prefix_len())),
+        Family::V4 => (
+            svc_total - 2,
+            format!(
+                "2^(32−{}) − 2 (network and broadcast are never allocated); kube-apiserver allows /12 at most",
+                services.prefix_len()
+            ),
+        ),
+        Family::V6 => (
+            svc_total.min(65_536) - 1,
+            format!(
+                "2^(128−{}) − 1 (the ::0 address is never allocated); the bitmap allocator caps IPv6 service ranges at 65,536 addresses",
+                services.prefix_len()
+            ),
+        ),
     };
-    let cluster_dns = index_addr(&services, 10).ok_or_else(|| bad("services", o.services, "the service range has no index 10 for DNS"))?;
+    let cluster_dns = index_addr(&services, 10).ok_or_else(|| {
+        bad(
+            "services",
+            o.services,
+            "the service range has no index 10 for DNS",
+        )
+    })?;
     Ok(FamilyPlan {
         family,
         cluster_cidr: cluster,
@@ -273,13 +377,19 @@ fn family_plan(
         calico_block_size: block,
         nodes: Capacity {
             value: node_count.to_string(),
-            bound: format!("2^({node_mask}−{prefix}) node ranges of /{node_mask} in the /{prefix} cluster CIDR (kube-controller-manager cidr_set; the mask difference must stay ≤ 16)"),
+            bound: format!(
+                "2^({node_mask}−{prefix}) node ranges of /{node_mask} in the /{prefix} cluster CIDR (kube-controller-manager cidr_set; the mask difference must stay ≤ 16)"
+            ),
         },
         pods_per_node: Capacity {
             value: pods.to_string(),
             bound: match family {
-                Family::V4 => format!("2^(32−{node_mask}) − 3 (network, gateway, broadcast); the kubelet runs at most max-pods (110 by default)"),
-                Family::V6 => format!("2^(128−{node_mask}) − 2 (network, gateway); the kubelet runs at most max-pods (110 by default)"),
+                Family::V4 => format!(
+                    "2^(32−{node_mask}) − 3 (network, gateway, broadcast); the kubelet runs at most max-pods (110 by default)"
+                ),
+                Family::V6 => format!(
+                    "2^(128−{node_mask}) − 2 (network, gateway); the kubelet runs at most max-pods (110 by default)"
+                ),
             },
         },
         services: Capacity {
@@ -288,7 +398,10 @@ fn family_plan(
         },
         calico_blocks: Capacity {
             value: (1u128 << (block - prefix)).to_string(),
-            bound: format!("2^({block}−{prefix}) blocks of /{block} ({} addresses each); Calico wants at least one block per node", 1u128 << (family.bits() - block)),
+            bound: format!(
+                "2^({block}−{prefix}) blocks of /{block} ({} addresses each); Calico wants at least one block per node",
+                1u128 << (family.bits() - block)
+            ),
         },
     })
 }
@@ -304,9 +417,18 @@ mod tests {
     #[test]
     fn default_plan_is_the_recommended_layout() {
         let p = plan(&PlanOptions::new(ula(), true)).unwrap();
-        assert_eq!(p.joined(|f| f.cluster_cidr.to_string()), "10.42.0.0/16,fd12:3456:789a::/56");
-        assert_eq!(p.joined(|f| f.service_cidr.to_string()), "10.43.0.0/16,fd12:3456:789a:100::/112");
-        assert_eq!(p.joined(|f| f.cluster_dns.to_string()), "10.43.0.10,fd12:3456:789a:100::a");
+        assert_eq!(
+            p.joined(|f| f.cluster_cidr.to_string()),
+            "10.42.0.0/16,fd12:3456:789a::/56"
+        );
+        assert_eq!(
+            p.joined(|f| f.service_cidr.to_string()),
+            "10.43.0.0/16,fd12:3456:789a:100::/112"
+        );
+        assert_eq!(
+            p.joined(|f| f.cluster_dns.to_string()),
+            "10.43.0.10,fd12:3456:789a:100::a"
+        );
         assert_eq!(p.families[0].nodes.value, "256");
         assert_eq!(p.families[0].pods_per_node.value, "253");
         assert_eq!(p.families[1].services.value, "65535");
@@ -320,7 +442,10 @@ mod tests {
         o.services = 1000;
         o.primary = Family::V6;
         let err = plan(&o).unwrap_err().to_string();
-        assert!(err.contains("needs at least a /12 such as 10.32.0.0/12"), "{err}");
+        assert!(
+            err.contains("needs at least a /12 such as 10.32.0.0/12"),
+            "{err}"
+        );
         o.ipv4_base = "10.32.0.0/12".parse().unwrap();
         let p = plan(&o).unwrap();
         let v4 = p.family(Family::V4).unwrap();
@@ -336,10 +461,20 @@ mod tests {
     fn impossible_options_name_the_option() {
         let mut o = PlanOptions::new(ula(), false);
         o.max_nodes = 40_000;
-        assert!(plan(&o).unwrap_err().to_string().starts_with("--nodes 40000"));
+        assert!(
+            plan(&o)
+                .unwrap_err()
+                .to_string()
+                .starts_with("--nodes 40000")
+        );
         let mut o = PlanOptions::new(ula(), false);
         o.ipv4_base = "10.42.0.0/20".parse().unwrap();
-        assert!(plan(&o).unwrap_err().to_string().starts_with("--ipv4-base 10.42.0.0/20"));
+        assert!(
+            plan(&o)
+                .unwrap_err()
+                .to_string()
+                .starts_with("--ipv4-base 10.42.0.0/20")
+        );
         let o = PlanOptions::new("2001:db8:1::/48".parse().unwrap(), false);
         assert!(plan(&o).unwrap_err().to_string().contains("documentation"));
         let mut o = PlanOptions::new(ula(), false);

@@ -72,15 +72,37 @@ fn family_word(f: Family) -> &'static str {
 /// K3s config file (`docs/installation/configuration.md`, §2.6 example).
 pub fn k3s_config(plan: &Plan) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "# K3s server configuration from `dualstack plan` (dual-stack, {} primary).", family_word(plan.primary));
-    out.push_str("# Install as /etc/rancher/k3s/config.yaml on every server BEFORE the first start:\n");
-    out.push_str("# dual-stack cannot be enabled on a cluster that already ran IPv4-only, and these\n");
+    let _ = writeln!(
+        out,
+        "# K3s server configuration from `dualstack plan` (dual-stack, {} primary).",
+        family_word(plan.primary)
+    );
+    out.push_str(
+        "# Install as /etc/rancher/k3s/config.yaml on every server BEFORE the first start:\n",
+    );
+    out.push_str(
+        "# dual-stack cannot be enabled on a cluster that already ran IPv4-only, and these\n",
+    );
     out.push_str("# values must be identical on all servers.\n");
-    let _ = writeln!(out, "cluster-cidr: {}", q(&plan.joined(|f| f.cluster_cidr.to_string())));
-    let _ = writeln!(out, "service-cidr: {}", q(&plan.joined(|f| f.service_cidr.to_string())));
-    let _ = writeln!(out, "cluster-dns: {}", q(&plan.joined(|f| f.cluster_dns.to_string())));
+    let _ = writeln!(
+        out,
+        "cluster-cidr: {}",
+        q(&plan.joined(|f| f.cluster_cidr.to_string()))
+    );
+    let _ = writeln!(
+        out,
+        "service-cidr: {}",
+        q(&plan.joined(|f| f.service_cidr.to_string()))
+    );
+    let _ = writeln!(
+        out,
+        "cluster-dns: {}",
+        q(&plan.joined(|f| f.cluster_dns.to_string()))
+    );
     let _ = writeln!(out, "cluster-domain: {}", q(&plan.cluster_domain));
-    out.push_str("# node-ip differs per node: set it in each node's own config, primary family first,\n");
+    out.push_str(
+        "# node-ip differs per node: set it in each node's own config, primary family first,\n",
+    );
     out.push_str("# or K3s may find only one family and refuse to start:\n");
     let _ = writeln!(
         out,
@@ -90,15 +112,23 @@ pub fn k3s_config(plan: &Plan) -> String {
     out.push_str("kube-controller-manager-arg:\n");
     for family in Family::BOTH {
         if let Some(f) = plan.family(family) {
-            let _ = writeln!(out, "  - {}", q(&format!("node-cidr-mask-size-{}={}", family.as_str(), f.node_mask)));
+            let _ = writeln!(
+                out,
+                "  - {}",
+                q(&format!(
+                    "node-cidr-mask-size-{}={}",
+                    family.as_str(),
+                    f.node_mask
+                ))
+            );
         }
     }
     match plan.cni {
         Cni::Flannel => {
-            if plan
-                .family(Family::V6)
-                .is_some_and(|f| dualstack_addr::kind_of(f.cluster_cidr.addr()) != dualstack_addr::Kind::GlobalUnicast)
-            {
+            if plan.family(Family::V6).is_some_and(|f| {
+                dualstack_addr::kind_of(f.cluster_cidr.addr())
+                    != dualstack_addr::Kind::GlobalUnicast
+            }) {
                 out.push_str("# The IPv6 pod range is not routed from outside: masquerade pod IPv6 traffic.\n");
                 out.push_str("flannel-ipv6-masq: true\n");
             }
@@ -129,8 +159,12 @@ fn pools(plan: &Plan) -> impl Iterator<Item = (&'static str, &crate::plan::Famil
 /// tigera-operator `Installation` with both pools (§3.3).
 pub fn calico_installation(plan: &Plan) -> String {
     let mut out = String::new();
-    out.push_str("# tigera-operator Installation from `dualstack plan`: one pool per family, equal to the\n");
-    out.push_str("# K3s cluster-cidr of that family. The ipPools cannot be changed after install.\n");
+    out.push_str(
+        "# tigera-operator Installation from `dualstack plan`: one pool per family, equal to the\n",
+    );
+    out.push_str(
+        "# K3s cluster-cidr of that family. The ipPools cannot be changed after install.\n",
+    );
     out.push_str("# IPv6 VXLAN needs Calico 3.23 or newer and a kernel of 4.19.1 or newer.\n");
     out.push_str("apiVersion: operator.tigera.io/v1\nkind: Installation\nmetadata:\n  name: \"default\"\nspec:\n  calicoNetwork:\n");
     out.push_str("    bgp: \"Disabled\"\n    containerIPForwarding: \"Enabled\"\n    ipPools:\n");
@@ -143,7 +177,10 @@ pub fn calico_installation(plan: &Plan) -> String {
     for family in Family::BOTH {
         if plan.family(family).is_some() {
             let suffix = if family == Family::V4 { "V4" } else { "V6" };
-            let _ = writeln!(out, "    nodeAddressAutodetection{suffix}:\n      kubernetes: \"NodeInternalIP\"");
+            let _ = writeln!(
+                out,
+                "    nodeAddressAutodetection{suffix}:\n      kubernetes: \"NodeInternalIP\""
+            );
         }
     }
     out
@@ -152,9 +189,15 @@ pub fn calico_installation(plan: &Plan) -> String {
 /// `IPPool` resources for manifest installs (§3.1).
 pub fn calico_ippools(plan: &Plan) -> String {
     let mut out = String::new();
-    out.push_str("# Calico IPPools from `dualstack plan`, for manifest (calico.yaml) installs. Apply with\n");
-    out.push_str("# `calicoctl apply -f` (or kubectl with the Calico API server). In calico.yaml also set\n");
-    out.push_str("# FELIX_IPV6SUPPORT=\"true\", IP6=\"autodetect\" and ipam \"assign_ipv6\": \"true\".\n");
+    out.push_str(
+        "# Calico IPPools from `dualstack plan`, for manifest (calico.yaml) installs. Apply with\n",
+    );
+    out.push_str(
+        "# `calicoctl apply -f` (or kubectl with the Calico API server). In calico.yaml also set\n",
+    );
+    out.push_str(
+        "# FELIX_IPV6SUPPORT=\"true\", IP6=\"autodetect\" and ipam \"assign_ipv6\": \"true\".\n",
+    );
     for (name, f) in pools(plan) {
         out.push_str("---\napiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n");
         let _ = writeln!(out, "  name: {}", q(name));
@@ -174,7 +217,11 @@ pub fn traefik_config(plan: &Plan) -> String {
         out,
         "# Dual-stack Service for K3s's bundled Traefik, for chart {} ({}).",
         plan.traefik_chart,
-        if new_layout { "40.0.0 and newer read service.spec.*" } else { "charts before 40.0.0 read service.ipFamilyPolicy" }
+        if new_layout {
+            "40.0.0 and newer read service.spec.*"
+        } else {
+            "charts before 40.0.0 read service.ipFamilyPolicy"
+        }
     );
     out.push_str("# Install as /var/lib/rancher/k3s/server/manifests/traefik-config.yaml.\n");
     out.push_str("apiVersion: helm.cattle.io/v1\nkind: HelmChartConfig\nmetadata:\n  name: \"traefik\"\n  namespace: \"kube-system\"\nspec:\n  valuesContent: |-\n    service:\n");
@@ -184,7 +231,10 @@ pub fn traefik_config(plan: &Plan) -> String {
     } else {
         "      "
     };
-    let _ = writeln!(out, "{indent}ipFamilyPolicy: \"PreferDualStack\"\n{indent}ipFamilies:");
+    let _ = writeln!(
+        out,
+        "{indent}ipFamilyPolicy: \"PreferDualStack\"\n{indent}ipFamilies:"
+    );
     for f in &plan.families {
         let _ = writeln!(out, "{indent}  - {}", q(family_word(f.family)));
     }

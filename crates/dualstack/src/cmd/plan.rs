@@ -15,15 +15,16 @@ use crate::exit::Outcome;
 pub struct PlanArgs {
     #[command(subcommand)]
     command: Option<PlanCommand>,
+    // Boxed so the top-level `Command` enum stays small.
     #[command(flatten)]
-    make: make::MakeArgs,
+    make: Box<make::MakeArgs>,
 }
 
 #[derive(Debug, Subcommand)]
 enum PlanCommand {
     /// Check an existing K3s config / systemd unit / Calico / Traefik setup and report every
     /// problem with a fix. Exit 1 if any finding is an error.
-    Check(check::CheckArgs),
+    Check(Box<check::CheckArgs>),
 }
 
 /// `--output text|json`.
@@ -36,8 +37,8 @@ pub enum Format {
 
 pub fn run(args: PlanArgs) -> anyhow::Result<Outcome> {
     match args.command {
-        Some(PlanCommand::Check(c)) => check::run(c),
-        None => make::run(args.make),
+        Some(PlanCommand::Check(c)) => check::run(*c),
+        None => make::run(*args.make),
     }
 }
 

@@ -45,13 +45,15 @@ pub struct CheckArgs {
 
 fn read(path: &Path) -> anyhow::Result<(String, String)> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| usage(format!("{name}: cannot read: {e}")))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| usage(format!("{name}: cannot read: {e}")))?;
     Ok((name, text))
 }
 
 /// `*.yaml`/`*.yml` files of a directory, alphabetically.
 fn yaml_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(dir).map_err(|e| usage(format!("{}: cannot read directory: {e}", dir.display())))?;
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| usage(format!("{}: cannot read directory: {e}", dir.display())))?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -111,10 +113,19 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Outcome> {
     let input = files.read().map_err(|e| usage(e.to_string()))?;
     let findings = check(&input);
     match args.output {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&Report { findings: &findings })?),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&Report {
+                findings: &findings
+            })?
+        ),
         Format::Text => print!("{}", text(&findings)),
     }
-    Ok(if has_errors(&findings) { Outcome::Problems } else { Outcome::Ok })
+    Ok(if has_errors(&findings) {
+        Outcome::Problems
+    } else {
+        Outcome::Ok
+    })
 }
 
 fn text(findings: &[Finding]) -> String {

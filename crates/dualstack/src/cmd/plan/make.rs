@@ -85,7 +85,9 @@ pub fn run(args: MakeArgs) -> anyhow::Result<Outcome> {
         (Some(text), _) => {
             let net = parse_prefix(text.trim()).map_err(|e| usage(format!("--ula: {e}")))?;
             let IpNet::V6(v6) = net else {
-                return Err(usage(format!("--ula {text}: an IPv6 /48 is needed, this is IPv4")));
+                return Err(usage(format!(
+                    "--ula {text}: an IPv6 /48 is needed, this is IPv4"
+                )));
             };
             (v6, false)
         }
@@ -94,7 +96,12 @@ pub fn run(args: MakeArgs) -> anyhow::Result<Outcome> {
     };
     let ipv4_base = match parse_prefix(args.ipv4_base.trim()) {
         Ok(IpNet::V4(net)) => net,
-        Ok(IpNet::V6(_)) => return Err(usage(format!("--ipv4-base {}: an IPv4 prefix is needed", args.ipv4_base))),
+        Ok(IpNet::V6(_)) => {
+            return Err(usage(format!(
+                "--ipv4-base {}: an IPv4 prefix is needed",
+                args.ipv4_base
+            )));
+        }
         Err(e) => return Err(usage(format!("--ipv4-base: {e}"))),
     };
     let mut options = PlanOptions::new(prefix, generated);
@@ -130,13 +137,20 @@ pub fn run(args: MakeArgs) -> anyhow::Result<Outcome> {
 }
 
 fn generate(rng: &mut impl dualstack_addr::RandomSource) -> anyhow::Result<ipnet::Ipv6Net> {
-    Ok(UlaPrefix::generate(rng).context("generating a ULA prefix")?.net())
+    Ok(UlaPrefix::generate(rng)
+        .context("generating a ULA prefix")?
+        .net())
 }
 
 /// Runs `plan check` on what we render: warnings and notes go into the summary. An error here
 /// would be a bug in the planner.
 fn self_check(plan: &Plan, files: &[RenderedFile]) -> anyhow::Result<Vec<Finding>> {
-    let get = |path: &str| files.iter().find(|f| f.path == path).map(|f| (path.to_owned(), f.contents.clone()));
+    let get = |path: &str| {
+        files
+            .iter()
+            .find(|f| f.path == path)
+            .map(|f| (path.to_owned(), f.contents.clone()))
+    };
     let input = CheckFiles {
         k3s_config: get(render::K3S_CONFIG).into_iter().collect(),
         calico: get(render::CALICO_INSTALLATION),
@@ -148,13 +162,22 @@ fn self_check(plan: &Plan, files: &[RenderedFile]) -> anyhow::Result<Vec<Finding
     .context("re-reading the rendered files")?;
     let findings = check(&input);
     if let Some(e) = findings.iter().find(|f| f.severity == Severity::Error) {
-        anyhow::bail!("internal error: the rendered plan fails its own check: {}: {}", e.code, e.message);
+        anyhow::bail!(
+            "internal error: the rendered plan fails its own check: {}: {}",
+            e.code,
+            e.message
+        );
     }
     Ok(findings
         .into_iter()
         // Capacity is in the summary already; the Traefik key choice is made from the chart
         // version, which a HelmChartConfig does not carry, so the checker cannot see it.
-        .filter(|f| !matches!(f.code, dualstack_plan::Code::Capacity | dualstack_plan::Code::TraefikKeyIgnored))
+        .filter(|f| {
+            !matches!(
+                f.code,
+                dualstack_plan::Code::Capacity | dualstack_plan::Code::TraefikKeyIgnored
+            )
+        })
         .collect())
 }
 
@@ -165,16 +188,21 @@ fn write_files(dir: &Path, files: &[RenderedFile], force: bool) -> anyhow::Resul
         for f in files {
             let path = dir.join(f.path);
             if path.exists() {
-                return Err(usage(format!("--out: {} already exists; pass --force to replace it", path.display())));
+                return Err(usage(format!(
+                    "--out: {} already exists; pass --force to replace it",
+                    path.display()
+                )));
             }
         }
     }
     for f in files {
         let path = dir.join(f.path);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
         }
-        std::fs::write(&path, &f.contents).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(&path, &f.contents)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }
@@ -182,32 +210,107 @@ fn write_files(dir: &Path, files: &[RenderedFile], force: bool) -> anyhow::Resul
 fn summary(plan: &Plan, notes: &[Finding], out: Option<&Path>, files: &[RenderedFile]) -> String {
     let mut s = String::new();
     if plan.ipv6_generated {
-        let _ = writeln!(s, "Generated a new IPv6 ULA prefix {} (RFC 4193: fd00::/8 + random 40-bit Global ID).", plan.ipv6_prefix);
-        let _ = writeln!(s, "Keep it: pass --ula {} to plan again with the same prefix.\n", plan.ipv6_prefix);
+        let _ = writeln!(
+            s,
+            "Generated a new IPv6 ULA prefix {} (RFC 4193: fd00::/8 + random 40-bit Global ID).",
+            plan.ipv6_prefix
+        );
+        let _ = writeln!(
+            s,
+            "Keep it: pass --ula {} to plan again with the same prefix.\n",
+            plan.ipv6_prefix
+        );
     } else {
         let _ = writeln!(s, "IPv6 prefix {}.\n", plan.ipv6_prefix);
     }
     let names: Vec<&str> = plan.families.iter().map(|f| f.family.k8s_name()).collect();
-    let _ = writeln!(s, "Dual-stack plan ({} primary, {}):", names[0], match plan.cni { Cni::Flannel => "flannel", Cni::Calico => "Calico" });
+    let _ = writeln!(
+        s,
+        "Dual-stack plan ({} primary, {}):",
+        names[0],
+        match plan.cni {
+            Cni::Flannel => "flannel",
+            Cni::Calico => "Calico",
+        }
+    );
     let row = |s: &mut String, label: &str, values: Vec<String>| {
-        let _ = writeln!(s, "  {label:<15} {}", values.iter().map(|v| format!("{v:<28}")).collect::<String>().trim_end());
+        let _ = writeln!(
+            s,
+            "  {label:<15} {}",
+            values
+                .iter()
+                .map(|v| format!("{v:<28}"))
+                .collect::<String>()
+                .trim_end()
+        );
     };
     row(&mut s, "", names.iter().map(|n| n.to_string()).collect());
-    row(&mut s, "cluster-cidr", plan.families.iter().map(|f| f.cluster_cidr.to_string()).collect());
-    row(&mut s, "service-cidr", plan.families.iter().map(|f| f.service_cidr.to_string()).collect());
-    row(&mut s, "cluster-dns", plan.families.iter().map(|f| f.cluster_dns.to_string()).collect());
-    row(&mut s, "node mask", plan.families.iter().map(|f| format!("/{}", f.node_mask)).collect());
+    row(
+        &mut s,
+        "cluster-cidr",
+        plan.families
+            .iter()
+            .map(|f| f.cluster_cidr.to_string())
+            .collect(),
+    );
+    row(
+        &mut s,
+        "service-cidr",
+        plan.families
+            .iter()
+            .map(|f| f.service_cidr.to_string())
+            .collect(),
+    );
+    row(
+        &mut s,
+        "cluster-dns",
+        plan.families
+            .iter()
+            .map(|f| f.cluster_dns.to_string())
+            .collect(),
+    );
+    row(
+        &mut s,
+        "node mask",
+        plan.families
+            .iter()
+            .map(|f| format!("/{}", f.node_mask))
+            .collect(),
+    );
     if plan.cni == Cni::Calico {
-        row(&mut s, "Calico block", plan.families.iter().map(|f| format!("/{}", f.calico_block_size)).collect());
+        row(
+            &mut s,
+            "Calico block",
+            plan.families
+                .iter()
+                .map(|f| format!("/{}", f.calico_block_size))
+                .collect(),
+        );
     }
     let _ = writeln!(s, "\nCapacity (and what bounds it):");
     for f in &plan.families {
         let n = f.family.k8s_name();
-        let _ = writeln!(s, "  {n} nodes:         {:>22}  {}", f.nodes.value, f.nodes.bound);
-        let _ = writeln!(s, "  {n} pods per node: {:>22}  {}", f.pods_per_node.value, f.pods_per_node.bound);
-        let _ = writeln!(s, "  {n} services:      {:>22}  {}", f.services.value, f.services.bound);
+        let _ = writeln!(
+            s,
+            "  {n} nodes:         {:>22}  {}",
+            f.nodes.value, f.nodes.bound
+        );
+        let _ = writeln!(
+            s,
+            "  {n} pods per node: {:>22}  {}",
+            f.pods_per_node.value, f.pods_per_node.bound
+        );
+        let _ = writeln!(
+            s,
+            "  {n} services:      {:>22}  {}",
+            f.services.value, f.services.bound
+        );
         if plan.cni == Cni::Calico {
-            let _ = writeln!(s, "  {n} Calico blocks: {:>22}  {}", f.calico_blocks.value, f.calico_blocks.bound);
+            let _ = writeln!(
+                s,
+                "  {n} Calico blocks: {:>22}  {}",
+                f.calico_blocks.value, f.calico_blocks.bound
+            );
         }
     }
     if !notes.is_empty() {
@@ -224,7 +327,11 @@ fn summary(plan: &Plan, notes: &[Finding], out: Option<&Path>, files: &[Rendered
             }
         }
         None => {
-            let _ = writeln!(s, "\nWrite the files with --out DIR: {}.", files.iter().map(|f| f.path).collect::<Vec<_>>().join(", "));
+            let _ = writeln!(
+                s,
+                "\nWrite the files with --out DIR: {}.",
+                files.iter().map(|f| f.path).collect::<Vec<_>>().join(", ")
+            );
         }
     }
     s
