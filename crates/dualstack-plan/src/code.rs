@@ -1,7 +1,8 @@
 //! The stable finding codes of `plan check`, each with a one-line description.
 //!
-//! Codes never change meaning once released; scripts may match on them. The table is printed
-//! by [`Code::ALL`] and documented in the README.
+//! Codes never change meaning once released; scripts may match on them. The list is
+//! [`Code::ALL`]; `CODES.md` in this crate is generated from it ([`markdown_table`]) and a test
+//! keeps the two equal.
 
 use serde::{Serialize, Serializer};
 
@@ -119,8 +120,19 @@ codes! {
         "a Traefik dual-stack value key the chart version ignores or duplicates",
     TraefikNoIpFamilyPolicy = "traefik-no-ip-family-policy":
         "no (or a single-stack) ipFamilyPolicy for Traefik on a dual-stack cluster",
-    VersionApplies = "version-applies":
-        "which versions a version-dependent finding applies to when no version is known",
+}
+
+/// The documented code table (Markdown), one row per code.
+pub fn markdown_table() -> String {
+    let mut out = String::from("| code | what it reports |\n|---|---|\n");
+    for code in Code::ALL {
+        out.push_str(&format!(
+            "| `{}` | {} |\n",
+            code.as_str(),
+            code.description().replace('|', "\\|")
+        ));
+    }
+    out
 }
 
 impl Serialize for Code {
@@ -139,6 +151,15 @@ impl std::fmt::Display for Code {
 mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    #[test]
+    fn codes_md_lists_every_code() {
+        let doc = include_str!("../CODES.md");
+        assert!(
+            doc.contains(&markdown_table()),
+            "CODES.md is out of date; paste in code::markdown_table()"
+        );
+    }
 
     #[test]
     fn codes_are_unique_kebab_case() {
