@@ -29,6 +29,8 @@ enum Command {
     Klipper(cmd::klipper::KlipperArgs),
     /// Dual-stack address plan and the files that carry it; `plan check` checks an existing setup.
     Plan(cmd::plan::PlanArgs),
+    /// Per-node agent: programs this node's frontends (nftables) and reports its live addresses.
+    Agent(cmd::agent::AgentArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -38,6 +40,7 @@ fn main() -> std::process::ExitCode {
         Command::Lb(c) => cmd::lb::run(c),
         Command::Klipper(a) => cmd::klipper::run(a),
         Command::Plan(a) => cmd::plan::run(a),
+        Command::Agent(a) => cmd::agent::run(a),
     };
     exit::report(result)
 }

@@ -1,5 +1,7 @@
 //! One module per subcommand. Each parses its own flags, calls the core, and prints.
 
+pub mod agent;
+pub mod agent_live;
 pub mod ip;
 pub mod klipper;
 pub mod lb;

@@ -1,0 +1,1 @@
+//! Live addresses over rtnetlink: dump and watch (adapter).

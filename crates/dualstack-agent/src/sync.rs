@@ -1,0 +1,326 @@
+//! The sync engine: decision → this node's frontends → our nft table, full or incremental.
+
+use std::fmt;
+
+use dualstack_addr::Family;
+use dualstack_dataplane::{DataplaneError, Nft};
+use dualstack_lb::{Config, Decision, Mode, Snapshot, Timestamp};
+use dualstack_ruleset::{Destination, Frontend, InvalidRuleset, Ruleset, validate};
+
+use crate::plan::{DEFAULT_MAX_INCREMENTAL, Plan, plan};
+
+/// Why a sync failed. The kernel keeps whatever it had before (every transaction is atomic).
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// `--node` names no Node of the snapshot.
+    #[error("node {node:?} is not in the snapshot (nodes: {known})")]
+    UnknownNode { node: String, known: String },
+    /// The decision produced frontends the data plane refuses (a bug in the core).
+    #[error("the frontends decided for node {node:?} are not a valid ruleset: {source}")]
+    Invalid {
+        node: String,
+        source: InvalidRuleset,
+    },
+    #[error("programming table inet {table}: {source}")]
+    Dataplane {
+        table: String,
+        source: DataplaneError,
+    },
+}
+
+/// Why a full transaction was used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FullReason {
+    /// Nothing applied yet by this process (start, or after a failure).
+    FirstSync,
+    /// More frontends changed than an incremental transaction is used for.
+    ManyChanges,
+    /// The incremental transaction was refused; this is its error.
+    IncrementalFailed(String),
+    /// The periodic read-back found the kernel differs; a summary of the drift.
+    Drift(String),
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncKind {
+    /// The whole table was replaced in one transaction.
+    Full(FullReason),
+    /// Only the changed frontends were replaced, in one transaction.
+    Incremental { removed: usize, added: usize },
+    /// The kernel already had exactly these frontends; nothing ran.
+    Unchanged,
+    /// `kube-proxy` mode: the agent programs nothing.
+    NotProgrammed,
+}
+
+/// The result of one sync, for logs, metrics and the CLI.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncReport {
+    pub node: String,
+    pub table: String,
+    pub kind: SyncKind,
+    /// The frontends now in the table (sorted by name).
+    pub frontends: Vec<Frontend>,
+}
+
+impl SyncReport {
+    /// How many frontends serve `family` (have a backend of it).
+    pub fn serving(&self, family: Family) -> usize {
+        self.frontends
+            .iter()
+            .filter(|f| f.served_families().contains(&family))
+            .count()
+    }
+}
+
+impl fmt::Display for SyncReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match &self.kind {
+            SyncKind::Full(FullReason::FirstSync) => "full sync".to_string(),
+            SyncKind::Full(FullReason::ManyChanges) => "full sync (many changes)".to_string(),
+            SyncKind::Full(FullReason::IncrementalFailed(e)) => {
+                format!("full sync (incremental update refused: {e})")
+            }
+            SyncKind::Full(FullReason::Drift(d)) => format!("full sync repairing drift ({d})"),
+            SyncKind::Incremental { removed, added } => {
+                format!("incremental sync ({removed} removed, {added} added)")
+            }
+            SyncKind::Unchanged => "unchanged".to_string(),
+            SyncKind::NotProgrammed => {
+                return writeln!(
+                    f,
+                    "node {}: kube-proxy mode: nothing programmed (kube-proxy carries the traffic)",
+                    self.node
+                );
+            }
+        };
+        writeln!(
+            f,
+            "node {}: table inet {}: {what}: {} frontends ({} IPv4, {} IPv6)",
+            self.node,
+            self.table,
+            self.frontends.len(),
+            self.serving(Family::V4),
+            self.serving(Family::V6),
+        )?;
+        for fe in &self.frontends {
+            let on = match &fe.destination {
+                Destination::AnyLocal => "any local address".to_string(),
+                Destination::Addresses(a) => a
+                    .iter()
+                    .map(|ip| ip.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            };
+            let backends = Family::BOTH
+                .iter()
+                .map(|fam| format!("{} {fam}", fe.backends_of(*fam).count()))
+                .collect::<Vec<_>>()
+                .join(" + ");
+            let nat = if fe.masquerade {
+                "masquerade"
+            } else {
+                "client address kept"
+            };
+            writeln!(
+                f,
+                "  {} {}/{} on {on} -> {backends} backends, {nat}",
+                fe.name, fe.protocol, fe.port
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The ruleset `node` programs for a decision: its frontends in `table` (pure).
+pub fn node_ruleset(decision: &Decision, node: &str, table: &str) -> Ruleset {
+    let mut frontends = decision.frontends_for(node).to_vec();
+    frontends.sort_by(|a, b| a.name.cmp(&b.name));
+    Ruleset {
+        table: table.to_string(),
+        frontends,
+    }
+}
+
+/// One offline sync: decides for `snapshot`, and programs `node`'s frontends into `nft`'s
+/// table in one full transaction. The rules stay after it returns. In `kube-proxy` mode
+/// nothing is touched. Same code path as the live agent ([`Syncer::sync`]), which only adds
+/// memory of the last sync.
+pub fn sync_once(
+    snapshot: &Snapshot,
+    config: &Config,
+    node: &str,
+    now: Timestamp,
+    nft: &Nft,
+) -> Result<SyncReport, AgentError> {
+    Syncer::new(nft.clone(), node).sync(snapshot, config, now)
+}
+
+/// A node's sync engine: remembers what it applied, so that later syncs can be incremental.
+#[derive(Debug)]
+pub struct Syncer {
+    nft: Nft,
+    node: String,
+    applied: Option<Vec<Frontend>>,
+    max_incremental: usize,
+}
+
+impl Syncer {
+    /// An engine for `node` programming `nft`'s table; the first sync is a full one.
+    pub fn new(nft: Nft, node: impl Into<String>) -> Syncer {
+        Syncer {
+            nft,
+            node: node.into(),
+            applied: None,
+            max_incremental: DEFAULT_MAX_INCREMENTAL,
+        }
+    }
+
+    /// Use incremental transactions for at most `max` changed frontends (0: always full).
+    pub fn with_max_incremental(mut self, max: usize) -> Syncer {
+        self.max_incremental = max;
+        self
+    }
+
+    /// The node this engine programs.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The frontends applied by the last successful sync, if any.
+    pub fn applied(&self) -> Option<&[Frontend]> {
+        self.applied.as_deref()
+    }
+
+    /// Forget what was applied: the next sync is a full one.
+    pub fn invalidate(&mut self) {
+        self.applied = None;
+    }
+
+    /// Decides for `snapshot` and brings the table to this node's frontends.
+    pub fn sync(
+        &mut self,
+        snapshot: &Snapshot,
+        config: &Config,
+        now: Timestamp,
+    ) -> Result<SyncReport, AgentError> {
+        if !snapshot.nodes.iter().any(|n| n.metadata.name == self.node) {
+            let mut known: Vec<&str> = snapshot
+                .nodes
+                .iter()
+                .map(|n| n.metadata.name.as_str())
+                .collect();
+            known.sort_unstable();
+            return Err(AgentError::UnknownNode {
+                node: self.node.clone(),
+                known: if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                },
+            });
+        }
+        if config.mode == Mode::KubeProxy {
+            return Ok(self.report(SyncKind::NotProgrammed, Vec::new()));
+        }
+        let decision = dualstack_lb::decide(snapshot, config, now);
+        let ruleset = node_ruleset(&decision, &self.node, self.nft.table());
+        self.apply(ruleset.frontends)
+    }
+
+    /// Brings the table to exactly `frontends` (validated first): nothing when unchanged,
+    /// one incremental transaction for a few changes, a full one otherwise or when the
+    /// incremental one is refused.
+    pub fn apply(&mut self, mut frontends: Vec<Frontend>) -> Result<SyncReport, AgentError> {
+        frontends.sort_by(|a, b| a.name.cmp(&b.name));
+        let ruleset = Ruleset {
+            table: self.nft.table().to_string(),
+            frontends,
+        };
+        validate(&ruleset).map_err(|source| AgentError::Invalid {
+            node: self.node.clone(),
+            source,
+        })?;
+        match plan(
+            self.applied.as_deref(),
+            &ruleset.frontends,
+            self.max_incremental,
+        ) {
+            Plan::Unchanged => Ok(self.report(SyncKind::Unchanged, ruleset.frontends)),
+            Plan::Full => {
+                let reason = if self.applied.is_none() {
+                    FullReason::FirstSync
+                } else {
+                    FullReason::ManyChanges
+                };
+                self.full(ruleset, reason)
+            }
+            Plan::Incremental { remove, add } => {
+                match self.nft.apply_changes(&remove, &add) {
+                    Ok(()) => {
+                        self.applied = Some(ruleset.frontends.clone());
+                        Ok(self.report(
+                            SyncKind::Incremental {
+                                removed: remove.len(),
+                                added: add.len(),
+                            },
+                            ruleset.frontends,
+                        ))
+                    }
+                    // The transaction was atomic, so the table is as before; but replace
+                    // it whole rather than trust our memory of it.
+                    Err(e) => self.full(ruleset, FullReason::IncrementalFailed(e.to_string())),
+                }
+            }
+        }
+    }
+
+    /// The periodic check: reads the table back and, when it differs from what was applied
+    /// (someone flushed or edited it, or it is gone), replaces it whole. Before any
+    /// successful sync there is nothing to compare with, and nothing is done.
+    pub fn resync(&mut self) -> Result<Option<SyncReport>, AgentError> {
+        let Some(applied) = self.applied.clone() else {
+            return Ok(None);
+        };
+        let ruleset = Ruleset {
+            table: self.nft.table().to_string(),
+            frontends: applied,
+        };
+        let drift = self.nft.drift(&ruleset).map_err(|e| self.dataplane(e))?;
+        if drift.is_empty() {
+            return Ok(Some(self.report(SyncKind::Unchanged, ruleset.frontends)));
+        }
+        let summary = format!(
+            "{} chains and {} elements missing, {} chains and {} elements unexpected",
+            drift.missing_chains.len(),
+            drift.missing_elements.len(),
+            drift.unexpected_chains.len(),
+            drift.unexpected_elements.len()
+        );
+        self.full(ruleset, FullReason::Drift(summary)).map(Some)
+    }
+
+    fn full(&mut self, ruleset: Ruleset, reason: FullReason) -> Result<SyncReport, AgentError> {
+        self.applied = None;
+        self.nft.apply(&ruleset).map_err(|e| self.dataplane(e))?;
+        self.applied = Some(ruleset.frontends.clone());
+        Ok(self.report(SyncKind::Full(reason), ruleset.frontends))
+    }
+
+    fn dataplane(&self, source: DataplaneError) -> AgentError {
+        AgentError::Dataplane {
+            table: self.nft.table().to_string(),
+            source,
+        }
+    }
+
+    fn report(&self, kind: SyncKind, frontends: Vec<Frontend>) -> SyncReport {
+        SyncReport {
+            node: self.node.clone(),
+            table: self.nft.table().to_string(),
+            kind,
+            frontends,
+        }
+    }
+}

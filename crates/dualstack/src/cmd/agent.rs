@@ -1,0 +1,165 @@
+//! `dualstack agent`: the per-node agent.
+//!
+//! * `--node NAME --snapshot FILE --once`: offline mode. Reads a cluster dump (the `lb
+//!   explain` format), programs NAME's frontends into our nft table through the same sync
+//!   engine as the live agent ([`dualstack_agent::Syncer`]), prints what it did and exits 0.
+//!   The rules stay.
+//! * `--cleanup`: deletes our table (and nothing else), then exits.
+//! * otherwise: the in-cluster agent (see [`crate::cmd::agent_live`]).
+
+use std::io::Read as _;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use clap::Args;
+use dualstack_dataplane::{Nft, Runner};
+use dualstack_lb::config::{DEFAULT_CLASS, DEFAULT_LEASE_NAMESPACE};
+use dualstack_lb::{Config, Mode, Snapshot, Timestamp};
+use dualstack_ruleset::DEFAULT_TABLE;
+
+use crate::exit::{Outcome, usage};
+use crate::logging::LogFormat;
+
+/// The decision's configuration, shared by `agent` and `controller` (they must agree).
+#[derive(Debug, Clone, Args)]
+pub struct DecisionArgs {
+    /// Our `spec.loadBalancerClass`.
+    #[arg(long, env = "DUALSTACK_CLASS", default_value = DEFAULT_CLASS)]
+    pub class: String,
+    /// Also handle LoadBalancer Services that set no `loadBalancerClass`.
+    #[arg(long, env = "DUALSTACK_DEFAULT_CLASS")]
+    pub default_class: bool,
+    /// Data plane: `nftables` (our agent, ipMode Proxy) or `kube-proxy` (ipMode VIP; the agent programs nothing).
+    #[arg(
+        long,
+        env = "DUALSTACK_MODE",
+        default_value = "nftables",
+        value_name = "nftables|kube-proxy"
+    )]
+    pub mode: Mode,
+    /// Namespace of the per-node agent Leases.
+    #[arg(long, env = "DUALSTACK_LEASE_NAMESPACE", default_value = DEFAULT_LEASE_NAMESPACE)]
+    pub lease_namespace: String,
+    /// Ignore `node.kubernetes.io/exclude-from-external-load-balancers` on nodes.
+    #[arg(long, env = "DUALSTACK_IGNORE_EXCLUSION_LABEL")]
+    pub ignore_exclusion_label: bool,
+}
+
+impl DecisionArgs {
+    pub fn config(&self) -> Config {
+        Config {
+            class: self.class.clone(),
+            default_class: self.default_class,
+            mode: self.mode,
+            lease_namespace: self.lease_namespace.clone(),
+            ignore_exclusion_label: self.ignore_exclusion_label,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// This node's name (as in `kubectl get nodes`); in a DaemonSet, from the downward API.
+    #[arg(long, env = "NODE_NAME", value_name = "NAME")]
+    pub node: Option<String>,
+    /// Offline: read the cluster from this dump (YAML/JSON, `-` for stdin) instead of the API.
+    #[arg(long, value_name = "FILE", requires = "once")]
+    pub snapshot: Option<String>,
+    /// Sync once and exit (rules stay). Needs --snapshot.
+    #[arg(long, requires = "snapshot")]
+    pub once: bool,
+    /// Offline: decide as of this RFC 3339 instant (which agent Leases have expired); default: now.
+    #[arg(long, value_name = "RFC3339", requires = "snapshot")]
+    pub now: Option<Timestamp>,
+    /// Delete our nft table (and nothing else), then exit.
+    #[arg(long, conflicts_with_all = ["snapshot", "once"])]
+    pub cleanup: bool,
+    /// The nft table we own (`table inet NAME`).
+    #[arg(long, env = "DUALSTACK_TABLE", default_value = DEFAULT_TABLE, value_name = "NAME")]
+    pub table: String,
+    #[command(flatten)]
+    pub decision: DecisionArgs,
+    /// Health and metrics listen address (`/healthz`, `/readyz`, `/metrics`).
+    #[arg(
+        long,
+        env = "DUALSTACK_HEALTH_ADDR",
+        default_value = "0.0.0.0:9655",
+        value_name = "ADDR:PORT"
+    )]
+    pub health_addr: std::net::SocketAddr,
+    /// Full read-back and drift repair every this many seconds.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub resync_seconds: u64,
+    /// Interfaces whose addresses are not node addresses (trailing `*` = prefix); replaces the default list.
+    #[arg(long = "exclude-interface", value_name = "NAME", value_delimiter = ',')]
+    pub exclude_interfaces: Option<Vec<String>>,
+    /// Log line format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+pub fn run(args: AgentArgs) -> anyhow::Result<Outcome> {
+    let nft = Nft::new(Runner::host(), &args.table)
+        .map_err(|e| usage(format!("--table {:?}: {e}", args.table)))?;
+    if args.cleanup {
+        nft.cleanup()
+            .with_context(|| format!("removing table inet {}", args.table))?;
+        println!("table inet {} removed (nothing else touched)", args.table);
+        return Ok(Outcome::Ok);
+    }
+    let node = match args.node.as_deref() {
+        Some(n) if !n.trim().is_empty() => n.to_string(),
+        _ => {
+            return Err(usage(
+                "--node (or NODE_NAME) is required: the name of this node",
+            ));
+        }
+    };
+    match &args.snapshot {
+        Some(file) => offline(&args, &node, file, &nft),
+        None => super::agent_live::run(args, node, nft),
+    }
+}
+
+fn offline(args: &AgentArgs, node: &str, file: &str, nft: &Nft) -> anyhow::Result<Outcome> {
+    let text = read_input(file)?;
+    let snapshot = Snapshot::parse(&text).map_err(|err| {
+        usage(format!(
+            "cannot read --snapshot {file} as a cluster dump: {err}"
+        ))
+    })?;
+    let config = args.decision.config();
+    let now = match args.now {
+        Some(now) => now,
+        None => clock()?,
+    };
+    let report =
+        dualstack_agent::sync_once(&snapshot, &config, node, now, nft).map_err(|e| match e {
+            dualstack_agent::AgentError::UnknownNode { .. } => usage(format!("--node: {e}")),
+            other => anyhow::Error::new(other),
+        })?;
+    print!("{report}");
+    Ok(Outcome::Ok)
+}
+
+fn read_input(file: &str) -> anyhow::Result<String> {
+    let mut text = String::new();
+    if file == "-" {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|err| usage(format!("cannot read standard input: {err}")))?;
+    } else {
+        text = std::fs::read_to_string(file)
+            .map_err(|err| usage(format!("cannot read --snapshot {file}: {err}")))?;
+    }
+    Ok(text)
+}
+
+/// The current time as a decision input.
+pub fn clock() -> anyhow::Result<Timestamp> {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .context("the system clock is before 1970")?;
+    let micros = i64::try_from(since.as_micros()).context("the system clock is out of range")?;
+    Ok(Timestamp::from_unix_micros(micros))
+}

@@ -1,0 +1,370 @@
+//! `dualstack agent --snapshot FILE --once` on a real node namespace, with IPv4 and IPv6
+//! traffic (root only).
+//!
+//! ```text
+//!  client   (10.0.1.2, fd00:1::2) ── (10.0.1.1, fd00:1::1) ┐
+//!  backend1 (10.0.2.2, fd00:2::2) ── (10.0.2.1, fd00:2::1) ├ node "node-a": dualstack agent
+//!  backend2 (10.0.3.2, fd00:3::2) ── (10.0.3.1, fd00:3::1) ┘
+//! ```
+//! The snapshot says node-a's addresses are 10.0.1.1 and fd00:1::1 (the client's link) and
+//! that its agent Lease is live. `default/web` (ETP Cluster, port 80) has endpoints on both
+//! backends (backend2's on another node); `default/local` (ETP Local, port 81) has one on
+//! backend1, which runs on node-a.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::Duration;
+
+use dualstack_addr::Family;
+use dualstack_testbed::{EchoServer, Lab, Netns, kernel_tests_enabled, tcp_request, udp_request};
+
+const TIMEOUT: Duration = Duration::from_millis(700);
+const NOW: &str = "2026-01-01T00:00:10Z";
+
+fn snapshot() -> String {
+    r#"apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Node
+  metadata: {name: node-a}
+  status:
+    addresses:
+    - {type: InternalIP, address: 10.0.1.1}
+    - {type: InternalIP, address: "fd00:1::1"}
+    - {type: Hostname, address: node-a}
+    conditions:
+    - {type: Ready, status: "True"}
+- apiVersion: v1
+  kind: Node
+  metadata: {name: node-b}
+  status:
+    addresses:
+    - {type: InternalIP, address: 10.9.0.2}
+    conditions:
+    - {type: Ready, status: "False"}
+- apiVersion: coordination.k8s.io/v1
+  kind: Lease
+  metadata: {name: dualstack-agent-node-a, namespace: dualstack-system}
+  spec: {holderIdentity: node-a, leaseDurationSeconds: 40, renewTime: "2026-01-01T00:00:00.000000Z"}
+- apiVersion: v1
+  kind: Service
+  metadata: {name: web, namespace: default, creationTimestamp: "2025-12-01T00:00:00Z"}
+  spec:
+    type: LoadBalancer
+    loadBalancerClass: dualstack.io/lb
+    ipFamilies: [IPv4, IPv6]
+    ipFamilyPolicy: RequireDualStack
+    clusterIPs: [10.43.0.80, "fd43::80"]
+    externalTrafficPolicy: Cluster
+    ports:
+    - {name: http, port: 80, protocol: TCP, targetPort: 8080}
+    - {name: dns, port: 53, protocol: UDP, targetPort: 8080}
+- apiVersion: v1
+  kind: Service
+  metadata: {name: local, namespace: default, creationTimestamp: "2025-12-01T00:01:00Z"}
+  spec:
+    type: LoadBalancer
+    loadBalancerClass: dualstack.io/lb
+    ipFamilies: [IPv6, IPv4]
+    ipFamilyPolicy: PreferDualStack
+    clusterIPs: ["fd43::81", 10.43.0.81]
+    externalTrafficPolicy: Local
+    ports:
+    - {name: http, port: 81, protocol: TCP, targetPort: 8080}
+- apiVersion: v1
+  kind: Service
+  metadata: {name: other-class, namespace: default}
+  spec:
+    type: LoadBalancer
+    loadBalancerClass: example.com/other
+    ipFamilies: [IPv4]
+    ports:
+    - {port: 82, protocol: TCP}
+"#
+    .to_string()
+        + &slice(
+            "web",
+            "IPv4",
+            &[("10.0.2.2", "node-a"), ("10.0.3.2", "node-b")],
+            &[("http", "TCP"), ("dns", "UDP")],
+        )
+        + &slice(
+            "web",
+            "IPv6",
+            &[("fd00:2::2", "node-a"), ("fd00:3::2", "node-b")],
+            &[("http", "TCP"), ("dns", "UDP")],
+        )
+        + &slice(
+            "local",
+            "IPv4",
+            &[("10.0.2.2", "node-a"), ("10.0.3.2", "node-b")],
+            &[("http", "TCP")],
+        )
+        + &slice(
+            "local",
+            "IPv6",
+            &[("fd00:2::2", "node-a"), ("fd00:3::2", "node-b")],
+            &[("http", "TCP")],
+        )
+}
+
+fn slice(
+    service: &str,
+    family: &str,
+    endpoints: &[(&str, &str)],
+    ports: &[(&str, &str)],
+) -> String {
+    let mut out = format!(
+        "- apiVersion: discovery.k8s.io/v1\n  kind: EndpointSlice\n  metadata:\n    name: {service}-{}\n    namespace: default\n    labels: {{kubernetes.io/service-name: {service}}}\n  addressType: {family}\n  endpoints:\n",
+        family.to_lowercase()
+    );
+    for (addr, node) in endpoints {
+        out += &format!(
+            "  - addresses: [\"{addr}\"]\n    conditions: {{ready: true, serving: true, terminating: false}}\n    nodeName: {node}\n"
+        );
+    }
+    out += "  ports:\n";
+    for (name, proto) in ports {
+        out += &format!("  - {{name: {name}, port: 8080, protocol: {proto}}}\n");
+    }
+    out
+}
+
+fn agent(ns: &Netns, args: &[&str]) -> std::process::Output {
+    Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns.name(),
+            env!("CARGO_BIN_EXE_dualstack"),
+            "agent",
+        ])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn write_snapshot(tag: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!(
+        "dualstack-agent-test-{}-{tag}.yaml",
+        std::process::id()
+    ));
+    std::fs::write(&path, snapshot()).unwrap();
+    path
+}
+
+#[test]
+fn offline_agent_serves_cluster_and_local_services_on_both_families() {
+    if !kernel_tests_enabled("offline_agent_serves_cluster_and_local_services_on_both_families") {
+        return;
+    }
+    let mut lab = Lab::new().unwrap();
+    lab.add_host("client").unwrap();
+    lab.add_hosts("backend", 2).unwrap();
+    let hosts = lab.hosts();
+    let (client, b1, b2) = (&hosts[0], &hosts[1], &hosts[2]);
+    let _e1 = EchoServer::start(&b1.ns, "b1", 8080).unwrap();
+    let _e2 = EchoServer::start(&b2.ns, "b2", 8080).unwrap();
+    // Something else's table on the node, which we must never touch.
+    lab.node
+        .exec("nft", &["add", "table", "inet", "someone-else"])
+        .unwrap();
+
+    let path = write_snapshot("serve");
+    let file = path.to_str().unwrap();
+    let out = agent(
+        &lab.node,
+        &[
+            "--node",
+            "node-a",
+            "--snapshot",
+            file,
+            "--once",
+            "--now",
+            NOW,
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "agent failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("node node-a: table inet dualstack: full sync: 3 frontends"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("other-class"), "{stdout}");
+
+    // ETP Cluster: both backends reached over both families, masqueraded to the node.
+    for family in Family::BOTH {
+        let to = SocketAddr::new(client.node_addr(family), 80);
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..40 {
+            let reply = tcp_request(&client.ns, to, TIMEOUT).unwrap();
+            let backend = if reply.server == "b1" { b1 } else { b2 };
+            assert_eq!(
+                reply.peer,
+                backend.node_addr(family),
+                "{family}: masqueraded"
+            );
+            seen.insert(reply.server);
+            if seen.len() == 2 {
+                break;
+            }
+        }
+        assert_eq!(seen.len(), 2, "{family}: both backends answer");
+        let reply = udp_request(
+            &client.ns,
+            SocketAddr::new(client.node_addr(family), 53),
+            TIMEOUT,
+        )
+        .unwrap();
+        assert!(
+            ["b1", "b2"].contains(&reply.server.as_str()),
+            "{family} udp"
+        );
+    }
+
+    // ETP Local: only the endpoint on node-a, and it sees the client's own address.
+    for family in Family::BOTH {
+        let to = SocketAddr::new(client.node_addr(family), 81);
+        for _ in 0..6 {
+            let reply = tcp_request(&client.ns, to, TIMEOUT).unwrap();
+            assert_eq!(reply.server, "b1", "{family}: local endpoint only");
+            assert_eq!(
+                reply.peer,
+                client.addr(family),
+                "{family}: client address kept"
+            );
+        }
+    }
+
+    // The other class's port is not ours: nothing answers there.
+    assert!(
+        tcp_request(
+            &client.ns,
+            SocketAddr::new(client.node_addr(Family::V4), 82),
+            TIMEOUT
+        )
+        .is_err()
+    );
+
+    // A second run with the same input keeps serving (idempotent full sync).
+    let again = agent(
+        &lab.node,
+        &[
+            "--node",
+            "node-a",
+            "--snapshot",
+            file,
+            "--once",
+            "--now",
+            NOW,
+        ],
+    );
+    assert!(again.status.success());
+    tcp_request(
+        &client.ns,
+        SocketAddr::new(client.node_addr(Family::V6), 80),
+        TIMEOUT,
+    )
+    .unwrap();
+
+    // --cleanup removes our table and nothing else.
+    let clean = agent(&lab.node, &["--cleanup"]);
+    assert!(
+        clean.status.success(),
+        "{}",
+        String::from_utf8_lossy(&clean.stderr)
+    );
+    let tables = lab.node.exec("nft", &["list", "tables"]).unwrap();
+    assert!(!tables.contains("inet dualstack\n"), "{tables}");
+    assert!(tables.contains("inet someone-else"), "{tables}");
+    assert!(
+        tcp_request(
+            &client.ns,
+            SocketAddr::new(client.node_addr(Family::V4), 80),
+            TIMEOUT
+        )
+        .is_err()
+    );
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn offline_agent_rejects_bad_input_without_touching_the_kernel() {
+    if !kernel_tests_enabled("offline_agent_rejects_bad_input_without_touching_the_kernel") {
+        return;
+    }
+    let node = Netns::new("agent-bad").unwrap();
+    let path = write_snapshot("bad");
+    let file = path.to_str().unwrap();
+    let bad_yaml = std::env::temp_dir().join(format!(
+        "dualstack-agent-test-{}-bad.txt",
+        std::process::id()
+    ));
+    std::fs::write(
+        &bad_yaml,
+        "kind: Service\nspec: {ports: [{port: eighty}]}\n",
+    )
+    .unwrap();
+    let cases: [(Vec<&str>, &str); 4] = [
+        (
+            vec![
+                "--node",
+                "node-z",
+                "--snapshot",
+                file,
+                "--once",
+                "--now",
+                NOW,
+            ],
+            "node \"node-z\" is not in the snapshot (nodes: node-a, node-b)",
+        ),
+        (
+            vec![
+                "--node",
+                "node-a",
+                "--snapshot",
+                "/nonexistent/x.yaml",
+                "--once",
+            ],
+            "cannot read --snapshot /nonexistent/x.yaml",
+        ),
+        (
+            vec![
+                "--node",
+                "node-a",
+                "--snapshot",
+                bad_yaml.to_str().unwrap(),
+                "--once",
+            ],
+            "as a cluster dump",
+        ),
+        (
+            vec![
+                "--node",
+                "node-a",
+                "--table",
+                "bad table",
+                "--snapshot",
+                file,
+                "--once",
+            ],
+            "--table \"bad table\"",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = agent(&node, &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    let tables = node.exec("nft", &["list", "tables"]).unwrap();
+    assert!(tables.trim().is_empty(), "nothing programmed: {tables}");
+    let _ = std::fs::remove_file(path);
+    let _ = std::fs::remove_file(bad_yaml);
+}
