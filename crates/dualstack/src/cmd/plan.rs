@@ -5,7 +5,7 @@
 mod check;
 mod make;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 
 use crate::exit::Outcome;
 
@@ -27,13 +27,7 @@ enum PlanCommand {
     Check(Box<check::CheckArgs>),
 }
 
-/// `--output text|json`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum Format {
-    #[default]
-    Text,
-    Json,
-}
+pub use crate::output::Format;
 
 pub fn run(args: PlanArgs) -> anyhow::Result<Outcome> {
     match args.command {
