@@ -55,19 +55,42 @@ impl EchoServer {
                 Ok((TcpListener::bind(any)?, udp))
             })?
             .map_err(|source| TestbedError::Bind { port, source })?;
+        Ok(EchoServer::serve(id, port, tcp, udp, ns.open()?))
+    }
+
+    /// Starts both servers on `port` in the calling thread's own namespace: for a process
+    /// that was started inside one (`ip netns exec NAME …`), such as the backends
+    /// `dualstack demo --keep` leaves running.
+    pub fn start_here(id: &str, port: u16) -> Result<EchoServer, TestbedError> {
+        const OWN: &str = "/proc/thread-self/ns/net";
+        let any = SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0));
+        let bind = || -> std::io::Result<(TcpListener, UdpSocket)> {
+            let udp = UdpSocket::bind(any)?;
+            udp.set_read_timeout(Some(UDP_POLL))?;
+            Ok((TcpListener::bind(any)?, udp))
+        };
+        let (tcp, udp) = bind().map_err(|source| TestbedError::Bind { port, source })?;
+        let netns = File::open(OWN).map_err(|source| TestbedError::OpenNetns {
+            name: OWN.to_string(),
+            source,
+        })?;
+        Ok(EchoServer::serve(id, port, tcp, udp, netns))
+    }
+
+    fn serve(id: &str, port: u16, tcp: TcpListener, udp: UdpSocket, netns: File) -> EchoServer {
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         let (s, name) = (stop.clone(), id.to_string());
         threads.push(std::thread::spawn(move || serve_tcp(tcp, &name, &s)));
         let (s, name) = (stop.clone(), id.to_string());
         threads.push(std::thread::spawn(move || serve_udp(udp, &name, &s)));
-        Ok(EchoServer {
+        EchoServer {
             id: id.to_string(),
             port,
             stop,
-            netns: ns.open()?,
+            netns,
             threads,
-        })
+        }
     }
 
     /// The id this server answers with.

@@ -40,8 +40,17 @@ impl Netns {
             std::process::id(),
             nanos & 0xffff
         );
-        run("ip", &["netns", "add", &name])?;
-        let ns = Netns { name };
+        Netns::with_name(&name)
+    }
+
+    /// Creates a namespace with exactly this name (an error if it exists already), loopback
+    /// up. For tools that must find their namespaces again by a fixed name or prefix, like
+    /// `dualstack demo --cleanup`; tests use [`Netns::new`].
+    pub fn with_name(name: &str) -> Result<Netns, TestbedError> {
+        run("ip", &["netns", "add", name])?;
+        let ns = Netns {
+            name: name.to_string(),
+        };
         // No duplicate address detection at all (link-local addresses included): a router
         // whose link-local address is still tentative sends neighbour solicitations from
         // `::`, which peers take for DAD probes, and forwarding stalls for seconds.
@@ -49,6 +58,13 @@ impl Netns {
         ns.sysctl("net.ipv6.conf.all.accept_dad", "0")?;
         ns.ip(&["link", "set", "lo", "up"])?;
         Ok(ns)
+    }
+
+    /// Gives the namespace up without deleting it (it outlives this process) and returns its
+    /// name. Removing it is then up to the caller (`ip netns delete`).
+    pub fn keep(self) -> String {
+        let mut kept = std::mem::ManuallyDrop::new(self);
+        std::mem::take(&mut kept.name)
     }
 
     /// The namespace's name, as `ip netns` knows it.

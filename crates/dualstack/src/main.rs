@@ -29,6 +29,8 @@ enum Command {
     Klipper(cmd::klipper::KlipperArgs),
     /// Dual-stack address plan and the files that carry it; `plan check` checks an existing setup.
     Plan(cmd::plan::PlanArgs),
+    /// The whole data path on this machine (root): a dual-stack cluster in network namespaces, real flows checked against the decision.
+    Demo(cmd::demo::DemoArgs),
     /// Per-node agent: programs this node's frontends (nftables) and reports its live addresses.
     Agent(cmd::agent::AgentArgs),
 }
@@ -40,6 +42,7 @@ fn main() -> std::process::ExitCode {
         Command::Lb(c) => cmd::lb::run(c),
         Command::Klipper(a) => cmd::klipper::run(a),
         Command::Plan(a) => cmd::plan::run(a),
+        Command::Demo(a) => cmd::demo::run(a),
         Command::Agent(a) => cmd::agent::run(a),
     };
     exit::report(result)

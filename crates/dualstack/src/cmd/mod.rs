@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod agent_live;
+pub mod demo;
 pub mod ip;
 pub mod klipper;
 pub mod lb;

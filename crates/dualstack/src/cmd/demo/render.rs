@@ -1,0 +1,289 @@
+//! The demo's report as text (pure): what each agent reported and programmed, each
+//! Service's status and conditions, and the table of flows against their predictions.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use dualstack_lb::Decision;
+use dualstack_lb::decision::ServiceDecision;
+use dualstack_lb::live::LiveAddress;
+use dualstack_ruleset::Ruleset;
+
+use super::flows::{Observed, destination};
+use super::predict::{Expect, Flow, Sees};
+use super::topology;
+
+/// What one node's agent did.
+pub struct AgentRun<'a> {
+    pub node: &'a str,
+    pub reported: &'a [LiveAddress],
+    pub programmed: &'a Ruleset,
+}
+
+fn join<T: ToString>(items: impl IntoIterator<Item = T>, sep: &str) -> String {
+    items
+        .into_iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
+/// One line per agent: the addresses it reported, the frontends it programmed.
+pub fn agents(runs: &[AgentRun]) -> String {
+    let mut out = String::from("Agents (one per node: report live addresses, program nftables)\n");
+    for run in runs {
+        let reported = join(
+            run.reported.iter().map(|a| {
+                let mut text = a.addr.to_string();
+                if a.temporary {
+                    text.push_str(" (temporary)");
+                }
+                if a.deprecated {
+                    text.push_str(" (deprecated)");
+                }
+                text
+            }),
+            ", ",
+        );
+        let frontends = join(
+            run.programmed
+                .frontends
+                .iter()
+                .map(|f| format!("{} {}/{}", f.name, f.port, f.protocol)),
+            ", ",
+        );
+        let _ = writeln!(out, "  {}  reports {reported}", run.node);
+        let _ = writeln!(
+            out,
+            "  {:w$}  table inet {}: {}",
+            "",
+            run.programmed.table,
+            if frontends.is_empty() {
+                "no frontends".to_string()
+            } else {
+                frontends
+            },
+            w = run.node.len()
+        );
+    }
+    out
+}
+
+/// Where an ingress address comes from: `node-1, agent, global`.
+fn origin(service: &ServiceDecision, ip: IpAddr) -> String {
+    service
+        .why
+        .nodes
+        .iter()
+        .find_map(|v| {
+            v.addresses
+                .iter()
+                .find(|a| a.ip == ip)
+                .map(|a| format!("{}, {}: {}", v.node, a.source, a.detail))
+        })
+        .unwrap_or_default()
+}
+
+/// Each Service: what it asks for, its ingress per family with `ipMode`, its conditions.
+pub fn services(decision: &Decision) -> String {
+    let mut out = String::from("Services (the status the controller publishes)\n");
+    for s in &decision.services {
+        let families = join(s.why.families.iter().map(|f| f.k8s_name()), "+");
+        let ports = join(
+            s.why
+                .ports
+                .iter()
+                .map(|p| format!("{}/{}", p.port, p.protocol)),
+            " ",
+        );
+        let _ = writeln!(
+            out,
+            "\n  {}/{}  {families} {} · externalTrafficPolicy {} · {ports}",
+            s.namespace, s.name, s.why.ip_family_policy, s.why.external_traffic_policy
+        );
+        if s.ingress.is_empty() {
+            let _ = writeln!(out, "    ingress   (none)");
+        }
+        let width = s
+            .ingress
+            .iter()
+            .map(|i| i.ip.to_string().len())
+            .max()
+            .unwrap_or(0);
+        for (n, ingress) in s.ingress.iter().enumerate() {
+            let family = dualstack_addr::Family::of(ingress.ip).k8s_name();
+            let _ = writeln!(
+                out,
+                "    {:9} {family}  {:width$}  ipMode {:5}  ({})",
+                if n == 0 { "ingress" } else { "" },
+                ingress.ip.to_string(),
+                ingress.ip_mode,
+                origin(s, ingress.ip),
+            );
+        }
+        for c in &s.conditions {
+            let mark = if c.is_problem() { "!" } else { " " };
+            let _ = writeln!(
+                out,
+                "  {mark} {}={} {}: {}",
+                c.type_, c.status, c.reason, c.message
+            );
+        }
+        for note in &s.why.notes {
+            let _ = writeln!(out, "    note: {note}");
+        }
+    }
+    out
+}
+
+/// The expected column: `web-1|web-2 see node-1 (demo/web:http)` or `nothing: why`.
+fn expected(flow: &Flow) -> String {
+    match &flow.expect {
+        Expect::Answer {
+            frontend,
+            backends,
+            sees,
+            losers,
+        } => {
+            let who = join(backends.iter().map(|b| topology::owner_of(*b)), "|");
+            let sees = match sees {
+                Sees::Client(_) => "the client".to_string(),
+                Sees::Node(node) => node.clone(),
+            };
+            let mut text = format!("{who} sees {sees} ({frontend})");
+            for loser in losers {
+                let _ = write!(text, "; {loser}");
+            }
+            text
+        }
+        Expect::Nothing { why } => format!("no answer: {why}"),
+    }
+}
+
+fn observed(o: &Observed) -> String {
+    match o {
+        Observed::Answered { pod, peer } => {
+            format!("{pod} saw {peer} ({})", topology::owner_of(*peer))
+        }
+        Observed::Refused => "no answer (refused)".to_string(),
+        Observed::Silence => "no answer (timed out)".to_string(),
+        Observed::Failed(e) => format!("error: {e}"),
+    }
+}
+
+/// The flow table, one row per flow, ✓ when it went as predicted, and a summary line.
+pub fn flows(results: &[(Flow, Observed, bool)], client: &[IpAddr]) -> String {
+    let header = [
+        "",
+        "family",
+        "node",
+        "destination",
+        "expected (from the decision)",
+        "observed",
+    ];
+    let mut rows: Vec<[String; 6]> = vec![header.map(str::to_string)];
+    for (flow, seen, ok) in results {
+        rows.push([
+            if *ok { "✓" } else { "✗" }.to_string(),
+            flow.target.family.k8s_name().to_string(),
+            flow.target.node.clone(),
+            format!("{} {}", flow.protocol, destination(flow)),
+            expected(flow),
+            observed(seen),
+        ]);
+    }
+    let mut widths = [0usize; 6];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = format!(
+        "Flows just sent from the client ({}) and what the decision predicts\n\n",
+        join(client, ", ")
+    );
+    for row in &rows {
+        let mut line = String::from(" ");
+        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                let pad = w - cell.chars().count();
+                let _ = write!(line, "{cell}{:pad$}  ", "");
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    let good = results.iter().filter(|(_, _, ok)| *ok).count();
+    let _ = if good == results.len() {
+        writeln!(out, "\n{good} of {} flows as predicted ✓", results.len())
+    } else {
+        writeln!(
+            out,
+            "\n{} of {} flows NOT as predicted ✗",
+            results.len() - good,
+            results.len()
+        )
+    };
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use dualstack_addr::Family;
+    use dualstack_lb::{Config, Snapshot, Timestamp, decide};
+
+    use super::*;
+    use crate::cmd::demo::{SNAPSHOT, predict};
+
+    fn decision() -> Decision {
+        let snapshot = Snapshot::parse(SNAPSHOT).unwrap();
+        let now: Timestamp = "2025-04-10T10:00:05Z".parse().unwrap();
+        decide(&snapshot, &Config::default(), now)
+    }
+
+    #[test]
+    fn services_text() {
+        insta::assert_snapshot!(services(&decision()));
+    }
+
+    /// Observations as a perfect data plane would produce them: the first backend answers.
+    fn ideal(flow: &Flow) -> Observed {
+        match &flow.expect {
+            Expect::Answer { backends, sees, .. } => Observed::Answered {
+                pod: topology::owner_of(backends[0]),
+                peer: match sees {
+                    Sees::Client(c) => *c,
+                    Sees::Node(n) => topology::node(n).unwrap().lan_addr(flow.target.family),
+                },
+            },
+            Expect::Nothing { .. } => Observed::Refused,
+        }
+    }
+
+    #[test]
+    fn flow_table_text() {
+        let client: Vec<IpAddr> = Family::BOTH.map(topology::client_addr).to_vec();
+        let flows = predict::flows(&decision(), &client);
+        let mut results: Vec<(Flow, Observed, bool)> = flows
+            .into_iter()
+            .map(|f| {
+                let o = ideal(&f);
+                let ok = super::super::flows::matches(&f, &o);
+                (f, o, ok)
+            })
+            .collect();
+        assert!(results.iter().all(|r| r.2));
+        insta::assert_snapshot!("flows_all_good", super::flows(&results, &client));
+        // A flow that went wrong is marked and counted.
+        results[0].1 = Observed::Silence;
+        results[0].2 = false;
+        let text = super::flows(&results, &client);
+        assert!(text.contains("✗"), "{text}");
+        assert!(
+            text.ends_with("1 of 16 flows NOT as predicted ✗\n"),
+            "{text}"
+        );
+    }
+}
