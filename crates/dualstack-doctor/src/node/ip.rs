@@ -1,0 +1,234 @@
+//! Interfaces, addresses and default routes, read from `ip -d -j addr show` and
+//! `ip -j -4|-6 route show default` output.
+
+use std::net::IpAddr;
+
+use dualstack_addr::Family;
+use serde::Deserialize;
+
+use super::FactError;
+
+/// One network interface and its addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interface {
+    pub name: String,
+    /// `linkinfo.info_kind` (`bridge`, `veth`, `vxlan`, …); `None` for plain devices.
+    pub kind: Option<String>,
+    pub up: bool,
+    pub addrs: Vec<Address>,
+}
+
+/// One address on an interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Address {
+    pub addr: IpAddr,
+    pub prefix_len: u8,
+    /// `global`, `link`, `host`, `site`.
+    pub scope: String,
+    /// Duplicate address detection failed or has not finished: not usable yet.
+    pub tentative: bool,
+    pub deprecated: bool,
+}
+
+impl Address {
+    /// Usable as a node address: global scope (global unicast, ULA or private IPv4), and DAD
+    /// done.
+    pub fn usable(&self) -> bool {
+        self.scope == "global" && !self.tentative
+    }
+
+    pub fn family(&self) -> Family {
+        Family::of(self.addr)
+    }
+}
+
+impl Interface {
+    /// Usable addresses of `family` on this interface.
+    pub fn usable(&self, family: Family) -> impl Iterator<Item = &Address> {
+        self.addrs
+            .iter()
+            .filter(move |a| a.family() == family && a.usable())
+    }
+}
+
+/// One default route (one per next hop for multipath routes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub family: Family,
+    pub dev: Option<String>,
+    pub gateway: Option<IpAddr>,
+    /// `ra` for routes learned from router advertisements, `static`, `dhcp`, … `None` when
+    /// `ip` omits it (`boot`).
+    pub protocol: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawLink {
+    ifname: String,
+    #[serde(default)]
+    flags: Vec<String>,
+    #[serde(default)]
+    linkinfo: Option<RawLinkInfo>,
+    #[serde(default)]
+    addr_info: Vec<RawAddr>,
+}
+
+#[derive(Deserialize)]
+struct RawLinkInfo {
+    info_kind: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawAddr {
+    family: String,
+    local: Option<IpAddr>,
+    prefixlen: Option<u8>,
+    #[serde(default)]
+    scope: String,
+    #[serde(default)]
+    tentative: bool,
+    #[serde(default)]
+    dadfailed: bool,
+    #[serde(default)]
+    deprecated: bool,
+}
+
+/// Parses `ip -d -j addr show` (`-d` adds the link kind; without it kinds are `None`).
+pub fn parse_addrs(json: &str) -> Result<Vec<Interface>, FactError> {
+    let raw: Vec<RawLink> = serde_json::from_str(json).map_err(|e| FactError::Json {
+        source_name: "ip -d -j addr show",
+        detail: e.to_string(),
+    })?;
+    Ok(raw
+        .into_iter()
+        .map(|l| Interface {
+            up: l.flags.iter().any(|f| f == "UP"),
+            kind: l.linkinfo.and_then(|i| i.info_kind),
+            addrs: l
+                .addr_info
+                .into_iter()
+                .filter(|a| a.family == "inet" || a.family == "inet6")
+                .filter_map(|a| {
+                    Some(Address {
+                        addr: a.local?,
+                        prefix_len: a.prefixlen?,
+                        scope: a.scope,
+                        tentative: a.tentative || a.dadfailed,
+                        deprecated: a.deprecated,
+                    })
+                })
+                .collect(),
+            name: l.ifname,
+        })
+        .collect())
+}
+
+#[derive(Deserialize)]
+struct RawRoute {
+    dst: String,
+    dev: Option<String>,
+    gateway: Option<IpAddr>,
+    protocol: Option<String>,
+    #[serde(default)]
+    nexthops: Vec<RawHop>,
+}
+
+#[derive(Deserialize)]
+struct RawHop {
+    dev: Option<String>,
+    gateway: Option<IpAddr>,
+}
+
+/// Parses `ip -j -4 route show default` or `ip -j -6 route show default` (`family` says
+/// which); keeps default routes only, one [`Route`] per next hop.
+pub fn parse_routes(json: &str, family: Family) -> Result<Vec<Route>, FactError> {
+    let raw: Vec<RawRoute> = serde_json::from_str(json).map_err(|e| FactError::Json {
+        source_name: "ip -j route show default",
+        detail: e.to_string(),
+    })?;
+    let mut out = Vec::new();
+    for r in raw.into_iter().filter(|r| r.dst == "default") {
+        if r.nexthops.is_empty() {
+            out.push(Route {
+                family,
+                dev: r.dev,
+                gateway: r.gateway,
+                protocol: r.protocol,
+            });
+        } else {
+            out.extend(r.nexthops.into_iter().map(|h| Route {
+                family,
+                dev: h.dev,
+                gateway: h.gateway,
+                protocol: r.protocol.clone(),
+            }));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Trimmed from a real `ip -d -j addr show` (Debian 12, iproute2 6.1).
+    const ADDRS: &str = r#"[
+      {"ifindex":1,"ifname":"lo","flags":["LOOPBACK","UP","LOWER_UP"],"mtu":65536,"link_type":"loopback",
+       "addr_info":[{"family":"inet","local":"127.0.0.1","prefixlen":8,"scope":"host","label":"lo"},
+                    {"family":"inet6","local":"::1","prefixlen":128,"scope":"host"}]},
+      {"ifindex":2,"ifname":"enp1s0","flags":["BROADCAST","MULTICAST","UP","LOWER_UP"],"mtu":1500,"link_type":"ether",
+       "addr_info":[{"family":"inet","local":"192.168.1.10","prefixlen":24,"broadcast":"192.168.1.255","scope":"global","dynamic":true,"label":"enp1s0"},
+                    {"family":"inet6","local":"2003:e9:f74a:ecf8:5054:ff:fe12:3456","prefixlen":64,"scope":"global","dynamic":true,"mngtmpaddr":true},
+                    {"family":"inet6","local":"fd12:3456:789a::10","prefixlen":64,"scope":"global","tentative":true},
+                    {"family":"inet6","local":"fe80::5054:ff:fe12:3456","prefixlen":64,"scope":"link"}]},
+      {"ifindex":5,"ifname":"cni0","flags":["BROADCAST","MULTICAST","UP"],"linkinfo":{"info_kind":"bridge","info_data":{"stp_state":0}},
+       "addr_info":[{"family":"inet","local":"10.42.0.1","prefixlen":24,"scope":"global"}]}
+    ]"#;
+
+    #[test]
+    fn parses_interfaces_kinds_and_usable_addresses() {
+        let ifs = parse_addrs(ADDRS).unwrap();
+        assert_eq!(ifs.len(), 3);
+        assert_eq!(ifs[2].kind.as_deref(), Some("bridge"));
+        let uplink = &ifs[1];
+        assert!(uplink.up);
+        let v6: Vec<String> = uplink
+            .usable(Family::V6)
+            .map(|a| a.addr.to_string())
+            .collect();
+        assert_eq!(
+            v6,
+            ["2003:e9:f74a:ecf8:5054:ff:fe12:3456"],
+            "tentative and link-local are not usable"
+        );
+        assert_eq!(uplink.usable(Family::V4).count(), 1);
+        assert_eq!(
+            ifs[0].usable(Family::V4).count(),
+            0,
+            "host scope is not usable"
+        );
+    }
+
+    #[test]
+    fn parses_default_routes_with_protocol_and_nexthops() {
+        let v6 = r#"[{"dst":"default","gateway":"fe80::1","dev":"enp1s0","protocol":"ra","metric":1024,"flags":[],"expires":1788,"pref":"medium"},
+                     {"dst":"fd00:1::/64","dev":"enp1s0","protocol":"kernel"}]"#;
+        let routes = parse_routes(v6, Family::V6).unwrap();
+        assert_eq!(
+            routes,
+            [Route {
+                family: Family::V6,
+                dev: Some("enp1s0".into()),
+                gateway: Some("fe80::1".parse().unwrap()),
+                protocol: Some("ra".into()),
+            }]
+        );
+        let multi = r#"[{"dst":"default","protocol":"ra","metric":1024,"flags":[],"nexthops":[
+            {"gateway":"fe80::1","dev":"eth0","weight":1,"flags":[]},{"gateway":"fe80::2","dev":"eth1","weight":1,"flags":[]}]}]"#;
+        let routes = parse_routes(multi, Family::V6).unwrap();
+        assert_eq!(routes.len(), 2);
+        assert_eq!(routes[1].dev.as_deref(), Some("eth1"));
+        assert!(parse_routes("[]", Family::V4).unwrap().is_empty());
+        assert!(parse_routes("nope", Family::V4).is_err());
+    }
+}
