@@ -33,6 +33,15 @@ use crate::exit::{Outcome, usage};
 use lab::DemoLab;
 use signals::Interrupt;
 
+/// Prints a line to stdout, ignoring a closed pipe (`dualstack demo | head`): the report is
+/// cut short, but the demo still runs to the end and removes what it built.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 /// The cluster the demo plays, as `kubectl get … -o yaml` would print it.
 pub const SNAPSHOT: &str = include_str!("demo/snapshot.yaml");
 
@@ -78,7 +87,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
     }
     if args.cleanup {
         for line in cleanup::run()? {
-            println!("{line}");
+            say!("{line}");
         }
         return Ok(Outcome::Ok);
     }
@@ -106,7 +115,7 @@ fn demo(args: &DemoArgs, interrupt: &Interrupt) -> anyhow::Result<Outcome> {
     let config = Config::default();
     let ports = lab::pod_ports(&snapshot);
 
-    println!(
+    say!(
         "dualstack demo: {} nodes, {} pods and a client in network namespaces {}*; \
          no packet leaves them\n",
         topology::NODES.len(),
@@ -122,10 +131,8 @@ fn demo(args: &DemoArgs, interrupt: &Interrupt) -> anyhow::Result<Outcome> {
     let mut reported = Vec::new();
     for node in topology::NODES {
         interrupt.check()?;
-        let json = lab
-            .ns(node.name)?
-            .ip(&["-j", "addr", "show", "dev", agent::LAN_IF])?;
-        let live = agent::parse_ip_addr_json(&json)?;
+        let json = lab.ns(node.name)?.ip(&["-j", "addr", "show"])?;
+        let live = agent::report(&json)?;
         agent::renew_lease(&mut snapshot, &config, node.name, &live, now)?;
         reported.push(live);
     }
@@ -142,14 +149,15 @@ fn demo(args: &DemoArgs, interrupt: &Interrupt) -> anyhow::Result<Outcome> {
         .map(|((node, reported), programmed)| render::AgentRun {
             node: node.name,
             reported,
-            programmed,
+            table: &programmed.table,
+            programmed: &programmed.frontends,
         })
         .collect();
-    println!("{}", render::agents(&runs));
+    say!("{}", render::agents(&runs));
 
     // The status the controller publishes, from the same decision.
     let decision = dualstack_lb::decide(&snapshot, &config, now);
-    println!("{}", render::services(&decision));
+    say!("{}", render::services(&decision));
 
     // Real flows, each against its prediction.
     let client = client_addrs();
@@ -160,14 +168,14 @@ fn demo(args: &DemoArgs, interrupt: &Interrupt) -> anyhow::Result<Outcome> {
         let ok = flows::matches(&flow, &seen);
         results.push((flow, seen, ok));
     }
-    println!("{}", render::flows(&results, &client));
+    say!("{}", render::flows(&results, &client));
     let all_good = results.iter().all(|(_, _, ok)| *ok);
 
     if let Some(node) = &args.show_rules {
         let rules = lab
             .ns(node)?
             .exec("nft", &["list", "table", "inet", topology::TABLE])?;
-        println!(
+        say!(
             "Rules the agent programmed on {node} (ip netns exec {} nft list table inet {}):\n\n{rules}",
             topology::ns_name(node),
             topology::TABLE
@@ -177,10 +185,10 @@ fn demo(args: &DemoArgs, interrupt: &Interrupt) -> anyhow::Result<Outcome> {
     if args.keep {
         let exe = std::env::current_exe().context("finding this program's path")?;
         let names = lab.keep(&exe, &ports)?;
-        println!("{}", kept_instructions(&names));
+        say!("{}", kept_instructions(&names));
     } else {
         lab.remove()?;
-        println!(
+        say!(
             "Removed everything the demo created ({} namespaces, their tables and backends).",
             topology::NODES.len() + topology::PODS.len() + 2
         );

@@ -1,25 +1,30 @@
-//! The demo plays each node's agent: it reports the addresses on the node's LAN interface in
-//! the node's Lease (renewing it), and programs the node's table through the agent's sync.
+//! The demo plays each node's agent: it reports the node's live addresses in the node's
+//! Lease (renewing it), with the agent's own address filter, and programs the node's table
+//! with the agent's offline sync.
 
 use std::net::IpAddr;
 
 use anyhow::Context as _;
+use dualstack_agent::addresses::{
+    AddressFlags, InterfaceAddress, default_excluded, live_addresses,
+};
+use dualstack_agent::{SyncReport, sync_once};
 use dualstack_dataplane::Nft;
 use dualstack_lb::live::{ADDRESSES_ANNOTATION, LiveAddress, format_live_addresses};
 use dualstack_lb::{Config, Snapshot, Timestamp};
-use dualstack_ruleset::{Ruleset, validate};
 use serde_json::Value;
 
-/// The interface the agent reads in the demo (the node's LAN link).
-pub const LAN_IF: &str = "eth0";
-
-/// Parses `ip -j addr show` output into the addresses an agent reports: global scope only
-/// (no link-local or host addresses), with the kernel's `temporary`/`deprecated` flags;
-/// tentative and DAD-failed addresses are skipped.
-pub fn parse_ip_addr_json(text: &str) -> anyhow::Result<Vec<LiveAddress>> {
+/// Parses `ip -j addr show` output into the interface addresses the agent reads from the
+/// kernel (the live agent gets the same over rtnetlink).
+pub fn parse_ip_addr_json(text: &str) -> anyhow::Result<Vec<InterfaceAddress>> {
     let links: Value = serde_json::from_str(text).context("reading `ip -j addr` output")?;
     let mut out = Vec::new();
     for link in links.as_array().into_iter().flatten() {
+        let interface = link
+            .get("ifname")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         for info in link
             .get("addr_info")
             .and_then(Value::as_array)
@@ -27,28 +32,40 @@ pub fn parse_ip_addr_json(text: &str) -> anyhow::Result<Vec<LiveAddress>> {
             .flatten()
         {
             let flag = |name: &str| info.get(name).and_then(Value::as_bool) == Some(true);
-            if info.get("scope").and_then(Value::as_str) != Some("global")
-                || flag("tentative")
-                || flag("dadfailed")
-            {
-                continue;
-            }
             let Some(local) = info.get("local").and_then(Value::as_str) else {
                 continue;
             };
             let addr: IpAddr = local
                 .parse()
                 .with_context(|| format!("`ip -j addr` reported {local:?} as an address"))?;
-            out.push(LiveAddress {
+            let prefix_len = info
+                .get("prefixlen")
+                .and_then(Value::as_u64)
+                .and_then(|n| u8::try_from(n).ok())
+                .unwrap_or(0);
+            out.push(InterfaceAddress {
+                interface: interface.clone(),
                 addr,
-                temporary: flag("temporary"),
-                deprecated: flag("deprecated"),
+                prefix_len,
+                flags: AddressFlags {
+                    temporary: flag("temporary"),
+                    deprecated: flag("deprecated"),
+                    tentative: flag("tentative"),
+                    dad_failed: flag("dadfailed"),
+                },
             });
         }
     }
-    out.sort();
-    out.dedup_by_key(|a| a.addr);
     Ok(out)
+}
+
+/// What the node's agent reports as live, from `ip -j addr show` of the whole node: the
+/// agent's own filter (no pod gateways on `cni0`, no `veth*`, no loopback or link-local).
+pub fn report(ip_json: &str) -> anyhow::Result<Vec<LiveAddress>> {
+    Ok(live_addresses(
+        &parse_ip_addr_json(ip_json)?,
+        &default_excluded(),
+    ))
 }
 
 /// Writes what `node`'s agent reports into its Lease: holder, `renewTime = now`, and the
@@ -80,34 +97,28 @@ pub fn renew_lease(
     Ok(())
 }
 
-/// One offline sync of `node`'s agent: decide, take the node's frontends, program them in
-/// one transaction. The swap point for the agent crate's `sync_once` (same code path as the
-/// live agent).
+/// One offline sync of `node`'s agent (`dualstack_agent::sync_once`, the live agent's code
+/// path): decide, take the node's frontends, program them in one transaction.
 pub fn sync_node(
     snapshot: &Snapshot,
     config: &Config,
     node: &str,
     now: Timestamp,
     nft: &Nft,
-) -> anyhow::Result<Ruleset> {
-    let decision = dualstack_lb::decide(snapshot, config, now);
-    let mut frontends = decision.frontends_for(node).to_vec();
-    frontends.sort_by(|a, b| a.name.cmp(&b.name));
-    let ruleset = Ruleset {
-        table: nft.table().to_string(),
-        frontends,
-    };
-    validate(&ruleset).with_context(|| format!("the frontends decided for {node}"))?;
-    nft.apply(&ruleset)
-        .with_context(|| format!("programming table inet {} on {node}", nft.table()))?;
-    Ok(ruleset)
+) -> anyhow::Result<SyncReport> {
+    sync_once(snapshot, config, node, now, nft)
+        .with_context(|| format!("syncing the agent of {node}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const IP_J: &str = r#"[{"ifindex":2,"ifname":"eth0","addr_info":[
+    const IP_J: &str = r#"[{"ifindex":1,"ifname":"lo","addr_info":[
+        {"family":"inet","local":"127.0.0.1","prefixlen":8,"scope":"host"}]},
+      {"ifindex":3,"ifname":"cni0","addr_info":[
+        {"family":"inet","local":"198.51.100.1","prefixlen":25,"scope":"global"}]},
+      {"ifindex":2,"ifname":"eth0","addr_info":[
         {"family":"inet","local":"192.0.2.11","prefixlen":24,"scope":"global"},
         {"family":"inet6","local":"2001:db8:1::11","prefixlen":64,"scope":"global","nodad":true},
         {"family":"inet6","local":"2001:db8:1::99","prefixlen":64,"scope":"global","temporary":true},
@@ -116,8 +127,11 @@ mod tests {
         {"family":"inet6","local":"fe80::1","prefixlen":64,"scope":"link"}]}]"#;
 
     #[test]
-    fn reports_global_addresses_with_flags() {
-        let live = parse_ip_addr_json(IP_J).unwrap();
+    fn reports_node_addresses_with_flags() {
+        let all = parse_ip_addr_json(IP_J).unwrap();
+        assert_eq!(all.len(), 8);
+        assert_eq!((all[1].interface.as_str(), all[1].prefix_len), ("cni0", 25));
+        let live = report(IP_J).unwrap();
         assert_eq!(
             format_live_addresses(&live),
             "192.0.2.11,2001:db8:1::11,2001:db8:1::98;deprecated,2001:db8:1::99;temporary"
@@ -137,7 +151,7 @@ mod tests {
         let mut snapshot = Snapshot::parse(super::super::SNAPSHOT).unwrap();
         let config = Config::default();
         let now: Timestamp = "2030-01-01T00:00:00Z".parse().unwrap();
-        let live = parse_ip_addr_json(IP_J).unwrap();
+        let live = report(IP_J).unwrap();
         renew_lease(&mut snapshot, &config, "node-1", &live, now).unwrap();
         renew_lease(&mut snapshot, &config, "node-2", &[], now).unwrap();
         let decision = dualstack_lb::decide(&snapshot, &config, now);

@@ -48,6 +48,21 @@ pub fn is_backend(cmdline: &[u8]) -> bool {
         .any(|w| w[0] == b"demo".as_slice() && w[1] == SERVE_FLAG.as_bytes())
 }
 
+/// Whether a process is still running: it exists and is not a zombie waiting for a parent
+/// (init, since the demo that started it has exited) to collect it.
+pub fn running(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat_state(&stat))
+        .is_some_and(|state| state != 'Z' && state != 'X')
+}
+
+/// The state letter of a `/proc/PID/stat` line (after the command name in parentheses).
+fn stat_state(stat: &str) -> Option<char> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.trim_start().chars().next()
+}
+
 /// Stops the demo backends inside `ns` (SIGTERM, then waits up to 2 s for each). Other
 /// processes in the namespace (a shell someone opened there) are left alone.
 fn stop_backends(ns: &str) -> anyhow::Result<usize> {
@@ -73,9 +88,7 @@ fn stop_backends(ns: &str) -> anyhow::Result<usize> {
             .context("running `kill`")?;
         if status.success() {
             let deadline = Instant::now() + Duration::from_secs(2);
-            while std::path::Path::new(&format!("/proc/{pid}")).exists()
-                && Instant::now() < deadline
-            {
+            while running(&pid) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
             }
             stopped += 1;
@@ -136,9 +149,18 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_process_state() {
+        assert_eq!(stat_state("42 (dualstack) S 1 42"), Some('S'));
+        assert_eq!(stat_state("42 (odd ) name) Z 1 42"), Some('Z'));
+        assert_eq!(stat_state("garbage"), None);
+        assert!(running(&std::process::id().to_string()));
+        assert!(!running("not-a-pid"));
+    }
+
+    #[test]
     fn recognizes_kept_backends_only() {
         assert!(is_backend(
-            b"/usr/bin/dualstack\0demo\0--serve-echo\0web-1\0--port\0080\0"
+            b"/usr/bin/dualstack\0demo\0--serve-echo\0web-1\0--port\x008080\0"
         ));
         assert!(!is_backend(b"/bin/bash\0"));
         assert!(!is_backend(b"/usr/bin/dualstack\0demo\0--keep\0"));

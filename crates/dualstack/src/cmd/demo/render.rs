@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use dualstack_lb::Decision;
 use dualstack_lb::decision::ServiceDecision;
 use dualstack_lb::live::LiveAddress;
-use dualstack_ruleset::Ruleset;
+use dualstack_ruleset::Frontend;
 
 use super::flows::{Observed, destination};
 use super::predict::{Expect, Flow, Sees};
@@ -17,7 +17,8 @@ use super::topology;
 pub struct AgentRun<'a> {
     pub node: &'a str,
     pub reported: &'a [LiveAddress],
-    pub programmed: &'a Ruleset,
+    pub table: &'a str,
+    pub programmed: &'a [Frontend],
 }
 
 fn join<T: ToString>(items: impl IntoIterator<Item = T>, sep: &str) -> String {
@@ -47,7 +48,6 @@ pub fn agents(runs: &[AgentRun]) -> String {
         );
         let frontends = join(
             run.programmed
-                .frontends
                 .iter()
                 .map(|f| format!("{} {}/{}", f.name, f.port, f.protocol)),
             ", ",
@@ -57,7 +57,7 @@ pub fn agents(runs: &[AgentRun]) -> String {
             out,
             "  {:w$}  table inet {}: {}",
             "",
-            run.programmed.table,
+            run.table,
             if frontends.is_empty() {
                 "no frontends".to_string()
             } else {
@@ -151,8 +151,8 @@ fn expected(flow: &Flow) -> String {
                 Sees::Node(node) => node.clone(),
             };
             let mut text = format!("{who} sees {sees} ({frontend})");
-            for loser in losers {
-                let _ = write!(text, "; {loser}");
+            if !losers.is_empty() {
+                let _ = write!(text, "; {} lost this port here", losers.join(", "));
             }
             text
         }
