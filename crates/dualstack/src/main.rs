@@ -31,6 +31,9 @@ enum Command {
     Plan(cmd::plan::PlanArgs),
     /// The whole data path on this machine (root): a dual-stack cluster in network namespaces, real flows checked against the decision.
     Demo(cmd::demo::DemoArgs),
+    /// Is this node, and this cluster, really dual-stack? A ✓/⚠/✗ checklist with fixes.
+    #[command(subcommand)]
+    Doctor(cmd::doctor::DoctorCommand),
     /// Per-node agent: programs this node's frontends (nftables) and reports its live addresses.
     Agent(cmd::agent::AgentArgs),
 }
@@ -43,6 +46,7 @@ fn main() -> std::process::ExitCode {
         Command::Klipper(a) => cmd::klipper::run(a),
         Command::Plan(a) => cmd::plan::run(a),
         Command::Demo(a) => cmd::demo::run(a),
+        Command::Doctor(c) => cmd::doctor::run(c),
         Command::Agent(a) => cmd::agent::run(a),
     };
     exit::report(result)

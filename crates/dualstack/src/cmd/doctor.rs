@@ -1,0 +1,56 @@
+//! `dualstack doctor node` and `dualstack doctor cluster`: is this node, and this cluster,
+//! really dual-stack?
+//!
+//! The checks live in the pure `dualstack-doctor` crate; the submodules here only gather the
+//! facts (`/proc/sys`, `ip`, `nft`, `iptables-save`, the K3s config, the Kubernetes API) and
+//! print the report. Exit 0 when no check fails, 1 when one does, 2 for bad flags or
+//! unreadable input.
+
+mod cluster;
+mod k3s;
+mod node;
+
+use clap::{Subcommand, ValueEnum};
+use dualstack_doctor::Report;
+
+use crate::exit::Outcome;
+
+#[derive(Debug, Subcommand)]
+pub enum DoctorCommand {
+    /// Check this node (the current network namespace): forwarding, accept_ra, default
+    /// routes, addresses, br_netfilter, pod masquerade, our nft table. Run as root.
+    Node(node::NodeArgs),
+    /// Check the cluster (kubeconfig): pod CIDRs and InternalIPs per node, DNS, Calico
+    /// IPPools, our LoadBalancer Services, a sample of pods.
+    Cluster(cluster::ClusterArgs),
+}
+
+/// `--output text|json`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// A ✓/⚠/✗ checklist with the fix under every problem.
+    #[default]
+    Text,
+    /// `{"checks":[{"id","status","message","fix"}]}`.
+    Json,
+}
+
+pub fn run(command: DoctorCommand) -> anyhow::Result<Outcome> {
+    match command {
+        DoctorCommand::Node(args) => node::run(args),
+        DoctorCommand::Cluster(args) => cluster::run(args),
+    }
+}
+
+/// Prints the report and maps it to the exit outcome.
+fn print(report: &Report, output: Output) -> anyhow::Result<Outcome> {
+    match output {
+        Output::Text => print!("{}", report.to_text()),
+        Output::Json => println!("{}", serde_json::to_string_pretty(report)?),
+    }
+    Ok(if report.has_failures() {
+        Outcome::Problems
+    } else {
+        Outcome::Ok
+    })
+}
