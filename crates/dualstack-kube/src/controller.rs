@@ -1,0 +1,133 @@
+//! The controller's wiring: reflectors, leader election, `kube::runtime::Controller`.
+//!
+//! Every replica keeps its reflectors warm; only the replica holding the Lease
+//! `<namespace>/dualstack-controller` (kube-lease-manager) runs the reconciler. Losing the
+//! Lease stops the reconciler gracefully; winning it again starts a new one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Service;
+use kube::runtime::controller::{self, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::watcher;
+use kube::{Api, Client};
+use kube_lease_manager::LeaseManagerBuilder;
+use tokio::sync::watch;
+
+use crate::cluster::{self, Cluster};
+use crate::reconcile::{self, Context, Observer};
+
+/// The leader-election Lease name.
+pub const LEADER_LEASE: &str = "dualstack-controller";
+
+/// Why the controller stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error("leader election failed: {0}")]
+    Leader(#[from] kube_lease_manager::LeaseManagerError),
+}
+
+/// Settings of a controller run.
+pub struct Settings {
+    pub config: dualstack_lb::Config,
+    /// Namespace of the leader-election Lease (the controller's own namespace).
+    pub namespace: String,
+    /// This replica's identity (its pod name).
+    pub identity: String,
+    pub clock: Arc<dyn Fn() -> dualstack_lb::Timestamp + Send + Sync>,
+    pub observer: Option<Observer>,
+    /// Receives `true` while this replica leads.
+    pub leader: Option<watch::Sender<bool>>,
+}
+
+/// Runs until `shutdown` resolves.
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ControllerError> {
+    let watches = cluster::start(&client, &settings.config.lease_namespace, false);
+    let manager = LeaseManagerBuilder::new(client.clone(), LEADER_LEASE)
+        .with_namespace(settings.namespace.clone())
+        .with_identity(settings.identity.clone())
+        .build()
+        .await?;
+    let (mut leading, lease_task) = manager.watch().await;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let reporter = Reporter {
+        controller: "dualstack-controller".to_string(),
+        instance: Some(settings.identity.clone()),
+    };
+    loop {
+        // Wait until we lead (or are asked to stop).
+        let mut stop = stop_rx.clone();
+        while !*leading.borrow_and_update() {
+            tracing::info!("standing by: another replica leads");
+            tokio::select! {
+                r = leading.changed() => if r.is_err() { break },
+                _ = stop.changed() => {},
+            }
+            if *stop.borrow() {
+                break;
+            }
+        }
+        if *stop_rx.borrow() {
+            break;
+        }
+        if let Some(tx) = &settings.leader {
+            let _ = tx.send(true);
+        }
+        tracing::info!(identity = %settings.identity, "leading: starting the reconciler");
+        let services: Api<Service> = Api::all(client.clone());
+        let ctrl = Controller::new(services, watcher::Config::default())
+            .with_config(controller::Config::default().debounce(Duration::from_millis(500)));
+        let cluster = Cluster {
+            services: ctrl.store(),
+            slices: watches.slices.clone(),
+            nodes: watches.nodes.clone(),
+            leases: watches.leases.clone(),
+        };
+        let mut ctx = Context::new(
+            client.clone(),
+            settings.config.clone(),
+            cluster,
+            Recorder::new(client.clone(), reporter.clone()),
+            Arc::clone(&settings.clock),
+        );
+        ctx.observer = settings.observer.clone();
+        let mut lost = leading.clone();
+        let mut stop = stop_rx.clone();
+        let until = async move {
+            tokio::select! {
+                _ = async { while lost.changed().await.is_ok() { if !*lost.borrow() { break } } } => {},
+                _ = stop.changed() => {},
+            }
+        };
+        ctrl.reconcile_all_on(cluster::change_stream(watches.changes.clone()))
+            .graceful_shutdown_on(until)
+            .run(reconcile::reconcile, reconcile::error_policy, Arc::new(ctx))
+            .for_each(|result| async move {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "reconcile round");
+                }
+            })
+            .await;
+        if let Some(tx) = &settings.leader {
+            let _ = tx.send(false);
+        }
+        if *stop_rx.borrow() {
+            break;
+        }
+        tracing::warn!("lost the leader Lease: reconciler stopped");
+    }
+    // Dropping the receiver makes the lease manager release the Lease.
+    drop(leading);
+    let _ = lease_task.await;
+    Ok(())
+}

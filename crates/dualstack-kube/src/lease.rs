@@ -1,0 +1,80 @@
+//! The agent's per-node Lease: proof of life for the decision (a node without a live agent
+//! Lease is not programmed in `nftables` mode) and the carrier of the node's live addresses.
+//!
+//! `<lease namespace>/dualstack-agent-<node>`, labelled [`LEASE_LABEL`] (the controller and
+//! agents watch Leases with that selector), `holderIdentity` = the node name, renewed with a
+//! server-side apply every [`RENEW_EVERY`] and whenever the addresses change. The annotation
+//! [`ADDRESSES_ANNOTATION`] holds the addresses in the format of [`dualstack_lb::live`].
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use dualstack_lb::Timestamp;
+use dualstack_lb::config::{Config, LEASE_LABEL};
+use dualstack_lb::live::{ADDRESSES_ANNOTATION, LiveAddress, format_live_addresses};
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client};
+
+/// How long a renewal is valid: three missed renewals and the node stops being programmed.
+pub const LEASE_DURATION_SECONDS: i32 = 40;
+/// How often the agent renews its Lease.
+pub const RENEW_EVERY: Duration = Duration::from_secs(10);
+/// The field manager of the agent's Lease writes.
+pub const FIELD_MANAGER: &str = "dualstack-agent";
+
+fn micro_time(ts: Timestamp) -> MicroTime {
+    MicroTime(
+        k8s_openapi::jiff::Timestamp::from_microsecond(ts.unix_micros())
+            .unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
+    )
+}
+
+/// The Lease `node`'s agent applies at `now` (pure).
+pub fn agent_lease(
+    config: &Config,
+    node: &str,
+    addresses: &[LiveAddress],
+    now: Timestamp,
+) -> Lease {
+    Lease {
+        metadata: ObjectMeta {
+            name: Some(Config::lease_name(node)),
+            namespace: Some(config.lease_namespace.clone()),
+            labels: Some(BTreeMap::from([(
+                LEASE_LABEL.0.to_string(),
+                LEASE_LABEL.1.to_string(),
+            )])),
+            annotations: Some(BTreeMap::from([(
+                ADDRESSES_ANNOTATION.to_string(),
+                format_live_addresses(addresses),
+            )])),
+            ..ObjectMeta::default()
+        },
+        spec: Some(LeaseSpec {
+            holder_identity: Some(node.to_string()),
+            lease_duration_seconds: Some(LEASE_DURATION_SECONDS),
+            renew_time: Some(micro_time(now)),
+            ..LeaseSpec::default()
+        }),
+    }
+}
+
+/// Applies the agent's Lease (server-side apply, forced: this node's agent is its only writer).
+pub async fn renew(
+    client: &Client,
+    config: &Config,
+    node: &str,
+    addresses: &[LiveAddress],
+    now: Timestamp,
+) -> Result<Lease, kube::Error> {
+    let api: Api<Lease> = Api::namespaced(client.clone(), &config.lease_namespace);
+    let lease = agent_lease(config, node, addresses, now);
+    api.patch(
+        &Config::lease_name(node),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&lease),
+    )
+    .await
+}

@@ -1,0 +1,27 @@
+//! kube-rs glue for `dualstack controller` and `dualstack agent` (adapter).
+//!
+//! Every decision is made by the pure [`dualstack_lb::decide`]; this crate only moves objects
+//! between the API server and that function:
+//!
+//! * [`convert`]: `k8s-openapi` objects → [`dualstack_lb::objects`] (a serde round trip:
+//!   the core's types mirror the API's JSON).
+//! * [`cluster`]: reflectors on Services, EndpointSlices, Nodes and our agent Leases, and a
+//!   [`Snapshot`](dualstack_lb::Snapshot) of them; a change counter wakes whoever syncs.
+//! * [`status`] and [`finalizer`] (pure): the exact merge patches for
+//!   `status.loadBalancer` + `status.conditions` and for our finalizer — `None` when nothing
+//!   would change, so unchanged Services cost no request.
+//! * [`reconcile`]: the controller's reconcile function and error policy (backoff).
+//! * [`controller`]: the controller wiring: reflectors, `kube::runtime::Controller`, leader
+//!   election with `kube-lease-manager` (one active replica).
+//! * [`lease`]: the agent's per-node Lease carrying its live addresses.
+
+pub mod cluster;
+pub mod controller;
+pub mod convert;
+pub mod finalizer;
+pub mod lease;
+pub mod reconcile;
+pub mod status;
+
+/// The field manager / reporting controller name used in every write.
+pub const MANAGER: &str = "dualstack";
