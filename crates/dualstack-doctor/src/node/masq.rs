@@ -226,23 +226,32 @@ fn is_masquerade(expr: &Value) -> bool {
             .is_some_and(|x| x.get("name").and_then(Value::as_str) == Some("MASQUERADE"))
 }
 
-/// `meta mark & MASK == 0`: "this packet is not marked".
+/// "This packet is not marked": `meta mark & MASK == 0`, or `meta mark & MASK != MASK` (what
+/// iptables-nft makes of `-m mark ! --mark MASK/MASK`).
 fn is_unmarked_test(expr: &Value) -> bool {
     let Some(m) = expr.get("match") else {
         return false;
     };
-    let masked_mark = m
+    let Some([left, mask]) = m
         .get("left")
         .and_then(|l| l.get("&"))
         .and_then(Value::as_array)
-        .and_then(|a| a.first())
-        .and_then(|x| x.get("meta"))
+        .map(Vec::as_slice)
+    else {
+        return false;
+    };
+    let is_mark = left
+        .get("meta")
         .and_then(|x| x.get("key"))
         .and_then(Value::as_str)
         == Some("mark");
-    masked_mark
-        && m.get("op").and_then(Value::as_str) == Some("==")
-        && m.get("right").and_then(Value::as_u64) == Some(0)
+    let right = m.get("right").and_then(Value::as_u64);
+    is_mark
+        && match m.get("op").and_then(Value::as_str) {
+            Some("==") => right == Some(0),
+            Some("!=") => right.is_some() && right == mask.as_u64(),
+            _ => false,
+        }
 }
 
 fn family_of_table(table_family: &str) -> Vec<Family> {
@@ -419,6 +428,11 @@ COMMIT
             {"return":null}]}},
           {"rule":{"family":"ip","table":"kube-proxy","chain":"masquerading","handle":8,"expr":[
             {"masquerade":{"flags":"fully-random"}}]}},
+          {"rule": {"family": "ip", "table": "nat", "chain": "KUBE-POSTROUTING", "handle": 2, "expr": [
+            {"match": {"op": "!=", "left": {"&": [{"meta": {"key": "mark"}}, 16384]}, "right": 16384}},
+            {"counter": {"packets": 0, "bytes": 0}}, {"return": null}]}},
+          {"rule": {"family": "ip", "table": "nat", "chain": "KUBE-POSTROUTING", "handle": 3, "expr": [
+            {"counter": {"packets": 0, "bytes": 0}}, {"xt": {"type": "target", "name": "MASQUERADE"}}]}},
           {"rule":{"family":"ip6","table":"nat","chain":"POSTROUTING","handle":6,"expr":[
             {"match":{"op":"==","left":{"payload":{"protocol":"ip6","field":"saddr"}},"right":"fd00:42::5"}},
             {"xt":{"type":"target","name":"MASQUERADE"}}]}}
@@ -456,6 +470,11 @@ COMMIT
                 (
                     Family::V4,
                     "nft ip kube-proxy masquerading",
+                    &MasqSource::Conditional
+                ),
+                (
+                    Family::V4,
+                    "nft ip nat KUBE-POSTROUTING",
                     &MasqSource::Conditional
                 ),
                 (
