@@ -295,3 +295,29 @@ mod tests {
         assert_eq!(sysctl_path("net.ipv4.ip_forward"), "net/ipv4/ip_forward");
     }
 }
+
+#[cfg(test)]
+mod snapshot {
+    use super::testing::{healthy, route};
+    use super::*;
+
+    /// A node as K3s leaves it on a home network: IPv6 default route from RAs with
+    /// `accept_ra` 1, flannel without `flannel-ipv6-masq`, and `br_netfilter` missing.
+    #[test]
+    fn a_typical_broken_k3s_node() {
+        let mut f = healthy();
+        f.sysctls
+            .insert("net.ipv6.conf.eth0.accept_ra".into(), "1".into());
+        f.routes[1] = route(Family::V6, "eth0", "fe80::1", Some("ra"));
+        f.interfaces.push(Interface {
+            name: "cni0".into(),
+            kind: Some("bridge".into()),
+            up: true,
+            addrs: vec![testing::addr("10.42.0.1/24")],
+        });
+        if let Some(rules) = f.masquerade.as_mut() {
+            rules.retain(|r| r.family == Family::V4);
+        }
+        insta::assert_snapshot!(check(&f).to_text());
+    }
+}
