@@ -1,1 +1,154 @@
-//! Live addresses over rtnetlink: dump and watch (adapter).
+//! The node's addresses over rtnetlink (adapter): a dump (`ip -o addr`), and a watch that
+//! re-reads them whenever the kernel announces an address change (`ip monitor address`),
+//! so a new global IPv6 address after an ISP prefix change reaches the Lease within
+//! seconds. What to report is decided by the pure [`crate::addresses`].
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use dualstack_lb::live::LiveAddress;
+use futures::StreamExt;
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags as KernelFlags, AddressMessage,
+};
+use netlink_packet_route::link::LinkAttribute;
+use rtnetlink::{Handle, MulticastGroup};
+use tokio::sync::watch;
+
+use crate::addresses::{AddressFlags, InterfaceAddress, live_addresses};
+
+/// After an announcement, wait this long for more before re-reading (a prefix change
+/// announces several addresses at once).
+pub const SETTLE: Duration = Duration::from_millis(200);
+
+/// Why reading addresses failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NetlinkError {
+    #[error("could not open a netlink socket: {0}")]
+    Socket(std::io::Error),
+    #[error("netlink {what} dump failed: {source}")]
+    Dump {
+        what: &'static str,
+        source: rtnetlink::Error,
+    },
+    #[error("the netlink connection closed")]
+    Closed,
+}
+
+/// Every address of every interface, with its interface name and kernel flags.
+pub async fn dump(handle: &Handle) -> Result<Vec<InterfaceAddress>, NetlinkError> {
+    let mut names: HashMap<u32, String> = HashMap::new();
+    let mut links = handle.link().get().execute();
+    while let Some(link) = links.next().await {
+        let link = link.map_err(|source| NetlinkError::Dump {
+            what: "link",
+            source,
+        })?;
+        for attr in &link.attributes {
+            if let LinkAttribute::IfName(name) = attr {
+                names.insert(link.header.index, name.clone());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut addresses = handle.address().get().execute();
+    while let Some(msg) = addresses.next().await {
+        let msg = msg.map_err(|source| NetlinkError::Dump {
+            what: "address",
+            source,
+        })?;
+        if let Some(a) = interface_address(&msg, &names) {
+            out.push(a);
+        }
+    }
+    Ok(out)
+}
+
+fn interface_address(
+    msg: &AddressMessage,
+    names: &HashMap<u32, String>,
+) -> Option<InterfaceAddress> {
+    let mut local = None;
+    let mut address = None;
+    let mut flags = KernelFlags::from_bits_retain(u32::from(msg.header.flags.bits()));
+    let mut preferred_over = false;
+    for attr in &msg.attributes {
+        match attr {
+            AddressAttribute::Local(ip) => local = Some(*ip),
+            AddressAttribute::Address(ip) => address = Some(*ip),
+            // The 32-bit attribute supersedes the 8-bit header field when present.
+            AddressAttribute::Flags(f) => flags = *f,
+            AddressAttribute::CacheInfo(c) => preferred_over = c.ifa_preferred == 0,
+            _ => {}
+        }
+    }
+    // IPv4: IFA_LOCAL is the address (IFA_ADDRESS is the peer on point-to-point links).
+    let addr: IpAddr = local.or(address)?;
+    Some(InterfaceAddress {
+        interface: names
+            .get(&msg.header.index)
+            .cloned()
+            .unwrap_or_else(|| format!("if{}", msg.header.index)),
+        addr,
+        prefix_len: msg.header.prefix_len,
+        flags: AddressFlags {
+            // IFA_F_TEMPORARY has the value of IFA_F_SECONDARY, and means it for IPv6 only.
+            temporary: addr.is_ipv6() && flags.contains(KernelFlags::Secondary),
+            deprecated: flags.contains(KernelFlags::Deprecated) || preferred_over,
+            tentative: flags.contains(KernelFlags::Tentative),
+            dad_failed: flags.contains(KernelFlags::Dadfailed),
+        },
+    })
+}
+
+/// The live addresses now (one dump on a fresh connection).
+pub async fn live_now(excluded: &[String]) -> Result<Vec<LiveAddress>, NetlinkError> {
+    let (connection, handle, _) = rtnetlink::new_connection().map_err(NetlinkError::Socket)?;
+    let task = tokio::spawn(connection);
+    let result = dump(&handle).await;
+    task.abort();
+    Ok(live_addresses(&result?, excluded))
+}
+
+/// Publishes the live addresses into `tx` now and after every address announcement, until
+/// the netlink socket fails (the caller restarts it) or every receiver is gone.
+pub async fn watch_live(
+    excluded: Vec<String>,
+    tx: watch::Sender<Vec<LiveAddress>>,
+) -> Result<(), NetlinkError> {
+    let (connection, handle, mut messages) = rtnetlink::new_multicast_connection(&[
+        MulticastGroup::Ipv4Ifaddr,
+        MulticastGroup::Ipv6Ifaddr,
+        MulticastGroup::Link,
+    ])
+    .map_err(NetlinkError::Socket)?;
+    let task = tokio::spawn(connection);
+    let result = async {
+        loop {
+            let live = live_addresses(&dump(&handle).await?, &excluded);
+            tx.send_if_modified(|current| {
+                if *current == live {
+                    false
+                } else {
+                    *current = live;
+                    true
+                }
+            });
+            tokio::select! {
+                message = messages.next() => {
+                    if message.is_none() {
+                        return Err(NetlinkError::Closed);
+                    }
+                }
+                () = tx.closed() => return Ok(()),
+            }
+            // Let a burst of announcements settle, then read everything once.
+            tokio::time::sleep(SETTLE).await;
+            while let Ok(Some(_)) = tokio::time::timeout(Duration::ZERO, messages.next()).await {}
+        }
+    }
+    .await;
+    task.abort();
+    result
+}
