@@ -31,6 +31,9 @@ enum Command {
     Plan(cmd::plan::PlanArgs),
     /// The whole data path on this machine (root): a dual-stack cluster in network namespaces, real flows checked against the decision.
     Demo(cmd::demo::DemoArgs),
+    /// Benchmarks in throwaway network namespaces (root): rule sync and data path.
+    #[command(subcommand)]
+    Bench(cmd::bench::BenchCommand),
     /// Is this node, and this cluster, really dual-stack? A ✓/⚠/✗ checklist with fixes.
     #[command(subcommand)]
     Doctor(cmd::doctor::DoctorCommand),
@@ -46,6 +49,7 @@ fn main() -> std::process::ExitCode {
         Command::Klipper(a) => cmd::klipper::run(a),
         Command::Plan(a) => cmd::plan::run(a),
         Command::Demo(a) => cmd::demo::run(a),
+        Command::Bench(c) => cmd::bench::run(c),
         Command::Doctor(c) => cmd::doctor::run(c),
         Command::Agent(a) => cmd::agent::run(a),
     };

@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod agent_live;
+pub mod bench;
 pub mod demo;
 pub mod doctor;
 pub mod ip;

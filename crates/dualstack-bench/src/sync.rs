@@ -1,0 +1,292 @@
+//! `bench sync`: how long programming N dual-stack Services takes — our nft full sync and
+//! incremental change, klipper-lb's one-process-per-rule `iptables`, and our
+//! `iptables-restore` fallback — each inside its own throwaway namespace.
+
+use std::time::{Duration, Instant};
+
+use dualstack_dataplane::{IptablesRestore, Nft, Runner};
+use dualstack_ruleset::nft as render;
+use dualstack_testbed::Netns;
+use serde::Serialize;
+
+use crate::inside::inside;
+use crate::machine::Machine;
+use crate::stats::{Runs, ms, ratio};
+use crate::workload::Workload;
+use crate::{BenchError, check_services};
+
+/// The table the bench programs (inside its namespace).
+const TABLE: &str = "dualstack-bench";
+
+/// What to measure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncOptions {
+    pub services: Vec<usize>,
+    /// Repetitions of each measurement (medians are reported).
+    pub runs: usize,
+    /// Time allowed per N for each of the process-heavy baselines (klipper-style, and the
+    /// runs of `iptables-restore` after the first), all runs together.
+    pub budget: Duration,
+}
+
+/// Everything measured for one N.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SyncResult {
+    pub services: usize,
+    /// Median full sync (render + `nft -f -`, replacing the table).
+    pub full_sync_ms: f64,
+    pub full_sync: Runs,
+    /// Median render time alone (pure, no process), included in `full_sync_ms`.
+    pub render_ms: f64,
+    /// The slower of the add and remove medians.
+    pub incremental_ms: f64,
+    pub incremental_add: Runs,
+    pub incremental_remove: Runs,
+    /// Median klipper-style time; `null` when over budget (see `klipper_style`).
+    pub klipper_style_ms: Option<f64>,
+    pub klipper_style: KlipperStyle,
+    /// Median `iptables-restore` fallback sync (save + restore, both families); fewer runs
+    /// than asked when they exceed the budget (see `restore.runs`).
+    pub restore_ms: f64,
+    pub restore: Runs,
+    pub ratios: SyncRatios,
+}
+
+/// The klipper-style baseline for one N.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KlipperStyle {
+    pub commands_per_service: usize,
+    /// Completed runs (absent when the first run went over budget).
+    pub runs: Option<Runs>,
+    pub over_budget: bool,
+    /// Services programmed in the run that hit the budget (or N when none did).
+    pub services_done: usize,
+    /// Linear extrapolation to N from the services done: a lower bound, since each
+    /// `iptables` process reads the whole ruleset and so gets slower as it grows.
+    /// `null` only when not a single Service fit in the budget.
+    pub extrapolated_ms: Option<f64>,
+}
+
+/// Ratios a reader wants first.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SyncRatios {
+    /// klipper-style (or its extrapolation) ÷ our full sync.
+    pub klipper_style_over_full_sync: Option<f64>,
+    /// iptables-restore fallback ÷ our full sync.
+    pub restore_over_full_sync: Option<f64>,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SyncReport {
+    pub bench: &'static str,
+    pub machine: Machine,
+    pub runs: usize,
+    pub budget_secs: f64,
+    pub results: Vec<SyncResult>,
+}
+
+/// Runs the sync bench for every N, in order.
+pub fn run(options: &SyncOptions) -> Result<SyncReport, BenchError> {
+    check_services(&options.services)?;
+    let runs = options.runs.max(1);
+    let machine = Machine::describe();
+    let mut results = Vec::new();
+    for &n in &options.services {
+        results.push(one(n, runs, options.budget)?);
+    }
+    Ok(SyncReport {
+        bench: "sync",
+        machine,
+        runs,
+        budget_secs: options.budget.as_secs_f64(),
+        results,
+    })
+}
+
+fn workload() -> Result<Workload, BenchError> {
+    let v4 = "10.0.1.1"
+        .parse()
+        .map_err(|_| BenchError::internal("address"))?;
+    let v6 = "fd00:1::1"
+        .parse()
+        .map_err(|_| BenchError::internal("address"))?;
+    Ok(Workload::sync(v4, v6))
+}
+
+fn one(n: usize, runs: usize, budget: Duration) -> Result<SyncResult, BenchError> {
+    let w = workload()?;
+    let (full, render_times, add, remove) = nft_runs(&w, n, runs)?;
+    let restore = restore_runs(&w, n, runs, budget)?;
+    let klipper = klipper_runs(&w, n, runs, budget)?;
+
+    let full = Runs::of(&full).ok_or_else(|| BenchError::internal("no full-sync sample"))?;
+    let render_ms = Runs::of(&render_times).map_or(0.0, |r| r.median_ms);
+    let add = Runs::of(&add).ok_or_else(|| BenchError::internal("no add sample"))?;
+    let remove = Runs::of(&remove).ok_or_else(|| BenchError::internal("no remove sample"))?;
+    let restore = Runs::of(&restore).ok_or_else(|| BenchError::internal("no restore sample"))?;
+    let klipper_ms = klipper
+        .runs
+        .filter(|_| !klipper.over_budget)
+        .map(|r| r.median_ms);
+    let klipper_for_ratio = klipper_ms.or(klipper.extrapolated_ms);
+    Ok(SyncResult {
+        services: n,
+        full_sync_ms: full.median_ms,
+        full_sync: full,
+        render_ms,
+        incremental_ms: add.median_ms.max(remove.median_ms),
+        incremental_add: add,
+        incremental_remove: remove,
+        klipper_style_ms: klipper_ms,
+        ratios: SyncRatios {
+            klipper_style_over_full_sync: klipper_for_ratio.and_then(|k| ratio(k, full.median_ms)),
+            restore_over_full_sync: ratio(restore.median_ms, full.median_ms),
+        },
+        klipper_style: klipper,
+        restore_ms: restore.median_ms,
+        restore,
+    })
+}
+
+type NftSamples = (Vec<Duration>, Vec<Duration>, Vec<Duration>, Vec<Duration>);
+
+/// Full syncs (the first creates the table, the rest replace it), then add/remove of one
+/// extra frontend at N.
+fn nft_runs(w: &Workload, n: usize, runs: usize) -> Result<NftSamples, BenchError> {
+    let ruleset = w.ruleset(TABLE, n).ok_or(BenchError::Services(n))?;
+    let extra = w.frontend(n).ok_or(BenchError::Services(n + 1))?;
+    let ns = Netns::new("bench-nft")?;
+    inside(&ns, move || {
+        let nft = Nft::new(Runner::host(), TABLE)?;
+        let (mut full, mut renders, mut add, mut remove) = (vec![], vec![], vec![], vec![]);
+        for _ in 0..runs {
+            let t = Instant::now();
+            let text = render::render_full(&ruleset)?;
+            renders.push(t.elapsed());
+            drop(text);
+            let t = Instant::now();
+            nft.apply(&ruleset)?;
+            full.push(t.elapsed());
+        }
+        for _ in 0..runs {
+            let t = Instant::now();
+            nft.apply_changes(&[], std::slice::from_ref(&extra))?;
+            add.push(t.elapsed());
+            let t = Instant::now();
+            nft.apply_changes(std::slice::from_ref(&extra), &[])?;
+            remove.push(t.elapsed());
+        }
+        nft.cleanup()?;
+        Ok((full, renders, add, remove))
+    })
+}
+
+/// Fallback syncs (the first creates our chains, the rest resync them); at least one run,
+/// further ones only while the budget lasts.
+fn restore_runs(
+    w: &Workload,
+    n: usize,
+    runs: usize,
+    budget: Duration,
+) -> Result<Vec<Duration>, BenchError> {
+    let ruleset = w.ruleset(TABLE, n).ok_or(BenchError::Services(n))?;
+    let ns = Netns::new("bench-restore")?;
+    inside(&ns, move || {
+        let restore = IptablesRestore::new(Runner::host());
+        let mut samples = Vec::new();
+        let started = Instant::now();
+        for _ in 0..runs {
+            let t = Instant::now();
+            restore.apply(&ruleset)?;
+            samples.push(t.elapsed());
+            if started.elapsed() >= budget {
+                break;
+            }
+        }
+        Ok(samples)
+    })
+}
+
+fn klipper_runs(
+    w: &Workload,
+    n: usize,
+    runs: usize,
+    budget: Duration,
+) -> Result<KlipperStyle, BenchError> {
+    let commands: Vec<Vec<(&'static str, Vec<String>)>> = (0..n)
+        .map(|i| w.klipper_commands(i))
+        .collect::<Option<_>>()
+        .ok_or(BenchError::Services(n))?;
+    let per_service = commands.first().map_or(0, Vec::len);
+    let started = Instant::now();
+    let mut samples = Vec::new();
+    for _ in 0..runs {
+        // A fresh namespace per run: klipper-lb only ever adds rules.
+        let ns = Netns::new("bench-klipper")?;
+        let remaining = budget.saturating_sub(started.elapsed());
+        let cmds = commands.clone();
+        let (elapsed, done) = inside(&ns, move || klipper_once(&cmds, remaining))?;
+        if done < n {
+            return Ok(KlipperStyle {
+                commands_per_service: per_service,
+                runs: Runs::of(&samples),
+                over_budget: true,
+                services_done: done,
+                extrapolated_ms: extrapolate(elapsed, done, n),
+            });
+        }
+        samples.push(elapsed);
+        if started.elapsed() >= budget {
+            break;
+        }
+    }
+    let runs = Runs::of(&samples);
+    Ok(KlipperStyle {
+        commands_per_service: per_service,
+        extrapolated_ms: runs.map(|r| r.median_ms),
+        runs,
+        over_budget: false,
+        services_done: n,
+    })
+}
+
+/// Runs every Service's commands, one process per rule, until done or out of time; returns
+/// the time taken and the number of Services fully programmed.
+fn klipper_once(
+    commands: &[Vec<(&'static str, Vec<String>)>],
+    budget: Duration,
+) -> Result<(Duration, usize), BenchError> {
+    let runner = Runner::host();
+    let t = Instant::now();
+    for (done, service) in commands.iter().enumerate() {
+        if t.elapsed() >= budget {
+            return Ok((t.elapsed(), done));
+        }
+        for (program, args) in service {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            runner.run(program, &args, "")?;
+        }
+    }
+    Ok((t.elapsed(), commands.len()))
+}
+
+/// `elapsed` scaled linearly from `done` Services to `n` (ms).
+pub fn extrapolate(elapsed: Duration, done: usize, n: usize) -> Option<f64> {
+    (done > 0).then(|| (ms(elapsed) * n as f64 / done as f64).round())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extrapolation_is_linear() {
+        assert_eq!(
+            extrapolate(Duration::from_secs(2), 100, 1000),
+            Some(20_000.0)
+        );
+        assert_eq!(extrapolate(Duration::from_millis(5), 10, 10), Some(5.0));
+        assert_eq!(extrapolate(Duration::from_millis(5), 0, 10), None);
+    }
+}

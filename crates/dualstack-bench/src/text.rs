@@ -1,0 +1,150 @@
+//! Plain-text rendering of the reports (pure): one table per bench, then the ratios.
+
+use std::fmt::Write as _;
+
+use crate::datapath::{DatapathReport, Plane};
+use crate::machine::Machine;
+use crate::sync::SyncReport;
+
+fn header(out: &mut String, title: &str, m: &Machine) {
+    let _ = writeln!(out, "{title}");
+    let _ = writeln!(
+        out,
+        "machine: {} CPUs, kernel {}, {}, {}, load {}",
+        m.nproc, m.kernel, m.nft, m.iptables, m.loadavg
+    );
+}
+
+fn opt(v: Option<f64>, suffix: &str) -> String {
+    v.map_or_else(|| "-".to_string(), |x| format!("{x}{suffix}"))
+}
+
+/// The sync report as text.
+pub fn sync(r: &SyncReport) -> String {
+    let mut out = String::new();
+    header(
+        &mut out,
+        &format!(
+            "bench sync: {} run(s) per measurement, klipper-style budget {} s per N",
+            r.runs, r.budget_secs
+        ),
+        &r.machine,
+    );
+    let _ = writeln!(
+        out,
+        "{:>8}  {:>22}  {:>9}  {:>16}  {:>22}  {:>26}  {:>8}",
+        "services",
+        "full sync ms (min-max)",
+        "render ms",
+        "incr add/rm ms",
+        "restore ms (min-max)",
+        "klipper-style ms",
+        "klip/ours"
+    );
+    for x in &r.results {
+        let klipper = match (x.klipper_style_ms, x.klipper_style.extrapolated_ms) {
+            (Some(ms), _) => format!("{ms}"),
+            (None, Some(e)) => format!(
+                "over budget ({}/{}), ~{e}",
+                x.klipper_style.services_done, x.services
+            ),
+            (None, None) => "over budget".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "{:>8}  {:>22}  {:>9}  {:>16}  {:>22}  {:>26}  {:>8}",
+            x.services,
+            format!(
+                "{} ({}-{})",
+                x.full_sync_ms, x.full_sync.min_ms, x.full_sync.max_ms
+            ),
+            x.render_ms,
+            format!(
+                "{}/{}",
+                x.incremental_add.median_ms, x.incremental_remove.median_ms
+            ),
+            format!(
+                "{} ({}-{})",
+                x.restore_ms, x.restore.min_ms, x.restore.max_ms
+            ),
+            klipper,
+            opt(x.ratios.klipper_style_over_full_sync, "x"),
+        );
+    }
+    out
+}
+
+fn plane(p: Plane) -> &'static str {
+    match p {
+        Plane::Direct => "direct (no NAT)",
+        Plane::Nft => "nft (ours)",
+        Plane::IptablesLinear => "iptables linear",
+    }
+}
+
+/// The data-path report as text.
+pub fn datapath(r: &DatapathReport) -> String {
+    let mut out = String::new();
+    header(
+        &mut out,
+        &format!(
+            "bench datapath: {} connections per scenario and family in {} rounds (+{} warm-up each)",
+            r.connections, r.rounds, r.warmup_per_round
+        ),
+        &r.machine,
+    );
+    let _ = writeln!(
+        out,
+        "{:<16}  {:>8}  {:>6}  {:>14}  {:>11}  {:>10}",
+        "plane", "services", "family", "connect p50 us", "p99 us", "req/s"
+    );
+    for x in &r.results {
+        let _ = writeln!(
+            out,
+            "{:<16}  {:>8}  {:>6}  {:>14}  {:>11}  {:>10}",
+            plane(x.plane),
+            x.services
+                .map_or_else(|| "-".to_string(), |n| n.to_string()),
+            x.family.as_str(),
+            x.connect.median_us,
+            x.connect.p99_us,
+            x.requests_per_sec
+        );
+    }
+    let _ = writeln!(out, "ratios of median connect latency:");
+    for x in &r.ratios {
+        let _ = writeln!(
+            out,
+            "  {} N={}: nft/nft(smallest N) {}, nft/direct {}, iptables-linear/direct {}",
+            x.family.as_str(),
+            x.services,
+            opt(x.nft_over_nft_smallest, ""),
+            opt(x.nft_over_direct, ""),
+            opt(x.iptables_linear_over_direct, "")
+        );
+    }
+    if !r.bulk.is_empty() {
+        let _ = writeln!(out, "bulk throughput (median of transfers):");
+        for b in &r.bulk {
+            let _ = writeln!(
+                out,
+                "  {:<16} {:>6} services {:>6}: {} Gbit/s ({} MiB each)",
+                plane(b.plane),
+                b.family.as_str(),
+                b.services
+                    .map_or_else(|| "-".to_string(), |n| n.to_string()),
+                b.gbit_per_sec,
+                b.bytes >> 20
+            );
+        }
+        for (family, ratio) in &r.bulk_dnat_over_direct {
+            let _ = writeln!(
+                out,
+                "  {} DNAT/direct: {}",
+                family.as_str(),
+                opt(*ratio, "")
+            );
+        }
+    }
+    out
+}
