@@ -3,7 +3,9 @@
 
 mod cmd;
 mod exit;
+mod health;
 mod logging;
+mod metrics;
 mod output;
 mod sysctl;
 
@@ -39,6 +41,8 @@ enum Command {
     Doctor(cmd::doctor::DoctorCommand),
     /// Per-node agent: programs this node's frontends (nftables) and reports its live addresses.
     Agent(cmd::agent::AgentArgs),
+    /// In-cluster LoadBalancer controller: status per family with ipMode, conditions, Events.
+    Controller(cmd::controller::ControllerArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -52,6 +56,7 @@ fn main() -> std::process::ExitCode {
         Command::Bench(c) => cmd::bench::run(c),
         Command::Doctor(c) => cmd::doctor::run(c),
         Command::Agent(a) => cmd::agent::run(a),
+        Command::Controller(a) => cmd::controller::run(a),
     };
     exit::report(result)
 }

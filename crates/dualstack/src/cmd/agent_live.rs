@@ -1,12 +1,262 @@
 //! The in-cluster agent (`dualstack agent` without `--snapshot`).
+//!
+//! Three loops, one process:
+//! * **addresses**: rtnetlink dump + watch of this node's addresses
+//!   (`dualstack_agent::netlink`), restarted with backoff if the socket fails;
+//! * **Lease**: renews `<lease namespace>/dualstack-agent-<node>` every 10 s and at once
+//!   when the addresses change (`dualstack_kube::lease`);
+//! * **sync** (`nftables` mode only): reflectors on Services, EndpointSlices, Nodes and
+//!   agent Leases; on any change (debounced) the decision runs and this node's frontends
+//!   are programmed — full at start, incremental for small changes — and every
+//!   `--resync-seconds` the table is read back and drift repaired
+//!   (`dualstack_agent::Syncer`). In `kube-proxy` mode nothing is programmed.
+//!
+//! SIGTERM/SIGINT stop the loops and leave the rules in place, so a rolling update drops
+//! no traffic; `dualstack agent --cleanup` removes them.
 
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use dualstack_agent::addresses::default_excluded;
+use dualstack_agent::{SyncKind, SyncReport, Syncer};
 use dualstack_dataplane::Nft;
+use dualstack_kube::cluster::{self, Cluster};
+use dualstack_kube::lease::{self, RENEW_EVERY};
+use dualstack_lb::live::LiveAddress;
+use dualstack_lb::{Config, Mode};
+use tokio::sync::watch;
 
-use super::agent::AgentArgs;
-use crate::exit::{Outcome, usage};
+use super::agent::{AgentArgs, clock};
+use super::controller::shutdown_signal;
+use crate::exit::Outcome;
+use crate::health::{self, Health};
+use crate::logging;
 
-pub fn run(_args: AgentArgs, _node: String, _nft: Nft) -> anyhow::Result<Outcome> {
-    Err(usage(
-        "the in-cluster agent is not available in this build yet; use --snapshot FILE --once",
-    ))
+/// Wait this long after a change for more before syncing.
+const DEBOUNCE: Duration = Duration::from_millis(300);
+
+pub fn run(args: AgentArgs, node: String, nft: Nft) -> anyhow::Result<Outcome> {
+    logging::init(args.log_format);
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(run_async(args, node, nft))
+}
+
+async fn run_async(args: AgentArgs, node: String, nft: Nft) -> anyhow::Result<Outcome> {
+    let health = Arc::new(Health::default());
+    health::serve(args.health_addr, Arc::clone(&health)).await?;
+    let config = args.decision.config();
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API (in-cluster config or KUBECONFIG)")?;
+    tracing::info!(node = %node, mode = %config.mode, table = %nft.table(), "agent starting");
+
+    let (stop_tx, stop) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+
+    // Addresses.
+    let excluded = args
+        .exclude_interfaces
+        .clone()
+        .unwrap_or_else(default_excluded);
+    let (addr_tx, addresses) = watch::channel(Vec::<LiveAddress>::new());
+    tokio::spawn(async move {
+        let mut delay = Duration::from_secs(1);
+        loop {
+            match dualstack_agent::netlink::watch_live(excluded.clone(), addr_tx.clone()).await {
+                Ok(()) => return,
+                Err(e) => tracing::warn!(error = %e, retry_in = ?delay, "address watch failed"),
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(60));
+        }
+    });
+
+    // Lease.
+    let lease_task = tokio::spawn(renew_loop(
+        client.clone(),
+        config.clone(),
+        node.clone(),
+        addresses,
+        Arc::clone(&health),
+        stop.clone(),
+    ));
+
+    if config.mode == Mode::KubeProxy {
+        tracing::info!("kube-proxy mode: programming nothing, reporting addresses only");
+        let _ = lease_task.await;
+        return Ok(Outcome::Ok);
+    }
+
+    // Sync.
+    let watches = cluster::start(&client, &config.lease_namespace, true);
+    let Some(services) = watches.services.clone() else {
+        anyhow::bail!("the Service reflector did not start");
+    };
+    let cluster = Cluster {
+        services,
+        slices: watches.slices.clone(),
+        nodes: watches.nodes.clone(),
+        leases: watches.leases.clone(),
+    };
+    let mut stop_wait = stop.clone();
+    tokio::select! {
+        r = cluster.wait_ready() => r.context("waiting for the first list of Services, EndpointSlices, Nodes and Leases")?,
+        _ = stop_wait.changed() => return Ok(Outcome::Ok),
+    }
+    sync_loop(
+        cluster,
+        watches.changes,
+        config,
+        Syncer::new(nft, node),
+        Duration::from_secs(args.resync_seconds.max(1)),
+        health,
+        stop,
+    )
+    .await;
+    let _ = lease_task.await;
+    tracing::info!("stopped; rules left in place (use `dualstack agent --cleanup` to remove them)");
+    Ok(Outcome::Ok)
+}
+
+async fn renew_loop(
+    client: kube::Client,
+    config: Config,
+    node: String,
+    mut addresses: watch::Receiver<Vec<LiveAddress>>,
+    health: Arc<Health>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let kube_proxy = config.mode == Mode::KubeProxy;
+    loop {
+        let current = addresses.borrow_and_update().clone();
+        match clock() {
+            Ok(now) => match lease::renew(&client, &config, &node, &current, now).await {
+                Ok(_) => {
+                    health.metrics.lease_renewed(true);
+                    if kube_proxy {
+                        health.set_ready(true);
+                    }
+                }
+                Err(e) => {
+                    health.metrics.lease_renewed(false);
+                    tracing::warn!(error = %e, "could not renew the agent Lease");
+                }
+            },
+            Err(e) => tracing::error!(error = %e, "no usable clock"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(RENEW_EVERY) => {},
+            r = addresses.changed() => {
+                if r.is_ok() {
+                    tracing::info!(addresses = %dualstack_lb::live::format_live_addresses(&addresses.borrow()), "addresses changed");
+                }
+            },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn sync_loop(
+    cluster: Cluster,
+    mut changes: watch::Receiver<u64>,
+    config: Config,
+    mut syncer: Syncer,
+    resync: Duration,
+    health: Arc<Health>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(resync);
+    ticker.tick().await;
+    let mut pending = true; // full sync at start
+    let mut failures: u32 = 0;
+    loop {
+        if pending {
+            pending = false;
+            let started = Instant::now();
+            let result = cluster
+                .snapshot()
+                .map_err(anyhow::Error::new)
+                .and_then(|snapshot| {
+                    let now = clock()?;
+                    tokio::task::block_in_place(|| syncer.sync(&snapshot, &config, now))
+                        .map_err(anyhow::Error::new)
+                });
+            if record(&health, result, started.elapsed()) {
+                failures = 0;
+            } else {
+                failures = failures.saturating_add(1);
+                pending = true;
+            }
+        }
+        let retry = if pending {
+            Duration::from_millis(500).saturating_mul(1 << failures.min(7))
+        } else {
+            Duration::MAX
+        };
+        tokio::select! {
+            r = changes.changed() => {
+                if r.is_err() { return; }
+                tokio::time::sleep(DEBOUNCE).await;
+                changes.mark_unchanged();
+                pending = true;
+            }
+            _ = ticker.tick() => {
+                let started = Instant::now();
+                let result = tokio::task::block_in_place(|| syncer.resync());
+                match result {
+                    Ok(Some(report)) if report.kind != SyncKind::Unchanged => {
+                        tracing::warn!("{}", report.to_string().trim_end());
+                        record(&health, Ok(report), started.elapsed());
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        record(&health, Err(anyhow::Error::new(e)), started.elapsed());
+                        syncer.invalidate();
+                        pending = true;
+                    }
+                }
+            }
+            _ = tokio::time::sleep(retry) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Logs and records a sync; returns whether it succeeded.
+fn record(health: &Health, result: anyhow::Result<SyncReport>, took: Duration) -> bool {
+    match result {
+        Ok(report) => {
+            let kind = match &report.kind {
+                SyncKind::Full(_) => "full",
+                SyncKind::Incremental { .. } => "incremental",
+                SyncKind::Unchanged => "unchanged",
+                SyncKind::NotProgrammed => "not-programmed",
+            };
+            health.metrics.synced(kind, took);
+            health.metrics.programmed(
+                report.serving(dualstack_addr::Family::V4),
+                report.serving(dualstack_addr::Family::V6),
+            );
+            if report.kind != SyncKind::Unchanged {
+                tracing::info!(took = ?took, "{}", report.to_string().trim_end());
+            }
+            health.set_ready(true);
+            true
+        }
+        Err(e) => {
+            health.metrics.synced("error", took);
+            if let Ok(now) = clock() {
+                health
+                    .metrics
+                    .last_sync_error
+                    .set(now.unix_micros() / 1_000_000);
+            }
+            tracing::error!(error = %format!("{e:#}"), "sync failed; the previous rules stay in force");
+            false
+        }
+    }
 }
