@@ -233,7 +233,7 @@ fn rbac_is_exactly_least_privilege() {
     );
 }
 
-fn pod<'a>(spec: Option<&'a PodSpec>) -> (&'a PodSpec, &'a Container) {
+fn pod(spec: Option<&PodSpec>) -> (&PodSpec, &Container) {
     let spec = spec.unwrap();
     assert_eq!(spec.containers.len(), 1);
     (spec, &spec.containers[0])
