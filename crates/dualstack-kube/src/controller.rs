@@ -101,6 +101,8 @@ pub async fn run(
             Arc::clone(&settings.clock),
         );
         ctx.observer = settings.observer.clone();
+        let (kick_tx, kick_rx) = watch::channel(0u64);
+        ctx.others_affected = Some(kick_tx);
         let mut lost = leading.clone();
         let mut stop = stop_rx.clone();
         let until = async move {
@@ -109,7 +111,11 @@ pub async fn run(
                 _ = stop.changed() => {},
             }
         };
-        ctrl.reconcile_all_on(cluster::change_stream(watches.changes.clone()))
+        let triggers = futures::stream::select(
+            cluster::change_stream(watches.changes.clone()),
+            cluster::change_stream(kick_rx),
+        );
+        ctrl.reconcile_all_on(triggers)
             .graceful_shutdown_on(until)
             .run(reconcile::reconcile, reconcile::error_policy, Arc::new(ctx))
             .for_each(|result| async move {

@@ -90,6 +90,9 @@ pub struct Context {
     /// The decision's `now` (a function so tests can fix it).
     pub clock: Arc<dyn Fn() -> Timestamp + Send + Sync>,
     pub observer: Option<Observer>,
+    /// Bumped when a reconcile changed what other Services may decide (an address or port
+    /// freed or taken): the controller then reconciles every Service once more.
+    pub others_affected: Option<tokio::sync::watch::Sender<u64>>,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -108,6 +111,7 @@ impl Context {
             recorder,
             clock,
             observer: None,
+            others_affected: None,
             failures: Mutex::new(HashMap::new()),
         }
     }
@@ -171,6 +175,12 @@ pub fn backoff(failures: u32) -> Duration {
     FIRST_BACKOFF.saturating_mul(1 << exp).min(MAX_BACKOFF)
 }
 
+fn kick(ctx: &Context) {
+    if let Some(tx) = &ctx.others_affected {
+        tx.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
 /// The reconcile steps without metrics; returns what was done.
 pub async fn reconcile_inner(svc: &Service, ctx: &Context) -> Result<Outcome, Error> {
     let name = svc.name_any();
@@ -205,6 +215,7 @@ pub async fn reconcile_inner(svc: &Service, ctx: &Context) -> Result<Outcome, Er
                 .map_err(api_err("remove our finalizer from"))?;
         }
         tracing::info!(service = %format!("{namespace}/{name}"), "released: status cleared, finalizer removed");
+        kick(ctx);
         return Ok(Outcome::Released);
     }
 
@@ -230,6 +241,9 @@ pub async fn reconcile_inner(svc: &Service, ctx: &Context) -> Result<Outcome, Er
 
     if let Some(patch) = status::status_patch(&current, decided, to_time(now)) {
         let ingress_changed = status::ingress_changed(&current, decided);
+        if ingress_changed {
+            kick(ctx);
+        }
         api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map_err(api_err("patch the status of"))?;

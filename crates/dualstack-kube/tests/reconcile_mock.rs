@@ -116,7 +116,7 @@ fn ready_status() -> Value {
     })
 }
 
-fn context(services: Vec<Service>) -> (Arc<Context>, Mock) {
+fn context(services: Vec<Service>) -> (Arc<Context>, Mock, tokio::sync::watch::Receiver<u64>) {
     let (mock, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(mock, "default");
     let cluster = Cluster {
@@ -133,14 +133,16 @@ fn context(services: Vec<Service>) -> (Arc<Context>, Mock) {
         },
     );
     let now: Timestamp = NOW.parse().unwrap();
-    let ctx = Context::new(
+    let mut ctx = Context::new(
         client,
         Config::default(),
         cluster,
         recorder,
         Arc::new(move || now),
     );
-    (Arc::new(ctx), handle)
+    let (kick_tx, kick_rx) = tokio::sync::watch::channel(0);
+    ctx.others_affected = Some(kick_tx);
+    (Arc::new(ctx), handle, kick_rx)
 }
 
 /// One expected request: method, path (without query), a check on the JSON body, and the
@@ -195,7 +197,7 @@ fn event_answer() -> Value {
 #[tokio::test]
 async fn a_new_service_gets_the_finalizer_then_its_status_then_an_event() {
     let svc = web(json!({}), "dualstack.io/lb", json!({"loadBalancer": {}}));
-    let (ctx, handle) = context(vec![svc.clone()]);
+    let (ctx, handle, kick) = context(vec![svc.clone()]);
     let with_finalizer = web(
         json!({"resourceVersion": "2", "finalizers": [FINALIZER],
                "annotations": {OWNER_ANNOTATION: "dualstack.io/lb"}}),
@@ -262,12 +264,16 @@ async fn a_new_service_gets_the_finalizer_then_its_status_then_an_event() {
     let action = reconcile(Arc::new(svc), Arc::clone(&ctx)).await.unwrap();
     assert_eq!(action, Action::requeue(RESYNC));
     finish(server).await;
+    assert!(
+        kick.has_changed().unwrap(),
+        "new addresses taken: every other Service is reconsidered"
+    );
 }
 
 #[tokio::test]
 async fn a_service_already_in_sync_costs_no_request() {
     let svc = web(owned_meta(), "dualstack.io/lb", ready_status());
-    let (ctx, _handle) = context(vec![svc.clone()]);
+    let (ctx, _handle, _kick) = context(vec![svc.clone()]);
     // Any request would wait forever for an answer: the timeout catches it.
     let outcome = tokio::time::timeout(Duration::from_secs(1), reconcile_inner(&svc, &ctx))
         .await
@@ -291,7 +297,7 @@ async fn services_of_another_class_or_type_get_no_request_at_all() {
     let mut no_class = no_class;
     no_class.spec.as_mut().unwrap().load_balancer_class = None;
     for svc in [other_class, cluster_ip, no_class] {
-        let (ctx, _handle) = context(vec![svc.clone()]);
+        let (ctx, _handle, _kick) = context(vec![svc.clone()]);
         let action = tokio::time::timeout(Duration::from_secs(1), reconcile(Arc::new(svc), ctx))
             .await
             .expect("no request made")
@@ -350,7 +356,7 @@ async fn a_service_that_changed_class_is_released_status_first_then_finalizer() 
         "example.com/other",
         ready_status(),
     );
-    let (ctx, handle) = context(vec![svc.clone()]);
+    let (ctx, handle, _kick) = context(vec![svc.clone()]);
     let server = serve(handle, release_expectations());
     let action = reconcile(Arc::new(svc), ctx).await.unwrap();
     assert_eq!(action, Action::await_change());
@@ -366,7 +372,7 @@ async fn a_deleted_service_is_released() {
         "dualstack.io/lb",
         ready_status(),
     );
-    let (ctx, handle) = context(vec![svc.clone()]);
+    let (ctx, handle, _kick) = context(vec![svc.clone()]);
     let server = serve(handle, release_expectations());
     let outcome = reconcile_inner(&svc, &ctx).await.unwrap();
     assert_eq!(outcome, Outcome::Released);
@@ -377,7 +383,7 @@ async fn a_deleted_service_is_released() {
 async fn conflicts_and_server_errors_are_retried_with_backoff() {
     // Owned, finalizer in place, but the status is stale: the status patch is refused twice.
     let svc = web(owned_meta(), "dualstack.io/lb", json!({"loadBalancer": {}}));
-    let (ctx, handle) = context(vec![svc.clone()]);
+    let (ctx, handle, _kick) = context(vec![svc.clone()]);
     let status_patch = |status: StatusCode, answer: Value| Expect {
         method: Method::PATCH,
         path: "/api/v1/namespaces/default/services/web/status",
