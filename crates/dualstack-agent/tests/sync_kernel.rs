@@ -1,0 +1,140 @@
+//! The sync engine against a real nft table in a throwaway namespace (root only): full,
+//! unchanged, incremental, fall-back and drift repair, and `kube-proxy` mode touching nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use dualstack_agent::{FullReason, SyncKind, Syncer};
+use dualstack_dataplane::{Nft, Runner};
+use dualstack_lb::{Config, Mode, Snapshot};
+use dualstack_ruleset::{Backend, Destination, Frontend, Protocol, Selection};
+use dualstack_testbed::{Netns, kernel_tests_enabled};
+
+fn frontend(name: &str, port: u16, backends: &[&str]) -> Frontend {
+    Frontend {
+        name: name.to_string(),
+        destination: Destination::Addresses(vec![
+            "192.0.2.10".parse().unwrap(),
+            "2001:db8::10".parse().unwrap(),
+        ]),
+        protocol: Protocol::Tcp,
+        port,
+        source_ranges: vec!["0.0.0.0/0".parse().unwrap(), "::/0".parse().unwrap()],
+        backends: backends
+            .iter()
+            .map(|b| Backend {
+                addr: b.parse().unwrap(),
+                port: 8080,
+            })
+            .collect(),
+        selection: Selection::Random,
+        masquerade: true,
+    }
+}
+
+#[test]
+fn full_then_unchanged_then_incremental_then_drift_repair() {
+    if !kernel_tests_enabled("full_then_unchanged_then_incremental_then_drift_repair") {
+        return;
+    }
+    let ns = Netns::new("sync").unwrap();
+    let nft = Nft::new(Runner::in_netns(ns.name()), "dualstack").unwrap();
+    let mut syncer = Syncer::new(nft.clone(), "node-a");
+    let web = frontend("default/web:http", 80, &["10.42.0.5", "fd42::5"]);
+    let api = frontend("default/api:https", 443, &["10.42.0.6", "fd42::6"]);
+
+    let first = syncer.apply(vec![web.clone(), api.clone()]).unwrap();
+    assert_eq!(first.kind, SyncKind::Full(FullReason::FirstSync));
+    assert_eq!(
+        (
+            first.serving(dualstack_addr::Family::V4),
+            first.serving(dualstack_addr::Family::V6)
+        ),
+        (2, 2)
+    );
+    assert!(nft.drift(&ruleset(&[&web, &api])).unwrap().is_empty());
+
+    let same = syncer.apply(vec![api.clone(), web.clone()]).unwrap();
+    assert_eq!(same.kind, SyncKind::Unchanged);
+
+    // One endpoint more for web, api gone: one incremental transaction.
+    let web2 = frontend(
+        "default/web:http",
+        80,
+        &["10.42.0.5", "10.42.0.7", "fd42::5"],
+    );
+    let inc = syncer.apply(vec![web2.clone()]).unwrap();
+    assert_eq!(
+        inc.kind,
+        SyncKind::Incremental {
+            removed: 2,
+            added: 1
+        }
+    );
+    assert!(
+        nft.drift(&ruleset(&[&web2])).unwrap().is_empty(),
+        "kernel matches after incremental"
+    );
+
+    // Nothing changed in the kernel: the periodic check does nothing.
+    assert_eq!(syncer.resync().unwrap().unwrap().kind, SyncKind::Unchanged);
+
+    // Someone deletes one of our map elements: the periodic check repairs it.
+    nft.run_script("delete element inet dualstack nat-addr4 { 192.0.2.10 . tcp . 80 }\n")
+        .unwrap();
+    assert!(!nft.drift(&ruleset(&[&web2])).unwrap().is_empty());
+    let repaired = syncer.resync().unwrap().unwrap();
+    assert!(
+        matches!(repaired.kind, SyncKind::Full(FullReason::Drift(ref d)) if d.contains("1 elements missing")),
+        "{:?}",
+        repaired.kind
+    );
+    assert!(nft.drift(&ruleset(&[&web2])).unwrap().is_empty());
+
+    // The table is deleted behind our back: an incremental update is refused, and the
+    // engine falls back to a full transaction.
+    nft.cleanup().unwrap();
+    let web3 = frontend("default/web:http", 80, &["10.42.0.5", "fd42::5"]);
+    let fallback = syncer.apply(vec![web3.clone()]).unwrap();
+    assert!(
+        matches!(
+            fallback.kind,
+            SyncKind::Full(FullReason::IncrementalFailed(_))
+        ),
+        "{:?}",
+        fallback.kind
+    );
+    assert!(nft.drift(&ruleset(&[&web3])).unwrap().is_empty());
+}
+
+fn ruleset(frontends: &[&Frontend]) -> dualstack_ruleset::Ruleset {
+    let mut frontends: Vec<Frontend> = frontends.iter().map(|f| (*f).clone()).collect();
+    frontends.sort_by(|a, b| a.name.cmp(&b.name));
+    dualstack_ruleset::Ruleset {
+        table: "dualstack".into(),
+        frontends,
+    }
+}
+
+#[test]
+fn kube_proxy_mode_programs_nothing() {
+    if !kernel_tests_enabled("kube_proxy_mode_programs_nothing") {
+        return;
+    }
+    let ns = Netns::new("kproxy").unwrap();
+    let nft = Nft::new(Runner::in_netns(ns.name()), "dualstack").unwrap();
+    let snapshot = Snapshot::parse("kind: Node\nmetadata: {name: node-a}\n").unwrap();
+    let config = Config {
+        mode: Mode::KubeProxy,
+        ..Config::default()
+    };
+    let report = dualstack_agent::sync_once(
+        &snapshot,
+        &config,
+        "node-a",
+        "2026-01-01T00:00:00Z".parse().unwrap(),
+        &nft,
+    )
+    .unwrap();
+    assert_eq!(report.kind, SyncKind::NotProgrammed);
+    assert!(report.to_string().contains("nothing programmed"));
+    assert_eq!(nft.list_json().unwrap(), None, "no table created");
+}
