@@ -97,7 +97,7 @@ impl fmt::Display for SyncReport {
         };
         writeln!(
             f,
-            "node {}: table inet {}: {what}: {} frontends ({} IPv4, {} IPv6)",
+            "node {}: table inet {}: {what}: {} frontend(s) ({} serving IPv4, {} serving IPv6)",
             self.node,
             self.table,
             self.frontends.len(),
@@ -115,7 +115,7 @@ impl fmt::Display for SyncReport {
             };
             let backends = Family::BOTH
                 .iter()
-                .map(|fam| format!("{} {fam}", fe.backends_of(*fam).count()))
+                .map(|fam| format!("{} {}", fe.backends_of(*fam).count(), fam.k8s_name()))
                 .collect::<Vec<_>>()
                 .join(" + ");
             let nat = if fe.masquerade {

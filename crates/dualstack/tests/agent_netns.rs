@@ -193,7 +193,7 @@ fn offline_agent_serves_cluster_and_local_services_on_both_families() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("node node-a: table inet dualstack: full sync: 3 frontends"),
+        stdout.contains("node node-a: table inet dualstack: full sync: 3 frontend(s)"),
         "{stdout}"
     );
     assert!(!stdout.contains("other-class"), "{stdout}");

@@ -1,0 +1,55 @@
+//! What each node of a realistic cluster dump programs, as the agent reports it (pure: the
+//! decision, the node's ruleset and the report text; no kernel).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use dualstack_agent::{FullReason, SyncKind, SyncReport, node_ruleset};
+use dualstack_lb::{Config, Snapshot};
+
+fn fixture(name: &str) -> Snapshot {
+    let path = format!(
+        "{}/../dualstack-lb/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    Snapshot::parse(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn reports(snapshot: &Snapshot, config: &Config, now: &str) -> String {
+    let decision = dualstack_lb::decide(snapshot, config, now.parse().unwrap());
+    let mut out = String::new();
+    for node in &decision.nodes {
+        let ruleset = node_ruleset(&decision, &node.name, "dualstack");
+        dualstack_ruleset::validate(&ruleset).unwrap();
+        let report = SyncReport {
+            node: node.name.clone(),
+            table: ruleset.table.clone(),
+            kind: SyncKind::Full(FullReason::FirstSync),
+            frontends: ruleset.frontends,
+        };
+        out.push_str(&report.to_string());
+    }
+    out
+}
+
+#[test]
+fn three_nodes_with_an_etp_local_service() {
+    let text = reports(
+        &fixture("three-nodes-etp-local.json"),
+        &Config::default(),
+        "2025-04-10T10:00:00Z",
+    );
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn k3s_single_node_with_traefik_as_default_class() {
+    let config = Config {
+        default_class: true,
+        ..Config::default()
+    };
+    let text = reports(
+        &fixture("k3s-single-node-traefik.yaml"),
+        &config,
+        "2025-03-02T10:02:30Z",
+    );
+    insta::assert_snapshot!(text);
+}
