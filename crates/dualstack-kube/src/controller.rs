@@ -27,6 +27,8 @@ pub const LEADER_LEASE: &str = "dualstack-controller";
 pub enum ControllerError {
     #[error("leader election failed: {0}")]
     Leader(#[from] kube_lease_manager::LeaseManagerError),
+    #[error("leader election stopped unexpectedly")]
+    LeaderTaskEnded,
 }
 
 /// Settings of a controller run.
@@ -67,14 +69,21 @@ pub async fn run(
     loop {
         // Wait until we lead (or are asked to stop).
         let mut stop = stop_rx.clone();
-        while !*leading.borrow_and_update() {
-            tracing::info!("standing by: another replica leads");
-            tokio::select! {
-                r = leading.changed() => if r.is_err() { break },
-                _ = stop.changed() => {},
+        let mut announced = false;
+        while !*leading.borrow_and_update() && !*stop.borrow() {
+            if !announced {
+                tracing::info!("standing by: another replica leads");
+                announced = true;
             }
-            if *stop.borrow() {
-                break;
+            tokio::select! {
+                r = leading.changed() => if r.is_err() {
+                    // The lease manager gave up: report why instead of leading blindly.
+                    return match lease_task.await {
+                        Ok(Err(e)) => Err(ControllerError::Leader(e)),
+                        _ => Err(ControllerError::LeaderTaskEnded),
+                    };
+                },
+                _ = stop.changed() => {},
             }
         }
         if *stop_rx.borrow() {
