@@ -7,55 +7,15 @@
 //! * `--cleanup`: deletes our table (and nothing else), then exits.
 //! * otherwise: the in-cluster agent (see [`crate::cmd::agent_live`]).
 
-use std::io::Read as _;
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use anyhow::Context as _;
 use clap::Args;
 use dualstack_dataplane::{Nft, Runner};
-use dualstack_lb::config::{DEFAULT_CLASS, DEFAULT_LEASE_NAMESPACE};
-use dualstack_lb::{Config, Mode, Snapshot, Timestamp};
+use dualstack_lb::Timestamp;
 use dualstack_ruleset::DEFAULT_TABLE;
 
+use super::decision_input::{DecisionArgs, clock, load_snapshot};
 use crate::exit::{Outcome, usage};
 use crate::logging::LogFormat;
-
-/// The decision's configuration, shared by `agent` and `controller` (they must agree).
-#[derive(Debug, Clone, Args)]
-pub struct DecisionArgs {
-    /// Our `spec.loadBalancerClass`.
-    #[arg(long, env = "DUALSTACK_CLASS", default_value = DEFAULT_CLASS)]
-    pub class: String,
-    /// Also handle LoadBalancer Services that set no `loadBalancerClass`.
-    #[arg(long, env = "DUALSTACK_DEFAULT_CLASS")]
-    pub default_class: bool,
-    /// Data plane: `nftables` (our agent, ipMode Proxy) or `kube-proxy` (ipMode VIP; the agent programs nothing).
-    #[arg(
-        long,
-        env = "DUALSTACK_MODE",
-        default_value = "nftables",
-        value_name = "nftables|kube-proxy"
-    )]
-    pub mode: Mode,
-    /// Namespace of the per-node agent Leases.
-    #[arg(long, env = "DUALSTACK_LEASE_NAMESPACE", default_value = DEFAULT_LEASE_NAMESPACE)]
-    pub lease_namespace: String,
-    /// Ignore `node.kubernetes.io/exclude-from-external-load-balancers` on nodes.
-    #[arg(long, env = "DUALSTACK_IGNORE_EXCLUSION_LABEL")]
-    pub ignore_exclusion_label: bool,
-}
-
-impl DecisionArgs {
-    pub fn config(&self) -> Config {
-        Config {
-            class: self.class.clone(),
-            default_class: self.default_class,
-            mode: self.mode,
-            lease_namespace: self.lease_namespace.clone(),
-            ignore_exclusion_label: self.ignore_exclusion_label,
-        }
-    }
-}
 
 #[derive(Debug, Args)]
 pub struct AgentArgs {
@@ -122,12 +82,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<Outcome> {
 }
 
 fn offline(args: &AgentArgs, node: &str, file: &str, nft: &Nft) -> anyhow::Result<Outcome> {
-    let text = read_input(file)?;
-    let snapshot = Snapshot::parse(&text).map_err(|err| {
-        usage(format!(
-            "cannot read --snapshot {file} as a cluster dump: {err}"
-        ))
-    })?;
+    let snapshot = load_snapshot(file, "--snapshot")?;
     let config = args.decision.config();
     let now = match args.now {
         Some(now) => now,
@@ -140,26 +95,4 @@ fn offline(args: &AgentArgs, node: &str, file: &str, nft: &Nft) -> anyhow::Resul
         })?;
     print!("{report}");
     Ok(Outcome::Ok)
-}
-
-fn read_input(file: &str) -> anyhow::Result<String> {
-    let mut text = String::new();
-    if file == "-" {
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(|err| usage(format!("cannot read standard input: {err}")))?;
-    } else {
-        text = std::fs::read_to_string(file)
-            .map_err(|err| usage(format!("cannot read --snapshot {file}: {err}")))?;
-    }
-    Ok(text)
-}
-
-/// The current time as a decision input.
-pub fn clock() -> anyhow::Result<Timestamp> {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .context("the system clock is before 1970")?;
-    let micros = i64::try_from(since.as_micros()).context("the system clock is out of range")?;
-    Ok(Timestamp::from_unix_micros(micros))
 }

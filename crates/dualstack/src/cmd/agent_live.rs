@@ -27,8 +27,9 @@ use dualstack_lb::live::LiveAddress;
 use dualstack_lb::{Config, Mode};
 use tokio::sync::watch;
 
-use super::agent::{AgentArgs, clock};
+use super::agent::AgentArgs;
 use super::controller::shutdown_signal;
+use super::decision_input::clock;
 use crate::exit::Outcome;
 use crate::health::{self, Health};
 use crate::logging;

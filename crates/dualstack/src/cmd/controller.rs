@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use clap::Args;
 use dualstack_kube::controller::{self, Settings};
 
-use super::agent::{DecisionArgs, clock};
+use super::decision_input::{DecisionArgs, clock};
 use crate::exit::Outcome;
 use crate::health::{self, Health};
 use crate::logging::{self, LogFormat};

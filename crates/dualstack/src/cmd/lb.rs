@@ -5,16 +5,12 @@
 //! Service the decision and why, and per node its frontends. Exit 0 when every Service we own
 //! is served without conflict, 1 when one has a problem condition, 2 for unreadable input.
 
-use std::io::Read as _;
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use dualstack_lb::config::{DEFAULT_CLASS, DEFAULT_LEASE_NAMESPACE};
-use dualstack_lb::{Config, Decision, Mode, Snapshot, Timestamp};
+use dualstack_lb::{Config, Decision, Timestamp};
 use serde::Serialize;
 
-use crate::exit::{Outcome, usage};
+use super::decision_input::{DecisionArgs, clock, load_snapshot};
+use crate::exit::Outcome;
 use crate::output::Format;
 
 #[derive(Debug, Subcommand)]
@@ -31,24 +27,11 @@ pub struct ExplainArgs {
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value = "text")]
     output: Format,
-    /// Our `spec.loadBalancerClass`.
-    #[arg(long, default_value = DEFAULT_CLASS)]
-    class: String,
-    /// Also handle LoadBalancer Services that set no `loadBalancerClass`.
-    #[arg(long)]
-    default_class: bool,
-    /// Data plane: `nftables` (our agent, ipMode Proxy) or `kube-proxy` (ipMode VIP, no frontends).
-    #[arg(long, default_value = "nftables", value_name = "nftables|kube-proxy")]
-    mode: Mode,
-    /// Namespace of the per-node agent Leases.
-    #[arg(long, default_value = DEFAULT_LEASE_NAMESPACE)]
-    lease_namespace: String,
+    #[command(flatten)]
+    decision: DecisionArgs,
     /// Decide as of this RFC 3339 instant (which agent Leases have expired); default: now.
     #[arg(long, value_name = "RFC3339")]
     now: Option<Timestamp>,
-    /// Ignore `node.kubernetes.io/exclude-from-external-load-balancers` on nodes.
-    #[arg(long)]
-    ignore_exclusion_label: bool,
 }
 
 pub fn run(command: LbCommand) -> anyhow::Result<Outcome> {
@@ -66,22 +49,8 @@ struct Report<'a> {
 }
 
 fn explain(args: ExplainArgs) -> anyhow::Result<Outcome> {
-    let text = read_input(&args.file)?;
-    let snapshot = Snapshot::parse(&text).map_err(|err| {
-        let name = if args.file == "-" {
-            "standard input"
-        } else {
-            &args.file
-        };
-        usage(format!("cannot read {name} as a cluster dump: {err}"))
-    })?;
-    let config = Config {
-        class: args.class,
-        default_class: args.default_class,
-        mode: args.mode,
-        lease_namespace: args.lease_namespace,
-        ignore_exclusion_label: args.ignore_exclusion_label,
-    };
+    let snapshot = load_snapshot(&args.file, "--file")?;
+    let config = args.decision.config();
     let now = match args.now {
         Some(now) => now,
         None => clock()?,
@@ -103,25 +72,4 @@ fn explain(args: ExplainArgs) -> anyhow::Result<Outcome> {
     } else {
         Outcome::Ok
     })
-}
-
-fn read_input(file: &str) -> anyhow::Result<String> {
-    let mut text = String::new();
-    if file == "-" {
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(|err| usage(format!("cannot read standard input: {err}")))?;
-    } else {
-        text = std::fs::read_to_string(file)
-            .map_err(|err| usage(format!("cannot read --file {file}: {err}")))?;
-    }
-    Ok(text)
-}
-
-fn clock() -> anyhow::Result<Timestamp> {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .context("the system clock is before 1970")?;
-    let micros = i64::try_from(since.as_micros()).context("the system clock is out of range")?;
-    Ok(Timestamp::from_unix_micros(micros))
 }

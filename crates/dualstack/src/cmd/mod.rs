@@ -4,6 +4,7 @@ pub mod agent;
 pub mod agent_live;
 pub mod bench;
 pub mod controller;
+pub mod decision_input;
 pub mod demo;
 pub mod doctor;
 pub mod ip;

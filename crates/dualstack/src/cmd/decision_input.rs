@@ -1,0 +1,76 @@
+//! What the subcommands that run the LoadBalancer decision share (`lb explain`, `agent`,
+//! `controller`): the configuration flags, reading a cluster dump, and the clock.
+
+use std::io::Read as _;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use clap::Args;
+use dualstack_lb::config::{DEFAULT_CLASS, DEFAULT_LEASE_NAMESPACE};
+use dualstack_lb::{Config, Mode, Snapshot, Timestamp};
+
+use crate::exit::usage;
+
+/// The decision's configuration, shared by `agent` and `controller` (they must agree).
+#[derive(Debug, Clone, Args)]
+pub struct DecisionArgs {
+    /// Our `spec.loadBalancerClass`.
+    #[arg(long, env = "DUALSTACK_CLASS", default_value = DEFAULT_CLASS)]
+    pub class: String,
+    /// Also handle LoadBalancer Services that set no `loadBalancerClass`.
+    #[arg(long, env = "DUALSTACK_DEFAULT_CLASS")]
+    pub default_class: bool,
+    /// Data plane: `nftables` (our agent, ipMode Proxy) or `kube-proxy` (ipMode VIP; the agent programs nothing).
+    #[arg(
+        long,
+        env = "DUALSTACK_MODE",
+        default_value = "nftables",
+        value_name = "nftables|kube-proxy"
+    )]
+    pub mode: Mode,
+    /// Namespace of the per-node agent Leases.
+    #[arg(long, env = "DUALSTACK_LEASE_NAMESPACE", default_value = DEFAULT_LEASE_NAMESPACE)]
+    pub lease_namespace: String,
+    /// Ignore `node.kubernetes.io/exclude-from-external-load-balancers` on nodes.
+    #[arg(long, env = "DUALSTACK_IGNORE_EXCLUSION_LABEL")]
+    pub ignore_exclusion_label: bool,
+}
+
+impl DecisionArgs {
+    pub fn config(&self) -> Config {
+        Config {
+            class: self.class.clone(),
+            default_class: self.default_class,
+            mode: self.mode,
+            lease_namespace: self.lease_namespace.clone(),
+            ignore_exclusion_label: self.ignore_exclusion_label,
+        }
+    }
+}
+
+/// Reads a cluster dump (a `kubectl get … -o yaml|json` List or YAML stream) from `file`,
+/// or from standard input when `file` is `-`. `flag` names the option in error messages.
+pub fn load_snapshot(file: &str, flag: &str) -> anyhow::Result<Snapshot> {
+    let (text, name) = if file == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|err| usage(format!("cannot read standard input: {err}")))?;
+        (text, "standard input".to_owned())
+    } else {
+        let text = std::fs::read_to_string(file)
+            .map_err(|err| usage(format!("cannot read {flag} {file}: {err}")))?;
+        (text, format!("{flag} {file}"))
+    };
+    Snapshot::parse(&text)
+        .map_err(|err| usage(format!("cannot read {name} as a cluster dump: {err}")))
+}
+
+/// The current time as a decision input.
+pub fn clock() -> anyhow::Result<Timestamp> {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .context("the system clock is before 1970")?;
+    let micros = i64::try_from(since.as_micros()).context("the system clock is out of range")?;
+    Ok(Timestamp::from_unix_micros(micros))
+}
