@@ -4,6 +4,7 @@
 mod cmd;
 mod exit;
 mod health;
+mod input_files;
 mod logging;
 mod metrics;
 mod output;

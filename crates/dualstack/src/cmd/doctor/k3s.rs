@@ -2,12 +2,13 @@
 //! flannel is the CNI. Reads `config.yaml` and its `config.yaml.d/*.yaml` drop-ins in K3s's
 //! order and merges them with `dualstack-plan`'s reader.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use dualstack_doctor::node::{Cni, PodCidrs};
 use ipnet::IpNet;
 
 use crate::exit::usage;
+use crate::input_files::k3s_config_files;
 
 /// Where K3s reads its config by default.
 pub const DEFAULT_CONFIG: &str = "/etc/rancher/k3s/config.yaml";
@@ -19,36 +20,9 @@ pub struct K3sFacts {
     pub cni: Cni,
 }
 
-fn read(path: &Path) -> anyhow::Result<(String, String)> {
-    let name = path.display().to_string();
-    let text =
-        std::fs::read_to_string(path).map_err(|e| usage(format!("{name}: cannot read: {e}")))?;
-    Ok((name, text))
-}
-
-/// `path`, then `path.d/*.yaml` alphabetically.
-fn files(path: &Path) -> anyhow::Result<Vec<(String, String)>> {
-    let mut out = vec![read(path)?];
-    let mut drop_in = path.as_os_str().to_owned();
-    drop_in.push(".d");
-    let drop_in = PathBuf::from(drop_in);
-    if let Ok(entries) = std::fs::read_dir(&drop_in) {
-        let mut paths: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-            .collect();
-        paths.sort();
-        for p in paths {
-            out.push(read(&p)?);
-        }
-    }
-    Ok(out)
-}
-
 /// Reads the K3s config at `path` (exit 2 when it cannot be read or parsed).
 pub fn read_config(path: &Path) -> anyhow::Result<K3sFacts> {
-    let files = files(path)?;
+    let files = k3s_config_files(&[path.to_path_buf()])?;
     let options = dualstack_plan::input::k3s_config::read_config_files(&files)
         .map_err(|e| usage(e.to_string()))?;
     let cni = match options.last("flannel-backend") {

@@ -3,7 +3,7 @@
 //! or parsed.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
 use dualstack_plan::check::{CheckFiles, check};
@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use super::{Format, parse_version};
 use crate::exit::{Outcome, usage};
+use crate::input_files::{k3s_config_files, read_named};
 
 /// What to check. Give any combination; several inputs are checked together.
 #[derive(Debug, Args)]
@@ -43,49 +44,6 @@ pub struct CheckArgs {
     output: Format,
 }
 
-fn read(path: &Path) -> anyhow::Result<(String, String)> {
-    let name = path.display().to_string();
-    let text =
-        std::fs::read_to_string(path).map_err(|e| usage(format!("{name}: cannot read: {e}")))?;
-    Ok((name, text))
-}
-
-/// `*.yaml`/`*.yml` files of a directory, alphabetically.
-fn yaml_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| usage(format!("{}: cannot read directory: {e}", dir.display())))?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
-/// K3s's order: each given file, then its `<file>.d/*.yaml` drop-ins; directories as their files.
-fn k3s_config_files(paths: &[PathBuf]) -> anyhow::Result<Vec<(String, String)>> {
-    let mut out = Vec::new();
-    for path in paths {
-        if path.is_dir() {
-            for f in yaml_files(path)? {
-                out.push(read(&f)?);
-            }
-            continue;
-        }
-        out.push(read(path)?);
-        let mut drop_in = path.as_os_str().to_owned();
-        drop_in.push(".d");
-        let drop_in = PathBuf::from(drop_in);
-        if drop_in.is_dir() {
-            for f in yaml_files(&drop_in)? {
-                out.push(read(&f)?);
-            }
-        }
-    }
-    Ok(out)
-}
-
 #[derive(Serialize)]
 struct Report<'a> {
     findings: &'a [Finding],
@@ -104,10 +62,10 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Outcome> {
     }
     let files = CheckFiles {
         k3s_config: k3s_config_files(&args.k3s_config)?,
-        k3s_service: args.k3s_service.as_deref().map(read).transpose()?,
+        k3s_service: args.k3s_service.as_deref().map(read_named).transpose()?,
         k3s_args: args.k3s_args.clone(),
-        calico: args.calico.as_deref().map(read).transpose()?,
-        traefik: args.traefik.as_deref().map(read).transpose()?,
+        calico: args.calico.as_deref().map(read_named).transpose()?,
+        traefik: args.traefik.as_deref().map(read_named).transpose()?,
         k3s_version: args.k3s_version,
     };
     let input = files.read().map_err(|e| usage(e.to_string()))?;

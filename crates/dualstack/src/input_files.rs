@@ -1,0 +1,50 @@
+//! Reading the configuration files users point us at, as `(name, contents)` pairs for the
+//! pure readers in `dualstack-plan`; K3s's own order for `config.yaml` and its drop-ins.
+
+use std::path::{Path, PathBuf};
+
+use crate::exit::usage;
+
+/// A file's contents with its name for messages; unreadable means bad input (exit 2).
+pub fn read_named(path: &Path) -> anyhow::Result<(String, String)> {
+    let name = path.display().to_string();
+    let text =
+        std::fs::read_to_string(path).map_err(|e| usage(format!("{name}: cannot read: {e}")))?;
+    Ok((name, text))
+}
+
+/// `*.yaml`/`*.yml` files of a directory, alphabetically.
+fn yaml_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| usage(format!("{}: cannot read directory: {e}", dir.display())))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// K3s's order: each given file, then its `<file>.d/*.yaml` drop-ins; directories as their files.
+pub fn k3s_config_files(paths: &[PathBuf]) -> anyhow::Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            for f in yaml_files(path)? {
+                out.push(read_named(&f)?);
+            }
+            continue;
+        }
+        out.push(read_named(path)?);
+        let mut drop_in = path.as_os_str().to_owned();
+        drop_in.push(".d");
+        let drop_in = PathBuf::from(drop_in);
+        if drop_in.is_dir() {
+            for f in yaml_files(&drop_in)? {
+                out.push(read_named(&f)?);
+            }
+        }
+    }
+    Ok(out)
+}
