@@ -52,6 +52,9 @@ pub struct DatapathOptions {
 pub enum Plane {
     /// No rules at all: the client talks to the backend's own address, routed by the node.
     Direct,
+    /// The same direct path, through a node that has our table (one frontend) loaded: the
+    /// connection is tracked but not NATed. Separates the cost of conntrack from ours.
+    Routed,
     /// Our nft table (verdict-map dispatch).
     Nft,
     /// One iptables DNAT rule per Service in `nat PREROUTING`, the measured one last.
@@ -92,6 +95,8 @@ pub struct DatapathRatios {
     pub nft_over_nft_smallest: Option<f64>,
     /// Median connect latency, nft at this N ÷ direct.
     pub nft_over_direct: Option<f64>,
+    /// Median connect latency, nft at this N ÷ the routed path (conntrack on, no NAT).
+    pub nft_over_routed: Option<f64>,
     /// Median connect latency, linear iptables at this N ÷ direct.
     pub iptables_linear_over_direct: Option<f64>,
 }
@@ -135,7 +140,7 @@ impl Scenario {
             return Err(BenchError::internal("lab without two hosts"));
         };
         Ok(match (self.plane, self.services) {
-            (Plane::Direct, _) | (_, None) => backend.socket(family, BACKEND_PORT),
+            (Plane::Direct | Plane::Routed, _) | (_, None) => backend.socket(family, BACKEND_PORT),
             (_, Some(n)) => SocketAddr::new(
                 client.node_addr(family),
                 Workload::port(n - 1).ok_or(BenchError::Services(n))?,
@@ -184,6 +189,12 @@ fn lab(plane: Plane, services: Option<usize>, sink: bool) -> Result<Scenario, Be
             let mut ruleset = workload.ruleset(TABLE, n).ok_or(BenchError::Services(n))?;
             ruleset.frontends.push(bulk_frontend(&workload));
             program_nft(&lab.node, ruleset)?;
+        }
+        (Plane::Routed, _) => {
+            program_nft(
+                &lab.node,
+                workload.ruleset(TABLE, 1).ok_or(BenchError::Services(1))?,
+            )?;
         }
         (Plane::IptablesLinear, Some(n)) => {
             for family in Family::BOTH {
@@ -249,7 +260,10 @@ pub fn run(options: &DatapathOptions) -> Result<DatapathReport, BenchError> {
     let largest = counts.last().copied().ok_or(BenchError::NoServices)?;
     let bulk = options.bulk_bytes > 0;
 
-    let mut scenarios = vec![lab(Plane::Direct, None, bulk)?];
+    let mut scenarios = vec![
+        lab(Plane::Direct, None, bulk)?,
+        lab(Plane::Routed, None, false)?,
+    ];
     for &n in &counts {
         scenarios.push(lab(Plane::Nft, Some(n), bulk && n == largest)?);
         scenarios.push(lab(Plane::IptablesLinear, Some(n), false)?);
@@ -354,6 +368,7 @@ fn ratios(results: &[ConnectionResult], counts: &[usize]) -> Vec<DatapathRatios>
     let mut out = Vec::new();
     for family in Family::BOTH {
         let direct = median(Plane::Direct, None, family);
+        let routed = median(Plane::Routed, None, family);
         let nft_smallest = median(Plane::Nft, smallest, family);
         for &n in counts {
             let nft = median(Plane::Nft, Some(n), family);
@@ -363,6 +378,7 @@ fn ratios(results: &[ConnectionResult], counts: &[usize]) -> Vec<DatapathRatios>
                 services: n,
                 nft_over_nft_smallest: nft.zip(nft_smallest).and_then(|(a, b)| ratio(a, b)),
                 nft_over_direct: nft.zip(direct).and_then(|(a, b)| ratio(a, b)),
+                nft_over_routed: nft.zip(routed).and_then(|(a, b)| ratio(a, b)),
                 iptables_linear_over_direct: linear.zip(direct).and_then(|(a, b)| ratio(a, b)),
             });
         }

@@ -7,6 +7,8 @@
 //! * [`datapath`]: new-connection latency and request rate through the node for our nft
 //!   ruleset and for a linear list of iptables DNAT rules, at N = 1 and larger N, against the
 //!   direct routed path; bulk throughput through DNAT against the direct path;
+//! * [`memory`]: peak resident memory of `dualstack agent --snapshot FILE --once` on a
+//!   generated cluster dump with N Services;
 //! * [`workload`]: what gets programmed (pure); [`stats`]: medians and percentiles (pure);
 //! * [`machine`]: the machine description every report carries.
 //!
@@ -16,6 +18,7 @@
 pub mod datapath;
 mod inside;
 pub mod machine;
+pub mod memory;
 mod sink;
 pub mod stats;
 pub mod sync;

@@ -227,6 +227,10 @@ fn klipper_runs(
         let remaining = budget.saturating_sub(started.elapsed());
         let cmds = commands.clone();
         let (elapsed, done) = inside(&ns, move || klipper_once(&cmds, remaining))?;
+        if done < n && !samples.is_empty() {
+            // A later run ran out of the budget: keep the complete runs.
+            break;
+        }
         if done < n {
             return Ok(KlipperStyle {
                 commands_per_service: per_service,

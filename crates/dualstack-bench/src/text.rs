@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use crate::datapath::{DatapathReport, Plane};
 use crate::machine::Machine;
+use crate::memory::MemoryReport;
 use crate::sync::SyncReport;
 
 fn header(out: &mut String, title: &str, m: &Machine) {
@@ -77,6 +78,7 @@ pub fn sync(r: &SyncReport) -> String {
 fn plane(p: Plane) -> &'static str {
     match p {
         Plane::Direct => "direct (no NAT)",
+        Plane::Routed => "routed+conntrack",
         Plane::Nft => "nft (ours)",
         Plane::IptablesLinear => "iptables linear",
     }
@@ -115,11 +117,12 @@ pub fn datapath(r: &DatapathReport) -> String {
     for x in &r.ratios {
         let _ = writeln!(
             out,
-            "  {} N={}: nft/nft(smallest N) {}, nft/direct {}, iptables-linear/direct {}",
+            "  {} N={}: nft/nft(smallest N) {}, nft/direct {}, nft/routed {}, iptables-linear/direct {}",
             x.family.as_str(),
             x.services,
             opt(x.nft_over_nft_smallest, ""),
             opt(x.nft_over_direct, ""),
+            opt(x.nft_over_routed, ""),
             opt(x.iptables_linear_over_direct, "")
         );
     }
@@ -145,6 +148,30 @@ pub fn datapath(r: &DatapathReport) -> String {
                 opt(*ratio, "")
             );
         }
+    }
+    out
+}
+
+/// The memory report as text.
+pub fn memory(r: &MemoryReport) -> String {
+    let mut out = String::new();
+    header(
+        &mut out,
+        "bench memory: peak RSS of the offline agent",
+        &r.machine,
+    );
+    for x in &r.results {
+        let _ = writeln!(
+            out,
+            "{:>8} services: agent {} MiB max RSS ({} KiB; its nft child {} KiB), dump {} bytes, {} ms\n          {}",
+            x.services,
+            x.max_rss_mib,
+            x.max_rss_kib,
+            x.nft_child_max_rss_kib,
+            x.snapshot_bytes,
+            x.wall_ms,
+            x.command
+        );
     }
     out
 }

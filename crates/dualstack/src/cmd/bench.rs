@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use dualstack_bench::{BenchError, datapath, sync};
+use dualstack_bench::{BenchError, datapath, memory, sync};
 
 use crate::exit::{Outcome, usage};
 use crate::output::Format;
@@ -16,6 +16,23 @@ pub enum BenchCommand {
     Sync(SyncArgs),
     /// New-connection latency, request rate and bulk throughput through the node.
     Datapath(DatapathArgs),
+    /// Peak memory of `dualstack agent --snapshot FILE --once` on a generated N-Service dump.
+    Memory(MemoryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MemoryArgs {
+    /// Service counts to measure, comma-separated (each 1 to 50000).
+    #[arg(
+        long,
+        value_name = "N[,N…]",
+        value_delimiter = ',',
+        default_value = "1,10000"
+    )]
+    services: Vec<String>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = Format::Text)]
+    output: Format,
 }
 
 #[derive(Debug, Args)]
@@ -69,6 +86,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<Outcome> {
     match command {
         BenchCommand::Sync(a) => run_sync(a),
         BenchCommand::Datapath(a) => run_datapath(a),
+        BenchCommand::Memory(a) => run_memory(a),
     }
 }
 
@@ -125,6 +143,20 @@ fn run_datapath(a: DatapathArgs) -> anyhow::Result<Outcome> {
     match a.output {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Format::Text => print!("{}", dualstack_bench::text::datapath(&report)),
+    }
+    Ok(Outcome::Ok)
+}
+
+fn run_memory(a: MemoryArgs) -> anyhow::Result<Outcome> {
+    let options = memory::MemoryOptions {
+        services: services(&a.services)?,
+        exe: std::env::current_exe()?,
+    };
+    needs_root()?;
+    let report = memory::run(&options).map_err(bench_error)?;
+    match a.output {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Text => print!("{}", dualstack_bench::text::memory(&report)),
     }
     Ok(Outcome::Ok)
 }
