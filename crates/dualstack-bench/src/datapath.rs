@@ -113,7 +113,14 @@ pub struct DatapathReport {
     pub ratios: Vec<DatapathRatios>,
     pub bulk: Vec<BulkResult>,
     /// Bulk throughput through DNAT ÷ direct, per family.
-    pub bulk_dnat_over_direct: Vec<(Family, Option<f64>)>,
+    pub bulk_ratios: Vec<BulkRatio>,
+}
+
+/// Bulk throughput through DNAT ÷ direct for one family.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BulkRatio {
+    pub family: Family,
+    pub dnat_over_direct: Option<f64>,
 }
 
 /// One lab and what runs in it.
@@ -340,7 +347,10 @@ pub fn run(options: &DatapathOptions) -> Result<DatapathReport, BenchError> {
                     gbit_per_sec: gbit,
                 });
             }
-            bulk_ratio.push((family, direct.zip(dnat).and_then(|(d, n)| ratio(n, d))));
+            bulk_ratio.push(BulkRatio {
+                family,
+                dnat_over_direct: direct.zip(dnat).and_then(|(d, n)| ratio(n, d)),
+            });
         }
     }
 
@@ -353,7 +363,7 @@ pub fn run(options: &DatapathOptions) -> Result<DatapathReport, BenchError> {
         results,
         ratios,
         bulk: bulk_results,
-        bulk_dnat_over_direct: bulk_ratio,
+        bulk_ratios: bulk_ratio,
     })
 }
 

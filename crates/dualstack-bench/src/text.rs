@@ -140,12 +140,12 @@ pub fn datapath(r: &DatapathReport) -> String {
                 b.bytes >> 20
             );
         }
-        for (family, ratio) in &r.bulk_dnat_over_direct {
+        for b in &r.bulk_ratios {
             let _ = writeln!(
                 out,
                 "  {} DNAT/direct: {}",
-                family.as_str(),
-                opt(*ratio, "")
+                b.family.as_str(),
+                opt(b.dnat_over_direct, "")
             );
         }
     }
@@ -174,4 +174,77 @@ pub fn memory(r: &MemoryReport) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::Runs;
+    use crate::sync::{KlipperStyle, SyncRatios, SyncResult};
+
+    fn machine() -> Machine {
+        Machine {
+            nproc: 2,
+            kernel: "6.1.0".into(),
+            nft: "nftables v1.0.6".into(),
+            iptables: "iptables v1.8.9 (nf_tables)".into(),
+            loadavg: "0.10 0.20 0.30 1/100 42".into(),
+        }
+    }
+
+    fn runs(median_ms: f64) -> Runs {
+        Runs {
+            median_ms,
+            min_ms: median_ms - 1.0,
+            max_ms: median_ms + 1.0,
+            runs: 3,
+        }
+    }
+
+    #[test]
+    fn sync_table_shows_budget_and_ratios() {
+        let within = SyncResult {
+            services: 100,
+            full_sync_ms: 30.0,
+            full_sync: runs(30.0),
+            render_ms: 0.5,
+            incremental_ms: 15.0,
+            incremental_add: runs(4.0),
+            incremental_remove: runs(15.0),
+            klipper_style_ms: Some(900.0),
+            klipper_style: KlipperStyle {
+                commands_per_service: 8,
+                runs: Some(runs(900.0)),
+                over_budget: false,
+                services_done: 100,
+                extrapolated_ms: Some(900.0),
+            },
+            restore_ms: 100.0,
+            restore: runs(100.0),
+            ratios: SyncRatios {
+                klipper_style_over_full_sync: Some(30.0),
+                restore_over_full_sync: Some(3.333),
+            },
+        };
+        let over = SyncResult {
+            services: 10_000,
+            klipper_style_ms: None,
+            klipper_style: KlipperStyle {
+                commands_per_service: 8,
+                runs: None,
+                over_budget: true,
+                services_done: 1200,
+                extrapolated_ms: Some(125_000.0),
+            },
+            ..within.clone()
+        };
+        let report = SyncReport {
+            bench: "sync",
+            machine: machine(),
+            runs: 3,
+            budget_secs: 15.0,
+            results: vec![within, over],
+        };
+        insta::assert_snapshot!(sync(&report));
+    }
 }
