@@ -86,16 +86,21 @@ impl Builder {
     fn document(&mut self, document: usize, value: Value) -> Result<(), SnapshotError> {
         match value {
             Value::Null => Ok(()),
-            Value::Object(ref map) => {
-                let kind = map.get("kind").and_then(Value::as_str).unwrap_or_default();
+            Value::Object(mut map) => {
+                let kind = map
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
                 if kind == "List" || (kind.ends_with("List") && map.contains_key("items")) {
-                    let items = match map.get("items") {
-                        Some(Value::Array(items)) => items.clone(),
+                    // Moved out, not cloned: a 10,000-Service dump is a large tree.
+                    let items = match map.remove("items") {
+                        Some(Value::Array(items)) => items,
                         Some(Value::Null) | None => Vec::new(),
                         Some(other) => {
                             return Err(SnapshotError::NotAnObject {
                                 document,
-                                found: type_name(other),
+                                found: type_name(&other),
                             });
                         }
                     };
@@ -106,7 +111,7 @@ impl Builder {
                     }
                     Ok(())
                 } else {
-                    self.object(document, value, "")
+                    self.object(document, Value::Object(map), "")
                 }
             }
             other => Err(SnapshotError::NotAnObject {
