@@ -34,7 +34,7 @@ enum Command {
     Plan(cmd::plan::PlanArgs),
     /// The whole data path on this machine (root): a dual-stack cluster in network namespaces, real flows checked against the decision.
     Demo(cmd::demo::DemoArgs),
-    /// Benchmarks in throwaway network namespaces (root): rule sync and data path.
+    /// Benchmarks in throwaway network namespaces (root): rule sync, data path, agent memory.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
     /// Is this node, and this cluster, really dual-stack? A ✓/⚠/✗ checklist with fixes.
