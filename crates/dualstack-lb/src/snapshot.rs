@@ -61,19 +61,31 @@ impl Snapshot {
     /// Parses `kubectl get svc,endpointslices,nodes,leases -A -o yaml` (or `-o json`) output.
     pub fn parse(text: &str) -> Result<Snapshot, SnapshotError> {
         let trimmed = text.trim_start();
-        let documents: Vec<Value> = if trimmed.starts_with('{') {
-            vec![serde_json::from_str(trimmed).map_err(SnapshotError::Json)?]
+        let mut builder = Builder::default();
+        if trimmed.starts_with('{') {
+            builder.json_document(trimmed)?;
         } else {
             // YAML 1.2 booleans only: a node named `y` or a label value `on` stays a string.
             let options = serde_saphyr::options! { strict_booleans: true };
-            serde_saphyr::from_multiple_with_options(text, options).map_err(SnapshotError::Yaml)?
-        };
-        let mut builder = Builder::default();
-        for (index, document) in documents.into_iter().enumerate() {
-            builder.document(index + 1, document)?;
+            let documents: Vec<Value> = serde_saphyr::from_multiple_with_options(text, options)
+                .map_err(SnapshotError::Yaml)?;
+            for (index, document) in documents.into_iter().enumerate() {
+                builder.document(index + 1, document)?;
+            }
         }
         Ok(builder.snapshot)
     }
+}
+
+/// The outline of a JSON document: its kind and, for a List, its items as unparsed slices of
+/// the input. Decoding a 10,000-Service dump item by item this way never holds more than one
+/// item's tree next to the typed objects (a whole-document `Value` tree is ~15× the text).
+#[derive(serde::Deserialize)]
+struct JsonOutline<'a> {
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default, borrow)]
+    items: Option<Vec<&'a serde_json::value::RawValue>>,
 }
 
 #[derive(Default)]
@@ -83,6 +95,25 @@ struct Builder {
 }
 
 impl Builder {
+    /// One JSON document: a List is decoded item by item, anything else as one object.
+    fn json_document(&mut self, text: &str) -> Result<(), SnapshotError> {
+        let outline: JsonOutline = serde_json::from_str(text).map_err(SnapshotError::Json)?;
+        let kind = outline.kind.unwrap_or_default();
+        match outline.items {
+            Some(items) if kind == "List" || kind.ends_with("List") => {
+                // A typed list (`ServiceList`) may omit each item's kind.
+                let item_kind = kind.strip_suffix("List").unwrap_or_default().to_string();
+                for item in items {
+                    let value: Value =
+                        serde_json::from_str(item.get()).map_err(SnapshotError::Json)?;
+                    self.object(1, value, &item_kind)?;
+                }
+                Ok(())
+            }
+            _ => self.document(1, serde_json::from_str(text).map_err(SnapshotError::Json)?),
+        }
+    }
+
     fn document(&mut self, document: usize, value: Value) -> Result<(), SnapshotError> {
         match value {
             Value::Null => Ok(()),
@@ -236,6 +267,23 @@ metadata:
         let stream = "kind: Service\nmetadata: {name: a, namespace: x}\n---\n---\nkind: Lease\nmetadata: {name: l, namespace: y}\nspec: {holderIdentity: n1}\n";
         let s = Snapshot::parse(stream).unwrap();
         assert_eq!((s.services.len(), s.leases.len()), (1, 1));
+    }
+
+    #[test]
+    fn json_lists_decoded_item_by_item_equal_the_yaml_form() {
+        let yaml = Snapshot::parse(YAML_LIST).unwrap();
+        let value: Value = serde_saphyr::from_str(YAML_LIST).unwrap();
+        let json = Snapshot::parse(&serde_json::to_string(&value).unwrap()).unwrap();
+        assert_eq!(json, yaml);
+        // A single object, and a List with null items, take the whole-document path.
+        let one = r#"{"kind":"Node","metadata":{"name":"n1"}}"#;
+        assert_eq!(Snapshot::parse(one).unwrap().nodes.len(), 1);
+        let empty = r#"{"kind":"List","items":null}"#;
+        assert_eq!(Snapshot::parse(empty).unwrap(), Snapshot::default());
+        // Errors inside one item still name the object.
+        let bad = r#"{"kind":"List","items":[{"kind":"Service","metadata":{"name":"w","namespace":"d"},"spec":{"ports":[{"port":"huge"}]}}]}"#;
+        let err = Snapshot::parse(bad).unwrap_err().to_string();
+        assert!(err.contains("Service d/w"), "{err}");
     }
 
     #[test]
