@@ -34,8 +34,52 @@ pub struct ObjectMeta {
     pub creation_timestamp: Option<Timestamp>,
     #[serde(deserialize_with = "null_default")]
     pub labels: BTreeMap<String, String>,
-    #[serde(deserialize_with = "null_default")]
+    /// Only the annotations the decision reads ([`ANNOTATION_PREFIXES`]); others — such as
+    /// kubectl's `last-applied-configuration`, often kilobytes per object — are dropped while
+    /// reading, so a large cluster does not cost memory for text nobody looks at.
+    #[serde(deserialize_with = "read_annotations")]
     pub annotations: BTreeMap<String, String>,
+}
+
+/// Annotation key prefixes kept by [`ObjectMeta`]: ours, and the Service annotations of the
+/// Kubernetes cloud-provider contract (`service.beta.kubernetes.io/…`).
+pub const ANNOTATION_PREFIXES: [&str; 2] = ["dualstack.io/", "service.beta.kubernetes.io/"];
+
+fn read_annotations<'de, D>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    struct Keep;
+    impl<'de> serde::de::Visitor<'de> for Keep {
+        type Value = BTreeMap<String, String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map of annotation strings, or null")
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(BTreeMap::new())
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(BTreeMap::new())
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut kept = BTreeMap::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if ANNOTATION_PREFIXES.iter().any(|p| key.starts_with(p)) {
+                    kept.insert(key, map.next_value::<String>()?);
+                } else {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+            Ok(kept)
+        }
+    }
+    deserializer.deserialize_option(Keep)
 }
 
 /// `v1 Service`.
@@ -68,7 +112,6 @@ pub struct ServiceSpec {
     #[serde(deserialize_with = "null_default")]
     pub load_balancer_source_ranges: Vec<String>,
     pub allocate_load_balancer_node_ports: Option<bool>,
-    pub selector: Option<BTreeMap<String, String>>,
 }
 
 /// `v1 ServicePort`.
@@ -239,5 +282,42 @@ mod tests {
         let err = serde_json::from_str::<Service>(r#"{"spec":{"ports":[{"port":"eighty"}]}}"#)
             .unwrap_err();
         assert!(err.to_string().contains("eighty"), "{err}");
+    }
+
+    #[test]
+    fn only_the_annotations_we_read_are_kept() {
+        let json = r#"{"metadata": {"name": "web", "annotations": {
+            "kubectl.kubernetes.io/last-applied-configuration": "{\"huge\": true}",
+            "service.beta.kubernetes.io/load-balancer-source-ranges": "10.0.0.0/8",
+            "dualstack.io/addresses": "192.0.2.1",
+            "svccontroller.k3s.cattle.io/priorityclassname": ""}}}"#;
+        let svc: Service = serde_json::from_str(json).unwrap();
+        let keys: Vec<&str> = svc
+            .metadata
+            .annotations
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "dualstack.io/addresses",
+                "service.beta.kubernetes.io/load-balancer-source-ranges"
+            ]
+        );
+        for empty in [r#"{"metadata":{"annotations":null}}"#, r#"{"metadata":{}}"#] {
+            let svc: Service = serde_json::from_str(empty).unwrap();
+            assert!(svc.metadata.annotations.is_empty());
+        }
+        let from_value: Service =
+            serde_json::from_value(serde_json::from_str(json).unwrap()).unwrap();
+        assert_eq!(
+            from_value.metadata.annotations.len(),
+            2,
+            "same through a Value (YAML path)"
+        );
+        let bad =
+            serde_json::from_str::<Service>(r#"{"metadata":{"annotations":{"dualstack.io/x":1}}}"#);
+        assert!(bad.is_err(), "a kept annotation must be a string");
     }
 }
