@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use dualstack_ruleset::nft::{Element, Expected};
+use dualstack_ruleset::nft::{Element, Expected, is_shared_chain};
 use serde_json::Value;
 
 use crate::DataplaneError;
@@ -13,8 +13,12 @@ use crate::DataplaneError;
 pub struct Observed {
     /// Every chain in the table (base chains included).
     pub chains: BTreeSet<String>,
-    /// Every map element as `(map, key text, target chain)`, key text like `10.0.0.1 . tcp . 80`.
+    /// Every `goto`/`jump` element of a verdict map as `(map, key text, target chain)`, key
+    /// text like `10.0.0.1 . tcp . 80`.
     pub elements: BTreeSet<(String, String, String)>,
+    /// Every other element as `(map, key text, value text)`: another verdict (`drop`), a
+    /// data-map value (`10.42.0.7 . 8443`), or an empty value for a set member.
+    pub other_elements: BTreeSet<(String, String, String)>,
 }
 
 /// Differences between what we expect and what the kernel has. Empty means no drift.
@@ -57,26 +61,39 @@ pub fn parse(json: &str) -> Result<Observed, DataplaneError> {
             if let Some(name) = chain.get("name").and_then(Value::as_str) {
                 observed.chains.insert(name.to_string());
             }
-        } else if let Some(map) = item.get("map") {
-            let name = map
+        } else if let Some(store) = item.get("map").or_else(|| item.get("set")) {
+            let is_map = item.get("map").is_some();
+            let name = store
                 .get("name")
                 .and_then(Value::as_str)
-                .ok_or_else(|| bad("map without a name".into()))?;
-            for elem in map
+                .ok_or_else(|| bad("map or set without a name".into()))?;
+            for elem in store
                 .get("elem")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
             {
-                let (key, target) = match elem.as_array().map(Vec::as_slice) {
-                    Some([key, verdict]) => (key_text(key), target_of(verdict)),
-                    _ => (None, None),
+                let unexpected = || bad(format!("unexpected element in {name}: {elem}"));
+                if !is_map {
+                    let key = value_text(elem).ok_or_else(unexpected)?;
+                    observed
+                        .other_elements
+                        .insert((name.to_string(), key, String::new()));
+                    continue;
+                }
+                let Some([key, value]) = elem.as_array().map(Vec::as_slice) else {
+                    return Err(unexpected());
                 };
-                match (key, target) {
-                    (Some(key), Some(target)) => {
-                        observed.elements.insert((name.to_string(), key, target));
-                    }
-                    _ => return Err(bad(format!("unexpected element in map {name}: {elem}"))),
+                let key = value_text(key).ok_or_else(unexpected)?;
+                if let Some(target) = jump_target(value) {
+                    observed.elements.insert((name.to_string(), key, target));
+                } else {
+                    let value = verdict_text(value)
+                        .or_else(|| value_text(value))
+                        .ok_or_else(unexpected)?;
+                    observed
+                        .other_elements
+                        .insert((name.to_string(), key, value));
                 }
             }
         }
@@ -84,26 +101,45 @@ pub fn parse(json: &str) -> Result<Observed, DataplaneError> {
     Ok(observed)
 }
 
-fn scalar(v: &Value) -> Option<String> {
+/// A key or data value as nft prints it: a scalar, or a concatenation joined by ` . `.
+/// Elements with options (timeout, comment) come wrapped as `{"elem": {"val": …}}`.
+fn value_text(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
+        Value::Object(o) => {
+            if let Some(inner) = o.get("elem").and_then(|e| e.get("val")) {
+                return value_text(inner);
+            }
+            let parts = o.get("concat")?.as_array()?;
+            let texts: Option<Vec<String>> = parts.iter().map(value_text).collect();
+            Some(texts?.join(" . "))
+        }
         _ => None,
     }
 }
 
-fn key_text(key: &Value) -> Option<String> {
-    let parts = key.get("concat")?.as_array()?;
-    let texts: Option<Vec<String>> = parts.iter().map(scalar).collect();
-    Some(texts?.join(" . "))
-}
-
-fn target_of(verdict: &Value) -> Option<String> {
+fn jump_target(verdict: &Value) -> Option<String> {
     let inner = verdict.get("goto").or_else(|| verdict.get("jump"))?;
     Some(inner.get("target")?.as_str()?.to_string())
 }
 
-/// Compares expected and observed state. Base chains are expected too.
+/// A verdict without a target (`{"drop": null}`) as its keyword.
+fn verdict_text(verdict: &Value) -> Option<String> {
+    let object = verdict.as_object()?;
+    match object.iter().collect::<Vec<_>>().as_slice() {
+        [(word, Value::Null)]
+            if matches!(word.as_str(), "accept" | "drop" | "continue" | "return") =>
+        {
+            Some(word.to_string())
+        }
+        _ => None,
+    }
+}
+
+/// Compares expected and observed state. Base chains are expected too. A shared range
+/// chain that is not expected and that no element jumps to is not drift: incremental
+/// changes leave it behind on purpose, it is inert, and the next full sync drops it.
 pub fn diff(expected: &Expected, base_chains: &[&str], observed: &Observed) -> Drift {
     let want_chains: BTreeSet<String> = expected
         .chains
@@ -113,48 +149,94 @@ pub fn diff(expected: &Expected, base_chains: &[&str], observed: &Observed) -> D
         .collect();
     let want_elements: BTreeSet<(String, String, String)> =
         expected.elements.iter().map(element_tuple).collect();
-    let show = |(m, k, c): &(String, String, String)| format!("{m}: {k} : goto {c}");
+    let have_elements: BTreeSet<(String, String, String)> = observed
+        .elements
+        .iter()
+        .map(|(m, k, c)| (m.clone(), k.clone(), format!("goto {c}")))
+        .chain(observed.other_elements.iter().cloned())
+        .collect();
+    let targets: BTreeSet<&str> = observed
+        .elements
+        .iter()
+        .map(|(_, _, c)| c.as_str())
+        .collect();
+    let show = |(m, k, v): &(String, String, String)| {
+        if v.is_empty() {
+            format!("{m}: {k}")
+        } else {
+            format!("{m}: {k} : {v}")
+        }
+    };
     Drift {
         missing_chains: want_chains.difference(&observed.chains).cloned().collect(),
-        unexpected_chains: observed.chains.difference(&want_chains).cloned().collect(),
-        missing_elements: want_elements
-            .difference(&observed.elements)
-            .map(show)
+        unexpected_chains: observed
+            .chains
+            .difference(&want_chains)
+            .filter(|c| !is_shared_chain(c) || targets.contains(c.as_str()))
+            .cloned()
             .collect(),
-        unexpected_elements: observed
-            .elements
-            .difference(&want_elements)
-            .map(show)
-            .collect(),
+        missing_elements: want_elements.difference(&have_elements).map(show).collect(),
+        unexpected_elements: have_elements.difference(&want_elements).map(show).collect(),
     }
 }
 
 fn element_tuple(e: &Element) -> (String, String, String) {
-    (e.map.to_string(), e.key.nft_text(), e.chain.clone())
+    (
+        e.map.to_string(),
+        e.key_text(),
+        e.value_text().unwrap_or_default(),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dualstack_ruleset::nft::{Key, Value as Target};
+    use dualstack_ruleset::{Backend, Protocol};
 
+    /// Trimmed from `nft -j list table inet t` (nft 1.0.6) of a table with every kind of
+    /// element: a jump, a `drop` verdict, data-map values, set members, and an element
+    /// with options (wrapped in `{"elem": …}`).
     const SAMPLE: &str = r#"{"nftables": [{"metainfo": {"version": "1.0.6", "json_schema_version": 1}},
       {"table": {"family": "inet", "name": "t", "handle": 1}},
       {"map": {"family": "inet", "name": "nat-addr4", "table": "t", "type": ["ipv4_addr", "inet_proto", "inet_service"], "handle": 2, "map": "verdict",
         "elem": [[{"concat": ["10.0.1.1", "tcp", 80]}, {"goto": {"target": "fe4-web-1"}}]]}},
       {"map": {"family": "inet", "name": "nat-local", "table": "t", "type": ["nf_proto", "inet_proto", "inet_service"], "handle": 3, "map": "verdict"}},
-      {"chain": {"family": "inet", "table": "t", "name": "fe4-web-1", "handle": 4}}]}"#;
+      {"map": {"family": "inet", "name": "fw-addr4", "table": "t", "type": ["ipv4_addr", "inet_proto", "inet_service"], "handle": 4, "map": "verdict",
+        "elem": [[{"concat": ["10.0.1.1", "tcp", 81]}, {"drop": null}]]}},
+      {"map": {"family": "inet", "name": "dnat-local6", "table": "t", "type": ["inet_proto", "inet_service"], "handle": 8, "map": "ipv6_addr . inet_service",
+        "elem": [[{"concat": ["udp", 53]}, {"concat": ["fd00:43::10", 53]}]]}},
+      {"set": {"family": "inet", "name": "masq-addr4", "table": "t", "type": ["ipv4_addr", "inet_proto", "inet_service"], "handle": 10,
+        "elem": [{"concat": ["10.0.1.1", "tcp", 80]}, {"elem": {"val": {"concat": ["10.0.1.1", "tcp", 82]}, "comment": "x"}}]}},
+      {"chain": {"family": "inet", "table": "t", "name": "fe4-web-1", "handle": 5}},
+      {"chain": {"family": "inet", "table": "t", "name": "allow4-00000000000000aa", "handle": 6}}]}"#;
+
+    fn triple(m: &str, k: &str, v: &str) -> (String, String, String) {
+        (m.to_string(), k.to_string(), v.to_string())
+    }
 
     #[test]
-    fn parses_chains_and_elements() {
+    fn parses_chains_and_every_kind_of_element() {
         let o = parse(SAMPLE).unwrap();
-        assert_eq!(o.chains, BTreeSet::from(["fe4-web-1".to_string()]));
+        assert_eq!(
+            o.chains,
+            BTreeSet::from([
+                "fe4-web-1".to_string(),
+                "allow4-00000000000000aa".to_string()
+            ])
+        );
         assert_eq!(
             o.elements,
-            BTreeSet::from([(
-                "nat-addr4".to_string(),
-                "10.0.1.1 . tcp . 80".to_string(),
-                "fe4-web-1".to_string()
-            )])
+            BTreeSet::from([triple("nat-addr4", "10.0.1.1 . tcp . 80", "fe4-web-1")])
+        );
+        assert_eq!(
+            o.other_elements,
+            BTreeSet::from([
+                triple("fw-addr4", "10.0.1.1 . tcp . 81", "drop"),
+                triple("dnat-local6", "udp . 53", "fd00:43::10 . 53"),
+                triple("masq-addr4", "10.0.1.1 . tcp . 80", ""),
+                triple("masq-addr4", "10.0.1.1 . tcp . 82", ""),
+            ])
         );
     }
 
@@ -169,6 +251,8 @@ mod tests {
         );
         assert!(parse("not json").is_err());
         assert!(parse("{}").is_err());
+        let odd = SAMPLE.replace("{\"drop\": null}", "{\"queue\": {\"num\": 1}}");
+        assert!(parse(&odd).unwrap_err().to_string().contains("fw-addr4"));
     }
 
     #[test]
@@ -176,11 +260,76 @@ mod tests {
         let o = parse(SAMPLE).unwrap();
         let d = diff(&Expected::default(), &["nat-prerouting"], &o);
         assert_eq!(d.missing_chains, vec!["nat-prerouting".to_string()]);
+        // The unreferenced shared range chain is left over from an incremental removal,
+        // not drift.
         assert_eq!(d.unexpected_chains, vec!["fe4-web-1".to_string()]);
         assert_eq!(
             d.unexpected_elements,
-            vec!["nat-addr4: 10.0.1.1 . tcp . 80 : goto fe4-web-1".to_string()]
+            vec![
+                "dnat-local6: udp . 53 : fd00:43::10 . 53".to_string(),
+                "fw-addr4: 10.0.1.1 . tcp . 81 : drop".to_string(),
+                "masq-addr4: 10.0.1.1 . tcp . 80".to_string(),
+                "masq-addr4: 10.0.1.1 . tcp . 82".to_string(),
+                "nat-addr4: 10.0.1.1 . tcp . 80 : goto fe4-web-1".to_string(),
+            ]
         );
         assert!(!d.is_empty());
+    }
+
+    #[test]
+    fn expected_elements_compare_equal_to_their_readback() {
+        let key = |port| Key::Address("10.0.1.1".parse().unwrap(), Protocol::Tcp, port);
+        let element = |map, key, value| Element { map, key, value };
+        let mut expected = Expected::default();
+        expected.chains.insert("fe4-web-1".into());
+        expected.elements.extend([
+            element("nat-addr4", key(80), Target::Goto("fe4-web-1".into())),
+            element("fw-addr4", key(81), Target::Drop),
+            element("masq-addr4", key(80), Target::Member),
+            element("masq-addr4", key(82), Target::Member),
+            element(
+                "dnat-local6",
+                Key::Local(dualstack_addr::Family::V6, Protocol::Udp, 53),
+                Target::Dnat(Backend {
+                    addr: "fd00:43::10".parse().unwrap(),
+                    port: 53,
+                }),
+            ),
+        ]);
+        let o = parse(SAMPLE).unwrap();
+        assert!(
+            diff(&expected, &[], &o).is_empty(),
+            "{:?}",
+            diff(&expected, &[], &o)
+        );
+
+        // A range chain something still jumps to is drift when not expected.
+        let mut jumping = o.clone();
+        jumping.elements.insert(triple(
+            "fw-addr4",
+            "10.0.1.1 . tcp . 83",
+            "allow4-00000000000000aa",
+        ));
+        let d = diff(&expected, &[], &jumping);
+        assert_eq!(
+            d.unexpected_chains,
+            vec!["allow4-00000000000000aa".to_string()]
+        );
+        assert_eq!(d.unexpected_elements.len(), 1);
+
+        // A changed DNAT target is one missing and one unexpected element.
+        let mut moved = o;
+        moved
+            .other_elements
+            .remove(&triple("dnat-local6", "udp . 53", "fd00:43::10 . 53"));
+        moved
+            .other_elements
+            .insert(triple("dnat-local6", "udp . 53", "fd00:43::11 . 53"));
+        let d = diff(&expected, &[], &moved);
+        assert_eq!(
+            (d.missing_elements.len(), d.unexpected_elements.len()),
+            (1, 1),
+            "{d:?}"
+        );
     }
 }

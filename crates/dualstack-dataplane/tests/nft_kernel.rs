@@ -178,6 +178,94 @@ fn source_ranges_hold_for_both_families() {
     assert!(s.udp(denied, v6, 82, DROPPED).is_none());
 }
 
+/// Frontends with the same ranges share one range chain per family: removing one of them
+/// incrementally must neither fail (the chain is still in use) nor open the others, and a
+/// chain left without users is inert and not reported as drift.
+#[test]
+fn shared_range_chains_survive_incremental_changes() {
+    if !kernel_tests_enabled("shared_range_chains_survive_incremental_changes") {
+        return;
+    }
+    let s = Setup::new(2, 1);
+    let nft = Nft::new(s.runner(), TABLE).unwrap();
+    let ranges = &["10.0.1.0/24", "fd00:1::/64"];
+    let b = s.backends(&[0]);
+    let a = frontend(
+        "a",
+        Destination::AnyLocal,
+        Protocol::Tcp,
+        80,
+        ranges,
+        b.clone(),
+        true,
+    );
+    let bound = Destination::Addresses(s.node_addrs(0));
+    let c = frontend(
+        "c",
+        bound.clone(),
+        Protocol::Tcp,
+        81,
+        ranges,
+        b.clone(),
+        false,
+    );
+    nft.apply(&ruleset(vec![a.clone(), c.clone()])).unwrap();
+    let shared: Vec<String> = render::expected(&ruleset(vec![a.clone()]))
+        .unwrap()
+        .chains
+        .into_iter()
+        .collect();
+    assert_eq!(shared.len(), 2, "{shared:?}");
+    assert!(shared.iter().all(|c| render::is_shared_chain(c)));
+    let (allowed, denied) = (0, 1);
+
+    nft.apply_changes(std::slice::from_ref(&a), &[]).unwrap();
+    assert!(nft.drift(&ruleset(vec![c.clone()])).unwrap().is_empty());
+    for f in Family::BOTH {
+        assert!(s.tcp(allowed, f, 80, DROPPED).is_none(), "{f}: a is gone");
+        assert!(s.tcp(allowed, f, 81, OK).is_some(), "{f}");
+        assert!(
+            s.tcp(denied, f, 81, DROPPED).is_none(),
+            "{f}: c still checked"
+        );
+    }
+
+    // The last user goes: its range chains stay, unused, and that is not drift.
+    nft.apply_changes(std::slice::from_ref(&c), &[]).unwrap();
+    assert!(nft.drift(&ruleset(vec![])).unwrap().is_empty());
+    let chains = nft.observe().unwrap().unwrap().chains;
+    assert!(shared.iter().all(|c| chains.contains(c)), "{chains:?}");
+
+    // A new user of the same ranges re-declares the chains; another with other ranges
+    // gets its own.
+    let d = frontend("d", bound, Protocol::Udp, 82, ranges, b.clone(), true);
+    let e = frontend(
+        "e",
+        Destination::AnyLocal,
+        Protocol::Tcp,
+        83,
+        &["10.0.2.0/24"],
+        b,
+        true,
+    );
+    nft.apply_changes(&[], &[d.clone(), e.clone()]).unwrap();
+    assert!(nft.drift(&ruleset(vec![d, e])).unwrap().is_empty());
+    for f in Family::BOTH {
+        assert!(s.udp(allowed, f, 82, OK).is_some(), "{f}");
+        assert!(s.udp(denied, f, 82, DROPPED).is_none(), "{f}");
+        assert!(
+            s.tcp(allowed, f, 83, DROPPED).is_none(),
+            "{f}: not in e's ranges"
+        );
+    }
+    let rules = s.ruleset_text();
+    assert_eq!(
+        rules.matches("ip saddr != 10.0.1.0/24 drop").count(),
+        1,
+        "{rules}"
+    );
+}
+
 #[test]
 fn rejected_transaction_leaves_previous_rules_working() {
     if !kernel_tests_enabled("rejected_transaction_leaves_previous_rules_working") {

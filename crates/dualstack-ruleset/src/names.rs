@@ -1,4 +1,5 @@
-//! Stable, safe names for the objects we create per frontend (nft chains, iptables chains).
+//! Stable, safe names for the objects we create per frontend (nft chains, iptables chains),
+//! and for the nft source-range chains frontends share.
 //!
 //! A frontend's name (for example `default/traefik:websecure`) may contain characters that
 //! are not valid in an nft identifier, and iptables chain names are limited to 28
@@ -10,6 +11,7 @@
 //! restarts and are how a later run finds what an earlier run created.
 
 use dualstack_addr::Family;
+use ipnet::IpNet;
 
 /// 64-bit FNV-1a of `text`: stable across platforms and releases.
 pub(crate) fn fnv1a64(text: &str) -> u64 {
@@ -50,6 +52,20 @@ pub fn nat_chain(name: &str, family: Family) -> String {
 /// The nft chain that enforces source ranges for one frontend and family: `fw4-…`/`fw6-…`.
 pub fn firewall_chain(name: &str, family: Family) -> String {
     format!("fw{}-{}", family_digit(family), frontend_id(name))
+}
+
+/// The nft chain that admits only `nets` (one family, normalised by
+/// [`crate::nft::allowed_ranges`]) and drops everything else: `allow4-…`/`allow6-…` with a
+/// 64-bit hash of the ranges. Named by content, not by frontend, so every frontend with the
+/// same ranges shares one chain (see the layout in [`crate::nft`]); validation rejects two
+/// different range lists that hash alike.
+pub fn allow_chain(family: Family, nets: &[IpNet]) -> String {
+    let text: Vec<String> = nets.iter().map(ToString::to_string).collect();
+    format!(
+        "allow{}-{:016x}",
+        family_digit(family),
+        fnv1a64(&text.join(","))
+    )
 }
 
 /// Prefix of every iptables chain we own; cleanup recognises our chains by it.
@@ -97,5 +113,19 @@ mod tests {
         let ipt = iptables_nat_chain(&long);
         assert!(ipt.len() <= 28 && ipt.starts_with("DUALSTACK-F-"), "{ipt}");
         assert_ne!(iptables_nat_chain("a"), iptables_nat_chain("b"));
+    }
+
+    #[test]
+    fn allow_chains_are_named_by_family_and_content() {
+        let nets =
+            |list: &[&str]| -> Vec<IpNet> { list.iter().map(|n| n.parse().unwrap()).collect() };
+        let a = allow_chain(Family::V4, &nets(&["10.0.0.0/8"]));
+        assert_eq!(a, format!("allow4-{:016x}", fnv1a64("10.0.0.0/8")));
+        assert_eq!(a, allow_chain(Family::V4, &nets(&["10.0.0.0/8"])));
+        assert_ne!(
+            a,
+            allow_chain(Family::V4, &nets(&["10.0.0.0/8", "192.168.0.0/16"]))
+        );
+        assert!(allow_chain(Family::V6, &nets(&["fd00::/8"])).starts_with("allow6-"));
     }
 }

@@ -3,37 +3,64 @@
 //! # Table layout (how a packet travels)
 //!
 //! ```text
-//!                    prerouting                                         postrouting
-//! packet ─► filter-prerouting ──► nat-prerouting ──► (routing, forward) ─► nat-postrouting ─► out
-//!           prio dstnat - 20       prio dstnat - 10                          prio srcnat
-//!           new conns only         first packet of a conn                    first packet
-//!           key ─vmap─► fw4-*/fw6-* key ─vmap─► fe4-*/fe6-*                 mark 0x4000 → masquerade
-//!                  (drop if source    (mark if masquerade,
-//!                   not allowed)       pick backend, dnat)
-//! host's own connections: nat-output (hook output, prio -110 = dstnat - 10) ─vmap─► fe4-*/fe6-*
+//!                    prerouting                                          postrouting
+//! packet ─► filter-prerouting ──► nat-prerouting ───► (routing, forward) ─► nat-postrouting ─► out
+//!           prio dstnat - 20       prio dstnat - 10                           prio srcnat
+//!           new conns only         first packet of a conn                     first packet
+//!           key ─vmap─► drop or    key in masq-* ? mark 0x4000                mark 0x4000 →
+//!           allow4-*/allow6-*      key ─map─► dnat-*: dnat to addr . port     masquerade
+//!           (drop if source        key ─vmap─► fe4-*/fe6-*: pick, dnat
+//!            not allowed)
+//! host's own connections: nat-output (hook output, prio -110 = dstnat - 10), same NAT rules
 //! ```
 //!
-//! **Dispatch maps** (verdict maps; each lookup is one hash/rbtree lookup, so the cost per
-//! packet does not grow with the number of frontends — no chain of N rules is walked):
+//! Almost everything a frontend needs is an **element** of a map or set, looked up by a
+//! key built from the packet (each lookup is one hash lookup, so the cost per packet does
+//! not grow with the number of frontends — no chain of N rules is walked). Chains exist only
+//! where an element cannot say it all: a pick among several backends, and a source-range
+//! check. This keeps the table small for `nft` to parse (full sync) and to load into its
+//! cache (incremental changes): adding or removing a frontend with one backend per family
+//! touches only elements, never a chain.
 //!
-//! | map | key | used for |
+//! **Keys.** `ip daddr . meta l4proto . th dport` (`…-addr4`), `ip6 daddr . meta l4proto .
+//! th dport` (`…-addr6`), for frontends bound to addresses; `meta nfproto . meta l4proto .
+//! th dport` after `fib daddr type local` (`…-local`) for `AnyLocal` frontends — except
+//! `dnat-local4`/`dnat-local6`, one per family (the DNAT target's family), keyed by
+//! `meta l4proto . th dport`. Address-bound maps are looked up first, so the more specific
+//! frontend wins (validation forbids an address-bound and an `AnyLocal` frontend taking the
+//! same traffic anyway).
+//!
+//! **Maps and sets** (declared by every table, [`skeleton`]):
+//!
+//! | name | holds | for |
 //! |---|---|---|
-//! | `nat-addr4` / `fw-addr4` | `ip daddr . meta l4proto . th dport` | frontends bound to IPv4 addresses |
-//! | `nat-addr6` / `fw-addr6` | `ip6 daddr . meta l4proto . th dport` | frontends bound to IPv6 addresses |
-//! | `nat-local` / `fw-local` | `meta nfproto . meta l4proto . th dport` after `fib daddr type local` | `AnyLocal` frontends |
+//! | `masq-addr4`/`-addr6`/`-local` (sets) | keys | masquerade frontends: `nat-*` rules set mark `0x4000` |
+//! | `dnat-addr4`/`-addr6`/`-local4`/`-local6` | key → `addr . port` | families with exactly one backend: `dnat ip to <key> map @…` |
+//! | `nat-addr4`/`-addr6`/`-local` (verdict) | key → `goto fe4-<id>`/`fe6-<id>` | families with several backends |
+//! | `fw-addr4`/`-addr6`/`-local` (verdict) | key → `goto allow4-<hash>`/`allow6-<hash>`, or `drop` | families whose ranges do not include `/0` |
 //!
-//! Address-bound maps are looked up first, so the more specific frontend wins (validation
-//! forbids an address-bound and an `AnyLocal` frontend taking the same traffic anyway).
-//!
-//! **Per-frontend chains** (one per served family; names from [`crate::names`]):
-//! * `fe4-<id>` / `fe6-<id>` (jumped to from `nat-*`): for masquerade frontends
-//!   `meta mark set meta mark | 0x4000`, then `dnat ip|ip6 to` the one backend, or to
-//!   `numgen random mod N map { … }` ([`Selection::Random`]) or
+//! **Chains besides the base chains** (names from [`crate::names`]):
+//! * `fe4-<id>` / `fe6-<id>`, one per frontend and family with several backends:
+//!   `dnat ip|ip6 to numgen random mod N map { … }` ([`Selection::Random`]) or
 //!   `jhash ip saddr . th sport mod N seed S map { … }` ([`Selection::Hash`]).
-//! * `fw4-<id>` / `fw6-<id>` (jumped to from `fw-*`): `ip saddr != { ranges } drop`, or a
-//!   bare `drop` when the frontend lists no range of that family — so an IPv6 client can
-//!   never bypass IPv4-only ranges. A family whose ranges include `/0` gets no `fw` chain
-//!   and no `fw-*` element at all (nothing to check).
+//! * `allow4-<hash>` / `allow6-<hash>`: `ip saddr != { ranges } drop`, named by a hash of
+//!   the (merged) ranges, so all frontends with the same ranges share one chain — typically
+//!   a handful for a whole cluster instead of one per frontend. A family that lists no range
+//!   gets a plain `drop` element instead (so an IPv6 client can never bypass IPv4-only
+//!   ranges); a family whose ranges include `/0` gets nothing (nothing to check).
+//!
+//! **A packet, step by step** (first packet of a new connection to an address-bound
+//! frontend; `AnyLocal` is the same with the `-local` maps after `fib daddr type local`):
+//! 1. `filter-prerouting`: looked up in `fw-addr4`; absent → accepted (no ranges to check,
+//!    or not ours); `drop` → dropped; `goto allow4-…` → dropped unless the source is in range.
+//! 2. `nat-prerouting`: if the key is in `masq-addr4`, mark bit `0x4000` is set. If the key
+//!    is in `dnat-addr4`, the packet is DNATed to that `addr . port` (a NAT statement ends
+//!    the chain). Otherwise `nat-addr4` may send it to its `fe4-*` chain, which picks a
+//!    backend and DNATs. A packet that is in none of them is not ours and passes untouched.
+//! 3. `nat-postrouting`: masqueraded when it carries the mark.
+//!
+//! The mark is set only for keys that are also in a DNAT map or `nat-*` map (every element
+//! of a frontend is added and removed together), so it never stays on a packet we do not NAT.
 //!
 //! **Priorities, and why.**
 //! * NAT at `dstnat - 10` (-110): nftables runs every nat base chain of a hook in priority
@@ -49,7 +76,7 @@
 //!   Only `ct state new` packets are checked: established flows were checked when they
 //!   started. Dropping before DNAT also means a denied client never creates a NAT binding.
 //! * Masquerade at `srcnat` (100) in `nat-postrouting`: it masquerades exactly the packets
-//!   carrying mark bit `0x4000`, which only our `fe*` chains of masquerade frontends set
+//!   carrying mark bit `0x4000`, which our `nat-*` chains set only for masquerade frontends
 //!   (only the first packet of a connection passes NAT chains, and the binding then holds
 //!   for the whole connection). `0x4000` is on purpose the bit kube-proxy uses for
 //!   "masquerade this" (`KUBE-MARK-MASQ`), so sharing it with kube-proxy means the same thing
@@ -62,334 +89,100 @@
 //! for `AnyLocal` (DNAT of a 127.0.0.1 connection to another host would need
 //! `route_localnet`). Source ranges do not apply to the host's own connections.
 //!
+//! **Host-originated traffic** is served too: `nat-output` repeats the NAT rules on the
+//! `output` hook (cheap: a few lookups for locally generated first packets), so
+//! `curl <node address>:<port>` on the node itself works. Loopback destinations are skipped
+//! for `AnyLocal` (DNAT of a 127.0.0.1 connection to another host would need
+//! `route_localnet`). Source ranges do not apply to the host's own connections.
+//!
 //! # Transactions
 //! * [`render_full`]: `table inet T {}` + `delete table inet T` + the whole table, applied
 //!   as one `nft -f -` transaction — all or nothing, the previous table stays if rejected.
-//! * [`render_changes`]: incremental, one transaction that removes some frontends' map
-//!   elements and chains and adds others' (`add chain` + `flush chain` + rules +
-//!   `add element`). Cost is proportional to the frontends changed, not to the table.
+//! * [`render_changes`]: incremental, one transaction that removes some frontends' elements
+//!   (and `fe*` chains) and adds others'. For frontends with one backend per family that is
+//!   `delete element` / `add element` only; an `allow*` chain a new frontend needs is
+//!   (re)created with `add chain` + `flush chain` + its rule, which is idempotent because
+//!   its content follows from its name. Cost is proportional to the frontends changed, not
+//!   to the table.
+//!   `allow*` chains are never deleted incrementally (another frontend may still use one,
+//!   and the transaction only knows the frontends it changes): one that nothing jumps to
+//!   any more is inert, [`crate::nft::expected`] does not list it, drift detection ignores
+//!   it, and the next full sync drops it.
 //! * [`render_delete`]: `table inet T {}` + `delete table inet T` — idempotent cleanup that
 //!   touches nothing but our table.
 
-use std::collections::BTreeSet;
+mod layout;
+mod plan;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::net::IpAddr;
 
-use dualstack_addr::Family;
-use ipnet::IpNet;
-
-use crate::model::{Backend, Destination, Frontend, Protocol, Ruleset, Selection};
-use crate::names;
+use crate::model::{Frontend, Ruleset};
 use crate::validate::{InvalidRuleset, validate, validate_frontend, validate_table_name};
+
+pub use layout::{
+    CHAIN_FILTER_PREROUTING, CHAIN_NAT_OUTPUT, CHAIN_NAT_POSTROUTING, CHAIN_NAT_PREROUTING,
+};
+pub use plan::{Allowed, Element, Key, MapKind, Value, allowed_ranges};
+
+use layout::{STORES, base_chains, store_index};
+use plan::{ChainRole, FrontendPlan, plan};
 
 /// Masquerade mark bit (shared meaning with kube-proxy's `KUBE-MARK-MASQ`).
 pub const MASQUERADE_MARK: u32 = 0x4000;
 
-/// Base chain names.
-pub const CHAIN_FILTER_PREROUTING: &str = "filter-prerouting";
-pub const CHAIN_NAT_PREROUTING: &str = "nat-prerouting";
-pub const CHAIN_NAT_OUTPUT: &str = "nat-output";
-pub const CHAIN_NAT_POSTROUTING: &str = "nat-postrouting";
-
-/// Which dispatch map a key lives in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum MapKind {
-    /// `nat-*`: jumps to the `fe*` chain.
-    Nat,
-    /// `fw-*`: jumps to the `fw*` chain.
-    Firewall,
-}
-
-/// A dispatch key: what a packet is matched on to find its frontend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Key {
-    /// `daddr . l4proto . dport` for an address-bound frontend.
-    Address(IpAddr, Protocol, u16),
-    /// `nfproto . l4proto . dport` for an `AnyLocal` frontend.
-    Local(Family, Protocol, u16),
-}
-
-impl Key {
-    /// The map this key belongs to, e.g. `nat-addr6` or `fw-local`.
-    pub fn map_name(&self, kind: MapKind) -> &'static str {
-        match (kind, self) {
-            (MapKind::Nat, Key::Address(IpAddr::V4(_), ..)) => "nat-addr4",
-            (MapKind::Nat, Key::Address(IpAddr::V6(_), ..)) => "nat-addr6",
-            (MapKind::Nat, Key::Local(..)) => "nat-local",
-            (MapKind::Firewall, Key::Address(IpAddr::V4(_), ..)) => "fw-addr4",
-            (MapKind::Firewall, Key::Address(IpAddr::V6(_), ..)) => "fw-addr6",
-            (MapKind::Firewall, Key::Local(..)) => "fw-local",
-        }
-    }
-
-    /// The element key as nft prints it, e.g. `10.0.0.1 . tcp . 80` or `ipv6 . udp . 53`.
-    pub fn nft_text(&self) -> String {
-        match self {
-            Key::Address(addr, proto, port) => format!("{addr} . {proto} . {port}"),
-            Key::Local(family, proto, port) => format!("{family} . {proto} . {port}"),
-        }
-    }
-}
-
-/// One element of a dispatch map: `key : goto chain`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Element {
-    pub map: &'static str,
-    pub key: Key,
-    pub chain: String,
-}
-
-impl Element {
-    fn nft_text(&self) -> String {
-        format!("{} : goto {}", self.key.nft_text(), self.chain)
-    }
-}
-
-/// What we expect in the kernel for a ruleset: every non-base chain and every map element.
-/// The applier compares it with what `nft -j list table` reports to detect drift.
+/// What we expect in the kernel for a ruleset: every non-base chain and every element of
+/// our maps and sets. The applier compares it with what `nft -j list table` reports to
+/// detect drift.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Expected {
     pub chains: BTreeSet<String>,
     pub elements: BTreeSet<Element>,
 }
 
-/// The rendered plan of one frontend in one family.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct FamilyPlan {
-    family: Family,
-    nat_chain: String,
-    /// `None` when the family's ranges include `/0` (no check needed).
-    firewall_chain: Option<String>,
-    keys: Vec<Key>,
-    nat_rules: Vec<String>,
-    firewall_rules: Vec<String>,
-}
-
-impl FamilyPlan {
-    fn elements(&self) -> impl Iterator<Item = Element> + '_ {
-        self.keys.iter().flat_map(move |key| {
-            let nat = Element {
-                map: key.map_name(MapKind::Nat),
-                key: *key,
-                chain: self.nat_chain.clone(),
-            };
-            let fw = self.firewall_chain.as_ref().map(|chain| Element {
-                map: key.map_name(MapKind::Firewall),
-                key: *key,
-                chain: chain.clone(),
-            });
-            std::iter::once(nat).chain(fw)
-        })
-    }
-
-    fn chains(&self) -> Vec<(&str, &[String])> {
-        let mut out = vec![(self.nat_chain.as_str(), self.nat_rules.as_slice())];
-        if let Some(fw) = &self.firewall_chain {
-            out.push((fw.as_str(), self.firewall_rules.as_slice()));
-        }
-        out
-    }
-}
-
-/// Plans every served family of a (valid) frontend.
-fn plan(fe: &Frontend) -> Vec<FamilyPlan> {
-    fe.served_families()
-        .into_iter()
-        .map(|family| plan_family(fe, family))
-        .collect()
-}
-
-fn plan_family(fe: &Frontend, family: Family) -> FamilyPlan {
-    let keys: Vec<Key> = match &fe.destination {
-        Destination::AnyLocal => vec![Key::Local(family, fe.protocol, fe.port)],
-        Destination::Addresses(addrs) => addrs
-            .iter()
-            .filter(|a| Family::of(**a) == family)
-            .map(|a| Key::Address(*a, fe.protocol, fe.port))
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect(),
-    };
-    let mut backends: Vec<Backend> = fe.backends_of(family).copied().collect();
-    backends.sort();
-    let ip = nft_family_word(family);
-
-    let mut nat_rules = Vec::new();
-    if fe.masquerade {
-        nat_rules.push(format!("meta mark set meta mark | 0x{MASQUERADE_MARK:08x}"));
-    }
-    let target = match backends.as_slice() {
-        [one] => socket_text(one),
-        many => {
-            let picker = match fe.selection {
-                Selection::Random => format!("numgen random mod {}", many.len()),
-                Selection::Hash => format!(
-                    "jhash {ip} saddr . th sport mod {} seed 0x{:08x}",
-                    many.len(),
-                    names::fnv1a64(&fe.name) as u32
-                ),
-            };
-            let entries: Vec<String> = many
-                .iter()
-                .enumerate()
-                .map(|(i, b)| format!("{i} : {} . {}", b.addr, b.port))
-                .collect();
-            format!("{picker} map {{ {} }}", entries.join(", "))
-        }
-    };
-    nat_rules.push(format!(
-        "meta l4proto {} dnat {ip} to {target}",
-        fe.protocol
-    ));
-
-    let ranges = allowed_ranges(fe, family);
-    let (firewall_chain, firewall_rules) = match ranges {
-        Allowed::Everything => (None, vec![]),
-        Allowed::Nothing => (
-            Some(names::firewall_chain(&fe.name, family)),
-            vec!["drop".to_string()],
-        ),
-        Allowed::Only(nets) => {
-            let list: Vec<String> = nets.iter().map(|n| n.to_string()).collect();
-            (
-                Some(names::firewall_chain(&fe.name, family)),
-                vec![format!("{ip} saddr != {{ {} }} drop", list.join(", "))],
-            )
-        }
-    };
-    FamilyPlan {
-        family,
-        nat_chain: names::nat_chain(&fe.name, family),
-        firewall_chain,
-        keys,
-        nat_rules,
-        firewall_rules,
-    }
-}
-
-/// Which clients of one family a frontend admits.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Allowed {
-    Everything,
-    Nothing,
-    /// Non-empty, merged (no overlaps, host bits cleared), sorted.
-    Only(Vec<IpNet>),
-}
-
-/// The source ranges of one family, normalised: merged, with host bits cleared.
-pub fn allowed_ranges(fe: &Frontend, family: Family) -> Allowed {
-    let nets: Vec<IpNet> = fe.source_ranges_of(family).map(|n| n.trunc()).collect();
-    if nets.is_empty() {
-        Allowed::Nothing
-    } else if nets.iter().any(|n| n.prefix_len() == 0) {
-        Allowed::Everything
-    } else {
-        Allowed::Only(IpNet::aggregate(&nets))
-    }
-}
-
-fn nft_family_word(family: Family) -> &'static str {
-    match family {
-        Family::V4 => "ip",
-        Family::V6 => "ip6",
-    }
-}
-
-fn socket_text(b: &Backend) -> String {
-    match b.addr {
-        IpAddr::V4(a) => format!("{a}:{}", b.port),
-        IpAddr::V6(a) => format!("[{a}]:{}", b.port),
-    }
-}
-
-/// The maps, in the order they are declared.
-const MAPS: [(&str, &str); 6] = [
-    ("nat-addr4", "ipv4_addr . inet_proto . inet_service"),
-    ("nat-addr6", "ipv6_addr . inet_proto . inet_service"),
-    ("nat-local", "nf_proto . inet_proto . inet_service"),
-    ("fw-addr4", "ipv4_addr . inet_proto . inet_service"),
-    ("fw-addr6", "ipv6_addr . inet_proto . inet_service"),
-    ("fw-local", "nf_proto . inet_proto . inet_service"),
-];
-
-const DISPATCH_ADDR4: &str = "ip daddr . meta l4proto . th dport";
-const DISPATCH_ADDR6: &str = "ip6 daddr . meta l4proto . th dport";
-const DISPATCH_LOCAL: &str = "fib daddr type local meta nfproto . meta l4proto . th dport";
-
-/// The base chains: name, header, rules.
-fn base_chains() -> Vec<(&'static str, &'static str, Vec<String>)> {
-    vec![
-        (
-            CHAIN_FILTER_PREROUTING,
-            "type filter hook prerouting priority dstnat - 20; policy accept;",
-            vec![
-                format!("ct state new {DISPATCH_ADDR4} vmap @fw-addr4"),
-                format!("ct state new {DISPATCH_ADDR6} vmap @fw-addr6"),
-                format!("ct state new {DISPATCH_LOCAL} vmap @fw-local"),
-            ],
-        ),
-        (
-            CHAIN_NAT_PREROUTING,
-            "type nat hook prerouting priority dstnat - 10; policy accept;",
-            vec![
-                format!("{DISPATCH_ADDR4} vmap @nat-addr4"),
-                format!("{DISPATCH_ADDR6} vmap @nat-addr6"),
-                format!("{DISPATCH_LOCAL} vmap @nat-local"),
-            ],
-        ),
-        (
-            CHAIN_NAT_OUTPUT,
-            // `dstnat` is not accepted as a keyword on the output hook by nft 1.0.6.
-            "type nat hook output priority -110; policy accept;",
-            vec![
-                format!("{DISPATCH_ADDR4} vmap @nat-addr4"),
-                format!("{DISPATCH_ADDR6} vmap @nat-addr6"),
-                format!("ip daddr != 127.0.0.0/8 {DISPATCH_LOCAL} vmap @nat-local"),
-                format!("ip6 daddr != ::1 {DISPATCH_LOCAL} vmap @nat-local"),
-            ],
-        ),
-        (
-            CHAIN_NAT_POSTROUTING,
-            "type nat hook postrouting priority srcnat; policy accept;",
-            vec![format!(
-                "meta mark & 0x{MASQUERADE_MARK:08x} == 0x{MASQUERADE_MARK:08x} masquerade"
-            )],
-        ),
-    ]
-}
-
 /// The full-sync transaction: creates the table if absent, deletes it, and declares it
-/// anew with every map, chain and element — atomic as one `nft -f -` run.
+/// anew with every map, set, chain and element — atomic as one `nft -f -` run.
 pub fn render_full(ruleset: &Ruleset) -> Result<String, InvalidRuleset> {
     validate(ruleset)?;
     let t = &ruleset.table;
-    let plans: Vec<(&Frontend, Vec<FamilyPlan>)> =
-        ruleset.frontends.iter().map(|fe| (fe, plan(fe))).collect();
-    let mut elements: BTreeSet<Element> = BTreeSet::new();
-    for (_, fps) in &plans {
-        for fp in fps {
-            elements.extend(fp.elements());
+    let plans: Vec<FrontendPlan> = ruleset.frontends.iter().map(plan).collect();
+
+    // Elements per map, sorted by key (keys are unique within a map: validation forbids
+    // overlapping frontends), so the text does not depend on the order of frontends.
+    let mut per_store: Vec<Vec<&Element>> = vec![Vec::new(); STORES.len()];
+    for e in plans.iter().flat_map(|p| &p.elements) {
+        if let Some(i) = store_index(e.map) {
+            per_store[i].push(e);
         }
     }
 
-    let mut out = String::new();
+    let mut out = String::with_capacity(200 + 64 * per_store.iter().map(Vec::len).sum::<usize>());
     let _ = writeln!(out, "table inet {t} {{}}");
     let _ = writeln!(out, "delete table inet {t}");
     let _ = writeln!(out, "table inet {t} {{");
     let _ = writeln!(out, "\tcomment \"managed by dualstack; do not edit\"");
-    for (map, key_type) in MAPS {
-        let _ = writeln!(out, "\tmap {map} {{");
-        let _ = writeln!(out, "\t\ttype {key_type} : verdict;");
-        let mine: Vec<String> = elements
-            .iter()
-            .filter(|e| e.map == map)
-            .map(Element::nft_text)
-            .collect();
-        if !mine.is_empty() {
+    for (store, elements) in STORES.iter().zip(&mut per_store) {
+        let kind = if store.value_type.is_some() {
+            "map"
+        } else {
+            "set"
+        };
+        let _ = writeln!(out, "\t{kind} {} {{", store.name);
+        match store.value_type {
+            Some(value) => {
+                let _ = writeln!(out, "\t\ttype {} : {value};", store.key_type);
+            }
+            None => {
+                let _ = writeln!(out, "\t\ttype {};", store.key_type);
+            }
+        }
+        if !elements.is_empty() {
+            elements.sort_unstable_by_key(|e| e.key);
             let _ = writeln!(out, "\t\telements = {{");
-            for (i, e) in mine.iter().enumerate() {
-                let sep = if i + 1 == mine.len() { "" } else { "," };
-                let _ = writeln!(out, "\t\t\t{e}{sep}");
+            let last = elements.len() - 1;
+            for (i, e) in elements.iter().enumerate() {
+                let sep = if i == last { "" } else { "," };
+                let _ = writeln!(out, "\t\t\t{}{sep}", e.nft_text());
             }
             let _ = writeln!(out, "\t\t}}");
         }
@@ -403,27 +196,38 @@ pub fn render_full(ruleset: &Ruleset) -> Result<String, InvalidRuleset> {
         }
         let _ = writeln!(out, "\t}}");
     }
-    for (fe, fps) in &plans {
-        for fp in fps {
-            for (chain, rules) in fp.chains() {
-                let _ = writeln!(out, "\tchain {chain} {{");
-                let _ = writeln!(out, "\t\tcomment \"{} {}\";", fe.name, fp.family.as_str());
-                for r in rules {
-                    let _ = writeln!(out, "\t\t{r}");
+    // Frontend chains in frontend order, then the shared allow chains by name.
+    let mut allow: BTreeMap<&str, &str> = BTreeMap::new();
+    for chain in plans.iter().flat_map(|p| &p.chains) {
+        match chain.role {
+            ChainRole::Allow => {
+                allow.insert(&chain.name, &chain.rule);
+            }
+            ChainRole::Frontend => {
+                let _ = writeln!(out, "\tchain {} {{", chain.name);
+                if let Some(comment) = &chain.comment {
+                    let _ = writeln!(out, "\t\tcomment \"{comment}\";");
                 }
+                let _ = writeln!(out, "\t\t{}", chain.rule);
                 let _ = writeln!(out, "\t}}");
             }
         }
+    }
+    for (name, rule) in allow {
+        let _ = writeln!(out, "\tchain {name} {{");
+        let _ = writeln!(out, "\t\t{rule}");
+        let _ = writeln!(out, "\t}}");
     }
     let _ = writeln!(out, "}}");
     Ok(out)
 }
 
 /// An incremental transaction on an existing table (made by [`render_full`]): removes the
-/// elements and chains of `remove`, then adds `add` (chains created or flushed and refilled,
-/// elements added). To change a frontend, pass its old version in `remove` and the new one
-/// in `add`. Checking that `add` does not overlap frontends left in the table is the
-/// caller's job (validate the resulting [`Ruleset`]).
+/// elements and `fe*` chains of `remove`, then adds `add` (chains created or flushed and
+/// refilled, elements added). To change a frontend, pass its old version in `remove` and
+/// the new one in `add`. Checking that `add` does not overlap frontends left in the table is
+/// the caller's job (validate the resulting [`Ruleset`]). Shared `allow*` chains are never
+/// deleted here (see the module documentation).
 pub fn render_changes(
     table: &str,
     remove: &[Frontend],
@@ -440,46 +244,47 @@ pub fn render_changes(
         return Err(InvalidRuleset(errors));
     }
     let mut out = String::new();
-    for fe in remove {
-        let fps = plan(fe);
-        for fp in &fps {
-            for e in fp.elements() {
-                let _ = writeln!(
-                    out,
-                    "delete element inet {table} {} {{ {} }}",
-                    e.map,
-                    e.key.nft_text()
-                );
-            }
+    for p in remove.iter().map(plan) {
+        for e in &p.elements {
+            let _ = writeln!(
+                out,
+                "delete element inet {table} {} {{ {} }}",
+                e.map,
+                e.key_text()
+            );
         }
-        for fp in &fps {
-            for (chain, _) in fp.chains() {
-                let _ = writeln!(out, "delete chain inet {table} {chain}");
-            }
+        for chain in p.chains.iter().filter(|c| c.role == ChainRole::Frontend) {
+            let _ = writeln!(out, "delete chain inet {table} {}", chain.name);
         }
     }
-    for fe in add {
-        for fp in plan(fe) {
-            for (chain, rules) in fp.chains() {
-                let _ = writeln!(
-                    out,
-                    "add chain inet {table} {chain} {{ comment \"{} {}\"; }}",
-                    fe.name,
-                    fp.family.as_str()
-                );
-                let _ = writeln!(out, "flush chain inet {table} {chain}");
-                for r in rules {
-                    let _ = writeln!(out, "add rule inet {table} {chain} {r}");
+    let mut written: BTreeSet<String> = BTreeSet::new();
+    for p in add.iter().map(plan) {
+        for chain in &p.chains {
+            if !written.insert(chain.name.clone()) {
+                continue;
+            }
+            match &chain.comment {
+                Some(comment) => {
+                    let _ = writeln!(
+                        out,
+                        "add chain inet {table} {} {{ comment \"{comment}\"; }}",
+                        chain.name
+                    );
+                }
+                None => {
+                    let _ = writeln!(out, "add chain inet {table} {}", chain.name);
                 }
             }
-            for e in fp.elements() {
-                let _ = writeln!(
-                    out,
-                    "add element inet {table} {} {{ {} }}",
-                    e.map,
-                    e.nft_text()
-                );
-            }
+            let _ = writeln!(out, "flush chain inet {table} {}", chain.name);
+            let _ = writeln!(out, "add rule inet {table} {} {}", chain.name, chain.rule);
+        }
+        for e in &p.elements {
+            let _ = writeln!(
+                out,
+                "add element inet {table} {} {{ {} }}",
+                e.map,
+                e.nft_text()
+            );
         }
     }
     Ok(out)
@@ -493,25 +298,27 @@ pub fn render_delete(table: &str) -> Result<String, InvalidRuleset> {
     ))
 }
 
-/// The non-base chains and map elements a ruleset puts in the kernel.
+/// The non-base chains and the elements a ruleset puts in the kernel.
 pub fn expected(ruleset: &Ruleset) -> Result<Expected, InvalidRuleset> {
     validate(ruleset)?;
     let mut exp = Expected::default();
-    for fe in &ruleset.frontends {
-        for fp in plan(fe) {
-            exp.elements.extend(fp.elements());
-            for (chain, _) in fp.chains() {
-                exp.chains.insert(chain.to_string());
-            }
-        }
+    for p in ruleset.frontends.iter().map(plan) {
+        exp.chains.extend(p.chains.into_iter().map(|c| c.name));
+        exp.elements.extend(p.elements);
     }
     Ok(exp)
 }
 
-/// The names of the base chains and maps every table of ours has.
+/// True for the name of a shared source-range chain (`allow4-…`/`allow6-…`): such a chain
+/// may outlive its last user until the next full sync (see the module documentation).
+pub fn is_shared_chain(name: &str) -> bool {
+    name.starts_with("allow4-") || name.starts_with("allow6-")
+}
+
+/// The names of the base chains and of the maps and sets every table of ours has.
 pub fn skeleton() -> (Vec<&'static str>, Vec<&'static str>) {
     (
         base_chains().into_iter().map(|(n, _, _)| n).collect(),
-        MAPS.iter().map(|(n, _)| *n).collect(),
+        STORES.iter().map(|s| s.name).collect(),
     )
 }

@@ -9,9 +9,11 @@ use std::fmt;
 use std::net::IpAddr;
 
 use dualstack_addr::Family;
+use ipnet::IpNet;
 
 use crate::model::{Backend, Destination, Frontend, Protocol, Ruleset};
 use crate::names;
+use crate::nft::{Allowed, allowed_ranges};
 
 /// Longest table name we accept (nft allows more; we keep it short and readable).
 pub const TABLE_NAME_MAX: usize = 64;
@@ -78,6 +80,15 @@ pub enum RulesetError {
     ChainNameCollision {
         first: String,
         second: String,
+        chain: String,
+    },
+    #[error(
+        "frontends {first:?} and {second:?} have different {family} source ranges that get the same shared chain name {chain:?}; change one's ranges"
+    )]
+    AllowChainCollision {
+        first: String,
+        second: String,
+        family: Family,
         chain: String,
     },
 }
@@ -234,11 +245,42 @@ pub fn validate(ruleset: &Ruleset) -> Result<(), InvalidRuleset> {
         }
     }
     errors.extend(overlaps(&ruleset.frontends));
+    errors.extend(allow_chain_collisions(&ruleset.frontends));
     if errors.is_empty() {
         Ok(())
     } else {
         Err(InvalidRuleset(errors))
     }
+}
+
+/// Frontends whose different source ranges hash to the same shared `allow*` chain name
+/// (64-bit, so only a deliberately crafted pair could): they must not share it.
+fn allow_chain_collisions(frontends: &[Frontend]) -> Vec<RulesetError> {
+    let mut errors = Vec::new();
+    let mut seen: HashMap<String, (usize, Vec<IpNet>)> = HashMap::new();
+    for (index, fe) in frontends.iter().enumerate() {
+        for family in fe.served_families() {
+            let Allowed::Only(nets) = allowed_ranges(fe, family) else {
+                continue;
+            };
+            let chain = names::allow_chain(family, &nets);
+            match seen.get(&chain) {
+                Some((first, theirs)) if *theirs != nets => {
+                    errors.push(RulesetError::AllowChainCollision {
+                        first: frontends[*first].name.clone(),
+                        second: fe.name.clone(),
+                        family,
+                        chain,
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    seen.insert(chain, (index, nets));
+                }
+            }
+        }
+    }
+    errors
 }
 
 /// The traffic a frontend takes in one family: either one address or every local address.

@@ -6,7 +6,7 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-use dualstack_ruleset::nft::{self, Key, MapKind};
+use dualstack_ruleset::nft::{self, Key, MapKind, Value};
 use dualstack_ruleset::{Destination, Frontend, Protocol, Ruleset, Selection};
 use proptest::prelude::*;
 
@@ -50,13 +50,103 @@ fn expected_state_matches_the_rendered_elements() {
         assert!(text.contains(&format!("chain {chain} {{")), "{chain}");
     }
     for e in &exp.elements {
-        assert!(text.contains(&format!("{} : goto {}", e.key.nft_text(), e.chain)));
+        assert!(text.contains(&format!("\t\t\t{}", e.nft_text())), "{e:?}");
     }
-    // traefik: nat + fw per family; dns: nat per family (ranges allow all); shop: v4 nat.
-    assert_eq!(exp.elements.len(), 4 + 2 + 1);
+    let count = |prefix: &str| {
+        exp.elements
+            .iter()
+            .filter(|e| e.map.starts_with(prefix))
+            .count()
+    };
+    // traefik (two backends per family, masquerade, ranges in both families): masq + nat +
+    // fw per family; dns (one backend per family, no masquerade, ranges allow all): dnat
+    // per family; shop (three IPv4 backends, masquerade, IPv4 allows all): masq + nat.
+    assert_eq!(
+        (count("masq-"), count("dnat-"), count("nat-"), count("fw-")),
+        (3, 2, 3, 2)
+    );
+    assert_eq!(exp.elements.len(), 10);
+    // fe4/fe6 for traefik, fe4 for shop, and traefik's two range chains.
+    assert_eq!(exp.chains.len(), 5);
+    assert_eq!(
+        exp.chains
+            .iter()
+            .filter(|c| nft::is_shared_chain(c))
+            .count(),
+        2
+    );
     let key = Key::Local(dualstack_addr::Family::V6, Protocol::Udp, 53);
     assert_eq!(key.map_name(MapKind::Nat), "nat-local");
+    assert_eq!(key.map_name(MapKind::Dnat), "dnat-local6");
     assert_eq!(key.nft_text(), "ipv6 . udp . 53");
+    let dns6 = exp
+        .elements
+        .iter()
+        .find(|e| e.map == "dnat-local6")
+        .unwrap();
+    assert_eq!(dns6.nft_text(), "udp . 53 : fd00:43::10 . 53");
+}
+
+#[test]
+fn every_map_and_set_is_declared_and_every_element_lands_in_one() {
+    let (_, stores) = nft::skeleton();
+    let text = nft::render_full(&common::sample()).unwrap();
+    for name in &stores {
+        assert!(
+            text.contains(&format!("\tmap {name} {{"))
+                || text.contains(&format!("\tset {name} {{")),
+            "{name} not declared"
+        );
+    }
+    for e in nft::expected(&common::sample()).unwrap().elements {
+        assert!(stores.contains(&e.map), "{e:?}");
+    }
+}
+
+/// Frontends that share source ranges share one range chain; frontends with one backend
+/// per family have no chain of their own, so changing them touches only elements.
+#[test]
+fn single_backend_frontends_are_elements_only_and_ranges_are_shared() {
+    let web = |i: u16| Frontend {
+        name: format!("default/web-{i}"),
+        destination: Destination::Addresses(vec![
+            "192.0.2.10".parse().unwrap(),
+            "2001:db8::10".parse().unwrap(),
+        ]),
+        protocol: Protocol::Tcp,
+        port: 8000 + i,
+        source_ranges: vec!["10.0.0.0/8".parse().unwrap(), "fd00::/8".parse().unwrap()],
+        backends: vec![
+            common::backend(&format!("10.42.0.{i}:80")),
+            common::backend(&format!("[fd00:42::{i}]:80")),
+        ],
+        selection: Selection::Random,
+        masquerade: true,
+    };
+    let rs = Ruleset {
+        table: "t".into(),
+        frontends: (1..=3).map(web).collect(),
+    };
+    let exp = nft::expected(&rs).unwrap();
+    assert_eq!(exp.chains.len(), 2, "{:?}", exp.chains);
+    assert!(exp.chains.iter().all(|c| nft::is_shared_chain(c)));
+    let text = nft::render_full(&rs).unwrap();
+    assert_eq!(text.matches("saddr != { 10.0.0.0/8 } drop").count(), 1);
+
+    let removal = nft::render_changes("t", &[web(2)], &[]).unwrap();
+    assert!(
+        removal
+            .lines()
+            .all(|l| l.starts_with("delete element inet t ")),
+        "{removal}"
+    );
+    assert_eq!(removal.lines().count(), 6, "masq + dnat + fw per family");
+    let addition = nft::render_changes("t", &[], &[web(4)]).unwrap();
+    assert!(!addition.contains("delete "), "{addition}");
+    assert_eq!(addition.matches("add element ").count(), 6);
+    // The shared range chains are (re)declared idempotently: created if absent, refilled.
+    assert_eq!(addition.matches("add chain ").count(), 2);
+    assert_eq!(addition.matches("flush chain ").count(), 2);
 }
 
 /// The rendered text is accepted by the real `nft` parser and kernel (`nft -c`, a dry run
@@ -150,10 +240,12 @@ fn arb_frontend() -> impl Strategy<Value = Frontend> {
 }
 
 proptest! {
-    /// Rendering is deterministic and independent of backend order; every served family
-    /// gets exactly one nat chain and every key one nat element.
+    /// Rendering is deterministic and independent of backend and frontend order; every
+    /// served family is DNATed either by one `dnat-*` element (one backend) or by its own
+    /// `fe*` chain through one `nat-*` element (several), and masquerade frontends put every
+    /// key in a `masq-*` set.
     #[test]
-    fn render_is_deterministic_and_complete(fe in arb_frontend(), seed in any::<u64>()) {
+    fn render_is_deterministic_and_complete(fe in arb_frontend(), other in arb_frontend(), seed in any::<u64>()) {
         let rs = Ruleset { table: "t".into(), frontends: vec![fe.clone()] };
         let text = nft::render_full(&rs).unwrap();
         let mut shuffled = fe.clone();
@@ -162,13 +254,28 @@ proptest! {
         let rs2 = Ruleset { table: "t".into(), frontends: vec![shuffled] };
         prop_assert_eq!(&text, &nft::render_full(&rs2).unwrap());
         let exp = nft::expected(&rs).unwrap();
-        let families = fe.served_families().len();
-        prop_assert_eq!(exp.chains.iter().filter(|c| c.starts_with("fe")).count(), families);
-        let nat_elems = exp.elements.iter().filter(|e| e.map.starts_with("nat-")).count();
-        prop_assert_eq!(nat_elems, families);
-        // IPv6 has no range listed, so every served IPv6 family is firewalled with a drop.
-        if fe.backends.iter().any(|b| b.addr.is_ipv6()) {
-            prop_assert!(text.contains("\t\tdrop\n"));
+        let families = fe.served_families();
+        let several = families.iter().filter(|f| fe.backends_of(**f).count() > 1).count();
+        prop_assert_eq!(exp.chains.iter().filter(|c| c.starts_with("fe")).count(), several);
+        let count = |prefix: &str| exp.elements.iter().filter(|e| e.map.starts_with(prefix)).count();
+        prop_assert_eq!(count("nat-"), several);
+        prop_assert_eq!(count("dnat-"), families.len() - several);
+        prop_assert_eq!(count("masq-"), if fe.masquerade { families.len() } else { 0 });
+        // IPv6 has no range listed, so every served IPv6 family is dropped by its element.
+        let v6_dropped = exp.elements.iter().any(|e| e.map.starts_with("fw-") && e.value == Value::Drop);
+        prop_assert_eq!(v6_dropped, fe.backends.iter().any(|b| b.addr.is_ipv6()));
+
+        // Two frontends: the text does not depend on their order.
+        let mut other = other;
+        other.name = format!("{}-other", fe.name);
+        other.port = fe.port.wrapping_add(1).max(1);
+        let pair = Ruleset { table: "t".into(), frontends: vec![fe.clone(), other.clone()] };
+        if dualstack_ruleset::validate(&pair).is_ok() {
+            let swapped = Ruleset { table: "t".into(), frontends: vec![other, fe] };
+            let (a, b) = (nft::render_full(&pair).unwrap(), nft::render_full(&swapped).unwrap());
+            // Element blocks are sorted by key; only frontend chains follow input order.
+            let elements = |t: &str| t.lines().filter(|l| l.starts_with("\t\t\t")).map(str::to_string).collect::<Vec<_>>();
+            prop_assert_eq!(elements(&a), elements(&b));
         }
     }
 }

@@ -1,0 +1,269 @@
+//! What one frontend puts in our table: its map/set elements and the few chains it needs.
+//!
+//! The decision per frontend and served family (layout and reasons in [`crate::nft`]):
+//!
+//! | the frontend has | elements | chain |
+//! |---|---|---|
+//! | masquerade on | key in `masq-*` | – |
+//! | one backend | key → `addr . port` in `dnat-*` | – |
+//! | several backends | key → `goto fe4-<id>` in `nat-*` | `fe4-<id>`/`fe6-<id>`: the pick and DNAT |
+//! | ranges that allow everything (`/0`) | – | – |
+//! | no range of this family | key → `drop` in `fw-*` | – |
+//! | other ranges | key → `goto allow4-<hash>` in `fw-*` | `allow4-<hash>`: shared by every frontend with these ranges |
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use dualstack_addr::Family;
+use ipnet::IpNet;
+
+use crate::model::{Backend, Destination, Frontend, Protocol, Selection};
+use crate::names;
+
+/// Which kind of map or set an element lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MapKind {
+    /// `nat-*` (verdict map): jumps to a frontend's `fe*` chain (several backends).
+    Nat,
+    /// `fw-*` (verdict map): jumps to an `allow*` chain, or drops.
+    Firewall,
+    /// `dnat-*` (data map): the one backend, `addr . port`.
+    Dnat,
+    /// `masq-*` (set): the frontend's traffic is marked for masquerade.
+    Masquerade,
+}
+
+/// A dispatch key: what a packet is matched on to find its frontend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Key {
+    /// `daddr . l4proto . dport` for an address-bound frontend.
+    Address(IpAddr, Protocol, u16),
+    /// `nfproto . l4proto . dport` for an `AnyLocal` frontend (in the `dnat-local4`/`6`
+    /// maps, which are per family, only `l4proto . dport`).
+    Local(Family, Protocol, u16),
+}
+
+impl Key {
+    /// The map or set this key belongs to for `kind`, e.g. `nat-addr6` or `dnat-local4`.
+    pub fn map_name(&self, kind: MapKind) -> &'static str {
+        use MapKind::*;
+        match (kind, self) {
+            (Nat, Key::Address(IpAddr::V4(_), ..)) => "nat-addr4",
+            (Nat, Key::Address(IpAddr::V6(_), ..)) => "nat-addr6",
+            (Nat, Key::Local(..)) => "nat-local",
+            (Firewall, Key::Address(IpAddr::V4(_), ..)) => "fw-addr4",
+            (Firewall, Key::Address(IpAddr::V6(_), ..)) => "fw-addr6",
+            (Firewall, Key::Local(..)) => "fw-local",
+            (Dnat, Key::Address(IpAddr::V4(_), ..)) => "dnat-addr4",
+            (Dnat, Key::Address(IpAddr::V6(_), ..)) => "dnat-addr6",
+            (Dnat, Key::Local(Family::V4, ..)) => "dnat-local4",
+            (Dnat, Key::Local(Family::V6, ..)) => "dnat-local6",
+            (Masquerade, Key::Address(IpAddr::V4(_), ..)) => "masq-addr4",
+            (Masquerade, Key::Address(IpAddr::V6(_), ..)) => "masq-addr6",
+            (Masquerade, Key::Local(..)) => "masq-local",
+        }
+    }
+
+    /// The full key as nft prints it, e.g. `10.0.0.1 . tcp . 80` or `ipv6 . udp . 53`.
+    pub fn nft_text(&self) -> String {
+        match self {
+            Key::Address(addr, proto, port) => format!("{addr} . {proto} . {port}"),
+            Key::Local(family, proto, port) => format!("{family} . {proto} . {port}"),
+        }
+    }
+}
+
+/// What an element maps its key to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Value {
+    /// Verdict `goto <chain>`.
+    Goto(String),
+    /// Verdict `drop`.
+    Drop,
+    /// DNAT destination `addr . port`.
+    Dnat(Backend),
+    /// A set member: no value.
+    Member,
+}
+
+/// One element of one of our maps or sets.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Element {
+    pub map: &'static str,
+    pub key: Key,
+    pub value: Value,
+}
+
+impl Element {
+    /// The key as nft prints it in this element's map (`dnat-local4`/`6` omit the family).
+    pub fn key_text(&self) -> String {
+        match (&self.key, &self.value) {
+            (Key::Local(_, proto, port), Value::Dnat(_)) => format!("{proto} . {port}"),
+            (key, _) => key.nft_text(),
+        }
+    }
+
+    /// The value as nft prints it (`goto fe4-…`, `drop`, `10.42.0.7 . 8443`); `None` for a
+    /// set member.
+    pub fn value_text(&self) -> Option<String> {
+        match &self.value {
+            Value::Goto(chain) => Some(format!("goto {chain}")),
+            Value::Drop => Some("drop".to_string()),
+            Value::Dnat(b) => Some(format!("{} . {}", b.addr, b.port)),
+            Value::Member => None,
+        }
+    }
+
+    /// `key : value`, or just `key` for a set member: the text inside `{ }` of `add element`.
+    pub fn nft_text(&self) -> String {
+        match self.value_text() {
+            Some(value) => format!("{} : {value}", self.key_text()),
+            None => self.key_text(),
+        }
+    }
+}
+
+/// Why a non-base chain exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChainRole {
+    /// `fe4-<id>`/`fe6-<id>`: one frontend's pick among several backends. Removed with it.
+    Frontend,
+    /// `allow4-<hash>`/`allow6-<hash>`: a source-range check, shared by every frontend with
+    /// the same ranges, so never removed by an incremental change (see [`crate::nft`]).
+    Allow,
+}
+
+/// One non-base chain: name, comment, its single rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Chain {
+    pub name: String,
+    pub role: ChainRole,
+    pub comment: Option<String>,
+    pub rule: String,
+}
+
+/// Everything one frontend puts in the table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct FrontendPlan {
+    pub elements: Vec<Element>,
+    pub chains: Vec<Chain>,
+}
+
+/// Plans every served family of a (valid) frontend.
+pub(crate) fn plan(fe: &Frontend) -> FrontendPlan {
+    let mut out = FrontendPlan::default();
+    for family in fe.served_families() {
+        plan_family(fe, family, &mut out);
+    }
+    out
+}
+
+fn plan_family(fe: &Frontend, family: Family, out: &mut FrontendPlan) {
+    let keys: Vec<Key> = match &fe.destination {
+        Destination::AnyLocal => vec![Key::Local(family, fe.protocol, fe.port)],
+        Destination::Addresses(addrs) => addrs
+            .iter()
+            .filter(|a| Family::of(**a) == family)
+            .map(|a| Key::Address(*a, fe.protocol, fe.port))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect(),
+    };
+    let mut add = |kind: MapKind, value: &Value| {
+        for key in &keys {
+            out.elements.push(Element {
+                map: key.map_name(kind),
+                key: *key,
+                value: value.clone(),
+            });
+        }
+    };
+    if fe.masquerade {
+        add(MapKind::Masquerade, &Value::Member);
+    }
+
+    let mut backends: Vec<Backend> = fe.backends_of(family).copied().collect();
+    backends.sort();
+    let ip = nft_family_word(family);
+    let nat_chain = match backends.as_slice() {
+        [one] => {
+            add(MapKind::Dnat, &Value::Dnat(*one));
+            None
+        }
+        many => {
+            let picker = match fe.selection {
+                Selection::Random => format!("numgen random mod {}", many.len()),
+                Selection::Hash => format!(
+                    "jhash {ip} saddr . th sport mod {} seed 0x{:08x}",
+                    many.len(),
+                    names::fnv1a64(&fe.name) as u32
+                ),
+            };
+            let entries: Vec<String> = many
+                .iter()
+                .enumerate()
+                .map(|(i, b)| format!("{i} : {} . {}", b.addr, b.port))
+                .collect();
+            let name = names::nat_chain(&fe.name, family);
+            add(MapKind::Nat, &Value::Goto(name.clone()));
+            Some(Chain {
+                name,
+                role: ChainRole::Frontend,
+                comment: Some(format!("{} {}", fe.name, family.as_str())),
+                rule: format!(
+                    "meta l4proto {} dnat {ip} to {picker} map {{ {} }}",
+                    fe.protocol,
+                    entries.join(", ")
+                ),
+            })
+        }
+    };
+
+    let allow_chain = match allowed_ranges(fe, family) {
+        Allowed::Everything => None,
+        Allowed::Nothing => {
+            add(MapKind::Firewall, &Value::Drop);
+            None
+        }
+        Allowed::Only(nets) => {
+            let list: Vec<String> = nets.iter().map(ToString::to_string).collect();
+            let name = names::allow_chain(family, &nets);
+            add(MapKind::Firewall, &Value::Goto(name.clone()));
+            Some(Chain {
+                name,
+                role: ChainRole::Allow,
+                comment: None,
+                rule: format!("{ip} saddr != {{ {} }} drop", list.join(", ")),
+            })
+        }
+    };
+    out.chains.extend(nat_chain.into_iter().chain(allow_chain));
+}
+
+/// Which clients of one family a frontend admits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Allowed {
+    Everything,
+    Nothing,
+    /// Non-empty, merged (no overlaps, host bits cleared), sorted.
+    Only(Vec<IpNet>),
+}
+
+/// The source ranges of one family, normalised: merged, with host bits cleared.
+pub fn allowed_ranges(fe: &Frontend, family: Family) -> Allowed {
+    let nets: Vec<IpNet> = fe.source_ranges_of(family).map(|n| n.trunc()).collect();
+    if nets.is_empty() {
+        Allowed::Nothing
+    } else if nets.iter().any(|n| n.prefix_len() == 0) {
+        Allowed::Everything
+    } else {
+        Allowed::Only(IpNet::aggregate(&nets))
+    }
+}
+
+pub(crate) fn nft_family_word(family: Family) -> &'static str {
+    match family {
+        Family::V4 => "ip",
+        Family::V6 => "ip6",
+    }
+}
