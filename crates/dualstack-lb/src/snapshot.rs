@@ -42,6 +42,11 @@ pub enum SnapshotError {
         name: String,
         error: serde_json::Error,
     },
+    #[error(
+        "no Kubernetes object in the input (nothing has a `kind`): expected the output of \
+         `kubectl get svc,endpointslices,nodes,leases -A -o yaml`"
+    )]
+    NoObjects,
     #[error("{kind} {name} appears more than once in the input")]
     Duplicate { kind: String, name: String },
 }
@@ -58,6 +63,13 @@ fn type_name(value: &Value) -> &'static str {
 }
 
 impl Snapshot {
+    /// When the dump was taken, as far as it tells: the newest `renewTime` of any Lease in it
+    /// (node heartbeats and agents renew every few seconds). Offline tools decide "as of the
+    /// dump" with it, so an hour-old dump does not read as "every agent Lease expired".
+    pub fn taken_at(&self) -> Option<crate::time::Timestamp> {
+        self.leases.iter().filter_map(|l| l.spec.renew_time).max()
+    }
+
     /// Parses `kubectl get svc,endpointslices,nodes,leases -A -o yaml` (or `-o json`) output.
     pub fn parse(text: &str) -> Result<Snapshot, SnapshotError> {
         let trimmed = text.trim_start();
@@ -72,6 +84,9 @@ impl Snapshot {
             for (index, document) in documents.into_iter().enumerate() {
                 builder.document(index + 1, document)?;
             }
+        }
+        if !builder.saw_kind {
+            return Err(SnapshotError::NoObjects);
         }
         Ok(builder.snapshot)
     }
@@ -92,6 +107,9 @@ struct JsonOutline<'a> {
 struct Builder {
     snapshot: Snapshot,
     seen: BTreeSet<(String, String)>,
+    /// Whether any document or item had a `kind` (an empty `List` counts): text without one
+    /// is not a Kubernetes dump at all (a K3s config, `{}`), and is refused.
+    saw_kind: bool,
 }
 
 impl Builder {
@@ -101,6 +119,7 @@ impl Builder {
         let kind = outline.kind.unwrap_or_default();
         match outline.items {
             Some(items) if kind == "List" || kind.ends_with("List") => {
+                self.saw_kind = true;
                 // A typed list (`ServiceList`) may omit each item's kind.
                 let item_kind = kind.strip_suffix("List").unwrap_or_default().to_string();
                 for item in items {
@@ -124,6 +143,7 @@ impl Builder {
                     .unwrap_or_default()
                     .to_string();
                 if kind == "List" || (kind.ends_with("List") && map.contains_key("items")) {
+                    self.saw_kind = true;
                     // Moved out, not cloned: a 10,000-Service dump is a large tree.
                     let items = match map.remove("items") {
                         Some(Value::Array(items)) => items,
@@ -169,6 +189,7 @@ impl Builder {
             .and_then(Value::as_str)
             .unwrap_or(default_kind)
             .to_string();
+        self.saw_kind |= !kind.is_empty();
         let meta = map.get("metadata");
         let field = |key: &str| {
             meta.and_then(|m| m.get(key))
@@ -270,6 +291,14 @@ metadata:
     }
 
     #[test]
+    fn taken_at_is_the_newest_lease_renewal() {
+        let text = "kind: Lease\nmetadata: {name: a, namespace: x}\nspec: {renewTime: '2025-04-10T09:59:55.120433Z'}\n---\nkind: Lease\nmetadata: {name: b, namespace: x}\nspec: {renewTime: '2025-04-10T09:59:58Z'}\n---\nkind: Lease\nmetadata: {name: c, namespace: x}\nspec: {holderIdentity: n}\n";
+        let s = Snapshot::parse(text).unwrap();
+        assert_eq!(s.taken_at().unwrap().to_string(), "2025-04-10T09:59:58Z");
+        assert_eq!(Snapshot::default().taken_at(), None);
+    }
+
+    #[test]
     fn json_lists_decoded_item_by_item_equal_the_yaml_form() {
         let yaml = Snapshot::parse(YAML_LIST).unwrap();
         let value: Value = serde_saphyr::from_str(YAML_LIST).unwrap();
@@ -290,6 +319,11 @@ metadata:
     fn unreadable_input_is_an_error_that_names_the_object() {
         let cases = [
             ("{not json", "not valid JSON"),
+            ("{}", "no Kubernetes object in the input"),
+            (
+                "cluster-cidr: 10.42.0.0/16,fd00:42::/56\nflannel-ipv6-masq: true\n",
+                "no Kubernetes object in the input",
+            ),
             ("a: [unclosed", "not valid YAML"),
             (
                 "- 1\n- 2\n",

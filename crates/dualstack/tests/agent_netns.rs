@@ -252,20 +252,26 @@ fn offline_agent_serves_cluster_and_local_services_on_both_families() {
         .is_err()
     );
 
-    // A second run with the same input keeps serving (idempotent full sync).
+    // A second run with the same input keeps serving (idempotent full sync). Without --now
+    // it decides as of the dump (its newest Lease renewal), not the wall clock, which would
+    // find every agent Lease of an old dump expired and program nothing.
     let again = agent(
         &lab.node,
-        &[
-            "--node",
-            "node-a",
-            "--snapshot",
-            file,
-            "--once",
-            "--now",
-            NOW,
-        ],
+        &["--node", "node-a", "--snapshot", file, "--once"],
     );
-    assert!(again.status.success());
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&again.stdout),
+        String::from_utf8_lossy(&again.stderr),
+    );
+    assert!(again.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("full sync: 3 frontend(s)"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(
+        stderr.contains("newest Lease renewal in the dump"),
+        "{stderr}"
+    );
     tcp_request(
         &client.ns,
         SocketAddr::new(client.node_addr(Family::V6), 80),
@@ -283,6 +289,13 @@ fn offline_agent_serves_cluster_and_local_services_on_both_families() {
     let tables = lab.node.exec("nft", &["list", "tables"]).unwrap();
     assert!(!tables.contains("inet dualstack\n"), "{tables}");
     assert!(tables.contains("inet someone-else"), "{tables}");
+    let again = agent(&lab.node, &["--cleanup"]);
+    assert!(again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("is not present: nothing to do"),
+        "{}",
+        String::from_utf8_lossy(&again.stdout)
+    );
     assert!(
         tcp_request(
             &client.ns,

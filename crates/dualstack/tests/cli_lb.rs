@@ -151,7 +151,23 @@ fn lease_expiry_follows_now() {
 
 #[test]
 fn bad_input_exits_2_with_a_message_naming_the_problem() {
-    let cases: [(&[&str], Option<&str>, &str); 6] = [
+    let cases: [(&[&str], Option<&str>, &str); 9] = [
+        // Not a Kubernetes dump at all: nothing, `{}`, a K3s config.
+        (
+            &["lb", "explain", "-f", "-"],
+            Some(""),
+            "no Kubernetes object",
+        ),
+        (
+            &["lb", "explain", "-f", "-"],
+            Some("{}"),
+            "no Kubernetes object",
+        ),
+        (
+            &["lb", "explain", "-f", "-"],
+            Some("cluster-cidr: 10.42.0.0/16,fd00:42::/56\n"),
+            "no Kubernetes object",
+        ),
         (
             &["lb", "explain", "-f", "/nonexistent/dump.yaml"],
             None,
@@ -195,12 +211,46 @@ fn bad_input_exits_2_with_a_message_naming_the_problem() {
 }
 
 #[test]
-fn empty_input_explains_that_nothing_is_ours() {
-    let out = run(&["lb", "explain", "-f", "-", "--now", NOW], Some(""));
+fn an_empty_cluster_explains_that_nothing_is_ours() {
+    // What `kubectl get svc,endpointslices,nodes,leases -A -o yaml` prints for no objects.
+    let empty_list = "apiVersion: v1\nitems: []\nkind: List\nmetadata:\n  resourceVersion: \"\"\n";
+    let out = run(
+        &["lb", "explain", "-f", "-", "--now", NOW],
+        Some(empty_list),
+    );
     assert_eq!(out.status.code(), Some(0));
     assert!(
         String::from_utf8(out.stdout)
             .unwrap()
             .contains("no Service is ours")
+    );
+}
+
+#[test]
+fn without_now_an_old_dump_is_decided_as_of_its_newest_lease_renewal() {
+    // The fixture is from 2025: against the wall clock every agent Lease would have expired
+    // and no node would serve. Without --now the decision is made as of the dump itself.
+    let (dated, _, dated_code) = explain("port-443-conflict.yaml", &["--output", "json"]);
+    let (_, stderr, _) = explain("port-443-conflict.yaml", &[]);
+    assert!(
+        stderr.contains("newest Lease renewal in the dump"),
+        "{stderr}"
+    );
+    let report: serde_json::Value = serde_json::from_str(&dated).unwrap();
+    let now = report["now"].as_str().unwrap().to_string();
+    let (explicit, _, explicit_code) = explain(
+        "port-443-conflict.yaml",
+        &["--output", "json", "--now", &now],
+    );
+    assert_eq!(dated, explicit);
+    assert_eq!(dated_code, explicit_code);
+    let served = report["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| !s["ingress"].as_array().unwrap().is_empty());
+    assert!(
+        served,
+        "nodes of an old dump must not read as gone: {dated}"
     );
 }

@@ -13,7 +13,7 @@ use dualstack_dataplane::{Nft, Runner};
 use dualstack_lb::Timestamp;
 use dualstack_ruleset::DEFAULT_TABLE;
 
-use super::decision_input::{DecisionArgs, clock, load_snapshot};
+use super::decision_input::{DecisionArgs, load_snapshot, offline_now};
 use crate::exit::{Outcome, usage};
 use crate::logging::LogFormat;
 
@@ -28,7 +28,8 @@ pub struct AgentArgs {
     /// Sync once and exit (rules stay). Needs --snapshot.
     #[arg(long, requires = "snapshot")]
     pub once: bool,
-    /// Offline: decide as of this RFC 3339 instant (which agent Leases have expired); default: now.
+    /// Offline: decide as of this RFC 3339 instant (which agent Leases have expired); default:
+    /// when the dump was taken (its newest Lease renewal), or the clock if it has no Lease.
     #[arg(long, value_name = "RFC3339", requires = "snapshot")]
     pub now: Option<Timestamp>,
     /// Delete our nft table (and nothing else), then exit.
@@ -62,6 +63,14 @@ pub fn run(args: AgentArgs) -> anyhow::Result<Outcome> {
     let nft = Nft::new(Runner::host(), &args.table)
         .map_err(|e| usage(format!("--table {:?}: {e}", args.table)))?;
     if args.cleanup {
+        let present = nft
+            .list_json()
+            .with_context(|| format!("reading table inet {}", args.table))?
+            .is_some();
+        if !present {
+            println!("table inet {} is not present: nothing to do", args.table);
+            return Ok(Outcome::Ok);
+        }
         nft.cleanup()
             .with_context(|| format!("removing table inet {}", args.table))?;
         println!("table inet {} removed (nothing else touched)", args.table);
@@ -84,10 +93,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<Outcome> {
 fn offline(args: &AgentArgs, node: &str, file: &str, nft: &Nft) -> anyhow::Result<Outcome> {
     let snapshot = load_snapshot(file, "--snapshot")?;
     let config = args.decision.config();
-    let now = match args.now {
-        Some(now) => now,
-        None => clock()?,
-    };
+    let now = offline_now(args.now, &snapshot)?;
     let report =
         dualstack_agent::sync_once(&snapshot, &config, node, now, nft).map_err(|e| match e {
             dualstack_agent::AgentError::UnknownNode { .. } => usage(format!("--node: {e}")),

@@ -66,6 +66,25 @@ pub fn load_snapshot(file: &str, flag: &str) -> anyhow::Result<Snapshot> {
         .map_err(|err| usage(format!("cannot read {name} as a cluster dump: {err}")))
 }
 
+/// The instant an offline decision is made for: `--now` when given, else the time the dump
+/// was taken ([`Snapshot::taken_at`]), else the clock. Says on stderr which one it used when it
+/// was not given, because Lease expiry depends on it.
+pub fn offline_now(explicit: Option<Timestamp>, snapshot: &Snapshot) -> anyhow::Result<Timestamp> {
+    if let Some(now) = explicit {
+        return Ok(now);
+    }
+    match snapshot.taken_at() {
+        Some(taken) => {
+            eprintln!(
+                "note: deciding as of {taken}, the newest Lease renewal in the dump; \
+                 pass --now to decide for another instant"
+            );
+            Ok(taken)
+        }
+        None => clock(),
+    }
+}
+
 /// The current time as a decision input.
 pub fn clock() -> anyhow::Result<Timestamp> {
     let since = SystemTime::now()

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use dualstack_lb::{Config, Decision, Timestamp};
 use serde::Serialize;
 
-use super::decision_input::{DecisionArgs, clock, load_snapshot};
+use super::decision_input::{DecisionArgs, load_snapshot, offline_now};
 use crate::exit::Outcome;
 use crate::output::Format;
 
@@ -29,7 +29,8 @@ pub struct ExplainArgs {
     output: Format,
     #[command(flatten)]
     decision: DecisionArgs,
-    /// Decide as of this RFC 3339 instant (which agent Leases have expired); default: now.
+    /// Decide as of this RFC 3339 instant (which agent Leases have expired); default: when the
+    /// dump was taken (its newest Lease renewal), or the clock if it has no Lease.
     #[arg(long, value_name = "RFC3339")]
     now: Option<Timestamp>,
 }
@@ -51,10 +52,7 @@ struct Report<'a> {
 fn explain(args: ExplainArgs) -> anyhow::Result<Outcome> {
     let snapshot = load_snapshot(&args.file, "--file")?;
     let config = args.decision.config();
-    let now = match args.now {
-        Some(now) => now,
-        None => clock()?,
-    };
+    let now = offline_now(args.now, &snapshot)?;
     let decision = dualstack_lb::decide(&snapshot, &config, now);
     match args.output {
         Format::Text => print!("{}", dualstack_lb::explain(&decision, &config, now)),
