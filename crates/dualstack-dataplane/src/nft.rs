@@ -2,6 +2,7 @@
 //! [`dualstack_ruleset::nft`]; this module only runs the tool and reports).
 
 use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use dualstack_addr::Family;
 use dualstack_ruleset::{Frontend, Protocol, Ruleset, nft as render, validate_table_name};
@@ -10,10 +11,20 @@ use crate::readback::{self, Drift, Observed};
 use crate::{DataplaneError, Runner, conntrack};
 
 /// The nft data plane for one table.
+///
+/// The handle remembers which shared source-range chains (`allow*`, see
+/// [`dualstack_ruleset::nft`]) its own successful transactions left in the table, so that
+/// [`Nft::apply_changes`] adding a frontend whose ranges already have a chain adds elements
+/// only instead of re-declaring (flushing) the chain — a transaction that removes nothing
+/// avoids a wait in the kernel. Clones share this memory. It is forgotten after any failure
+/// and after [`Nft::run_script`] or [`Nft::cleanup`]; if the table was changed behind the
+/// handle's back, an incremental transaction that relies on it is rejected as a whole
+/// (nothing changes) and a full [`Nft::apply`] repairs everything.
 #[derive(Debug, Clone)]
 pub struct Nft {
     runner: Runner,
     table: String,
+    shared: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl Nft {
@@ -24,6 +35,7 @@ impl Nft {
         Ok(Nft {
             runner,
             table: table.to_string(),
+            shared: Arc::default(),
         })
     }
 
@@ -39,7 +51,9 @@ impl Nft {
     pub fn apply(&self, ruleset: &Ruleset) -> Result<(), DataplaneError> {
         self.check_table(ruleset)?;
         let text = render::render_full(ruleset)?;
-        self.run_script(&text)?;
+        self.forget_shared();
+        self.run_nft(&text)?;
+        self.remember_shared(render::shared_chains(&ruleset.frontends));
         conntrack::flush_udp(&self.runner, &udp_ports(&ruleset.frontends))
     }
 
@@ -61,11 +75,16 @@ impl Nft {
         remove: &[Frontend],
         add: &[Frontend],
     ) -> Result<(), DataplaneError> {
-        let text = render::render_changes(&self.table, remove, add)?;
+        let present = self.known_shared();
+        let text = render::render_changes_with(&self.table, remove, add, &present)?;
         if text.is_empty() {
             return Ok(());
         }
-        self.run_script(&text)?;
+        if let Err(e) = self.run_nft(&text) {
+            self.forget_shared();
+            return Err(e);
+        }
+        self.remember_shared(render::shared_chains(add));
         let all: Vec<Frontend> = remove.iter().chain(add).cloned().collect();
         conntrack::flush_udp(&self.runner, &udp_ports(&all))
     }
@@ -73,6 +92,12 @@ impl Nft {
     /// Runs any nft script in one transaction (used by tests to inject changes, and for
     /// callers that render their own).
     pub fn run_script(&self, text: &str) -> Result<(), DataplaneError> {
+        // Whatever the script does, the shared chains it leaves are unknown from here.
+        self.forget_shared();
+        self.run_nft(text)
+    }
+
+    fn run_nft(&self, text: &str) -> Result<(), DataplaneError> {
         self.runner.run("nft", &["-f", "-"], text).map(|_| ())
     }
 
@@ -111,6 +136,24 @@ impl Nft {
     pub fn cleanup(&self) -> Result<(), DataplaneError> {
         let text = render::render_delete(&self.table)?;
         self.run_script(&text)
+    }
+
+    /// The shared chains known to be in the table.
+    fn known_shared(&self) -> BTreeSet<String> {
+        self.lock_shared().clone()
+    }
+
+    /// Records shared chains a successful transaction left in the table.
+    fn remember_shared(&self, chains: BTreeSet<String>) {
+        self.lock_shared().extend(chains);
+    }
+
+    fn forget_shared(&self) {
+        self.lock_shared().clear();
+    }
+
+    fn lock_shared(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn check_table(&self, ruleset: &Ruleset) -> Result<(), DataplaneError> {

@@ -102,8 +102,10 @@
 //!   (and `fe*` chains) and adds others'. For frontends with one backend per family that is
 //!   `delete element` / `add element` only; an `allow*` chain a new frontend needs is
 //!   (re)created with `add chain` + `flush chain` + its rule, which is idempotent because
-//!   its content follows from its name. Cost is proportional to the frontends changed, not
-//!   to the table.
+//!   its content follows from its name; [`render_changes_with`] skips that for chains the
+//!   caller knows are there, so the transaction removes nothing (a removal makes the
+//!   kernel wait for an RCU grace period before `nft` can exit). Cost is proportional to
+//!   the frontends changed, not to the table.
 //!   `allow*` chains are never deleted incrementally (another frontend may still use one,
 //!   and the transaction only knows the frontends it changes): one that nothing jumps to
 //!   any more is inert, [`crate::nft::expected`] does not list it, drift detection ignores
@@ -233,6 +235,23 @@ pub fn render_changes(
     remove: &[Frontend],
     add: &[Frontend],
 ) -> Result<String, InvalidRuleset> {
+    render_changes_with(table, remove, add, &BTreeSet::new())
+}
+
+/// [`render_changes`], for a caller that knows some shared `allow*` chains are already in
+/// the table (`present`, e.g. because its own last transaction put them there): those are
+/// not declared again. Re-declaring one means flushing it, and a transaction that removes
+/// anything — even a rule it puts straight back — waits for the kernel to release what it
+/// removed (an RCU grace period, 10–20 ms on a 6.18 kernel, paid when `nft` closes its
+/// netlink socket); without it, adding frontends is additions only. If a chain in
+/// `present` is in fact missing, the kernel rejects the whole transaction and nothing
+/// changes.
+pub fn render_changes_with(
+    table: &str,
+    remove: &[Frontend],
+    add: &[Frontend],
+    present: &BTreeSet<String>,
+) -> Result<String, InvalidRuleset> {
     let mut errors = Vec::new();
     if let Err(e) = validate_table_name(table) {
         errors.push(e);
@@ -260,7 +279,8 @@ pub fn render_changes(
     let mut written: BTreeSet<String> = BTreeSet::new();
     for p in add.iter().map(plan) {
         for chain in &p.chains {
-            if !written.insert(chain.name.clone()) {
+            let known = chain.role == ChainRole::Allow && present.contains(&chain.name);
+            if known || !written.insert(chain.name.clone()) {
                 continue;
             }
             match &chain.comment {
@@ -307,6 +327,20 @@ pub fn expected(ruleset: &Ruleset) -> Result<Expected, InvalidRuleset> {
         exp.elements.extend(p.elements);
     }
     Ok(exp)
+}
+
+/// The shared `allow*` chains `frontends` need (what [`render_full`] of exactly these
+/// frontends leaves in the table, and what [`render_changes`] adding them ensures).
+pub fn shared_chains(frontends: &[Frontend]) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for fe in frontends {
+        for family in fe.served_families() {
+            if let Allowed::Only(nets) = allowed_ranges(fe, family) {
+                out.insert(crate::names::allow_chain(family, &nets));
+            }
+        }
+    }
+    out
 }
 
 /// True for the name of a shared source-range chain (`allow4-…`/`allow6-…`): such a chain

@@ -147,6 +147,15 @@ fn single_backend_frontends_are_elements_only_and_ranges_are_shared() {
     // The shared range chains are (re)declared idempotently: created if absent, refilled.
     assert_eq!(addition.matches("add chain ").count(), 2);
     assert_eq!(addition.matches("flush chain ").count(), 2);
+    // When the caller knows the shared chains are there, adding is additions only.
+    let present = nft::shared_chains(&rs.frontends);
+    assert_eq!(present, exp.chains);
+    let known = nft::render_changes_with("t", &[], &[web(4)], &present).unwrap();
+    assert!(
+        known.lines().all(|l| l.starts_with("add element inet t ")),
+        "{known}"
+    );
+    assert_eq!(known.lines().count(), 6);
 }
 
 /// The rendered text is accepted by the real `nft` parser and kernel (`nft -c`, a dry run
