@@ -48,6 +48,12 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if matches!(
+        cli.command,
+        Command::Ip(_) | Command::Lb(_) | Command::Plan(_) | Command::Doctor(_)
+    ) {
+        die_quietly_on_closed_pipe();
+    }
     let result = match cli.command {
         Command::Ip(c) => cmd::ip::run(c),
         Command::Lb(c) => cmd::lb::run(c),
@@ -60,4 +66,18 @@ fn main() -> std::process::ExitCode {
         Command::Controller(a) => cmd::controller::run(a),
     };
     exit::report(result)
+}
+
+/// Short reporting commands end quietly when their reader goes away
+/// (`dualstack ip split 10.0.0.0/8 --into /24 | head`), as Unix tools do. Rust starts with
+/// SIGPIPE ignored, which turns that write into a panic. Commands that own kernel state or
+/// namespaces (demo, bench, klipper, agent, controller) keep it ignored, so a closed pipe can
+/// never stop them before they clean up.
+fn die_quietly_on_closed_pipe() {
+    // SAFETY: runs at the start of `main`, before this process starts any thread, and
+    // `SIG_DFL` is a valid disposition for SIGPIPE; no Rust invariant depends on it.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }

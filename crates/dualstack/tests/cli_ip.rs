@@ -473,3 +473,25 @@ fn bad_input_exits_2_with_a_reason() {
         );
     }
 }
+
+#[test]
+fn a_closed_pipe_ends_the_command_quietly() {
+    use std::io::{BufRead, BufReader};
+    // 65,536 lines: far more than the pipe holds, so the writer hits the closed pipe.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dualstack"))
+        .args(["ip", "split", "10.0.0.0/8", "--into", "/24"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(first, "10.0.0.0/24\n");
+    // The reader is gone (like `| head -1`): the process must end without a panic.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!out.status.success() || stderr.is_empty(), "{stderr}");
+}
