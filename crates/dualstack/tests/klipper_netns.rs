@@ -410,6 +410,25 @@ fn a_restarted_container_replaces_its_rules_instead_of_duplicating_them() {
     // A crash: SIGKILL leaves the rules behind, as a container restart in the same pod would.
     first.kill().unwrap();
     first.wait().unwrap();
+    assert!(ready.exists(), "a hard kill leaves the ready file behind");
+    // The next start removes it at once, before it validates or programs anything: with a
+    // bad environment it exits 2 and the stale file is gone.
+    let bad = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            lab.pod.name(),
+            env!("CARGO_BIN_EXE_dualstack"),
+            "klipper",
+        ])
+        .arg("--ready-file")
+        .arg(&ready)
+        .env_clear()
+        .env("SRC_PORT", "nonsense")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(!ready.exists(), "stale ready file removed at start");
     assert_eq!(ruleset(&lab.pod), before, "rules survive a hard kill");
     let second = start(&lab.pod, &env, &ready);
     assert_eq!(ruleset(&lab.pod), before, "same rules, nothing duplicated");

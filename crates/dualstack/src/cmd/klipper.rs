@@ -33,6 +33,9 @@ pub struct KlipperArgs {
 
 pub fn run(args: KlipperArgs) -> anyhow::Result<Outcome> {
     logging::init(args.log_format);
+    // A ready file left by a killed predecessor (a restart in the same pod) must not make
+    // this container look ready before its rules are back.
+    remove_ready(&args.ready_file);
 
     // 1. Everything is checked before the kernel is touched.
     let config = KlipperConfig::from_vars(|name| std::env::var(name).ok())
