@@ -71,13 +71,30 @@ pub fn find(explicit: Option<&Path>) -> anyhow::Result<Option<K3sFacts>> {
 
 /// Parses comma-separated CIDR lists strictly (`field` names the flag in errors).
 pub fn parse_cidrs(values: &[String], field: &str) -> anyhow::Result<Vec<IpNet>> {
-    values
+    let cidrs: Vec<IpNet> = values
         .iter()
         .flat_map(|v| v.split(','))
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| dualstack_addr::parse_prefix(s).map_err(|e| usage(format!("{field}: `{s}`: {e}"))))
-        .collect()
+        .collect::<anyhow::Result<_>>()?;
+    // Kubernetes takes at most two cluster CIDRs, of different families; silently checking
+    // only some of a longer list would hide the mistake.
+    for family in dualstack_addr::Family::BOTH {
+        let same: Vec<String> = cidrs
+            .iter()
+            .filter(|c| dualstack_addr::Family::of_net(**c) == family)
+            .map(ToString::to_string)
+            .collect();
+        if same.len() > 1 {
+            return Err(usage(format!(
+                "{field}: {} {family} ranges ({}); a cluster has at most one pod range per family",
+                same.len(),
+                same.join(", ")
+            )));
+        }
+    }
+    Ok(cidrs)
 }
 
 #[cfg(test)]
@@ -118,6 +135,16 @@ mod tests {
 
     #[test]
     fn bad_cidrs_name_the_field() {
+        let err = parse_cidrs(
+            &["10.42.0.0/16,10.43.0.0/16,fd00::/56".into()],
+            "--pod-cidr",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("--pod-cidr: 2 ipv4 ranges (10.42.0.0/16, 10.43.0.0/16)"),
+            "{err}"
+        );
         let err = parse_cidrs(&["10.42.0.0/16,fd00::1/56".into()], "--pod-cidr").unwrap_err();
         assert!(
             err.to_string().starts_with("--pod-cidr: `fd00::1/56`"),
