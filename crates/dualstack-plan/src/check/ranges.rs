@@ -97,14 +97,18 @@ pub fn pods_per_node(family: Family, node_mask: u8) -> u128 {
     total.saturating_sub(reserved)
 }
 
-/// A count in words: exact below a million, else a power of two.
+/// A count in words: exact below a million, else the nearest power of two (2^64 − 2
+/// pod addresses in a /64 read "about 2^64", not 2^63).
 pub fn human_count(n: u128) -> String {
     if n == u128::MAX {
         "more than 2^127".to_owned()
     } else if n < 1_000_000 {
         group_thousands(n)
     } else {
-        format!("about 2^{}", 127 - n.leading_zeros())
+        // Exact enough: f64 keeps 53 bits, far more than the rounding needs.
+        #[allow(clippy::cast_precision_loss)]
+        let log2 = (n as f64).log2().round();
+        format!("about 2^{log2}")
     }
 }
 
@@ -134,6 +138,9 @@ mod tests {
         assert_eq!(pods_per_node(Family::V6, 64), (1u128 << 64) - 2);
         assert_eq!(human_count(65536), "65,536");
         assert_eq!(human_count(1u128 << 64), "about 2^64");
+        assert_eq!(human_count((1u128 << 64) - 2), "about 2^64");
+        assert_eq!(human_count((1u128 << 20) + 1), "about 2^20");
+        assert_eq!(human_count(3 << 20), "about 2^22");
     }
 
     #[test]

@@ -32,7 +32,9 @@ enum CniArg {
 /// Plan options. Every one has a default; `dualstack plan` alone prints a complete plan.
 #[derive(Debug, Args)]
 pub struct MakeArgs {
-    /// IPv6 /48 to use (a ULA from `dualstack ip ula`, or a prefix delegated to you).
+    /// IPv6 /48 to use (a ULA from `dualstack ip ula`, or a /48 delegated to you; a smaller
+    /// delegation such as a /56 is refused, because the plan carves pods, services and
+    /// node masks out of a /48).
     /// Default: a new RFC 4193 ULA from the OS random generator.
     #[arg(long, value_name = "PREFIX")]
     ula: Option<String>,
