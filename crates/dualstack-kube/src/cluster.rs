@@ -2,9 +2,15 @@
 //! Leases — and the [`Snapshot`] built from their stores.
 //!
 //! Every watcher restarts with kube-runtime's default exponential backoff after API errors
-//! or watch expiry; each event (including a re-list) bumps a change counter, which the
-//! controller and the agent use as "something may have changed, decide again".
+//! or watch expiry. A change counter, which the controller and the agent use as "something
+//! may have changed, decide again", is bumped by a re-list, a deletion, and an update that
+//! changes what the decision reads ([`Fingerprint`]) — not by an agent renewing its Lease
+//! every few seconds or a kubelet heartbeat, which would otherwise make the controller
+//! reconcile every Service several times a minute per node. Lease expiry, which no event
+//! announces, is caught by the controller's periodic requeue.
 
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use dualstack_lb::Snapshot;
@@ -78,15 +84,32 @@ pub struct Watches {
 pub fn start(client: &Client, lease_namespace: &str, with_services: bool) -> Watches {
     let (tx, changes) = watch::channel(0u64);
     let tx = Arc::new(tx);
-    let slices = spawn(Api::all(client.clone()), watcher::Config::default(), &tx);
-    let nodes = spawn(Api::all(client.clone()), watcher::Config::default(), &tx);
-    let leases = spawn(
+    let slices = spawn::<EndpointSlice, dualstack_lb::objects::EndpointSlice>(
+        "EndpointSlice",
+        Api::all(client.clone()),
+        watcher::Config::default(),
+        &tx,
+    );
+    let nodes = spawn::<Node, dualstack_lb::objects::Node>(
+        "Node",
+        Api::all(client.clone()),
+        watcher::Config::default(),
+        &tx,
+    );
+    let leases = spawn::<Lease, dualstack_lb::objects::Lease>(
+        "Lease",
         Api::namespaced(client.clone(), lease_namespace),
         watcher::Config::default().labels(&format!("{}={}", LEASE_LABEL.0, LEASE_LABEL.1)),
         &tx,
     );
-    let services =
-        with_services.then(|| spawn(Api::all(client.clone()), watcher::Config::default(), &tx));
+    let services = with_services.then(|| {
+        spawn::<Service, dualstack_lb::objects::Service>(
+            "Service",
+            Api::all(client.clone()),
+            watcher::Config::default(),
+            &tx,
+        )
+    });
     Watches {
         slices,
         nodes,
@@ -96,25 +119,112 @@ pub fn start(client: &Client, lease_namespace: &str, with_services: bool) -> Wat
     }
 }
 
-fn spawn<K>(api: Api<K>, config: watcher::Config, tx: &Arc<watch::Sender<u64>>) -> Store<K>
+/// What about an object can change a decision, as a hash: the object as the decision core
+/// sees it (only the fields it reads), minus what changes on every heartbeat.
+pub trait Fingerprint: Serialize {
+    /// Clears fields that change without changing a decision by themselves.
+    fn without_heartbeat(&mut self) {}
+
+    /// The hash of what is left.
+    fn fingerprint(mut self) -> u64
+    where
+        Self: Sized,
+    {
+        self.without_heartbeat();
+        let mut hasher = DefaultHasher::new();
+        serde_json::to_string(&self)
+            .unwrap_or_default()
+            .hash(&mut hasher);
+        hasher.finish()
+    }
+}
+
+impl Fingerprint for dualstack_lb::objects::Service {}
+impl Fingerprint for dualstack_lb::objects::EndpointSlice {}
+impl Fingerprint for dualstack_lb::objects::Node {}
+impl Fingerprint for dualstack_lb::objects::Lease {
+    /// An agent renews every few seconds; only a change of holder, duration or reported
+    /// addresses matters at once (expiry is found by the periodic requeue).
+    fn without_heartbeat(&mut self) {
+        self.spec.renew_time = None;
+    }
+}
+
+/// Remembers each object's fingerprint and says whether an event changes anything.
+#[derive(Default)]
+struct Changes {
+    seen: HashMap<String, u64>,
+}
+
+impl Changes {
+    /// Whether `event` may change a decision. `T` is the core's view of `K`.
+    fn relevant<K, T>(&mut self, kind: &'static str, event: &watcher::Event<K>) -> bool
+    where
+        K: Resource<DynamicType = ()> + Serialize,
+        T: DeserializeOwned + Fingerprint,
+    {
+        match event {
+            watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) => {
+                let key = object_key(obj);
+                // An object the core cannot read still counts as a change: the decision
+                // reports it.
+                let print = convert::<K, T>(obj, kind)
+                    .map(Fingerprint::fingerprint)
+                    .unwrap_or(u64::MAX);
+                let before = self.seen.insert(key, print);
+                matches!(event, watcher::Event::Apply(_)) && before != Some(print)
+            }
+            watcher::Event::Delete(obj) => {
+                self.seen.remove(&object_key(obj));
+                true
+            }
+            watcher::Event::Init => {
+                self.seen.clear();
+                false
+            }
+            watcher::Event::InitDone => true,
+        }
+    }
+}
+
+fn object_key<K: Resource>(obj: &K) -> String {
+    let meta = obj.meta();
+    format!(
+        "{}/{}",
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default()
+    )
+}
+
+fn spawn<K, T>(
+    kind: &'static str,
+    api: Api<K>,
+    config: watcher::Config,
+    tx: &Arc<watch::Sender<u64>>,
+) -> Store<K>
 where
     K: Resource<DynamicType = ()>
         + Clone
         + DeserializeOwned
+        + Serialize
         + std::fmt::Debug
         + Send
         + Sync
         + 'static,
+    T: DeserializeOwned + Fingerprint,
 {
     let (reader, writer) = reflector::store();
     let stream = watcher(api, config).default_backoff().reflect(writer);
     let tx = Arc::clone(tx);
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
+        let mut changes = Changes::default();
         while let Some(event) = stream.next().await {
             match event {
-                Ok(_) => {
-                    tx.send_modify(|n| *n = n.wrapping_add(1));
+                Ok(event) => {
+                    if changes.relevant::<K, T>(kind, &event) {
+                        tx.send_modify(|n| *n = n.wrapping_add(1));
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(kind = %K::kind(&()), error = %e, "watch failed; retrying with backoff")
@@ -132,4 +242,63 @@ pub fn change_stream(changes: watch::Receiver<u64>) -> impl Stream<Item = ()> + 
         rx.changed().await.ok()?;
         Some(((), rx))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(renew: &str, addresses: &str) -> Lease {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "dualstack-agent-n1", "namespace": "dualstack-system",
+                         "annotations": {"dualstack.io/addresses": addresses}},
+            "spec": {"holderIdentity": "n1", "leaseDurationSeconds": 40, "renewTime": renew}
+        }))
+        .unwrap()
+    }
+
+    fn node(ready: &str, heartbeat: &str) -> Node {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "n1"},
+            "status": {"conditions": [{"type": "Ready", "status": ready,
+                        "lastHeartbeatTime": heartbeat, "lastTransitionTime": "2025-01-01T00:00:00Z"}],
+                       "addresses": [{"type": "InternalIP", "address": "192.0.2.1"}]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn lease_renewals_are_not_changes_but_new_addresses_are() {
+        let mut c = Changes::default();
+        type L = dualstack_lb::objects::Lease;
+        let first = lease("2025-01-01T00:00:00.000000Z", "192.0.2.1");
+        assert!(!c.relevant::<Lease, L>("Lease", &watcher::Event::Init));
+        assert!(!c.relevant::<Lease, L>("Lease", &watcher::Event::InitApply(first.clone())));
+        assert!(c.relevant::<Lease, L>("Lease", &watcher::Event::<Lease>::InitDone));
+        let renewed = lease("2025-01-01T00:00:10.000000Z", "192.0.2.1");
+        assert!(!c.relevant::<Lease, L>("Lease", &watcher::Event::Apply(renewed)));
+        let moved = lease("2025-01-01T00:00:20.000000Z", "192.0.2.1,2001:db8::1");
+        assert!(c.relevant::<Lease, L>("Lease", &watcher::Event::Apply(moved.clone())));
+        assert!(c.relevant::<Lease, L>("Lease", &watcher::Event::Delete(moved)));
+        // Seen again after the delete: a change.
+        assert!(c.relevant::<Lease, L>("Lease", &watcher::Event::Apply(first)));
+    }
+
+    #[test]
+    fn node_heartbeats_are_not_changes_but_readiness_is() {
+        let mut c = Changes::default();
+        type N = dualstack_lb::objects::Node;
+        assert!(c.relevant::<Node, N>(
+            "Node",
+            &watcher::Event::Apply(node("True", "2025-01-01T00:00:00Z"))
+        ));
+        assert!(!c.relevant::<Node, N>(
+            "Node",
+            &watcher::Event::Apply(node("True", "2025-01-01T00:05:00Z"))
+        ));
+        assert!(c.relevant::<Node, N>(
+            "Node",
+            &watcher::Event::Apply(node("False", "2025-01-01T00:05:00Z"))
+        ));
+    }
 }
