@@ -181,11 +181,7 @@ pub fn diff(expected: &Expected, base_chains: &[&str], observed: &Observed) -> D
 }
 
 fn element_tuple(e: &Element) -> (String, String, String) {
-    (
-        e.map.to_string(),
-        e.key_text(),
-        e.value_text().unwrap_or_default(),
-    )
+    (e.map.to_string(), e.key_text(), e.value_text())
 }
 
 #[cfg(test)]
@@ -195,8 +191,8 @@ mod tests {
     use dualstack_ruleset::{Backend, Protocol};
 
     /// Trimmed from `nft -j list table inet t` (nft 1.0.6) of a table with every kind of
-    /// element: a jump, a `drop` verdict, data-map values, set members, and an element
-    /// with options (wrapped in `{"elem": …}`).
+    /// element: a jump, a `drop` verdict, data-map values, an element with options
+    /// (wrapped in `{"elem": …}`), and a set (we declare none; read anyway).
     const SAMPLE: &str = r#"{"nftables": [{"metainfo": {"version": "1.0.6", "json_schema_version": 1}},
       {"table": {"family": "inet", "name": "t", "handle": 1}},
       {"map": {"family": "inet", "name": "nat-addr4", "table": "t", "type": ["ipv4_addr", "inet_proto", "inet_service"], "handle": 2, "map": "verdict",
@@ -206,8 +202,10 @@ mod tests {
         "elem": [[{"concat": ["10.0.1.1", "tcp", 81]}, {"drop": null}]]}},
       {"map": {"family": "inet", "name": "dnat-local6", "table": "t", "type": ["inet_proto", "inet_service"], "handle": 8, "map": "ipv6_addr . inet_service",
         "elem": [[{"concat": ["udp", 53]}, {"concat": ["fd00:43::10", 53]}]]}},
-      {"set": {"family": "inet", "name": "masq-addr4", "table": "t", "type": ["ipv4_addr", "inet_proto", "inet_service"], "handle": 10,
-        "elem": [{"concat": ["10.0.1.1", "tcp", 80]}, {"elem": {"val": {"concat": ["10.0.1.1", "tcp", 82]}, "comment": "x"}}]}},
+      {"map": {"family": "inet", "name": "dnat-masq-addr4", "table": "t", "type": ["ipv4_addr", "inet_proto", "inet_service"], "handle": 9, "map": "ipv4_addr . inet_service",
+        "elem": [[{"concat": ["10.0.1.1", "tcp", 82]}, {"concat": ["10.42.0.1", 80]}], [{"elem": {"val": {"concat": ["10.0.1.1", "tcp", 83]}, "comment": "x"}}, {"concat": ["10.42.0.2", 80]}]]}},
+      {"set": {"family": "inet", "name": "some-set", "table": "t", "type": ["ipv4_addr", "inet_proto", "inet_service"], "handle": 10,
+        "elem": [{"concat": ["10.0.1.1", "tcp", 80]}]}},
       {"chain": {"family": "inet", "table": "t", "name": "fe4-web-1", "handle": 5}},
       {"chain": {"family": "inet", "table": "t", "name": "allow4-00000000000000aa", "handle": 6}}]}"#;
 
@@ -234,8 +232,9 @@ mod tests {
             BTreeSet::from([
                 triple("fw-addr4", "10.0.1.1 . tcp . 81", "drop"),
                 triple("dnat-local6", "udp . 53", "fd00:43::10 . 53"),
-                triple("masq-addr4", "10.0.1.1 . tcp . 80", ""),
-                triple("masq-addr4", "10.0.1.1 . tcp . 82", ""),
+                triple("dnat-masq-addr4", "10.0.1.1 . tcp . 82", "10.42.0.1 . 80"),
+                triple("dnat-masq-addr4", "10.0.1.1 . tcp . 83", "10.42.0.2 . 80"),
+                triple("some-set", "10.0.1.1 . tcp . 80", ""),
             ])
         );
     }
@@ -267,13 +266,21 @@ mod tests {
             d.unexpected_elements,
             vec![
                 "dnat-local6: udp . 53 : fd00:43::10 . 53".to_string(),
+                "dnat-masq-addr4: 10.0.1.1 . tcp . 82 : 10.42.0.1 . 80".to_string(),
+                "dnat-masq-addr4: 10.0.1.1 . tcp . 83 : 10.42.0.2 . 80".to_string(),
                 "fw-addr4: 10.0.1.1 . tcp . 81 : drop".to_string(),
-                "masq-addr4: 10.0.1.1 . tcp . 80".to_string(),
-                "masq-addr4: 10.0.1.1 . tcp . 82".to_string(),
                 "nat-addr4: 10.0.1.1 . tcp . 80 : goto fe4-web-1".to_string(),
+                "some-set: 10.0.1.1 . tcp . 80".to_string(),
             ]
         );
         assert!(!d.is_empty());
+    }
+
+    fn backend(addr: &str, port: u16) -> Backend {
+        Backend {
+            addr: addr.parse().unwrap(),
+            port,
+        }
     }
 
     #[test]
@@ -285,18 +292,24 @@ mod tests {
         expected.elements.extend([
             element("nat-addr4", key(80), Target::Goto("fe4-web-1".into())),
             element("fw-addr4", key(81), Target::Drop),
-            element("masq-addr4", key(80), Target::Member),
-            element("masq-addr4", key(82), Target::Member),
+            element(
+                "dnat-masq-addr4",
+                key(82),
+                Target::Dnat(backend("10.42.0.1", 80)),
+            ),
+            element(
+                "dnat-masq-addr4",
+                key(83),
+                Target::Dnat(backend("10.42.0.2", 80)),
+            ),
             element(
                 "dnat-local6",
                 Key::Local(dualstack_addr::Family::V6, Protocol::Udp, 53),
-                Target::Dnat(Backend {
-                    addr: "fd00:43::10".parse().unwrap(),
-                    port: 53,
-                }),
+                Target::Dnat(backend("fd00:43::10", 53)),
             ),
         ]);
-        let o = parse(SAMPLE).unwrap();
+        let mut o = parse(SAMPLE).unwrap();
+        o.other_elements.retain(|(m, _, _)| m != "some-set");
         assert!(
             diff(&expected, &[], &o).is_empty(),
             "{:?}",

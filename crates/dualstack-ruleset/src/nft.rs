@@ -3,64 +3,64 @@
 //! # Table layout (how a packet travels)
 //!
 //! ```text
-//!                    prerouting                                          postrouting
-//! packet ─► filter-prerouting ──► nat-prerouting ───► (routing, forward) ─► nat-postrouting ─► out
-//!           prio dstnat - 20       prio dstnat - 10                           prio srcnat
-//!           new conns only         first packet of a conn                     first packet
-//!           key ─vmap─► drop or    key in masq-* ? mark 0x4000                mark 0x4000 →
-//!           allow4-*/allow6-*      key ─map─► dnat-*: dnat to addr . port     masquerade
-//!           (drop if source        key ─vmap─► fe4-*/fe6-*: pick, dnat
+//!                    prerouting                                            postrouting
+//! packet ─► filter-prerouting ──► nat-prerouting ─────► (routing, forward) ─► nat-postrouting ─► out
+//!           prio dstnat - 20       prio dstnat - 10                             prio srcnat
+//!           new conns only         first packet of a conn                       first packet
+//!           key ─vmap─► drop or    key ─map─► dnat-masq-*: mark 0x4000, dnat    mark 0x4000 →
+//!           allow4-*/allow6-*      key ─map─► dnat-*: dnat to addr . port       masquerade
+//!           (drop if source        key ─vmap─► fe4-*/fe6-*: [mark], pick, dnat
 //!            not allowed)
 //! host's own connections: nat-output (hook output, prio -110 = dstnat - 10), same NAT rules
 //! ```
 //!
-//! Almost everything a frontend needs is an **element** of a map or set, looked up by a
-//! key built from the packet (each lookup is one hash lookup, so the cost per packet does
-//! not grow with the number of frontends — no chain of N rules is walked). Chains exist only
-//! where an element cannot say it all: a pick among several backends, and a source-range
-//! check. This keeps the table small for `nft` to parse (full sync) and to load into its
-//! cache (incremental changes): adding or removing a frontend with one backend per family
-//! touches only elements, never a chain.
+//! Almost everything a frontend needs is an **element** of a map, looked up by a key built
+//! from the packet (each lookup is one hash lookup, so the cost per packet does not grow
+//! with the number of frontends — no chain of N rules is walked). Chains exist only where
+//! an element cannot say it all: a pick among several backends, and a source-range check.
+//! This keeps the table small for `nft` to parse (full sync) and to load into its cache
+//! (incremental changes): adding or removing a frontend with one backend per family
+//! touches only elements, never a chain of its own.
 //!
 //! **Keys.** `ip daddr . meta l4proto . th dport` (`…-addr4`), `ip6 daddr . meta l4proto .
 //! th dport` (`…-addr6`), for frontends bound to addresses; `meta nfproto . meta l4proto .
-//! th dport` after `fib daddr type local` (`…-local`) for `AnyLocal` frontends — except
-//! `dnat-local4`/`dnat-local6`, one per family (the DNAT target's family), keyed by
-//! `meta l4proto . th dport`. Address-bound maps are looked up first, so the more specific
-//! frontend wins (validation forbids an address-bound and an `AnyLocal` frontend taking the
-//! same traffic anyway).
+//! th dport` after `fib daddr type local` (`…-local`) for `AnyLocal` frontends — except in
+//! the DNAT maps for `AnyLocal` (`…-local4`/`…-local6`), which are per family (the DNAT
+//! target's family) and keyed by `meta l4proto . th dport`. Address-bound maps are looked
+//! up first, so the more specific frontend wins (validation forbids an address-bound and an
+//! `AnyLocal` frontend taking the same traffic anyway).
 //!
-//! **Maps and sets** (declared by every table, [`skeleton`]):
+//! **Maps** (declared by every table, [`skeleton`]):
 //!
-//! | name | holds | for |
+//! | name | holds | for a served family with |
 //! |---|---|---|
-//! | `masq-addr4`/`-addr6`/`-local` (sets) | keys | masquerade frontends: `nat-*` rules set mark `0x4000` |
-//! | `dnat-addr4`/`-addr6`/`-local4`/`-local6` | key → `addr . port` | families with exactly one backend: `dnat ip to <key> map @…` |
-//! | `nat-addr4`/`-addr6`/`-local` (verdict) | key → `goto fe4-<id>`/`fe6-<id>` | families with several backends |
-//! | `fw-addr4`/`-addr6`/`-local` (verdict) | key → `goto allow4-<hash>`/`allow6-<hash>`, or `drop` | families whose ranges do not include `/0` |
+//! | `dnat-addr4`/`-addr6`/`-local4`/`-local6` | key → `addr . port` | one backend: `dnat ip to <key> map @…` |
+//! | `dnat-masq-addr4`/`-addr6`/`-local4`/`-local6` | key → `addr . port` | one backend and masquerade: a rule sets the mark when the key is in the map, the next DNATs through it |
+//! | `nat-addr4`/`-addr6`/`-local` (verdict) | key → `goto fe4-<id>`/`fe6-<id>` | several backends |
+//! | `fw-addr4`/`-addr6`/`-local` (verdict) | key → `goto allow4-<hash>`/`allow6-<hash>`, or `drop` | source ranges that do not include `/0` |
 //!
 //! **Chains besides the base chains** (names from [`crate::names`]):
-//! * `fe4-<id>` / `fe6-<id>`, one per frontend and family with several backends:
-//!   `dnat ip|ip6 to numgen random mod N map { … }` ([`Selection::Random`]) or
-//!   `jhash ip saddr . th sport mod N seed S map { … }` ([`Selection::Hash`]).
+//! * `fe4-<id>` / `fe6-<id>`, one per frontend and family with several backends: for
+//!   masquerade frontends `meta mark set meta mark | 0x4000`, then
+//!   `dnat ip|ip6 to numgen random mod N map { … }` ([`crate::Selection::Random`]) or
+//!   `jhash ip saddr . th sport mod N seed S map { … }` ([`crate::Selection::Hash`]).
 //! * `allow4-<hash>` / `allow6-<hash>`: `ip saddr != { ranges } drop`, named by a hash of
 //!   the (merged) ranges, so all frontends with the same ranges share one chain — typically
 //!   a handful for a whole cluster instead of one per frontend. A family that lists no range
 //!   gets a plain `drop` element instead (so an IPv6 client can never bypass IPv4-only
 //!   ranges); a family whose ranges include `/0` gets nothing (nothing to check).
 //!
-//! **A packet, step by step** (first packet of a new connection to an address-bound
-//! frontend; `AnyLocal` is the same with the `-local` maps after `fib daddr type local`):
+//! **A packet, step by step** (first packet of a new connection to an address-bound IPv4
+//! frontend; IPv6 and `AnyLocal`, after `fib daddr type local`, are the same with their
+//! maps):
 //! 1. `filter-prerouting`: looked up in `fw-addr4`; absent → accepted (no ranges to check,
 //!    or not ours); `drop` → dropped; `goto allow4-…` → dropped unless the source is in range.
-//! 2. `nat-prerouting`: if the key is in `masq-addr4`, mark bit `0x4000` is set. If the key
-//!    is in `dnat-addr4`, the packet is DNATed to that `addr . port` (a NAT statement ends
-//!    the chain). Otherwise `nat-addr4` may send it to its `fe4-*` chain, which picks a
-//!    backend and DNATs. A packet that is in none of them is not ours and passes untouched.
+//! 2. `nat-prerouting`: a key in `dnat-masq-addr4` gets mark bit `0x4000` and is DNATed to
+//!    the element's `addr . port` (a NAT statement ends the chain); a key in `dnat-addr4` is
+//!    DNATed the same way without the mark; a key in `nat-addr4` goes to its `fe4-*` chain,
+//!    which marks (masquerade frontends), picks a backend and DNATs. A packet whose key is
+//!    in none of them is not ours and passes untouched, unmarked.
 //! 3. `nat-postrouting`: masqueraded when it carries the mark.
-//!
-//! The mark is set only for keys that are also in a DNAT map or `nat-*` map (every element
-//! of a frontend is added and removed together), so it never stays on a packet we do not NAT.
 //!
 //! **Priorities, and why.**
 //! * NAT at `dstnat - 10` (-110): nftables runs every nat base chain of a hook in priority
@@ -76,7 +76,7 @@
 //!   Only `ct state new` packets are checked: established flows were checked when they
 //!   started. Dropping before DNAT also means a denied client never creates a NAT binding.
 //! * Masquerade at `srcnat` (100) in `nat-postrouting`: it masquerades exactly the packets
-//!   carrying mark bit `0x4000`, which our `nat-*` chains set only for masquerade frontends
+//!   carrying mark bit `0x4000`, which our NAT chains set only for masquerade frontends
 //!   (only the first packet of a connection passes NAT chains, and the binding then holds
 //!   for the whole connection). `0x4000` is on purpose the bit kube-proxy uses for
 //!   "masquerade this" (`KUBE-MARK-MASQ`), so sharing it with kube-proxy means the same thing
@@ -128,13 +128,13 @@ pub use layout::{
 pub use plan::{Allowed, Element, Key, MapKind, Value, allowed_ranges};
 
 use layout::{STORES, base_chains, store_index};
-use plan::{ChainRole, FrontendPlan, plan};
+use plan::{Body, ChainRole, FrontendPlan, plan};
 
 /// Masquerade mark bit (shared meaning with kube-proxy's `KUBE-MARK-MASQ`).
 pub const MASQUERADE_MARK: u32 = 0x4000;
 
 /// What we expect in the kernel for a ruleset: every non-base chain and every element of
-/// our maps and sets. The applier compares it with what `nft -j list table` reports to
+/// our maps. The applier compares it with what `nft -j list table` reports to
 /// detect drift.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Expected {
@@ -164,27 +164,15 @@ pub fn render_full(ruleset: &Ruleset) -> Result<String, InvalidRuleset> {
     let _ = writeln!(out, "table inet {t} {{");
     let _ = writeln!(out, "\tcomment \"managed by dualstack; do not edit\"");
     for (store, elements) in STORES.iter().zip(&mut per_store) {
-        let kind = if store.value_type.is_some() {
-            "map"
-        } else {
-            "set"
-        };
-        let _ = writeln!(out, "\t{kind} {} {{", store.name);
-        match store.value_type {
-            Some(value) => {
-                let _ = writeln!(out, "\t\ttype {} : {value};", store.key_type);
-            }
-            None => {
-                let _ = writeln!(out, "\t\ttype {};", store.key_type);
-            }
-        }
+        let _ = writeln!(out, "\tmap {} {{", store.name);
+        let _ = writeln!(out, "\t\ttype {} : {};", store.key_type, store.value_type);
         if !elements.is_empty() {
             elements.sort_unstable_by_key(|e| e.key);
             let _ = writeln!(out, "\t\telements = {{");
             let last = elements.len() - 1;
             for (i, e) in elements.iter().enumerate() {
                 let sep = if i == last { "" } else { "," };
-                let _ = writeln!(out, "\t\t\t{}{sep}", e.nft_text());
+                let _ = writeln!(out, "\t\t\t{e}{sep}");
             }
             let _ = writeln!(out, "\t\t}}");
         }
@@ -199,25 +187,29 @@ pub fn render_full(ruleset: &Ruleset) -> Result<String, InvalidRuleset> {
         let _ = writeln!(out, "\t}}");
     }
     // Frontend chains in frontend order, then the shared allow chains by name.
-    let mut allow: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut allow: BTreeMap<&str, &Body> = BTreeMap::new();
     for chain in plans.iter().flat_map(|p| &p.chains) {
         match chain.role {
             ChainRole::Allow => {
-                allow.insert(&chain.name, &chain.rule);
+                allow.entry(&chain.name).or_insert(&chain.body);
             }
             ChainRole::Frontend => {
                 let _ = writeln!(out, "\tchain {} {{", chain.name);
                 if let Some(comment) = &chain.comment {
                     let _ = writeln!(out, "\t\tcomment \"{comment}\";");
                 }
-                let _ = writeln!(out, "\t\t{}", chain.rule);
+                for rule in chain.body.rules() {
+                    let _ = writeln!(out, "\t\t{rule}");
+                }
                 let _ = writeln!(out, "\t}}");
             }
         }
     }
-    for (name, rule) in allow {
+    for (name, body) in allow {
         let _ = writeln!(out, "\tchain {name} {{");
-        let _ = writeln!(out, "\t\t{rule}");
+        for rule in body.rules() {
+            let _ = writeln!(out, "\t\t{rule}");
+        }
         let _ = writeln!(out, "\t}}");
     }
     let _ = writeln!(out, "}}");
@@ -296,15 +288,12 @@ pub fn render_changes_with(
                 }
             }
             let _ = writeln!(out, "flush chain inet {table} {}", chain.name);
-            let _ = writeln!(out, "add rule inet {table} {} {}", chain.name, chain.rule);
+            for rule in chain.body.rules() {
+                let _ = writeln!(out, "add rule inet {table} {} {rule}", chain.name);
+            }
         }
         for e in &p.elements {
-            let _ = writeln!(
-                out,
-                "add element inet {table} {} {{ {} }}",
-                e.map,
-                e.nft_text()
-            );
+            let _ = writeln!(out, "add element inet {table} {} {{ {e} }}", e.map);
         }
     }
     Ok(out)
@@ -349,7 +338,7 @@ pub fn is_shared_chain(name: &str) -> bool {
     name.starts_with("allow4-") || name.starts_with("allow6-")
 }
 
-/// The names of the base chains and of the maps and sets every table of ours has.
+/// The names of the base chains and of the maps every table of ours has.
 pub fn skeleton() -> (Vec<&'static str>, Vec<&'static str>) {
     (
         base_chains().into_iter().map(|(n, _, _)| n).collect(),

@@ -15,6 +15,54 @@ fn full_sync_snapshot() {
     insta::assert_snapshot!(nft::render_full(&common::sample()).unwrap());
 }
 
+/// The common shape (one backend per family): elements only, plus the shared range
+/// chains. The map blocks are what matter here.
+#[test]
+fn single_backend_elements_snapshot() {
+    let rs = Ruleset {
+        table: "dualstack".into(),
+        frontends: vec![
+            Frontend {
+                name: "default/web:https".into(),
+                destination: Destination::Addresses(vec![
+                    "192.0.2.10".parse().unwrap(),
+                    "2001:db8::10".parse().unwrap(),
+                ]),
+                protocol: Protocol::Tcp,
+                port: 443,
+                source_ranges: vec!["10.0.0.0/8".parse().unwrap()],
+                backends: vec![
+                    common::backend("10.42.0.7:8443"),
+                    common::backend("[fd00:42::7]:8443"),
+                ],
+                selection: Selection::Random,
+                masquerade: true,
+            },
+            Frontend {
+                name: "kube-system/dns:udp".into(),
+                destination: Destination::AnyLocal,
+                protocol: Protocol::Udp,
+                port: 53,
+                source_ranges: vec!["10.0.0.0/8".parse().unwrap(), "::/0".parse().unwrap()],
+                backends: vec![
+                    common::backend("10.43.0.10:53"),
+                    common::backend("[fd00:43::10]:53"),
+                ],
+                selection: Selection::Random,
+                masquerade: true,
+            },
+        ],
+    };
+    let text = nft::render_full(&rs).unwrap();
+    let maps: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("\tmap "))
+        .take_while(|l| !l.starts_with("\tchain "))
+        .chain(text.lines().skip_while(|l| !l.starts_with("\tchain allow")))
+        .collect();
+    insta::assert_snapshot!(maps.join("\n"));
+}
+
 #[test]
 fn incremental_snapshot() {
     let rs = common::sample();
@@ -58,14 +106,19 @@ fn expected_state_matches_the_rendered_elements() {
             .filter(|e| e.map.starts_with(prefix))
             .count()
     };
-    // traefik (two backends per family, masquerade, ranges in both families): masq + nat +
-    // fw per family; dns (one backend per family, no masquerade, ranges allow all): dnat
-    // per family; shop (three IPv4 backends, masquerade, IPv4 allows all): masq + nat.
+    // traefik (two backends per family, masquerade, ranges in both families): nat + fw per
+    // family; dns (one backend per family, no masquerade, ranges allow all): dnat per
+    // family; shop (three IPv4 backends, masquerade, IPv4 allows all): nat.
     assert_eq!(
-        (count("masq-"), count("dnat-"), count("nat-"), count("fw-")),
-        (3, 2, 3, 2)
+        (
+            count("dnat-masq-"),
+            count("dnat-"),
+            count("nat-"),
+            count("fw-")
+        ),
+        (0, 2, 3, 2)
     );
-    assert_eq!(exp.elements.len(), 10);
+    assert_eq!(exp.elements.len(), 7);
     // fe4/fe6 for traefik, fe4 for shop, and traefik's two range chains.
     assert_eq!(exp.chains.len(), 5);
     assert_eq!(
@@ -93,8 +146,7 @@ fn every_map_and_set_is_declared_and_every_element_lands_in_one() {
     let text = nft::render_full(&common::sample()).unwrap();
     for name in &stores {
         assert!(
-            text.contains(&format!("\tmap {name} {{"))
-                || text.contains(&format!("\tset {name} {{")),
+            text.contains(&format!("\tmap {name} {{")),
             "{name} not declared"
         );
     }
@@ -140,10 +192,10 @@ fn single_backend_frontends_are_elements_only_and_ranges_are_shared() {
             .all(|l| l.starts_with("delete element inet t ")),
         "{removal}"
     );
-    assert_eq!(removal.lines().count(), 6, "masq + dnat + fw per family");
+    assert_eq!(removal.lines().count(), 4, "dnat-masq + fw per family");
     let addition = nft::render_changes("t", &[], &[web(4)]).unwrap();
     assert!(!addition.contains("delete "), "{addition}");
-    assert_eq!(addition.matches("add element ").count(), 6);
+    assert_eq!(addition.matches("add element ").count(), 4);
     // The shared range chains are (re)declared idempotently: created if absent, refilled.
     assert_eq!(addition.matches("add chain ").count(), 2);
     assert_eq!(addition.matches("flush chain ").count(), 2);
@@ -155,7 +207,13 @@ fn single_backend_frontends_are_elements_only_and_ranges_are_shared() {
         known.lines().all(|l| l.starts_with("add element inet t ")),
         "{known}"
     );
-    assert_eq!(known.lines().count(), 6);
+    assert_eq!(known.lines().count(), 4);
+    assert!(
+        known.contains(
+            "add element inet t dnat-masq-addr6 { 2001:db8::10 . tcp . 8004 : fd00:42::4 . 80 }"
+        ),
+        "{known}"
+    );
 }
 
 /// The rendered text is accepted by the real `nft` parser and kernel (`nft -c`, a dry run
@@ -251,8 +309,8 @@ fn arb_frontend() -> impl Strategy<Value = Frontend> {
 proptest! {
     /// Rendering is deterministic and independent of backend and frontend order; every
     /// served family is DNATed either by one `dnat-*` element (one backend) or by its own
-    /// `fe*` chain through one `nat-*` element (several), and masquerade frontends put every
-    /// key in a `masq-*` set.
+    /// `fe*` chain through one `nat-*` element (several); single-backend masquerade
+    /// frontends use the `dnat-masq-*` maps.
     #[test]
     fn render_is_deterministic_and_complete(fe in arb_frontend(), other in arb_frontend(), seed in any::<u64>()) {
         let rs = Ruleset { table: "t".into(), frontends: vec![fe.clone()] };
@@ -269,7 +327,7 @@ proptest! {
         let count = |prefix: &str| exp.elements.iter().filter(|e| e.map.starts_with(prefix)).count();
         prop_assert_eq!(count("nat-"), several);
         prop_assert_eq!(count("dnat-"), families.len() - several);
-        prop_assert_eq!(count("masq-"), if fe.masquerade { families.len() } else { 0 });
+        prop_assert_eq!(count("dnat-masq-"), if fe.masquerade { families.len() - several } else { 0 });
         // IPv6 has no range listed, so every served IPv6 family is dropped by its element.
         let v6_dropped = exp.elements.iter().any(|e| e.map.starts_with("fw-") && e.value == Value::Drop);
         prop_assert_eq!(v6_dropped, fe.backends.iter().any(|b| b.addr.is_ipv6()));

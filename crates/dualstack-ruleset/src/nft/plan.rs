@@ -1,17 +1,17 @@
-//! What one frontend puts in our table: its map/set elements and the few chains it needs.
+//! What one frontend puts in our table: its map elements and the few chains it needs.
 //!
 //! The decision per frontend and served family (layout and reasons in [`crate::nft`]):
 //!
 //! | the frontend has | elements | chain |
 //! |---|---|---|
-//! | masquerade on | key in `masq-*` | – |
-//! | one backend | key → `addr . port` in `dnat-*` | – |
-//! | several backends | key → `goto fe4-<id>` in `nat-*` | `fe4-<id>`/`fe6-<id>`: the pick and DNAT |
+//! | one backend, no masquerade | key → `addr . port` in `dnat-*` | – |
+//! | one backend, masquerade | key → `addr . port` in `dnat-masq-*` | – |
+//! | several backends | key → `goto fe4-<id>` in `nat-*` | `fe4-<id>`/`fe6-<id>`: mark for masquerade, pick, DNAT |
 //! | ranges that allow everything (`/0`) | – | – |
 //! | no range of this family | key → `drop` in `fw-*` | – |
 //! | other ranges | key → `goto allow4-<hash>` in `fw-*` | `allow4-<hash>`: shared by every frontend with these ranges |
 
-use std::collections::BTreeSet;
+use std::fmt;
 use std::net::IpAddr;
 
 use dualstack_addr::Family;
@@ -19,8 +19,9 @@ use ipnet::IpNet;
 
 use crate::model::{Backend, Destination, Frontend, Protocol, Selection};
 use crate::names;
+use crate::nft::MASQUERADE_MARK;
 
-/// Which kind of map or set an element lives in.
+/// Which kind of map an element lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum MapKind {
     /// `nat-*` (verdict map): jumps to a frontend's `fe*` chain (several backends).
@@ -29,8 +30,9 @@ pub enum MapKind {
     Firewall,
     /// `dnat-*` (data map): the one backend, `addr . port`.
     Dnat,
-    /// `masq-*` (set): the frontend's traffic is marked for masquerade.
-    Masquerade,
+    /// `dnat-masq-*` (data map): the one backend, `addr . port`, of a frontend whose
+    /// traffic is also marked for masquerade.
+    DnatMasquerade,
 }
 
 /// A dispatch key: what a packet is matched on to find its frontend.
@@ -38,13 +40,13 @@ pub enum MapKind {
 pub enum Key {
     /// `daddr . l4proto . dport` for an address-bound frontend.
     Address(IpAddr, Protocol, u16),
-    /// `nfproto . l4proto . dport` for an `AnyLocal` frontend (in the `dnat-local4`/`6`
-    /// maps, which are per family, only `l4proto . dport`).
+    /// `nfproto . l4proto . dport` for an `AnyLocal` frontend (in the per-family
+    /// `dnat-local4`/`6` and `dnat-masq-local4`/`6` maps only `l4proto . dport`).
     Local(Family, Protocol, u16),
 }
 
 impl Key {
-    /// The map or set this key belongs to for `kind`, e.g. `nat-addr6` or `dnat-local4`.
+    /// The map this key belongs to for `kind`, e.g. `nat-addr6` or `dnat-local4`.
     pub fn map_name(&self, kind: MapKind) -> &'static str {
         use MapKind::*;
         match (kind, self) {
@@ -58,9 +60,10 @@ impl Key {
             (Dnat, Key::Address(IpAddr::V6(_), ..)) => "dnat-addr6",
             (Dnat, Key::Local(Family::V4, ..)) => "dnat-local4",
             (Dnat, Key::Local(Family::V6, ..)) => "dnat-local6",
-            (Masquerade, Key::Address(IpAddr::V4(_), ..)) => "masq-addr4",
-            (Masquerade, Key::Address(IpAddr::V6(_), ..)) => "masq-addr6",
-            (Masquerade, Key::Local(..)) => "masq-local",
+            (DnatMasquerade, Key::Address(IpAddr::V4(_), ..)) => "dnat-masq-addr4",
+            (DnatMasquerade, Key::Address(IpAddr::V6(_), ..)) => "dnat-masq-addr6",
+            (DnatMasquerade, Key::Local(Family::V4, ..)) => "dnat-masq-local4",
+            (DnatMasquerade, Key::Local(Family::V6, ..)) => "dnat-masq-local6",
         }
     }
 
@@ -82,11 +85,9 @@ pub enum Value {
     Drop,
     /// DNAT destination `addr . port`.
     Dnat(Backend),
-    /// A set member: no value.
-    Member,
 }
 
-/// One element of one of our maps or sets.
+/// One element of one of our maps.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Element {
     pub map: &'static str,
@@ -95,7 +96,8 @@ pub struct Element {
 }
 
 impl Element {
-    /// The key as nft prints it in this element's map (`dnat-local4`/`6` omit the family).
+    /// The key as nft prints it in this element's map (the per-family `AnyLocal` DNAT maps
+    /// omit the family).
     pub fn key_text(&self) -> String {
         match (&self.key, &self.value) {
             (Key::Local(_, proto, port), Value::Dnat(_)) => format!("{proto} . {port}"),
@@ -103,22 +105,38 @@ impl Element {
         }
     }
 
-    /// The value as nft prints it (`goto fe4-…`, `drop`, `10.42.0.7 . 8443`); `None` for a
-    /// set member.
-    pub fn value_text(&self) -> Option<String> {
-        match &self.value {
-            Value::Goto(chain) => Some(format!("goto {chain}")),
-            Value::Drop => Some("drop".to_string()),
-            Value::Dnat(b) => Some(format!("{} . {}", b.addr, b.port)),
-            Value::Member => None,
-        }
+    /// The value as nft prints it: `goto fe4-…`, `drop`, `10.42.0.7 . 8443`.
+    pub fn value_text(&self) -> String {
+        ValueText(&self.value).to_string()
     }
 
-    /// `key : value`, or just `key` for a set member: the text inside `{ }` of `add element`.
+    /// `key : value`: the text inside `{ }` of `add element`.
     pub fn nft_text(&self) -> String {
-        match self.value_text() {
-            Some(value) => format!("{} : {value}", self.key_text()),
-            None => self.key_text(),
+        self.to_string()
+    }
+}
+
+/// `key : value` as in [`Element::nft_text`], written without intermediate strings (the
+/// full render writes tens of thousands of these).
+impl fmt::Display for Element {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.key, &self.value) {
+            (Key::Local(_, proto, port), Value::Dnat(_)) => write!(f, "{proto} . {port}")?,
+            (Key::Address(addr, proto, port), _) => write!(f, "{addr} . {proto} . {port}")?,
+            (Key::Local(family, proto, port), _) => write!(f, "{family} . {proto} . {port}")?,
+        }
+        write!(f, " : {}", ValueText(&self.value))
+    }
+}
+
+struct ValueText<'a>(&'a Value);
+
+impl fmt::Display for ValueText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Value::Goto(chain) => write!(f, "goto {chain}"),
+            Value::Drop => f.write_str("drop"),
+            Value::Dnat(b) => write!(f, "{} . {}", b.addr, b.port),
         }
     }
 }
@@ -133,13 +151,38 @@ pub(crate) enum ChainRole {
     Allow,
 }
 
-/// One non-base chain: name, comment, its single rule.
+/// One non-base chain: name, comment, rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Chain {
     pub name: String,
     pub role: ChainRole,
     pub comment: Option<String>,
-    pub rule: String,
+    pub body: Body,
+}
+
+/// A chain's rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Body {
+    Rules(Vec<String>),
+    /// `ip|ip6 saddr != { nets } drop`, written out only when rendered (frontends sharing
+    /// ranges share the chain, so it is usually written once for many frontends).
+    Allow(Family, Vec<IpNet>),
+}
+
+impl Body {
+    pub fn rules(&self) -> Vec<String> {
+        match self {
+            Body::Rules(rules) => rules.clone(),
+            Body::Allow(family, nets) => {
+                let list: Vec<String> = nets.iter().map(ToString::to_string).collect();
+                vec![format!(
+                    "{} saddr != {{ {} }} drop",
+                    nft_family_word(*family),
+                    list.join(", ")
+                )]
+            }
+        }
+    }
 }
 
 /// Everything one frontend puts in the table.
@@ -159,16 +202,16 @@ pub(crate) fn plan(fe: &Frontend) -> FrontendPlan {
 }
 
 fn plan_family(fe: &Frontend, family: Family, out: &mut FrontendPlan) {
-    let keys: Vec<Key> = match &fe.destination {
+    let mut keys: Vec<Key> = match &fe.destination {
         Destination::AnyLocal => vec![Key::Local(family, fe.protocol, fe.port)],
         Destination::Addresses(addrs) => addrs
             .iter()
             .filter(|a| Family::of(**a) == family)
             .map(|a| Key::Address(*a, fe.protocol, fe.port))
-            .collect::<BTreeSet<_>>()
-            .into_iter()
             .collect(),
     };
+    keys.sort_unstable();
+    keys.dedup();
     let mut add = |kind: MapKind, value: &Value| {
         for key in &keys {
             out.elements.push(Element {
@@ -178,14 +221,15 @@ fn plan_family(fe: &Frontend, family: Family, out: &mut FrontendPlan) {
             });
         }
     };
-    if fe.masquerade {
-        add(MapKind::Masquerade, &Value::Member);
-    }
 
     let mut backends: Vec<Backend> = fe.backends_of(family).copied().collect();
     backends.sort();
     let ip = nft_family_word(family);
     let nat_chain = match backends.as_slice() {
+        [one] if fe.masquerade => {
+            add(MapKind::DnatMasquerade, &Value::Dnat(*one));
+            None
+        }
         [one] => {
             add(MapKind::Dnat, &Value::Dnat(*one));
             None
@@ -206,15 +250,20 @@ fn plan_family(fe: &Frontend, family: Family, out: &mut FrontendPlan) {
                 .collect();
             let name = names::nat_chain(&fe.name, family);
             add(MapKind::Nat, &Value::Goto(name.clone()));
+            let mut rules = Vec::new();
+            if fe.masquerade {
+                rules.push(format!("meta mark set meta mark | 0x{MASQUERADE_MARK:08x}"));
+            }
+            rules.push(format!(
+                "meta l4proto {} dnat {ip} to {picker} map {{ {} }}",
+                fe.protocol,
+                entries.join(", ")
+            ));
             Some(Chain {
                 name,
                 role: ChainRole::Frontend,
                 comment: Some(format!("{} {}", fe.name, family.as_str())),
-                rule: format!(
-                    "meta l4proto {} dnat {ip} to {picker} map {{ {} }}",
-                    fe.protocol,
-                    entries.join(", ")
-                ),
+                body: Body::Rules(rules),
             })
         }
     };
@@ -226,14 +275,13 @@ fn plan_family(fe: &Frontend, family: Family, out: &mut FrontendPlan) {
             None
         }
         Allowed::Only(nets) => {
-            let list: Vec<String> = nets.iter().map(ToString::to_string).collect();
             let name = names::allow_chain(family, &nets);
             add(MapKind::Firewall, &Value::Goto(name.clone()));
             Some(Chain {
                 name,
                 role: ChainRole::Allow,
                 comment: None,
-                rule: format!("{ip} saddr != {{ {} }} drop", list.join(", ")),
+                body: Body::Allow(family, nets),
             })
         }
     };
@@ -256,6 +304,9 @@ pub fn allowed_ranges(fe: &Frontend, family: Family) -> Allowed {
         Allowed::Nothing
     } else if nets.iter().any(|n| n.prefix_len() == 0) {
         Allowed::Everything
+    } else if nets.len() == 1 {
+        // Already merged (the common case; `aggregate` costs several allocations).
+        Allowed::Only(nets)
     } else {
         Allowed::Only(IpNet::aggregate(&nets))
     }
