@@ -95,8 +95,9 @@ fn demo_passes_and_leaves_nothing_behind() {
         stdout.contains("Rules the agent programmed on node-2"),
         "{stdout}"
     );
+    // node-2's only 8443/tcp frontend (one backend per family) is a DNAT map element.
     assert!(
-        stdout.contains("comment \"demo/api-canary:https ipv6\""),
+        stdout.contains("2001:db8:1::12 . tcp . 8443 : 2001:db8:42:2::50 . 9443"),
         "{stdout}"
     );
     assert!(stdout.contains("Removed everything"), "{stdout}");
