@@ -83,12 +83,6 @@
 //!   to both and never masquerades something neither wanted. Frontends without masquerade
 //!   (`externalTrafficPolicy: Local`) are only DNATed: the backend sees the client address.
 //!
-//! **Host-originated traffic** is served too: `nat-output` repeats the NAT dispatch on the
-//! `output` hook (cheap: three lookups for locally generated first packets), so
-//! `curl <node address>:<port>` on the node itself works. Loopback destinations are skipped
-//! for `AnyLocal` (DNAT of a 127.0.0.1 connection to another host would need
-//! `route_localnet`). Source ranges do not apply to the host's own connections.
-//!
 //! **Host-originated traffic** is served too: `nat-output` repeats the NAT rules on the
 //! `output` hook (cheap: a few lookups for locally generated first packets), so
 //! `curl <node address>:<port>` on the node itself works. Loopback destinations are skipped
@@ -103,9 +97,10 @@
 //!   `delete element` / `add element` only; an `allow*` chain a new frontend needs is
 //!   (re)created with `add chain` + `flush chain` + its rule, which is idempotent because
 //!   its content follows from its name; [`render_changes_with`] skips that for chains the
-//!   caller knows are there, so the transaction removes nothing (a removal makes the
-//!   kernel wait for an RCU grace period before `nft` can exit). Cost is proportional to
-//!   the frontends changed, not to the table.
+//!   caller knows are there, so the transaction removes nothing (a transaction that deletes
+//!   anything makes the kernel wait for an RCU grace period, 10–20 ms here, when `nft`
+//!   closes its netlink socket; so removing a frontend always costs that). Cost is
+//!   otherwise proportional to the frontends changed, not to the table.
 //!   `allow*` chains are never deleted incrementally (another frontend may still use one,
 //!   and the transaction only knows the frontends it changes): one that nothing jumps to
 //!   any more is inert, [`crate::nft::expected`] does not list it, drift detection ignores
