@@ -9,7 +9,8 @@
 //!   documents its layout;
 //! * [`iptables`] renders `iptables-restore` / `ip6tables-restore` input into our own
 //!   chains, for hosts without nf_tables NAT;
-//! * [`names`] makes the stable per-frontend chain names both use.
+//! * [`names`] makes the stable per-frontend chain names both use, and the names of the
+//!   nft source-range chains frontends with the same ranges share.
 
 pub mod iptables;
 mod model;
