@@ -72,11 +72,13 @@ pub enum TableState {
     NotInstalled,
     /// Listing or parsing it failed (not root, no `nft`, …).
     Unreadable(String),
-    /// Its chains and verdict-map elements `(map, key, target chain)`.
+    /// Its chains, its jump elements `(map, key, target chain)`, and its other elements
+    /// `(map, key, value)`: DNAT targets of single-backend frontends, `drop` verdicts.
     Present {
         name: String,
         chains: BTreeSet<String>,
         elements: BTreeSet<(String, String, String)>,
+        other_elements: BTreeSet<(String, String, String)>,
     },
 }
 

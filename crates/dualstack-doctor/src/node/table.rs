@@ -2,9 +2,9 @@
 //!
 //! What is compared (the agent does not report its ruleset anywhere yet, so this is a
 //! self-consistency check of what the kernel holds): every base chain and map the renderer
-//! creates is present ([`dualstack_ruleset::nft::skeleton`]), every verdict-map element sits
-//! in one of our maps and jumps to a chain that exists. A half-applied or hand-edited table
-//! fails here.
+//! creates is present ([`dualstack_ruleset::nft::skeleton`]), every element sits in one of
+//! our maps, and every jump element targets a chain that exists. A half-applied or
+//! hand-edited table fails here.
 
 use super::{NodeFacts, TableState};
 use crate::Check;
@@ -12,7 +12,7 @@ use crate::Check;
 const ID: &str = "node.table";
 
 pub fn check(f: &NodeFacts) -> Check {
-    let (name, chains, elements) = match &f.table {
+    let (name, chains, elements, other_elements) = match &f.table {
         TableState::NotInstalled => {
             return Check::ok(
                 ID,
@@ -30,7 +30,8 @@ pub fn check(f: &NodeFacts) -> Check {
             name,
             chains,
             elements,
-        } => (name, chains, elements),
+            other_elements,
+        } => (name, chains, elements, other_elements),
     };
     let (base, maps) = dualstack_ruleset::nft::skeleton();
     let mut problems = Vec::new();
@@ -50,13 +51,20 @@ pub fn check(f: &NodeFacts) -> Check {
             problems.push(format!("{map}: {key} jumps to missing chain {target}"));
         }
     }
+    for (map, key, _) in other_elements {
+        if !maps.contains(&map.as_str()) {
+            problems.push(format!("element {key} in unknown map {map}"));
+        }
+    }
     if problems.is_empty() {
         Check::ok(
             ID,
             format!(
-                "table inet {name}: {} chains, {} map elements; all base chains present, every element jumps to an existing chain",
+                "table inet {name}: {} chains, {} map elements ({} jumps, {} DNAT targets or drops); all base chains present, every jump reaches an existing chain",
                 chains.len(),
-                elements.len()
+                elements.len() + other_elements.len(),
+                elements.len(),
+                other_elements.len()
             ),
         )
     } else {
@@ -95,6 +103,11 @@ mod tests {
                 .iter()
                 .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
                 .collect(),
+            other_elements: BTreeSet::from([(
+                "dnat-addr4".to_string(),
+                "10.0.1.1 . tcp . 443".to_string(),
+                "10.42.0.7 . 8443".to_string(),
+            )]),
         }
     }
 
@@ -112,7 +125,7 @@ mod tests {
             (
                 present(&["fe4-web-1"], &el, None),
                 Status::Ok,
-                "1 map elements",
+                "2 map elements (1 jumps, 1 DNAT targets or drops)",
             ),
             (
                 present(&[], &el, None),

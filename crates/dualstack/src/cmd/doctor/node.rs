@@ -77,6 +77,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<Outcome> {
                 name: args.table.clone(),
                 chains: o.chains,
                 elements: o.elements,
+                other_elements: o.other_elements,
             },
             Err(e) => TableState::Unreadable(e.to_string()),
         },
