@@ -98,6 +98,34 @@ impl Netns {
             })
     }
 
+    /// Loads an nft script into this namespace (`nft -f -`), failing with nft's message.
+    pub fn nft(&self, script: &str) -> Result<(), TestbedError> {
+        use std::io::Write as _;
+        let spawn = |source| TestbedError::Spawn {
+            program: "nft".to_string(),
+            source,
+        };
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.name, "nft", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(spawn)?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(script.as_bytes()).map_err(spawn)?;
+        }
+        let out = child.wait_with_output().map_err(spawn)?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(TestbedError::Command {
+                command: format!("ip netns exec {} nft -f -", self.name),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            })
+        }
+    }
+
     /// Sets a sysctl (e.g. `net.ipv6.conf.all.forwarding`) in this namespace, by writing
     /// `/proc/sys/…` from a thread inside it (no process started).
     pub fn sysctl(&self, key: &str, value: &str) -> Result<(), TestbedError> {

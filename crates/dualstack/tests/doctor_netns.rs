@@ -71,19 +71,7 @@ fn masquerade(ns: &Netns) {
 }
 
 fn nft(ns: &Netns, script: &str) {
-    use std::io::Write;
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", ns.name(), "nft", "-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "nft failed on {script}");
+    ns.nft(script).unwrap();
 }
 
 /// Runs `dualstack doctor node --output json …` inside `ns`: exit code and the checks by id.

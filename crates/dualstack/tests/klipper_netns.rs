@@ -125,19 +125,7 @@ impl Svclb {
 }
 
 fn nft(ns: &Netns, script: &str) {
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", ns.name(), "nft", "-f", "-"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "nft failed on {script}");
+    ns.nft(script).unwrap();
 }
 
 fn ruleset(ns: &Netns) -> String {
