@@ -624,6 +624,33 @@ fn traefik_rules() {
         "traefik-key-ignored",
         Severity::Warning
     ));
+    // --traefik-chart tells the version a HelmChartConfig does not carry; the file's own
+    // version wins over it.
+    let told = |doc: String, version: Version| {
+        let mut files = config(GOOD);
+        files.traefik = Some(("traefik-config.yaml".into(), doc));
+        files.traefik_chart = Some(version);
+        run(&files)
+    };
+    assert!(has(
+        &told(config_doc(old_key), Version::new(40, 0, 0)),
+        "traefik-key-ignored",
+        Severity::Error
+    ));
+    assert!(
+        find(
+            &told(config_doc(old_key), Version::new(39, 0, 701)),
+            "traefik-key-ignored"
+        )
+        .is_empty()
+    );
+    assert!(
+        find(
+            &told(chart("27.0.201+up27.0.2", old_key), Version::new(41, 0, 0)),
+            "traefik-key-ignored"
+        )
+        .is_empty()
+    );
     let both = "    service:\n      ipFamilyPolicy: PreferDualStack\n      spec:\n        ipFamilyPolicy: PreferDualStack\n";
     assert!(has(
         &traefik(&chart("39.0.701+up39.0.7", both), Some(GOOD)),

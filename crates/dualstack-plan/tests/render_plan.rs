@@ -98,6 +98,7 @@ fn check_rendered(options: &PlanOptions) -> Vec<Finding> {
             },
             traefik: pair(render::TRAEFIK_CONFIG),
             k3s_version: options.k3s_version,
+            traefik_chart: Some(options.traefik_chart),
             ..CheckFiles::default()
         }
         .read()
@@ -166,6 +167,9 @@ proptest! {
         let findings = check_rendered(&options);
         let errors: Vec<_> = findings.iter().filter(|f| f.severity == Severity::Error).collect();
         prop_assert!(errors.is_empty(), "{errors:#?}");
+        // Told the chart version, the check agrees the rendered Traefik keys are the right ones.
+        let traefik: Vec<_> = findings.iter().filter(|f| f.code.as_str().starts_with("traefik")).collect();
+        prop_assert!(traefik.is_empty(), "{traefik:#?}");
         // Capacity the plan promises is what the check computes.
         let p = plan(&options).unwrap();
         for f in &p.families {

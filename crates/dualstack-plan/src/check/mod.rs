@@ -68,6 +68,9 @@ pub struct CheckFiles {
     pub calico: Option<(String, String)>,
     pub traefik: Option<(String, String)>,
     pub k3s_version: Option<Version>,
+    /// `--traefik-chart`: the chart version, for a HelmChartConfig (which carries none).
+    /// A version the file itself names wins.
+    pub traefik_chart: Option<Version>,
 }
 
 impl CheckFiles {
@@ -101,7 +104,16 @@ impl CheckFiles {
             input.calico = Some(calico::read_calico(name, text)?);
         }
         if let Some((name, text)) = &self.traefik {
-            input.traefik = Some(traefik::read_traefik(name, text)?);
+            let mut values = traefik::read_traefik(name, text)?;
+            if values.chart_version.is_none()
+                && let Some(version) = self.traefik_chart
+            {
+                values.chart_version = Some(crate::input::Sourced {
+                    value: version,
+                    origin: Origin::new("--traefik-chart", None),
+                });
+            }
+            input.traefik = Some(values);
         }
         Ok(input)
     }

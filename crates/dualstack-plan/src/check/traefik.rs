@@ -32,7 +32,7 @@ pub fn check_traefik(values: &TraefikValues, dual_stack: bool, findings: &mut Ve
             },
             None => findings.push(Finding::new(Severity::Warning, Code::TraefikKeyIgnored,
                 "service.ipFamilyPolicy / service.ipFamilies are read only by Traefik charts before 40.0.0 and silently ignored from 40.0.0 on; the chart version is not known here",
-                "check the chart version (spec.chart of the traefik HelmChart in /var/lib/rancher/k3s/server/manifests/traefik.yaml); from 40.0.0 use service.spec.ipFamilyPolicy").at(Some(at.clone()))),
+                "look up the chart version (spec.chart of the traefik HelmChart in /var/lib/rancher/k3s/server/manifests/traefik.yaml) and pass it as --traefik-chart; from 40.0.0 use service.spec.ipFamilyPolicy").at(Some(at.clone()))),
         }
     }
     if !dual_stack {

@@ -39,6 +39,10 @@ pub struct CheckArgs {
     /// K3s version (e.g. v1.30.4+k3s1): makes version-dependent rules exact.
     #[arg(long, value_parser = parse_version)]
     k3s_version: Option<Version>,
+    /// Traefik chart version (e.g. 39.0.701), for a HelmChartConfig, which names none; a
+    /// version the --traefik file names wins.
+    #[arg(long, value_parser = parse_version, value_name = "VERSION")]
+    traefik_chart: Option<Version>,
     /// Output format: text, or `{"findings":[…]}` as JSON.
     #[arg(long, short = 'o', value_enum, default_value_t = Format::Text)]
     output: Format,
@@ -67,6 +71,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Outcome> {
         calico: args.calico.as_deref().map(read_named).transpose()?,
         traefik: args.traefik.as_deref().map(read_named).transpose()?,
         k3s_version: args.k3s_version,
+        traefik_chart: args.traefik_chart,
     };
     let input = files.read().map_err(|e| usage(e.to_string()))?;
     let findings = check(&input);
