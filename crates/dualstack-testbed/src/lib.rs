@@ -7,6 +7,9 @@
 //! * [`EchoServer`], [`tcp_request`], [`udp_request`]: servers that answer with their id and
 //!   the client address they saw, and clients with timeouts.
 //! * [`kernel_tests_enabled`]: the skip-or-fail gate every kernel test starts with.
+//! * [`KubeApi`]: a real kube-apiserver and etcd (`tests/kube/run`), and
+//!   [`kube_tests_enabled`], the gate of the tests that use it; [`LoopbackForward`] makes its
+//!   loopback port reachable inside a node namespace.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -26,14 +29,18 @@
 //! ```
 
 mod echo;
+mod forward;
 mod gate;
+mod kube_api;
 mod lab;
 mod netns;
 
 use std::net::SocketAddr;
 
 pub use echo::{EchoServer, Reply, tcp_request, tcp_request_here, udp_request, udp_request_here};
+pub use forward::LoopbackForward;
 pub use gate::{REQUIRE_ENV, is_root, kernel_tests_enabled};
+pub use kube_api::{KubeApi, REQUIRE_KUBE_ENV, kube_tests_enabled, repo_root};
 pub use lab::{Host, Lab};
 pub use netns::{Netns, veth};
 
@@ -70,4 +77,11 @@ pub enum TestbedError {
     Sysctl { key: String, source: std::io::Error },
     #[error("a lab holds at most 255 hosts")]
     TooManyHosts,
+    #[error("could not {what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("test API server: {0}")]
+    KubeApi(String),
 }
