@@ -38,10 +38,17 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// The stores' current contents as a decision input.
+    /// The stores' current contents as a decision input. Services being deleted are left
+    /// out: they are released, and their addresses and ports are free for the others.
     pub fn snapshot(&self) -> Result<Snapshot, ConvertError> {
         Ok(Snapshot {
-            services: all(&self.services, "Service")?,
+            services: self
+                .services
+                .state()
+                .iter()
+                .filter(|s| s.metadata.deletion_timestamp.is_none())
+                .map(|s| convert(s.as_ref(), "Service"))
+                .collect::<Result<_, _>>()?,
             nodes: all(&self.nodes, "Node")?,
             endpoint_slices: all(&self.slices, "EndpointSlice")?,
             leases: all(&self.leases, "Lease")?,

@@ -17,6 +17,7 @@ use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::watch;
 
 use crate::cluster::{self, Cluster};
+use crate::decision_cache::DecisionCache;
 use crate::reconcile::{self, Context, Observer};
 
 /// The leader-election Lease name.
@@ -42,6 +43,9 @@ pub struct Settings {
     pub observer: Option<Observer>,
     /// Receives `true` while this replica leads.
     pub leader: Option<watch::Sender<bool>>,
+    /// How long the leader Lease lasts without renewal: a standby replica takes over this
+    /// long after the leader died.
+    pub leader_lease_seconds: u64,
 }
 
 /// Runs until `shutdown` resolves.
@@ -54,6 +58,8 @@ pub async fn run(
     let manager = LeaseManagerBuilder::new(client.clone(), LEADER_LEASE)
         .with_namespace(settings.namespace.clone())
         .with_identity(settings.identity.clone())
+        .with_duration(settings.leader_lease_seconds.max(2))
+        .with_grace((settings.leader_lease_seconds / 6).clamp(1, 5))
         .build()
         .await?;
     let (mut leading, lease_task) = manager.watch().await;
@@ -110,8 +116,16 @@ pub async fn run(
             Arc::clone(&settings.clock),
         );
         ctx.observer = settings.observer.clone();
+        ctx.cluster_generation = Some(watches.changes.clone());
         let (kick_tx, kick_rx) = watch::channel(0u64);
-        ctx.others_affected = Some(kick_tx);
+        ctx.others_affected = Some(kick_tx.clone());
+        // Time alone changes the decision when an agent Lease expires: reconcile every
+        // Service then (the first one decides anew, the others reuse it).
+        let expiry = tokio::spawn(wake_at_expiry(
+            Arc::clone(&ctx.decisions),
+            Arc::clone(&settings.clock),
+            kick_tx,
+        ));
         let mut lost = leading.clone();
         let mut stop = stop_rx.clone();
         let until = async move {
@@ -133,6 +147,7 @@ pub async fn run(
                 }
             })
             .await;
+        expiry.abort();
         if let Some(tx) = &settings.leader {
             let _ = tx.send(false);
         }
@@ -145,4 +160,31 @@ pub async fn run(
     drop(leading);
     let _ = lease_task.await;
     Ok(())
+}
+
+/// Bumps `kick` once each time the cached decision's validity ends (an agent Lease expires),
+/// checking at least every 5 s.
+async fn wake_at_expiry(
+    decisions: Arc<DecisionCache>,
+    clock: Arc<dyn Fn() -> dualstack_lb::Timestamp + Send + Sync>,
+    kick: watch::Sender<u64>,
+) {
+    const MAX_WAIT: Duration = Duration::from_secs(5);
+    let mut kicked_for = None;
+    loop {
+        let until = decisions.valid_until().await;
+        let now = clock();
+        match until {
+            Some(until) if now >= until && kicked_for != Some(until) => {
+                kicked_for = Some(until);
+                kick.send_modify(|n| *n = n.wrapping_add(1));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Some(until) if now < until => {
+                let micros = u64::try_from(until.unix_micros() - now.unix_micros()).unwrap_or(0);
+                tokio::time::sleep(Duration::from_micros(micros).min(MAX_WAIT)).await;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(500).min(MAX_WAIT)).await,
+        }
+    }
 }

@@ -19,7 +19,7 @@ use kube::{Api, Client};
 
 /// How long a renewal is valid: three missed renewals and the node stops being programmed.
 pub const LEASE_DURATION_SECONDS: i32 = 40;
-/// How often the agent renews its Lease.
+/// How often the agent renews a Lease of the default duration.
 pub const RENEW_EVERY: Duration = Duration::from_secs(10);
 /// The field manager of the agent's Lease writes.
 pub const FIELD_MANAGER: &str = "dualstack-agent";
@@ -31,12 +31,29 @@ fn micro_time(ts: Timestamp) -> MicroTime {
     )
 }
 
-/// The Lease `node`'s agent applies at `now` (pure).
+/// The Lease `node`'s agent applies at `now` (pure), valid [`LEASE_DURATION_SECONDS`].
 pub fn agent_lease(
     config: &Config,
     node: &str,
     addresses: &[LiveAddress],
     now: Timestamp,
+) -> Lease {
+    agent_lease_for(config, node, addresses, now, LEASE_DURATION_SECONDS)
+}
+
+/// How often an agent whose Lease lasts `duration_seconds` renews it: four times per
+/// duration, so three renewals can fail before its node is dropped.
+pub fn renew_every(duration_seconds: i32) -> Duration {
+    Duration::from_millis(u64::try_from(duration_seconds.max(1)).unwrap_or(1) * 250)
+}
+
+/// [`agent_lease`] with another duration (`agent --lease-duration-seconds`).
+pub fn agent_lease_for(
+    config: &Config,
+    node: &str,
+    addresses: &[LiveAddress],
+    now: Timestamp,
+    duration_seconds: i32,
 ) -> Lease {
     Lease {
         metadata: ObjectMeta {
@@ -54,7 +71,7 @@ pub fn agent_lease(
         },
         spec: Some(LeaseSpec {
             holder_identity: Some(node.to_string()),
-            lease_duration_seconds: Some(LEASE_DURATION_SECONDS),
+            lease_duration_seconds: Some(duration_seconds),
             renew_time: Some(micro_time(now)),
             ..LeaseSpec::default()
         }),
@@ -69,8 +86,20 @@ pub async fn renew(
     addresses: &[LiveAddress],
     now: Timestamp,
 ) -> Result<Lease, kube::Error> {
+    renew_for(client, config, node, addresses, now, LEASE_DURATION_SECONDS).await
+}
+
+/// [`renew`] with another duration.
+pub async fn renew_for(
+    client: &Client,
+    config: &Config,
+    node: &str,
+    addresses: &[LiveAddress],
+    now: Timestamp,
+    duration_seconds: i32,
+) -> Result<Lease, kube::Error> {
     let api: Api<Lease> = Api::namespaced(client.clone(), &config.lease_namespace);
-    let lease = agent_lease(config, node, addresses, now);
+    let lease = agent_lease_for(config, node, addresses, now, duration_seconds);
     api.patch(
         &Config::lease_name(node),
         &PatchParams::apply(FIELD_MANAGER).force(),

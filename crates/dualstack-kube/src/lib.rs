@@ -10,18 +10,24 @@
 //! * [`status`] and [`finalizer`] (pure): the exact merge patches for
 //!   `status.loadBalancer` + `status.conditions` and for our finalizer — `None` when nothing
 //!   would change, so unchanged Services cost no request.
-//! * [`reconcile`]: the controller's reconcile function and error policy (backoff).
+//! * [`decision_cache`]: the cluster-wide decision, computed once per change of what it
+//!   reads and shared by every reconcile.
+//! * [`reconcile`]: the controller's reconcile function and error policy (backoff), and
+//!   [`reconcile::release`], which `controller --release-all` uses for uninstall.
 //! * [`controller`]: the controller wiring: reflectors, `kube::runtime::Controller`, leader
 //!   election with `kube-lease-manager` (one active replica).
 //! * [`lease`]: the agent's per-node Lease carrying its live addresses.
+//! * [`uninstall`]: `controller --release-all`, our status and finalizers off every Service.
 
 pub mod cluster;
 pub mod controller;
 pub mod convert;
+pub mod decision_cache;
 pub mod finalizer;
 pub mod lease;
 pub mod reconcile;
 pub mod status;
+pub mod uninstall;
 
 /// The field manager / reporting controller name used in every write.
 pub const MANAGER: &str = "dualstack";

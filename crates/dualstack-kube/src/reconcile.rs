@@ -5,8 +5,9 @@
 //! 1. **Not ours** (another type or class, or being deleted): if *we* added our finalizer
 //!    (see [`crate::finalizer`]), clear the status we wrote, then remove the finalizer.
 //!    Otherwise nothing — not a single request for a Service we do not own.
-//! 2. **Ours**: add our finalizer if missing; decide over the whole cluster (port conflicts
-//!    and node choice depend on every Service); patch `status` only when it differs; record
+//! 2. **Ours**: add our finalizer if missing; take the cluster-wide decision (port conflicts
+//!    and node choice depend on every Service) from the [`DecisionCache`], which decides
+//!    anew only when something it read changed; patch `status` only when it differs; record
 //!    an Event for every problem condition and a `Normal` one when the addresses changed.
 //!
 //! Errors (API refusals, 409 Conflict after a concurrent change, 5xx) are returned;
@@ -17,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dualstack_lb::{Config, Timestamp, decide, ownership};
+use dualstack_lb::{Config, Timestamp, ownership};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
@@ -25,8 +26,9 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Api, Client, Resource, ResourceExt};
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Fingerprint as _};
 use crate::convert::{ConvertError, convert};
+use crate::decision_cache::DecisionCache;
 use crate::finalizer;
 use crate::status;
 
@@ -93,6 +95,11 @@ pub struct Context {
     /// Bumped when a reconcile changed what other Services may decide (an address or port
     /// freed or taken): the controller then reconciles every Service once more.
     pub others_affected: Option<tokio::sync::watch::Sender<u64>>,
+    /// The cluster change counter of the Node, EndpointSlice and Lease reflectors: the
+    /// cached decision holds while it stays the same.
+    pub cluster_generation: Option<tokio::sync::watch::Receiver<u64>>,
+    /// The latest decision, shared by all reconciles.
+    pub decisions: Arc<DecisionCache>,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -112,6 +119,8 @@ impl Context {
             clock,
             observer: None,
             others_affected: None,
+            cluster_generation: None,
+            decisions: Arc::new(DecisionCache::default()),
             failures: Mutex::new(HashMap::new()),
         }
     }
@@ -181,6 +190,38 @@ fn kick(ctx: &Context) {
     }
 }
 
+/// Takes a Service back from us: clears the status we wrote, then removes our finalizer.
+/// Returns false (and sends nothing) when we never added our finalizer to it. Used by the
+/// reconcile of a Service that is not ours any more and by `controller --release-all`.
+pub async fn release(api: &Api<Service>, svc: &Service, class: &str) -> Result<bool, Error> {
+    if !finalizer::added_by_us(svc, class) {
+        return Ok(false);
+    }
+    let name = svc.name_any();
+    let service = format!("{}/{name}", svc.namespace().unwrap_or_default());
+    let api_err = |action: &'static str| {
+        let service = service.clone();
+        move |source| Error::Api {
+            action,
+            service,
+            source,
+        }
+    };
+    let mut current = svc.clone();
+    if let Some(patch) = status::clear_patch(&current) {
+        current = api
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(api_err("clear the status of"))?;
+    }
+    if let Some(patch) = finalizer::remove_patch(&current, class) {
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(api_err("remove our finalizer from"))?;
+    }
+    Ok(true)
+}
+
 /// The reconcile steps without metrics; returns what was done.
 pub async fn reconcile_inner(svc: &Service, ctx: &Context) -> Result<Outcome, Error> {
     let name = svc.name_any();
@@ -199,22 +240,12 @@ pub async fn reconcile_inner(svc: &Service, ctx: &Context) -> Result<Outcome, Er
     let core: dualstack_lb::objects::Service = convert(svc, "Service")?;
     let deleting = svc.metadata.deletion_timestamp.is_some();
     if deleting || ownership(&core, &ctx.config).is_err() {
-        if !finalizer::added_by_us(svc, class) {
+        if !release(&api, svc, class).await? {
             return Ok(Outcome::Ignored);
         }
-        let mut current = svc.clone();
-        if let Some(patch) = status::clear_patch(&current) {
-            current = api
-                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .map_err(api_err("clear the status of"))?;
-        }
-        if let Some(patch) = finalizer::remove_patch(&current, class) {
-            api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .map_err(api_err("remove our finalizer from"))?;
-        }
         tracing::info!(service = %format!("{namespace}/{name}"), "released: status cleared, finalizer removed");
+        // Its addresses and ports are free: decide again, and let every Service see it.
+        ctx.decisions.invalidate();
         kick(ctx);
         return Ok(Outcome::Released);
     }
@@ -228,14 +259,23 @@ pub async fn reconcile_inner(svc: &Service, ctx: &Context) -> Result<Outcome, Er
     }
 
     let now = (ctx.clock)();
-    let mut snapshot = ctx.cluster.snapshot()?;
-    // The store may lag behind the object we were handed: decide on the newest one.
-    snapshot
-        .services
-        .retain(|s| !(s.metadata.namespace == namespace && s.metadata.name == name));
-    snapshot.services.push(convert(&current, "Service")?);
-    let decision = decide(&snapshot, &ctx.config, now);
-    let Some(decided) = decision.service(&namespace, &name) else {
+    let newest: dualstack_lb::objects::Service = convert(&current, "Service")?;
+    let print = newest.clone().fingerprint();
+    let generation = ctx.cluster_generation.as_ref().map_or(0, |rx| *rx.borrow());
+    let service_key = (namespace.clone(), name.clone());
+    let cached = ctx
+        .decisions
+        .get(&service_key, print, generation, now, &ctx.config, || {
+            let mut snapshot = ctx.cluster.snapshot()?;
+            // The store may lag behind the object we were handed: decide on the newest one.
+            snapshot
+                .services
+                .retain(|s| !(s.metadata.namespace == namespace && s.metadata.name == name));
+            snapshot.services.push(newest);
+            Ok::<_, Error>(snapshot)
+        })
+        .await?;
+    let Some(decided) = cached.service(&service_key) else {
         return Ok(Outcome::NotInStore);
     };
 

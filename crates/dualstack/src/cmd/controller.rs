@@ -38,6 +38,15 @@ pub struct ControllerArgs {
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// How long the leader Lease lasts without renewal (a standby takes over this long after
+    /// the leader died).
+    #[arg(long, env = "DUALSTACK_LEADER_LEASE_SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(2..=600), value_name = "SECONDS")]
+    pub leader_lease_seconds: u64,
+    /// Uninstall: clear our status and remove our finalizer on every Service of our class,
+    /// then exit (stop the controller Deployment first).
+    #[arg(long)]
+    pub release_all: bool,
 }
 
 pub fn run(args: ControllerArgs) -> anyhow::Result<Outcome> {
@@ -47,6 +56,9 @@ pub fn run(args: ControllerArgs) -> anyhow::Result<Outcome> {
 }
 
 async fn run_async(args: ControllerArgs) -> anyhow::Result<Outcome> {
+    if args.release_all {
+        return release_all(&args).await;
+    }
     let health = Arc::new(Health::default());
     health::serve(args.health_addr, Arc::clone(&health)).await?;
     let client = kube::Client::try_default()
@@ -82,11 +94,31 @@ async fn run_async(args: ControllerArgs) -> anyhow::Result<Outcome> {
             observed.metrics.reconciled(outcome, took);
         })),
         leader: Some(leader_tx),
+        leader_lease_seconds: args.leader_lease_seconds,
     };
     controller::run(client, settings, shutdown_signal())
         .await
         .context("running the controller")?;
     tracing::info!("stopped");
+    Ok(Outcome::Ok)
+}
+
+async fn release_all(args: &ControllerArgs) -> anyhow::Result<Outcome> {
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API (in-cluster config or KUBECONFIG)")?;
+    let class = &args.decision.class;
+    let done = dualstack_kube::uninstall::release_all(&client, class)
+        .await
+        .context("releasing Services")?;
+    for service in &done.services {
+        println!("released {service}: status cleared, finalizer removed");
+    }
+    println!(
+        "{} of {} Service(s) released (class {class}); nothing else was changed",
+        done.services.len(),
+        done.seen
+    );
     Ok(Outcome::Ok)
 }
 

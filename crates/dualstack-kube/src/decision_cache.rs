@@ -1,0 +1,288 @@
+//! The controller decides once per change, not once per Service.
+//!
+//! [`decide`] looks at the whole cluster (port conflicts and node choice depend on every
+//! Service), so running it inside each Service's reconcile makes a resync round O(N²). The
+//! cache keeps the latest [`Decision`] together with what it was computed from:
+//!
+//! * the cluster change counter of the Node, EndpointSlice and Lease reflectors
+//!   ([`crate::cluster`]), which is bumped only by changes the decision reads;
+//! * for every Service, the [`Fingerprint`] of the core's view of it (spec, our annotations,
+//!   status — not a `resourceVersion`, which moves with every unrelated write);
+//! * the first instant at which time alone changes the decision: the next agent Lease
+//!   expiry ([`next_expiry`]).
+//!
+//! A reconcile reuses the decision when all three still hold for its Service, and otherwise
+//! recomputes it once under a lock, so a burst of reconciles after one change shares a single
+//! recomputation. [`DecisionCache::invalidate`] forces the next one (a Service was released:
+//! its ports are free for the others).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use dualstack_lb::decision::ServiceDecision;
+use dualstack_lb::{Config, Decision, Snapshot, Timestamp, decide};
+use tokio::sync::Mutex;
+
+use crate::cluster::Fingerprint;
+
+/// `(namespace, name)` of a Service.
+pub type ServiceKey = (String, String);
+
+/// The decision and what it was computed from.
+#[derive(Debug)]
+pub struct Cached {
+    pub decision: Decision,
+    index: HashMap<ServiceKey, usize>,
+    prints: HashMap<ServiceKey, u64>,
+    cluster_generation: u64,
+    valid_until: Option<Timestamp>,
+}
+
+impl Cached {
+    /// Decides for `snapshot` and remembers its inputs.
+    pub fn compute(
+        snapshot: Snapshot,
+        config: &Config,
+        now: Timestamp,
+        cluster_generation: u64,
+    ) -> Cached {
+        let prints = snapshot
+            .services
+            .iter()
+            .map(|s| {
+                (
+                    (s.metadata.namespace.clone(), s.metadata.name.clone()),
+                    s.clone().fingerprint(),
+                )
+            })
+            .collect();
+        let valid_until = next_expiry(&snapshot, now);
+        let decision = decide(&snapshot, config, now);
+        let index = decision
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| ((s.namespace.clone(), s.name.clone()), i))
+            .collect();
+        Cached {
+            decision,
+            index,
+            prints,
+            cluster_generation,
+            valid_until,
+        }
+    }
+
+    /// Whether this decision still holds for a Service whose core view hashes to `print`.
+    pub fn holds_for(&self, key: &ServiceKey, print: u64, generation: u64, now: Timestamp) -> bool {
+        self.cluster_generation == generation
+            && self.valid_until.is_none_or(|until| now < until)
+            && self.prints.get(key) == Some(&print)
+    }
+
+    /// The decision for one Service (`None`: not ours, or not in the snapshot).
+    pub fn service(&self, key: &ServiceKey) -> Option<&ServiceDecision> {
+        self.index
+            .get(key)
+            .and_then(|&i| self.decision.services.get(i))
+    }
+
+    /// When time alone next changes this decision (an agent Lease expires).
+    pub fn valid_until(&self) -> Option<Timestamp> {
+        self.valid_until
+    }
+}
+
+/// The first instant after `now` at which an agent Lease has expired (the decision keeps a
+/// Lease live up to and including `renewTime + leaseDurationSeconds`), if any.
+pub fn next_expiry(snapshot: &Snapshot, now: Timestamp) -> Option<Timestamp> {
+    snapshot
+        .leases
+        .iter()
+        .filter_map(|l| {
+            let renewed = l.spec.renew_time?;
+            let seconds = l.spec.lease_duration_seconds?;
+            let expires = renewed.plus_seconds(seconds);
+            Some(Timestamp::from_unix_micros(
+                expires.unix_micros().saturating_add(1),
+            ))
+        })
+        .filter(|expiry| *expiry > now)
+        .min()
+}
+
+/// The shared cache of the leading controller.
+#[derive(Debug, Default)]
+pub struct DecisionCache {
+    cached: Mutex<Option<Arc<Cached>>>,
+    stale: AtomicBool,
+    computed: AtomicU64,
+}
+
+impl DecisionCache {
+    /// The decision for the Service `key` (whose core view hashes to `print`): the cached one
+    /// when it still holds, else `compute()`'s snapshot decided anew (once, under the lock).
+    pub async fn get<E>(
+        &self,
+        key: &ServiceKey,
+        print: u64,
+        generation: u64,
+        now: Timestamp,
+        config: &Config,
+        compute: impl FnOnce() -> Result<Snapshot, E>,
+    ) -> Result<Arc<Cached>, E> {
+        let mut slot = self.cached.lock().await;
+        if let Some(cached) = slot.as_ref()
+            && !self.stale.load(Ordering::Acquire)
+            && cached.holds_for(key, print, generation, now)
+        {
+            return Ok(Arc::clone(cached));
+        }
+        self.stale.store(false, Ordering::Release);
+        let snapshot = compute()?;
+        let fresh = Arc::new(Cached::compute(snapshot, config, now, generation));
+        self.computed.fetch_add(1, Ordering::Relaxed);
+        *slot = Some(Arc::clone(&fresh));
+        Ok(fresh)
+    }
+
+    /// The next reconcile decides anew.
+    pub fn invalidate(&self) {
+        self.stale.store(true, Ordering::Release);
+    }
+
+    /// How many times the decision was computed (for metrics and tests).
+    pub fn computations(&self) -> u64 {
+        self.computed.load(Ordering::Relaxed)
+    }
+
+    /// When time alone next changes the cached decision.
+    pub async fn valid_until(&self) -> Option<Timestamp> {
+        self.cached
+            .lock()
+            .await
+            .as_ref()
+            .and_then(|c| c.valid_until())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn snapshot(port: u16, renew: &str) -> Snapshot {
+        Snapshot::parse(&format!(
+            r#"apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Node
+  metadata: {{name: n1}}
+  status:
+    addresses: [{{type: InternalIP, address: 192.0.2.1}}]
+    conditions: [{{type: Ready, status: "True"}}]
+- apiVersion: coordination.k8s.io/v1
+  kind: Lease
+  metadata: {{name: dualstack-agent-n1, namespace: dualstack-system}}
+  spec: {{holderIdentity: n1, leaseDurationSeconds: 40, renewTime: "{renew}"}}
+- apiVersion: v1
+  kind: Service
+  metadata: {{name: web, namespace: default, creationTimestamp: "2025-12-01T00:00:00Z"}}
+  spec:
+    type: LoadBalancer
+    loadBalancerClass: dualstack.io/lb
+    ipFamilies: [IPv4]
+    ipFamilyPolicy: SingleStack
+    ports: [{{name: http, port: {port}, protocol: TCP}}]
+"#
+        ))
+        .unwrap()
+    }
+
+    fn key() -> ServiceKey {
+        ("default".into(), "web".into())
+    }
+
+    fn print(s: &Snapshot) -> u64 {
+        s.services[0].clone().fingerprint()
+    }
+
+    #[tokio::test]
+    async fn reused_until_the_service_the_cluster_or_the_clock_moves() {
+        let config = Config::default();
+        let now: Timestamp = "2026-01-01T00:00:10Z".parse().unwrap();
+        let renew = "2026-01-01T00:00:00.000000Z";
+        let cache = DecisionCache::default();
+        let s80 = snapshot(80, renew);
+        let p80 = print(&s80);
+        let first = cache
+            .get(&key(), p80, 1, now, &config, || Ok::<_, ()>(s80.clone()))
+            .await
+            .unwrap();
+        assert_eq!(cache.computations(), 1);
+        assert!(first.service(&key()).is_some());
+        assert_eq!(
+            first.valid_until(),
+            Some(Timestamp::from_unix_micros(
+                "2026-01-01T00:00:40Z"
+                    .parse::<Timestamp>()
+                    .unwrap()
+                    .unix_micros()
+                    + 1
+            ))
+        );
+
+        // Same Service, same cluster, before the Lease expires: no new decision.
+        let again = cache
+            .get(&key(), p80, 1, now, &config, || Err(()))
+            .await
+            .unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        assert_eq!(cache.computations(), 1);
+
+        // The Service changed.
+        let s81 = snapshot(81, renew);
+        cache
+            .get(&key(), print(&s81), 1, now, &config, || {
+                Ok::<_, ()>(s81.clone())
+            })
+            .await
+            .unwrap();
+        assert_eq!(cache.computations(), 2);
+        // A node, slice or Lease changed.
+        cache
+            .get(&key(), print(&s81), 2, now, &config, || {
+                Ok::<_, ()>(s81.clone())
+            })
+            .await
+            .unwrap();
+        assert_eq!(cache.computations(), 3);
+        // The agent Lease expired: the node leaves the decision.
+        let later: Timestamp = "2026-01-01T00:00:41Z".parse().unwrap();
+        let expired = cache
+            .get(&key(), print(&s81), 2, later, &config, || {
+                Ok::<_, ()>(s81.clone())
+            })
+            .await
+            .unwrap();
+        assert_eq!(cache.computations(), 4);
+        assert!(
+            expired
+                .service(&key())
+                .map(|s| s.ingress.is_empty())
+                .unwrap()
+        );
+        assert_eq!(expired.valid_until(), None);
+        // Invalidated by hand.
+        cache.invalidate();
+        cache
+            .get(&key(), print(&s81), 2, later, &config, || {
+                Ok::<_, ()>(s81.clone())
+            })
+            .await
+            .unwrap();
+        assert_eq!(cache.computations(), 5);
+    }
+}
