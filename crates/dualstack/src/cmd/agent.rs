@@ -48,6 +48,11 @@ pub struct AgentArgs {
         value_name = "ADDR:PORT"
     )]
     pub health_addr: std::net::SocketAddr,
+    /// How long the agent's Lease stays valid without a renewal (renewed 4 times as often);
+    /// the controller drops the node from Service status this long after the agent stops.
+    #[arg(long, env = "DUALSTACK_LEASE_DURATION_SECONDS", default_value_t = 40,
+          value_parser = clap::value_parser!(i32).range(2..=3600), value_name = "SECONDS")]
+    pub lease_duration_seconds: i32,
     /// Full read-back and drift repair every this many seconds.
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     pub resync_seconds: u64,

@@ -22,7 +22,7 @@ use dualstack_agent::addresses::default_excluded;
 use dualstack_agent::{SyncKind, SyncReport, Syncer};
 use dualstack_dataplane::Nft;
 use dualstack_kube::cluster::{self, Cluster};
-use dualstack_kube::lease::{self, RENEW_EVERY};
+use dualstack_kube::lease;
 use dualstack_lb::live::LiveAddress;
 use dualstack_lb::{Config, Mode};
 use tokio::sync::watch;
@@ -81,6 +81,7 @@ async fn run_async(args: AgentArgs, node: String, nft: Nft) -> anyhow::Result<Ou
         client.clone(),
         config.clone(),
         node.clone(),
+        args.lease_duration_seconds,
         addresses,
         Arc::clone(&health),
         stop.clone(),
@@ -127,6 +128,7 @@ async fn renew_loop(
     client: kube::Client,
     config: Config,
     node: String,
+    lease_seconds: i32,
     mut addresses: watch::Receiver<Vec<LiveAddress>>,
     health: Arc<Health>,
     mut stop: watch::Receiver<bool>,
@@ -135,22 +137,25 @@ async fn renew_loop(
     loop {
         let current = addresses.borrow_and_update().clone();
         match clock() {
-            Ok(now) => match lease::renew(&client, &config, &node, &current, now).await {
-                Ok(_) => {
-                    health.metrics.lease_renewed(true);
-                    if kube_proxy {
-                        health.set_ready(true);
+            Ok(now) => {
+                match lease::renew_for(&client, &config, &node, &current, now, lease_seconds).await
+                {
+                    Ok(_) => {
+                        health.metrics.lease_renewed(true);
+                        if kube_proxy {
+                            health.set_ready(true);
+                        }
+                    }
+                    Err(e) => {
+                        health.metrics.lease_renewed(false);
+                        tracing::warn!(error = %e, "could not renew the agent Lease");
                     }
                 }
-                Err(e) => {
-                    health.metrics.lease_renewed(false);
-                    tracing::warn!(error = %e, "could not renew the agent Lease");
-                }
-            },
+            }
             Err(e) => tracing::error!(error = %e, "no usable clock"),
         }
         tokio::select! {
-            _ = tokio::time::sleep(RENEW_EVERY) => {},
+            _ = tokio::time::sleep(lease::renew_every(lease_seconds)) => {},
             r = addresses.changed() => {
                 if r.is_ok() {
                     tracing::info!(addresses = %dualstack_lb::live::format_live_addresses(&addresses.borrow()), "addresses changed");
