@@ -6,6 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
+use k8s_openapi::api::admissionregistration::v1::{
+    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{Container, Namespace, PodSpec, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
@@ -29,6 +32,8 @@ struct Objects {
     role_bindings: Vec<RoleBinding>,
     deployments: Vec<Deployment>,
     daemon_sets: Vec<DaemonSet>,
+    admission_policies: Vec<ValidatingAdmissionPolicy>,
+    admission_policy_bindings: Vec<ValidatingAdmissionPolicyBinding>,
 }
 
 /// Parses into `T` and checks nothing was lost or misspelt (a round trip gives the input).
@@ -78,6 +83,10 @@ fn load() -> Objects {
                 "RoleBinding" => objects.role_bindings.push(typed(file, doc)),
                 "Deployment" => objects.deployments.push(typed(file, doc)),
                 "DaemonSet" => objects.daemon_sets.push(typed(file, doc)),
+                "ValidatingAdmissionPolicy" => objects.admission_policies.push(typed(file, doc)),
+                "ValidatingAdmissionPolicyBinding" => {
+                    objects.admission_policy_bindings.push(typed(file, doc))
+                }
                 other => panic!("{file}: unexpected kind {other:?}"),
             }
         }
@@ -335,4 +344,46 @@ fn workloads_are_deployable_as_documented() {
         .and_then(|v| v.field_ref.as_ref())
         .map(|f| f.field_path.as_str());
     assert_eq!(node_name, Some("spec.nodeName"));
+}
+
+/// RBAC cannot tell one agent from another (one ServiceAccount): the admission policy narrows
+/// their Lease writes to their own node's (the API-server test in
+/// `crates/dualstack/tests/kube_e2e.rs` proves it is enforced).
+#[test]
+fn agent_lease_writes_are_narrowed_by_an_enforced_admission_policy() {
+    let o = load();
+    let [policy] = o.admission_policies.as_slice() else {
+        panic!("one ValidatingAdmissionPolicy expected");
+    };
+    let spec = policy.spec.as_ref().unwrap();
+    assert_eq!(spec.failure_policy.as_deref(), Some("Fail"));
+    let conditions = spec.match_conditions.as_ref().unwrap();
+    assert!(
+        conditions[0]
+            .expression
+            .contains("system:serviceaccount:dualstack-system:dualstack-agent")
+    );
+    let validation = &spec.validations.as_ref().unwrap()[0];
+    assert!(
+        validation
+            .expression
+            .contains("'dualstack-agent-' + variables.node")
+    );
+    let rules = spec
+        .match_constraints
+        .as_ref()
+        .unwrap()
+        .resource_rules
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        rules[0].resources.as_deref(),
+        Some(&["leases".to_string()][..])
+    );
+    let [binding] = o.admission_policy_bindings.as_slice() else {
+        panic!("one binding expected");
+    };
+    let bspec = &binding.spec;
+    assert_eq!(Some(&bspec.policy_name), policy.metadata.name.as_ref());
+    assert_eq!(bspec.validation_actions, vec!["Deny".to_string()]);
 }
