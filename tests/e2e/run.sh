@@ -1,6 +1,13 @@
 #!/usr/bin/env bash
 # End-to-end checks of `dualstack controller` + `dualstack agent` on a real cluster.
 # See tests/e2e/README.md. Needs KUBECONFIG, kubectl, curl, jq.
+#
+# CI runs these same checks against the API server of tests/kube/ (crates/dualstack/tests/
+# kube_e2e.rs), where no kubelet runs Pods and the nodes live in network namespaces; there:
+#   E2E_BACKEND=external   the caller has written the EndpointSlices (no Deployment is made)
+#   E2E_GET="CMD"          CMD IP PORT PATH prints the answer (default: curl)
+#   E2E_CLIENT_IPS="a b"   the client's own addresses: the Local check then requires the
+#                          backend to have seen one of them
 set -euo pipefail
 
 : "${KUBECONFIG:?set KUBECONFIG to the cluster to test (never run against production)}"
@@ -14,7 +21,18 @@ step() { echo "--- $*"; }
 cleanup() { [ "${KEEP:-0}" = 1 ] || kubectl delete namespace "$NS" --wait=false >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
-for tool in kubectl curl jq; do command -v "$tool" >/dev/null || fail "$tool is not installed"; done
+for tool in kubectl jq; do command -v "$tool" >/dev/null || fail "$tool is not installed"; done
+[ -n "${E2E_GET:-}" ] || command -v curl >/dev/null || fail "curl is not installed"
+
+# get IP PORT PATH: one HTTP GET, prints the body.
+get() {
+  if [ -n "${E2E_GET:-}" ]; then
+    $E2E_GET "$1" "$2" "$3"
+  else
+    local url="http://$1:$2$3"; [[ $1 == *:* ]] && url="http://[$1]:$2$3"
+    curl -fsS --max-time 3 "$url"
+  fi
+}
 
 # wait_for DESCRIPTION COMMAND...: retries COMMAND until it succeeds or TIMEOUT seconds pass.
 wait_for() {
@@ -30,6 +48,7 @@ svc_json() { kubectl -n "$NS" get service "$1" -o json; }
 
 step "namespace and echo backend"
 kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+if [ "${E2E_BACKEND:-deployment}" != external ]; then
 kubectl -n "$NS" apply -f - >/dev/null <<YAML
 apiVersion: apps/v1
 kind: Deployment
@@ -48,6 +67,7 @@ spec:
         readinessProbe: {httpGet: {path: /healthz, port: http}}
 YAML
 kubectl -n "$NS" rollout status deployment/echo --timeout="${TIMEOUT}s" >/dev/null
+fi
 
 service() { # NAME CLASS POLICY PORT
   kubectl -n "$NS" apply -f - >/dev/null <<YAML
@@ -82,22 +102,26 @@ echo "$json" | jq -e '.metadata.finalizers | index("service.kubernetes.io/load-b
 
 step "2. every ingress address answers"
 for ip in $(echo "$json" | jq -r '.status.loadBalancer.ingress[].ip'); do
-  url="http://$ip:18080/hostname"; [[ $ip == *:* ]] && url="http://[$ip]:18080/hostname"
-  wait_for "HTTP answer from $url" curl -fsS --max-time 3 "$url"
-  echo "    $url -> $(curl -fsS --max-time 3 "$url")"
+  wait_for "an answer from $ip port 18080" get "$ip" 18080 /hostname
+  echo "    $ip:18080 -> $(get "$ip" 18080 /hostname)"
 done
 
 step "3. externalTrafficPolicy Local keeps the client address"
 service e2e-local "$CLASS" Local 18081
 wait_for "ingress of both families on e2e-local" has_both_families e2e-local
 for ip in $(svc_json e2e-local | jq -r '.status.loadBalancer.ingress[].ip'); do
-  url="http://$ip:18081/clientip"; [[ $ip == *:* ]] && url="http://[$ip]:18081/clientip"
-  wait_for "HTTP answer from $url" curl -fsS --max-time 3 "$url"
-  seen=$(curl -fsS --max-time 3 "$url")
-  echo "    $url -> backend saw $seen"
-  case "$seen" in
-    10.42.*|10.43.*|fd*|*%*) echo "    (warning: $seen looks like a cluster address; run from outside the cluster to check)";;
-  esac
+  wait_for "an answer from $ip port 18081" get "$ip" 18081 /clientip
+  seen=$(get "$ip" 18081 /clientip)
+  echo "    $ip:18081 -> backend saw $seen"
+  if [ -n "${E2E_CLIENT_IPS:-}" ]; then
+    kept=0
+    for c in $E2E_CLIENT_IPS; do [[ " $seen " == *" $c"* || "$seen" == "$c"* ]] && kept=1; done
+    [ $kept = 1 ] || fail "the backend saw $seen, not the client ($E2E_CLIENT_IPS)"
+  else
+    case "$seen" in
+      10.42.*|10.43.*|fd*|*%*) echo "    (warning: $seen looks like a cluster address; run from outside the cluster to check)";;
+    esac
+  fi
 done
 
 step "4. a Service of another class is left alone"

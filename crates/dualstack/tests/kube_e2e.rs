@@ -736,3 +736,59 @@ fn api_server_outage_keeps_traffic_and_everything_reconverges() {
         "nothing crash-looped"
     );
 }
+
+/// `tests/e2e/run.sh`, the script users run against their own cluster, passes against the
+/// test API server: the same checks, with the EndpointSlices written by the test instead of a
+/// Deployment (no kubelet here) and requests sent from the client namespace.
+#[test]
+fn the_users_e2e_script_passes_against_the_api_server() {
+    let Some(_serial) = gate("kube_e2e run.sh", true) else {
+        return;
+    };
+    let mut lab = Lab::start(1);
+    lab.start_controller("controller-a");
+    lab.api
+        .kubectl(&["create", "namespace", "dualstack-e2e"])
+        .unwrap();
+    for service in ["e2e-cluster", "e2e-local"] {
+        let slices = slices_yaml(service, &[&lab.nodes[0]], &[("http", "TCP")])
+            .replace(&format!("namespace: {NS}\n"), "namespace: dualstack-e2e\n");
+        lab.apply(&slices);
+    }
+    let get = lab.api.dir().join("get.sh");
+    std::fs::write(
+        &get,
+        format!(
+            "#!/bin/bash\n# get IP PORT PATH from the client namespace (the echo servers answer any request)\nexec ip netns exec {} timeout 3 bash -c 'exec 3<>/dev/tcp/$0/$1 && cat <&3' \"$1\" \"$2\"\n",
+            lab.client.name()
+        ),
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .args(["+x", &get.display().to_string()])
+        .status()
+        .unwrap();
+    let path = format!(
+        "{}:{}",
+        lab.api.dir().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = std::process::Command::new(dualstack_testbed::repo_root().join("tests/e2e/run.sh"))
+        .env("KUBECONFIG", lab.api.admin_kubeconfig())
+        .env("PATH", path)
+        .env("E2E_BACKEND", "external")
+        .env("E2E_GET", &get)
+        .env(
+            "E2E_CLIENT_IPS",
+            format!("{} {}", client_addr(false), client_addr(true)),
+        )
+        .env("TIMEOUT", "60")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.trim_end().ends_with("PASS"), "{stdout}");
+    assert!(stdout.contains("backend saw pod-1 192.0.2.100"), "{stdout}");
+    assert_eq!(lab.all_running(), Vec::<String>::new());
+}
