@@ -28,7 +28,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::cluster::{Cluster, Fingerprint as _};
 use crate::convert::{ConvertError, convert};
-use crate::decision_cache::DecisionCache;
+use crate::decision_cache::{Cached, DecisionCache, ServiceKey};
 use crate::finalizer;
 use crate::status;
 
@@ -190,6 +190,36 @@ fn kick(ctx: &Context) {
     }
 }
 
+/// The cluster-wide decision that holds for `current` (the newest version of one Service):
+/// the cached one, or a new one decided over the stores with `current` in place of the
+/// store's copy (the store may lag behind the object we were handed). Returns the key to look
+/// the Service up with.
+pub async fn decision_for(
+    cluster: &Cluster,
+    decisions: &DecisionCache,
+    config: &Config,
+    generation: u64,
+    now: Timestamp,
+    current: &Service,
+) -> Result<(Arc<Cached>, ServiceKey), Error> {
+    let namespace = current.namespace().unwrap_or_default();
+    let name = current.name_any();
+    let newest: dualstack_lb::objects::Service = convert(current, "Service")?;
+    let print = newest.clone().fingerprint();
+    let key = (namespace, name);
+    let cached = decisions
+        .get(&key, print, generation, now, config, || {
+            let mut snapshot = cluster.snapshot()?;
+            snapshot
+                .services
+                .retain(|s| !(s.metadata.namespace == key.0 && s.metadata.name == key.1));
+            snapshot.services.push(newest);
+            Ok::<_, Error>(snapshot)
+        })
+        .await?;
+    Ok((cached, key))
+}
+
 /// Takes a Service back from us: clears the status we wrote, then removes our finalizer.
 /// Returns false (and sends nothing) when we never added our finalizer to it. Used by the
 /// reconcile of a Service that is not ours any more and by `controller --release-all`.
@@ -259,22 +289,16 @@ pub async fn reconcile_inner(svc: &Service, ctx: &Context) -> Result<Outcome, Er
     }
 
     let now = (ctx.clock)();
-    let newest: dualstack_lb::objects::Service = convert(&current, "Service")?;
-    let print = newest.clone().fingerprint();
     let generation = ctx.cluster_generation.as_ref().map_or(0, |rx| *rx.borrow());
-    let service_key = (namespace.clone(), name.clone());
-    let cached = ctx
-        .decisions
-        .get(&service_key, print, generation, now, &ctx.config, || {
-            let mut snapshot = ctx.cluster.snapshot()?;
-            // The store may lag behind the object we were handed: decide on the newest one.
-            snapshot
-                .services
-                .retain(|s| !(s.metadata.namespace == namespace && s.metadata.name == name));
-            snapshot.services.push(newest);
-            Ok::<_, Error>(snapshot)
-        })
-        .await?;
+    let (cached, service_key) = decision_for(
+        &ctx.cluster,
+        &ctx.decisions,
+        &ctx.config,
+        generation,
+        now,
+        &current,
+    )
+    .await?;
     let Some(decided) = cached.service(&service_key) else {
         return Ok(Outcome::NotInStore);
     };
