@@ -11,6 +11,10 @@
 //! * the first instant at which time alone changes the decision: the next agent Lease
 //!   expiry ([`next_expiry`]).
 //!
+//! Each computation also compares the settings every agent publishes in its Lease
+//! ([`crate::lease::CONFIG_ANNOTATION`]) with the controller's own, and logs a warning when
+//! the set of agents that disagree changes ([`Cached::config_mismatches`]).
+//!
 //! A reconcile reuses the decision when all three still hold for its Service, and otherwise
 //! recomputes it once under a lock, so a burst of reconciles after one change shares a single
 //! recomputation. [`DecisionCache::invalidate`] forces the next one (a Service was released:
@@ -25,6 +29,7 @@ use dualstack_lb::{Config, Decision, Snapshot, Timestamp, decide};
 use tokio::sync::Mutex;
 
 use crate::cluster::Fingerprint;
+use crate::lease::{CONFIG_ANNOTATION, config_summary};
 
 /// `(namespace, name)` of a Service.
 pub type ServiceKey = (String, String);
@@ -37,6 +42,31 @@ pub struct Cached {
     prints: HashMap<ServiceKey, u64>,
     cluster_generation: u64,
     valid_until: Option<Timestamp>,
+    /// Agents whose Lease says they run with other settings than ours: `node: settings`.
+    pub config_mismatches: Vec<String>,
+}
+
+/// Agents whose Lease carries settings other than `config`'s (`node: their settings`), sorted.
+/// Leases without the annotation (agents older than it) are not reported.
+pub fn config_mismatches(snapshot: &Snapshot, config: &Config) -> Vec<String> {
+    let ours = config_summary(config);
+    let mut out: Vec<String> = snapshot
+        .leases
+        .iter()
+        .filter_map(|l| {
+            let theirs = l.metadata.annotations.get(CONFIG_ANNOTATION)?;
+            (*theirs != ours).then(|| {
+                let node = l
+                    .spec
+                    .holder_identity
+                    .as_deref()
+                    .unwrap_or(&l.metadata.name);
+                format!("{node}: {theirs}")
+            })
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 impl Cached {
@@ -58,6 +88,7 @@ impl Cached {
             })
             .collect();
         let valid_until = next_expiry(&snapshot, now);
+        let config_mismatches = config_mismatches(&snapshot, config);
         let decision = decide(&snapshot, config, now);
         let index = decision
             .services
@@ -71,6 +102,7 @@ impl Cached {
             prints,
             cluster_generation,
             valid_until,
+            config_mismatches,
         }
     }
 
@@ -143,6 +175,18 @@ impl DecisionCache {
         let snapshot = compute()?;
         let fresh = Arc::new(Cached::compute(snapshot, config, now, generation));
         self.computed.fetch_add(1, Ordering::Relaxed);
+        let before = slot.as_ref().map(|c| c.config_mismatches.as_slice());
+        if before.unwrap_or_default() != fresh.config_mismatches.as_slice() {
+            if fresh.config_mismatches.is_empty() {
+                tracing::info!("every agent runs with the controller's settings again");
+            } else {
+                tracing::warn!(
+                    controller = %config_summary(config),
+                    agents = %fresh.config_mismatches.join(", "),
+                    "agents run with other settings than the controller: they program other Services than it publishes (give both the same dualstack-config ConfigMap)"
+                );
+            }
+        }
         *slot = Some(Arc::clone(&fresh));
         Ok(fresh)
     }
@@ -207,6 +251,36 @@ items:
 
     fn print(s: &Snapshot) -> u64 {
         s.services[0].clone().fingerprint()
+    }
+
+    #[test]
+    fn agents_with_other_settings_are_named() {
+        let mut snap = snapshot(80, "2026-01-01T00:00:00.000000Z");
+        let config = Config::default();
+        assert!(
+            config_mismatches(&snap, &config).is_empty(),
+            "no annotation: not reported"
+        );
+        snap.leases[0]
+            .metadata
+            .annotations
+            .insert(CONFIG_ANNOTATION.into(), config_summary(&config));
+        assert!(config_mismatches(&snap, &config).is_empty());
+        let other = Config {
+            default_class: true,
+            ..Config::default()
+        };
+        snap.leases[0]
+            .metadata
+            .annotations
+            .insert(CONFIG_ANNOTATION.into(), config_summary(&other));
+        assert_eq!(
+            config_mismatches(&snap, &config),
+            vec![
+                "n1: class=dualstack.io/lb;default-class=true;mode=nftables;ignore-exclusion-label=false"
+                    .to_string()
+            ]
+        );
     }
 
     #[tokio::test]

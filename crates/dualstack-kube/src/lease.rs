@@ -23,6 +23,19 @@ pub const LEASE_DURATION_SECONDS: i32 = 40;
 pub const RENEW_EVERY: Duration = Duration::from_secs(10);
 /// The field manager of the agent's Lease writes.
 pub const FIELD_MANAGER: &str = "dualstack-agent";
+/// Annotation on the agent's Lease: the decision settings the agent runs with
+/// ([`config_summary`]), so the controller can report an agent that disagrees with it.
+pub const CONFIG_ANNOTATION: &str = "dualstack.io/config";
+
+/// The settings that must be the same on the controller and every agent, as one string
+/// (`class=…;default-class=…;mode=…;ignore-exclusion-label=…`). The Lease namespace is not in
+/// it: an agent with another one is not seen by the controller at all.
+pub fn config_summary(config: &Config) -> String {
+    format!(
+        "class={};default-class={};mode={};ignore-exclusion-label={}",
+        config.class, config.default_class, config.mode, config.ignore_exclusion_label
+    )
+}
 
 fn micro_time(ts: Timestamp) -> MicroTime {
     MicroTime(
@@ -63,10 +76,13 @@ pub fn agent_lease_for(
                 LEASE_LABEL.0.to_string(),
                 LEASE_LABEL.1.to_string(),
             )])),
-            annotations: Some(BTreeMap::from([(
-                ADDRESSES_ANNOTATION.to_string(),
-                format_live_addresses(addresses),
-            )])),
+            annotations: Some(BTreeMap::from([
+                (
+                    ADDRESSES_ANNOTATION.to_string(),
+                    format_live_addresses(addresses),
+                ),
+                (CONFIG_ANNOTATION.to_string(), config_summary(config)),
+            ])),
             ..ObjectMeta::default()
         },
         spec: Some(LeaseSpec {

@@ -10,7 +10,7 @@ use k8s_openapi::api::admissionregistration::v1::{
     ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
 };
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::{Container, Namespace, PodSpec, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Namespace, PodSpec, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use serde::Serialize;
@@ -32,6 +32,7 @@ struct Objects {
     role_bindings: Vec<RoleBinding>,
     deployments: Vec<Deployment>,
     daemon_sets: Vec<DaemonSet>,
+    config_maps: Vec<ConfigMap>,
     admission_policies: Vec<ValidatingAdmissionPolicy>,
     admission_policy_bindings: Vec<ValidatingAdmissionPolicyBinding>,
 }
@@ -83,6 +84,7 @@ fn load() -> Objects {
                 "RoleBinding" => objects.role_bindings.push(typed(file, doc)),
                 "Deployment" => objects.deployments.push(typed(file, doc)),
                 "DaemonSet" => objects.daemon_sets.push(typed(file, doc)),
+                "ConfigMap" => objects.config_maps.push(typed(file, doc)),
                 "ValidatingAdmissionPolicy" => objects.admission_policies.push(typed(file, doc)),
                 "ValidatingAdmissionPolicyBinding" => {
                     objects.admission_policy_bindings.push(typed(file, doc))
@@ -386,4 +388,49 @@ fn agent_lease_writes_are_narrowed_by_an_enforced_admission_policy() {
     let bspec = &binding.spec;
     assert_eq!(Some(&bspec.policy_name), policy.metadata.name.as_ref());
     assert_eq!(bspec.validation_actions, vec!["Deny".to_string()]);
+}
+
+/// The controller and the agents read their shared settings from one ConfigMap and set none
+/// of them on their own, so they cannot disagree; class-less Services are served by default.
+#[test]
+fn controller_and_agents_share_one_configuration_that_serves_classless_services() {
+    let o = load();
+    let [config] = o.config_maps.as_slice() else {
+        panic!("one ConfigMap expected");
+    };
+    assert_eq!(config.metadata.name.as_deref(), Some("dualstack-config"));
+    let data = config.data.as_ref().unwrap();
+    assert_eq!(data["DUALSTACK_DEFAULT_CLASS"], "true");
+    assert_eq!(data["DUALSTACK_CLASS"], "dualstack.io/lb");
+    assert_eq!(data["DUALSTACK_MODE"], "nftables");
+    let containers = o
+        .deployments
+        .iter()
+        .filter_map(|d| d.spec.template.spec.as_ref())
+        .chain(
+            o.daemon_sets
+                .iter()
+                .filter_map(|d| d.spec.template.spec.as_ref()),
+        )
+        .flat_map(|p| p.containers.iter());
+    let mut seen = 0;
+    for c in containers {
+        seen += 1;
+        let from: Vec<_> = c
+            .env_from
+            .iter()
+            .flatten()
+            .filter_map(|e| e.config_map_ref.as_ref().map(|r| r.name.as_str()))
+            .collect();
+        assert_eq!(from, vec!["dualstack-config"], "{}", c.name);
+        for e in c.env.iter().flatten() {
+            assert!(
+                !data.contains_key(&e.name),
+                "{} sets {} itself instead of reading the shared ConfigMap",
+                c.name,
+                e.name
+            );
+        }
+    }
+    assert_eq!(seen, 2);
 }

@@ -186,6 +186,32 @@ fn dual_stack_service_lifecycle_with_real_api_server_agents_and_traffic() {
         assert_eq!(reply.peer, client_addr(ip.is_ipv6()), "client address kept");
     }
 
+    // A Service without loadBalancerClass (Traefik's in K3s) is served by default, as installed.
+    let classless = service_yaml(
+        "classless",
+        "PreferDualStack",
+        "[IPv4, IPv6]",
+        "Cluster",
+        &ports(8000, 8001),
+    )
+    .replace(&format!("  loadBalancerClass: {CLASS}\n"), "");
+    lab.apply(&classless);
+    lab.apply(&slices_yaml(
+        "classless",
+        &[&lab.nodes[1]],
+        &[("http", "TCP"), ("quic", "UDP")],
+    ));
+    lab.wait_service(
+        "classless",
+        WAIT,
+        "served although it names no class",
+        |s| ingress(s).len() == 4 && has_finalizer(s),
+    );
+    let reply = until_answer(Duration::from_secs(20), || {
+        tcp_request(&lab.client, at(lab.nodes[0].lan(true), 8000), SHORT)
+    });
+    assert_eq!(reply.server, "pod-2");
+
     // Endpoints scaled to zero and back.
     lab.apply(&slices_yaml("local", &[], &[("http", "TCP")]));
     lab.wait_service("local", WAIT, "unpublished without endpoints", |s| {

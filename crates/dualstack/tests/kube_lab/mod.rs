@@ -73,6 +73,8 @@ pub struct Lab {
     pub client: Netns,
     pub nodes: Vec<Node>,
     pub controllers: Vec<(String, Child)>,
+    /// `deploy/config.yaml` as installed: the environment both processes get (envFrom).
+    pub config_env: Vec<(String, String)>,
 }
 
 impl Lab {
@@ -89,6 +91,26 @@ impl Lab {
             .expect("kubectl apply -k deploy/");
         assert!(out.contains("validatingadmissionpolicy"), "{out}");
         api.kubectl(&["create", "namespace", NS]).unwrap();
+        // The processes read the installed ConfigMap, as the Pods do with envFrom.
+        let config: serde_json::Value = serde_json::from_str(
+            &api.kubectl(&[
+                "-n",
+                "dualstack-system",
+                "get",
+                "configmap",
+                "dualstack-config",
+                "-o",
+                "json",
+            ])
+            .unwrap(),
+        )
+        .unwrap();
+        let config_env: Vec<(String, String)> = config["data"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+            .collect();
         let rt = tokio::runtime::Runtime::new().unwrap();
         let admin = rt.block_on(client_for(&api.admin_kubeconfig()));
 
@@ -110,6 +132,7 @@ impl Lab {
             client,
             nodes: Vec::new(),
             controllers: Vec::new(),
+            config_env,
         };
         for i in 1..=nodes {
             lab.add_node(i);
@@ -232,7 +255,8 @@ impl Lab {
             std::fs::File::create(self.api.dir().join(format!("agent-{}.log", node.name))).unwrap();
         let child = Command::new("ip")
             .args(["netns", "exec", node.ns.name(), BIN, "agent"])
-            .args(["--node", &node.name, "--class", CLASS])
+            .args(["--node", &node.name])
+            .envs(self.config_env.iter().map(|(k, v)| (k, v)))
             .args(["--lease-duration-seconds", &LEASE_SECONDS.to_string()])
             .args(["--health-addr", "127.0.0.1:0", "--resync-seconds", "5"])
             .env("KUBECONFIG", &kubeconfig)
@@ -260,7 +284,8 @@ impl Lab {
         let log = std::fs::File::create(self.api.dir().join(format!("controller-{identity}.log")))
             .unwrap();
         let child = Command::new(BIN)
-            .args(["controller", "--identity", identity, "--class", CLASS])
+            .args(["controller", "--identity", identity])
+            .envs(self.config_env.iter().map(|(k, v)| (k, v)))
             .args([
                 "--namespace",
                 "dualstack-system",
