@@ -127,19 +127,19 @@ fn measure_status_latency_convergence_and_memory() {
         if e["objectRef"]["resource"] != "services" || !name.starts_with("svc-") {
             continue;
         }
-        if e["verb"] == "create" && e["stage"] == "ResponseComplete" {
-            if let Some(t) = micros(&e["requestReceivedTimestamp"]) {
-                created.insert(name.clone(), t);
-            }
+        if e["verb"] == "create"
+            && e["stage"] == "ResponseComplete"
+            && let Some(t) = micros(&e["requestReceivedTimestamp"])
+        {
+            created.insert(name.clone(), t);
         }
         if e["verb"] == "patch"
             && e["objectRef"]["subresource"] == "status"
             && e["stage"] == "ResponseComplete"
             && !published.contains_key(&name)
+            && let Some(t) = micros(&e["stageTimestamp"])
         {
-            if let Some(t) = micros(&e["stageTimestamp"]) {
-                published.insert(name, t);
-            }
+            published.insert(name, t);
         }
     }
     let mut latencies: Vec<f64> = created
