@@ -36,7 +36,7 @@ pub fn why_nothing(decision: &Decision, node: &str) -> Vec<String> {
         let name = format!("{}/{}", service.namespace, service.name);
         let verdict = service.why.nodes.iter().find(|v| v.node == node);
         let reason = match verdict.and_then(|v| v.dropped.as_ref()) {
-            Some(dropped) => format!("node {node} {dropped}"),
+            Some(dropped) => format!("node {node}: {dropped}"),
             // Not dropped on this node, yet not served: the Service as a whole is not (its
             // spec, a required family, port conflicts); its Ready condition says why.
             None => match service.conditions.iter().find(|c| c.type_ == TYPE_READY) {
@@ -123,7 +123,7 @@ mod tests {
             why_nothing(&d, "n1"),
             [
                 "InvalidSpec: spec.ports is empty (default/broken)",
-                "node n1 no agent Lease dualstack-system/dualstack-agent-n1: no agent programs this node (default/a, default/b, default/c, and 1 more)",
+                "node n1: no agent Lease dualstack-system/dualstack-agent-n1: no agent programs this node (default/a, default/b, default/c, and 1 more)",
             ]
         );
     }

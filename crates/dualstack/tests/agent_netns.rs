@@ -401,7 +401,7 @@ fn offline_agent_counts_itself_live_and_says_why_it_programs_nothing() {
         stdout.contains(
             "node node-b: table inet dualstack: full sync: 0 frontend(s) (0 serving IPv4, 0 serving IPv6)\n  \
              nothing to program for node node-b:\n    \
-             - node node-b not Ready (Ready=False) (default/local, default/web)\n"
+             - node node-b: not Ready (Ready=False) (default/local, default/web)\n"
         ),
         "{stdout}"
     );
