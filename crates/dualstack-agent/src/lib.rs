@@ -8,6 +8,10 @@
 //!   incremental transactions when only a few frontends changed ([`plan::plan`]), a full
 //!   transaction otherwise, and a periodic [`Syncer::resync`] that reads the table back and
 //!   repairs drift.
+//! * [`why_nothing`]: when a sync leaves the node without frontends, the report says why
+//!   (the decision's reasons, grouped).
+//! * [`count_own_agent_live`]: the offline agent counts itself as live for its own node
+//!   (a dump taken before the agent was installed has no agent Lease for it).
 //! * [`addresses`]: which of the node's interface addresses are reported as live addresses
 //!   (pure filtering and flags), and with the `netlink` feature, [`netlink`] dumps and
 //!   watches them over rtnetlink.
@@ -32,9 +36,13 @@
 //! [`Snapshot`]: dualstack_lb::Snapshot
 
 pub mod addresses;
+mod idle;
 #[cfg(feature = "netlink")]
 pub mod netlink;
+mod own_lease;
 pub mod plan;
 mod sync;
 
+pub use idle::why_nothing;
+pub use own_lease::{OWN_LEASE_SECONDS, OwnLease, count_own_agent_live};
 pub use sync::{AgentError, FullReason, SyncKind, SyncReport, Syncer, node_ruleset, sync_once};

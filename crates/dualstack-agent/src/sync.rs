@@ -7,6 +7,7 @@ use dualstack_dataplane::{DataplaneError, Nft};
 use dualstack_lb::{Config, Decision, Mode, Snapshot, Timestamp};
 use dualstack_ruleset::{Destination, Frontend, InvalidRuleset, Ruleset, validate};
 
+use crate::idle::why_nothing;
 use crate::plan::{DEFAULT_MAX_INCREMENTAL, Plan, plan};
 
 /// Why a sync failed. The kernel keeps whatever it had before (every transaction is atomic).
@@ -62,6 +63,9 @@ pub struct SyncReport {
     pub kind: SyncKind,
     /// The frontends now in the table (sorted by name).
     pub frontends: Vec<Frontend>,
+    /// When a decision left this node without frontends: why, one line per distinct reason
+    /// ([`why_nothing`]). Empty otherwise, and for syncs that did not decide (resync).
+    pub idle: Vec<String>,
 }
 
 impl SyncReport {
@@ -104,6 +108,12 @@ impl fmt::Display for SyncReport {
             self.serving(Family::V4),
             self.serving(Family::V6),
         )?;
+        if self.frontends.is_empty() && !self.idle.is_empty() {
+            writeln!(f, "  nothing to program for node {}:", self.node)?;
+            for reason in &self.idle {
+                writeln!(f, "    - {reason}")?;
+            }
+        }
         for fe in &self.frontends {
             let on = match &fe.destination {
                 Destination::AnyLocal => "any local address".to_string(),
@@ -226,7 +236,9 @@ impl Syncer {
         }
         let decision = dualstack_lb::decide(snapshot, config, now);
         let ruleset = node_ruleset(&decision, &self.node, self.nft.table());
-        self.apply(ruleset.frontends)
+        let mut report = self.apply(ruleset.frontends)?;
+        report.idle = why_nothing(&decision, &self.node);
+        Ok(report)
     }
 
     /// Brings the table to exactly `frontends` (validated first): nothing when unchanged,
@@ -321,6 +333,7 @@ impl Syncer {
             table: self.nft.table().to_string(),
             kind,
             frontends,
+            idle: Vec::new(),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! decision, the node's ruleset and the report text; no kernel).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use dualstack_agent::{FullReason, SyncKind, SyncReport, node_ruleset};
+use dualstack_agent::{FullReason, SyncKind, SyncReport, node_ruleset, why_nothing};
 use dualstack_lb::{Config, Snapshot};
 
 fn fixture(name: &str) -> Snapshot {
@@ -24,6 +24,7 @@ fn reports(snapshot: &Snapshot, config: &Config, now: &str) -> String {
             table: ruleset.table.clone(),
             kind: SyncKind::Full(FullReason::FirstSync),
             frontends: ruleset.frontends,
+            idle: why_nothing(&decision, &node.name),
         };
         out.push_str(&report.to_string());
     }

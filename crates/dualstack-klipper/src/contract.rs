@@ -55,6 +55,15 @@ pub enum ContractError {
     MissingPort { var: &'static str },
     #[error("{var}={value:?} is not a port number from 1 to 65535")]
     BadPort { var: &'static str, value: String },
+    #[error(
+        "{var}={value:?} is not a plain port number: write it as digits only, without a sign \
+         or leading zeros ({plain})"
+    )]
+    PortNotPlain {
+        var: &'static str,
+        value: String,
+        plain: String,
+    },
     #[error("DEST_PROTO is not set; it must be TCP, UDP or SCTP")]
     MissingProtocol,
     #[error("DEST_PROTO={value:?} is not a protocol we forward; use TCP, UDP or SCTP")]
@@ -71,6 +80,15 @@ pub enum ContractError {
         var: &'static str,
         entry: String,
         why: &'static str,
+    },
+    #[error(
+        "{var} entry {entry:?} is an IPv4-mapped IPv6 address, which never appears on the \
+         wire; write the IPv4 address {ipv4} instead"
+    )]
+    Ipv4Mapped {
+        var: &'static str,
+        entry: String,
+        ipv4: std::net::Ipv4Addr,
     },
     #[error("SRC_RANGES entry {entry:?} is not an address or CIDR range")]
     BadRange { entry: String },
@@ -121,19 +139,36 @@ fn split_list(value: &str) -> impl Iterator<Item = &str> {
         .filter(|s| !s.is_empty())
 }
 
+/// A port is plain decimal digits, 1 to 65535, optionally surrounded by white space. A sign
+/// (`+8443`, `-1`) or leading zeros (`08443`) is refused rather than read as a number:
+/// iptables and the Kubernetes API do not write ports that way, so such a value is a mistake
+/// in the DaemonSet, not a port.
 fn port(var: &impl Fn(&str) -> Option<String>, name: &'static str) -> Result<u16, ContractError> {
     let raw = var(name).ok_or(ContractError::MissingPort { var: name })?;
     let trimmed = raw.trim();
     if trimmed.is_empty() {
         return Err(ContractError::MissingPort { var: name });
     }
-    match trimmed.parse::<u16>() {
-        Ok(p) if p != 0 => Ok(p),
-        _ => Err(ContractError::BadPort {
-            var: name,
-            value: raw,
-        }),
+    let bad = || ContractError::BadPort {
+        var: name,
+        value: raw.clone(),
+    };
+    let digits = trimmed.strip_prefix('+').unwrap_or(trimmed);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
     }
+    let number = match digits.parse::<u16>() {
+        Ok(p) if p != 0 => p,
+        _ => return Err(bad()),
+    };
+    if digits != trimmed || digits.starts_with('0') {
+        return Err(ContractError::PortNotPlain {
+            var: name,
+            value: raw.clone(),
+            plain: number.to_string(),
+        });
+    }
+    Ok(number)
 }
 
 fn protocol(raw: Option<&str>) -> Result<Protocol, ContractError> {
@@ -151,15 +186,33 @@ fn protocol(raw: Option<&str>) -> Result<Protocol, ContractError> {
     }
 }
 
+/// A destination is a unicast address another host can reach: a Service ClusterIP or a node
+/// address. Refused before the kernel is touched: unspecified, loopback (a forwarded packet
+/// DNATed to it is dropped as a martian), link-local (no interface says which link),
+/// multicast, the IPv4 broadcast address, and IPv4-mapped IPv6 (`::ffff:10.43.0.10`, which
+/// never appears on the wire; the IPv4 form is meant).
 fn destination(var: &'static str, entry: &str) -> Result<IpAddr, ContractError> {
     let ip: IpAddr = entry.parse().map_err(|_| ContractError::BadAddress {
         var,
         entry: entry.to_owned(),
     })?;
+    if let IpAddr::V6(v6) = ip
+        && let Some(ipv4) = v6.to_ipv4_mapped()
+    {
+        return Err(ContractError::Ipv4Mapped {
+            var,
+            entry: entry.to_owned(),
+            ipv4,
+        });
+    }
     let why = if ip.is_unspecified() {
         Some("unspecified address")
+    } else if ip.is_loopback() {
+        Some("loopback address")
     } else if ip.is_multicast() {
         Some("multicast address")
+    } else if is_link_local(ip) {
+        Some("link-local address")
     } else if matches!(ip, IpAddr::V4(v4) if v4.is_broadcast()) {
         Some("broadcast address")
     } else {
@@ -172,6 +225,14 @@ fn destination(var: &'static str, entry: &str) -> Result<IpAddr, ContractError> 
             why,
         }),
         None => Ok(ip),
+    }
+}
+
+/// `169.254.0.0/16` or `fe80::/10`.
+fn is_link_local(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => v6.segments()[0] & 0xffc0 == 0xfe80,
     }
 }
 
@@ -432,6 +493,127 @@ mod tests {
         for (vars, want) in cases {
             let err = parse(vars).unwrap_err().to_string();
             assert!(err.contains(want), "{vars:?}: got {err:?}, want {want:?}");
+        }
+    }
+
+    fn one_var(name: &str, value: &str) -> Result<KlipperConfig, ContractError> {
+        let mut vars = vec![
+            ("SRC_PORT", "443"),
+            ("DEST_PROTO", "TCP"),
+            ("DEST_PORT", "443"),
+            ("DEST_IPS", "10.43.0.10"),
+        ];
+        vars.retain(|(k, _)| *k != name);
+        vars.push((name, value));
+        parse(&vars)
+    }
+
+    #[test]
+    fn signed_and_zero_padded_ports_are_refused_with_the_plain_form() {
+        let not_plain = |var: &str, value: &str, plain: &str| {
+            format!(
+                "{var}={value:?} is not a plain port number: write it as digits only, \
+                 without a sign or leading zeros ({plain})"
+            )
+        };
+        let not_port = |var: &str, value: &str| {
+            format!("{var}={value:?} is not a port number from 1 to 65535")
+        };
+        for var in ["SRC_PORT", "DEST_PORT"] {
+            let cases = [
+                ("+8443", not_plain(var, "+8443", "8443")),
+                ("08443", not_plain(var, "08443", "8443")),
+                ("00080", not_plain(var, "00080", "80")),
+                ("-1", not_port(var, "-1")),
+                ("-8443", not_port(var, "-8443")),
+                ("+0", not_port(var, "+0")),
+                ("00", not_port(var, "00")),
+                ("++80", not_port(var, "++80")),
+                ("0x50", not_port(var, "0x50")),
+                ("8 443", not_port(var, "8 443")),
+                ("\u{0663}", not_port(var, "\u{0663}")),
+            ];
+            for (value, want) in cases {
+                let err = one_var(var, value).unwrap_err();
+                assert_eq!(err.to_string(), want, "{var}={value:?}");
+            }
+            // White space around a plain number is fine, as before.
+            let cfg = one_var(var, " 8443 ").unwrap();
+            assert_eq!(
+                if var == "SRC_PORT" {
+                    cfg.src_port
+                } else {
+                    cfg.dest_port
+                },
+                8443
+            );
+        }
+    }
+
+    #[test]
+    fn destinations_nothing_can_reach_are_refused_naming_the_variable() {
+        let v6: &[(&str, &str)] = &[
+            ("::", "unspecified address"),
+            ("::1", "loopback address"),
+            ("ff02::1", "multicast address"),
+            ("ff0e::1:3", "multicast address"),
+            ("fe80::1", "link-local address"),
+            ("febf::1", "link-local address"),
+        ];
+        let v4: &[(&str, &str)] = &[
+            ("0.0.0.0", "unspecified address"),
+            ("127.0.0.1", "loopback address"),
+            ("127.1.2.3", "loopback address"),
+            ("224.0.0.1", "multicast address"),
+            ("239.255.255.250", "multicast address"),
+            ("169.254.10.1", "link-local address"),
+            ("255.255.255.255", "broadcast address"),
+        ];
+        for var in ["DEST_IPS", "DEST_IP", "DEST_IP6"] {
+            let cases = v6
+                .iter()
+                .chain(if var == "DEST_IP6" { &[][..] } else { v4 });
+            for (entry, why) in cases {
+                let err = one_var(var, entry).unwrap_err();
+                match &err {
+                    ContractError::UnusableDestination {
+                        var: got_var,
+                        entry: got_entry,
+                        why: got_why,
+                    } => assert_eq!(
+                        (*got_var, got_entry.as_str(), *got_why),
+                        (var, *entry, *why)
+                    ),
+                    other => panic!("{var}={entry}: {other:?}"),
+                }
+                assert!(
+                    err.to_string()
+                        .starts_with(&format!("{var} entry \"{entry}\" cannot be a destination")),
+                    "{err}"
+                );
+            }
+            // IPv4-mapped: refused with the IPv4 form to write instead, inside a list too.
+            let err = one_var(var, "2001:db8:43::a, ::ffff:10.43.0.10").unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "{var} entry \"::ffff:10.43.0.10\" is an IPv4-mapped IPv6 address, which \
+                     never appears on the wire; write the IPv4 address 10.43.0.10 instead"
+                )
+            );
+        }
+        // Neighbours of the refused ranges stay valid destinations.
+        for ok in [
+            "fec0::1",
+            "fe7f::1",
+            "169.255.0.1",
+            "126.255.255.255",
+            "128.0.0.1",
+            "::2",
+            "::fffe:a2b:c0a",
+            "64:ff9b::a2b:c0a",
+        ] {
+            assert!(one_var("DEST_IPS", ok).is_ok(), "{ok}");
         }
     }
 

@@ -167,8 +167,12 @@ pub struct Conflict {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "code", rename_all = "camelCase")]
 pub enum DropReason {
+    /// The Node has `metadata.deletionTimestamp`: it is being deleted.
+    Deleting { since: String },
     /// The node's `Ready` condition is not `True`.
     NotReady { status: String },
+    /// The node's `NetworkUnavailable` condition is `True` (its pod network is not set up).
+    NetworkUnavailable { reason: Option<String> },
     /// Cordoned (`spec.unschedulable`) and carrying a draining taint.
     Draining { taint: String },
     /// nftables mode needs the node's agent; it has no Lease.
@@ -194,7 +198,17 @@ pub enum DropReason {
 impl fmt::Display for DropReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            DropReason::Deleting { since } => {
+                write!(f, "being deleted (deletionTimestamp {since})")
+            }
             DropReason::NotReady { status } => write!(f, "not Ready (Ready={status})"),
+            DropReason::NetworkUnavailable { reason: None } => {
+                write!(f, "NetworkUnavailable=True: its pod network is not set up")
+            }
+            DropReason::NetworkUnavailable { reason: Some(r) } => write!(
+                f,
+                "NetworkUnavailable=True ({r}): its pod network is not set up"
+            ),
             DropReason::Draining { taint } => write!(f, "cordoned and draining (taint {taint})"),
             DropReason::NoAgentLease { lease } => {
                 write!(f, "no agent Lease {lease}: no agent programs this node")

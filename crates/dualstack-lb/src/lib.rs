@@ -37,26 +37,32 @@
 //! [`live`].
 //!
 //! **Nodes.** A node serves a Service unless, checked in this order:
-//! 1. its `Ready` condition is not `True` (missing counts as not ready);
-//! 2. it is cordoned (`spec.unschedulable`) *and* has a draining taint
+//! 1. it has `metadata.deletionTimestamp` (it is being deleted; K3s treats it as gone);
+//! 2. its `Ready` condition is not `True` (missing counts as not ready);
+//! 3. its `NetworkUnavailable` condition is `True` (its pod network is not set up, so it
+//!    cannot reach the backends; MetalLB stops announcing from such a node too). Missing,
+//!    `False` or `Unknown` counts as available;
+//! 4. it is cordoned (`spec.unschedulable`) *and* has a draining taint
 //!    ([`DRAINING_TAINTS`] or any `NoExecute` taint) — a cordon alone keeps it serving;
-//! 3. its agent Lease (`<lease namespace>/dualstack-agent-<node>`) is held by another
+//! 5. its agent Lease (`<lease namespace>/dualstack-agent-<node>`) is held by another
 //!    identity, has no `renewTime`/`leaseDurationSeconds`, or `renewTime +
 //!    leaseDurationSeconds` is before `now`; in `nftables` mode a node without any agent
 //!    Lease is dropped too (nobody would program it), in `kube-proxy` mode it is kept;
-//! 4. it has the label `node.kubernetes.io/exclude-from-external-load-balancers` (any value;
+//! 6. it has the label `node.kubernetes.io/exclude-from-external-load-balancers` (any value;
 //!    `ignore_exclusion_label` turns this off). When this leaves no node, the condition says
 //!    exactly that;
-//! 5. K3s allow-list mode: some node in the cluster has the label key
+//! 7. K3s allow-list mode: some node in the cluster has the label key
 //!    `svccontroller.k3s.cattle.io/enablelb` (any value) and this node's value is not `true`.
 //!    With no such label anywhere — including after the last one is removed — all nodes
 //!    qualify;
-//! 6. the Service has the label `svccontroller.k3s.cattle.io/lbpool=<pool>` and the node is
-//!    not in that pool. A node is in pool `p` when it has the K3s label `…/lbpool=p` or our
-//!    label `pool.dualstack.io/p=true` (one label per pool, so a node can be in several;
-//!    label values cannot hold lists). Unlike K3s, pools apply without allow-list mode too;
-//! 7. `externalTrafficPolicy: Local` and no usable endpoint of the Service runs on the node;
-//! 8. it has no usable address of any family the Service uses.
+//! 8. the Service has the label `svccontroller.k3s.cattle.io/lbpool=<pool>` and the node is
+//!    not in that pool. A node is in pool `p` when it has the K3s label `…/lbpool=p`, the
+//!    newer K3s label `lbpool.svccontroller.k3s.cattle.io/p=true`, or our label
+//!    `pool.dualstack.io/p=true` (the last two are one label per pool, so a node can be in
+//!    several; label values cannot hold lists). Unlike K3s, pools apply without allow-list
+//!    mode too;
+//! 9. `externalTrafficPolicy: Local` and no usable endpoint of the Service runs on the node;
+//! 10. it has no usable address of any family the Service uses.
 //!
 //! **Endpoints.** EndpointSlices are tied
 //! to the Service by `kubernetes.io/service-name` (so Services without a selector with
@@ -89,6 +95,34 @@
 //! frontends by name, ingress by family order then address, backends by address), so the
 //! same snapshot in any object order gives byte-identical output.
 //!
+//! # Where we differ from K3s ServiceLB and MetalLB, on purpose
+//!
+//! * **ExternalIP or InternalIP per node, not per cluster.** K3s uses only ExternalIPs as
+//!   soon as any node has one, else only InternalIPs, for every Service. One node with a
+//!   public address would then remove every other node's InternalIP from the status. We
+//!   choose per node and family, so each node publishes the best address it has.
+//! * **Numeric address order.** K3s sorts the ingress addresses of a family as strings
+//!   (`10.0.0.10` before `10.0.0.9`); we sort them as numbers, so the order is the one a
+//!   person expects and does not change when an address gains a digit.
+//! * **The exclusion label is honoured.** K3s ServiceLB ignores
+//!   `node.kubernetes.io/exclude-from-external-load-balancers`; we follow the Kubernetes
+//!   contract (kubeadm and Talos put it on control-plane nodes, MetalLB honours it since
+//!   0.14). Unlike MetalLB 0.14, a Service it leaves without nodes gets a condition and an
+//!   Event saying exactly that instead of silently announcing nothing, and
+//!   `ignore_exclusion_label` turns it off for single-node clusters.
+//! * **Serving-but-terminating endpoints are not used.** kube-proxy (KEP-1669) falls back
+//!   to endpoints that are `serving` and `terminating` when no ready one is left, and
+//!   MetalLB keeps announcing from nodes that have them. Our data plane DNATs straight to
+//!   the pods, so new connections would go to a pod that is shutting down; instead the
+//!   node leaves the status (`Local`) or the backend leaves the frontend, while connections
+//!   already established keep their conntrack entry. K3s, which reads only `ready`, agrees.
+//! * **Ingress order follows `spec.ipFamilies`, and the policy is read.** K3s orders the
+//!   status by `ipFamilies` as we do but ignores `ipFamilyPolicy`, so a `RequireDualStack`
+//!   Service with no node address of one family gets a silent half-status; Cilium's LB-IPAM
+//!   ignores the `ipFamilies` order. We publish the primary family first (tools that read
+//!   only the first ingress address get the Service's primary family, as with its
+//!   ClusterIPs) and refuse a half-served `RequireDualStack` with a condition.
+//!
 //! # Conditions and Events
 //!
 //! Every Service we own gets both conditions; every problem condition is mirrored by a
@@ -98,7 +132,7 @@
 //! |---|---|---|---|
 //! | `dualstack.io/LoadBalancerReady` | True | `Ready` | served on at least one node for every family it gets |
 //! | `dualstack.io/LoadBalancerReady` | False | `InvalidSpec` | no usable family, no ports, an unknown protocol, or a source range that does not parse |
-//! | `dualstack.io/LoadBalancerReady` | False | `NoEligibleNodes` | node selection (readiness, draining, agent Lease, exclusion label, `enablelb`, pool) left no node; the message lists each node and why |
+//! | `dualstack.io/LoadBalancerReady` | False | `NoEligibleNodes` | node selection (deletion, readiness, network, draining, agent Lease, exclusion label, `enablelb`, pool) left no node; the message lists each node and why |
 //! | `dualstack.io/LoadBalancerReady` | False | `NoLocalEndpoints` | `externalTrafficPolicy: Local` and no eligible node has a usable endpoint |
 //! | `dualstack.io/LoadBalancerReady` | False | `FamilyUnavailable` | a `RequireDualStack` family, or every family, has no address on the eligible nodes |
 //! | `dualstack.io/LoadBalancerReady` | False | `PortConflict` | every candidate address is held by older Services |
@@ -123,6 +157,9 @@ pub use decide::{SOURCE_RANGES_ANNOTATION, decide, ownership};
 pub use decision::Decision;
 pub use endpoints::SERVICE_NAME_LABEL;
 pub use explain::explain;
-pub use nodes::{DRAINING_TAINTS, ENABLELB_LABEL, EXCLUDE_LABEL, LBPOOL_LABEL, POOL_LABEL_PREFIX};
+pub use nodes::{
+    DRAINING_TAINTS, ENABLELB_LABEL, EXCLUDE_LABEL, LBPOOL_LABEL, LBPOOL_LABEL_PREFIX,
+    POOL_LABEL_PREFIX,
+};
 pub use snapshot::{Snapshot, SnapshotError};
 pub use time::Timestamp;

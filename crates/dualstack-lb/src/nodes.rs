@@ -1,5 +1,6 @@
-//! Per-node facts that do not depend on the Service: can the node serve at all (Ready, not
-//! draining, agent Lease live), its selection labels, and its best address per family.
+//! Per-node facts that do not depend on the Service: can the node serve at all (not being
+//! deleted, Ready, network available, not draining, agent Lease live), its selection labels,
+//! and its best address per family.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -17,6 +18,9 @@ use crate::time::Timestamp;
 pub const ENABLELB_LABEL: &str = "svccontroller.k3s.cattle.io/enablelb";
 /// K3s single-value pool label, on nodes and on Services.
 pub const LBPOOL_LABEL: &str = "svccontroller.k3s.cattle.io/lbpool";
+/// Newer K3s multi-pool node labels: `lbpool.svccontroller.k3s.cattle.io/<pool>=true`, one
+/// label per pool (K3s selects a pool's nodes by either this label or [`LBPOOL_LABEL`]).
+pub const LBPOOL_LABEL_PREFIX: &str = "lbpool.svccontroller.k3s.cattle.io/";
 /// Our multi-pool node labels: `pool.dualstack.io/<pool>=true`, one label per pool.
 pub const POOL_LABEL_PREFIX: &str = "pool.dualstack.io/";
 /// Kubernetes: nodes with this label (any value) are not used for external load balancers.
@@ -37,7 +41,8 @@ pub(crate) struct NodeFacts {
     pub excluded: bool,
     /// Value of the `enablelb` label, if present.
     pub enablelb: Option<String>,
-    /// Pools from the K3s label and our `pool.dualstack.io/<pool>=true` labels.
+    /// Pools from the K3s labels (`…/lbpool=<pool>`, `lbpool.…/<pool>=true`) and our
+    /// `pool.dualstack.io/<pool>=true` labels.
     pub pools: BTreeSet<String>,
     /// Best address per family.
     pub addresses: BTreeMap<Family, ChosenAddress>,
@@ -66,15 +71,16 @@ pub(crate) fn node_facts(
         Some(lease) => lease_liveness(lease, &name, &display_lease, now),
     };
 
-    let unavailable =
-        readiness(node)
-            .or_else(|| draining(node))
-            .or_else(|| match (&lease_state, config.mode) {
-                // kube-proxy mode: the agent only reports addresses; no Lease at all is fine.
-                (Err(DropReason::NoAgentLease { .. }), Mode::KubeProxy) => None,
-                (Err(reason), _) => Some(reason.clone()),
-                (Ok(_), _) => None,
-            });
+    let unavailable = deleting(node)
+        .or_else(|| readiness(node))
+        .or_else(|| network_unavailable(node))
+        .or_else(|| draining(node))
+        .or_else(|| match (&lease_state, config.mode) {
+            // kube-proxy mode: the agent only reports addresses; no Lease at all is fine.
+            (Err(DropReason::NoAgentLease { .. }), Mode::KubeProxy) => None,
+            (Err(reason), _) => Some(reason.clone()),
+            (Ok(_), _) => None,
+        });
 
     let (live, live_problem) = match (lease, &lease_state) {
         (Some(lease), Ok(())) => match lease.metadata.annotations.get(ADDRESSES_ANNOTATION) {
@@ -108,7 +114,10 @@ pub(crate) fn node_facts(
         pools.insert(pool.clone());
     }
     for (key, value) in labels {
-        if let Some(pool) = key.strip_prefix(POOL_LABEL_PREFIX)
+        let pool = key
+            .strip_prefix(LBPOOL_LABEL_PREFIX)
+            .or_else(|| key.strip_prefix(POOL_LABEL_PREFIX));
+        if let Some(pool) = pool
             && value == "true"
             && !pool.is_empty()
         {
@@ -125,6 +134,29 @@ pub(crate) fn node_facts(
         addresses,
         missing,
     }
+}
+
+/// K3s treats a Node with `metadata.deletionTimestamp` as gone: it is not served while its
+/// finalizers run.
+fn deleting(node: &Node) -> Option<DropReason> {
+    node.metadata
+        .deletion_timestamp
+        .map(|since| DropReason::Deleting {
+            since: since.to_string(),
+        })
+}
+
+/// `NetworkUnavailable=True` (set by the cloud provider or CNI until the node's network is
+/// configured): the node cannot reach pods, so MetalLB stops announcing from it, and so do we.
+/// Missing, `False` or `Unknown` counts as available, as for MetalLB.
+fn network_unavailable(node: &Node) -> Option<DropReason> {
+    node.status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "NetworkUnavailable" && c.status == "True")
+        .map(|c| DropReason::NetworkUnavailable {
+            reason: c.reason.clone(),
+        })
 }
 
 fn readiness(node: &Node) -> Option<DropReason> {

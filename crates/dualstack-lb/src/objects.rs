@@ -7,6 +7,12 @@
 //! `k8s-openapi` types (which is how the in-cluster controller converts its objects).
 //! We do not depend on `k8s-openapi`/`kube` here: they are heavy and change major version
 //! every few months, and the decision needs only a few dozen fields.
+//!
+//! Field names: `rename_all = "camelCase"` derives `clusterIps` from `cluster_ips`, but the
+//! API spells acronyms in capitals (`clusterIPs`, `podCIDRs`, `externalIPs`, `ipMode`), so
+//! every field whose Kubernetes name holds an acronym carries an explicit `rename`. The
+//! test `tests/openapi_roundtrip.rs` serializes fully populated `k8s-openapi` objects and
+//! checks that every field mirrored here arrives, so a wrong name cannot go unnoticed.
 
 use std::collections::BTreeMap;
 
@@ -32,6 +38,8 @@ pub struct ObjectMeta {
     #[serde(deserialize_with = "null_default")]
     pub namespace: String,
     pub creation_timestamp: Option<Timestamp>,
+    /// Set once the object is being deleted (finalizers may keep it visible for a while).
+    pub deletion_timestamp: Option<Timestamp>,
     #[serde(deserialize_with = "null_default")]
     pub labels: BTreeMap<String, String>,
     /// Only the annotations the decision reads ([`ANNOTATION_PREFIXES`]); others — such as
@@ -103,7 +111,8 @@ pub struct ServiceSpec {
     pub ip_families: Vec<String>,
     /// `SingleStack` (the API default), `PreferDualStack`, `RequireDualStack`.
     pub ip_family_policy: Option<String>,
-    #[serde(deserialize_with = "null_default")]
+    /// `spec.clusterIPs`: the allocated ClusterIPs, primary first (`None` for headless).
+    #[serde(rename = "clusterIPs", deserialize_with = "null_default")]
     pub cluster_ips: Vec<String>,
     #[serde(deserialize_with = "null_default")]
     pub ports: Vec<ServicePort>,

@@ -297,6 +297,70 @@ fn single_stack_never_gets_the_other_family() {
     }
 }
 
+#[test]
+fn empty_ip_families_take_the_families_of_the_cluster_ips() {
+    // An object written by hand or by an old client: no ipFamilies, the ClusterIPs (IPv6
+    // primary) say which families it has.
+    let mut items = two_nodes();
+    items.push(service(
+        "shop",
+        "web",
+        "2025-04-10T08:00:00Z",
+        json!({"ipFamilies": null, "clusterIP": "2001:db8:43::20",
+               "clusterIPs": ["2001:db8:43::20", "10.43.0.20"]}),
+    ));
+    let d = run_default(items);
+    let s = d.service("shop", "web").unwrap();
+    assert_eq!(condition(s, TYPE_READY).1, "Ready");
+    assert_eq!(
+        ingress(s),
+        ["2001:db8::1", "2001:db8::2", "10.0.0.1", "10.0.0.2"]
+    );
+    assert!(
+        s.why
+            .notes
+            .iter()
+            .any(|n| n == "spec.ipFamilies is empty: using the families of spec.clusterIPs"),
+        "{:?}",
+        s.why.notes
+    );
+
+    // SingleStack keeps only the primary ClusterIP's family; `ipFamilies: null` too.
+    let mut items = two_nodes();
+    items.push(service(
+        "shop",
+        "web",
+        "2025-04-10T08:00:00Z",
+        json!({"ipFamilies": [], "ipFamilyPolicy": "SingleStack",
+               "clusterIPs": ["10.43.0.20"]}),
+    ));
+    let d = run_default(items);
+    assert_eq!(
+        ingress(d.service("shop", "web").unwrap()),
+        ["10.0.0.1", "10.0.0.2"]
+    );
+
+    // Neither: the spec is unusable, and the condition says which fields.
+    let mut items = two_nodes();
+    items.push(service(
+        "shop",
+        "web",
+        "2025-04-10T08:00:00Z",
+        json!({"ipFamilies": null, "clusterIP": null, "clusterIPs": null}),
+    ));
+    let d = run_default(items);
+    let s = d.service("shop", "web").unwrap();
+    assert_eq!(
+        condition(s, TYPE_READY),
+        (
+            "False",
+            "InvalidSpec",
+            "spec.ipFamilies is empty and spec.clusterIPs has no address"
+        )
+    );
+    assert!(d.nodes.iter().all(|n| n.frontends.is_empty()));
+}
+
 fn v4_only_cluster(agent_v6: &str) -> Vec<Value> {
     let mut items = vec![
         node("node-a", &[("InternalIP", "10.0.0.1")], json!({})),
@@ -566,6 +630,24 @@ fn enablelb_allow_list_and_pools() {
             json!({pool: "lan"}),
             vec!["b"],
         ),
+        // newer K3s: one `lbpool.svccontroller.k3s.cattle.io/<pool>=true` label per pool, so
+        // b is in two pools; c's label is not "true"; a has the single-value form
+        (
+            json!({enable: "true", pool: "public"}),
+            json!({enable: "true", "lbpool.svccontroller.k3s.cattle.io/lan": "true",
+                   "lbpool.svccontroller.k3s.cattle.io/public": "true"}),
+            json!({enable: "true", "lbpool.svccontroller.k3s.cattle.io/public": "false"}),
+            json!({pool: "public"}),
+            vec!["a", "b"],
+        ),
+        (
+            json!({enable: "true", pool: "public"}),
+            json!({enable: "true", "lbpool.svccontroller.k3s.cattle.io/lan": "true",
+                   "lbpool.svccontroller.k3s.cattle.io/public": "true"}),
+            json!({enable: "true"}),
+            json!({pool: "lan"}),
+            vec!["b"],
+        ),
     ];
     for (a, b, c, svc_labels, expected) in cases {
         let mut items = vec![
@@ -675,6 +757,73 @@ fn unready_draining_and_agentless_nodes_leave_the_status() {
     assert_eq!(ingress(&d.services[0]), ["10.0.0.2", "10.0.0.5"]);
     assert!(d.services[0].ingress.iter().all(|i| i.ip_mode == "VIP"));
     assert!(d.nodes.iter().all(|n| n.frontends.is_empty()));
+}
+
+#[test]
+fn deleting_and_network_unavailable_nodes_are_not_served() {
+    // A node being drained away by the cluster autoscaler: deletionTimestamp set, still
+    // Ready while its finalizers run. K3s treats it as gone.
+    let mut deleting = dual_node("node-a", 1);
+    deleting["metadata"]["deletionTimestamp"] = json!("2025-04-10T09:58:00Z");
+    deleting["metadata"]["finalizers"] = json!(["example.com/drain"]);
+    // A node whose CNI has not configured its pod network yet: Ready, but
+    // NetworkUnavailable=True (as Calico and cloud route controllers set it).
+    let mut no_network = dual_node("node-b", 2);
+    no_network["status"]["conditions"]
+        .as_array_mut()
+        .unwrap()
+        .insert(
+            0,
+            json!({"type": "NetworkUnavailable", "status": "True", "reason": "NoRouteCreated",
+                   "message": "Node created without a route"}),
+        );
+    // Calico's healthy form: NetworkUnavailable=False.
+    let mut healthy = dual_node("node-c", 3);
+    healthy["status"]["conditions"]
+        .as_array_mut()
+        .unwrap()
+        .insert(
+            0,
+            json!({"type": "NetworkUnavailable", "status": "False", "reason": "CalicoIsUp",
+                   "message": "Calico is running on this node"}),
+        );
+    let items = vec![
+        deleting,
+        no_network,
+        healthy,
+        lease("node-a", None),
+        lease("node-b", None),
+        lease("node-c", None),
+        service("shop", "web", "2025-04-10T08:00:00Z", json!({})),
+    ];
+    let d = run_default(items.clone());
+    let s = d.service("shop", "web").unwrap();
+    assert_eq!(ingress(s), ["10.0.0.3", "2001:db8::3"]);
+    assert_eq!(
+        drop_of(s, "node-a").unwrap().to_string(),
+        "being deleted (deletionTimestamp 2025-04-10T09:58:00Z)"
+    );
+    assert_eq!(
+        drop_of(s, "node-b").unwrap().to_string(),
+        "NetworkUnavailable=True (NoRouteCreated): its pod network is not set up"
+    );
+    assert!(d.frontends_for("node-a").is_empty());
+    assert!(d.frontends_for("node-b").is_empty());
+    assert_eq!(d.frontends_for("node-c").len(), 1);
+
+    // Without node-c, nothing is left, and the condition names both reasons.
+    let items: Vec<Value> = items
+        .into_iter()
+        .filter(|i| i["metadata"]["name"] != "node-c")
+        .collect();
+    let d = run_default(items);
+    let (status, reason, message) = condition(d.service("shop", "web").unwrap(), TYPE_READY);
+    assert_eq!((status, reason), ("False", "NoEligibleNodes"));
+    assert_eq!(
+        message,
+        "no eligible node: node-a: being deleted (deletionTimestamp 2025-04-10T09:58:00Z); \
+         node-b: NetworkUnavailable=True (NoRouteCreated): its pod network is not set up"
+    );
 }
 
 #[test]

@@ -10,7 +10,7 @@ mod metrics;
 mod output;
 mod sysctl;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Dual-stack IPv4/IPv6 networking for K3s and bare-metal Kubernetes.
 #[derive(Debug, Parser)]
@@ -44,13 +44,22 @@ enum Command {
     Agent(cmd::agent::AgentArgs),
     /// In-cluster LoadBalancer controller: status per family with ipMode, conditions, Events.
     Controller(cmd::controller::ControllerArgs),
+    /// Shell completion script (bash, zsh, fish, elvish, powershell) on standard output.
+    Completions(cmd::completions::CompletionsArgs),
+    /// Man pages: `dualstack(1)` on standard output, or every page into `--out DIR`.
+    Man(cmd::man::ManArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     if matches!(
         cli.command,
-        Command::Ip(_) | Command::Lb(_) | Command::Plan(_) | Command::Doctor(_)
+        Command::Ip(_)
+            | Command::Lb(_)
+            | Command::Plan(_)
+            | Command::Doctor(_)
+            | Command::Completions(_)
+            | Command::Man(_)
     ) {
         die_quietly_on_closed_pipe();
     }
@@ -64,6 +73,8 @@ fn main() -> std::process::ExitCode {
         Command::Doctor(c) => cmd::doctor::run(c),
         Command::Agent(a) => cmd::agent::run(a),
         Command::Controller(a) => cmd::controller::run(a),
+        Command::Completions(a) => cmd::completions::run(a, Cli::command()),
+        Command::Man(a) => cmd::man::run(a, Cli::command()),
     };
     exit::report(result)
 }

@@ -307,6 +307,139 @@ fn offline_agent_serves_cluster_and_local_services_on_both_families() {
     let _ = std::fs::remove_file(path);
 }
 
+/// The same cluster dumped before the agent was installed: no agent Lease at all.
+fn snapshot_without_agent() -> String {
+    let lease = "- apiVersion: coordination.k8s.io/v1\n  kind: Lease\n  metadata: {name: dualstack-agent-node-a, namespace: dualstack-system}\n  spec: {holderIdentity: node-a, leaseDurationSeconds: 40, renewTime: \"2026-01-01T00:00:00.000000Z\"}\n";
+    let text = snapshot();
+    assert!(text.contains(lease), "fixture changed");
+    text.replace(lease, "")
+}
+
+#[test]
+fn offline_agent_counts_itself_live_and_says_why_it_programs_nothing() {
+    if !kernel_tests_enabled("offline_agent_counts_itself_live_and_says_why_it_programs_nothing") {
+        return;
+    }
+    let mut lab = Lab::new().unwrap();
+    lab.add_host("client").unwrap();
+    lab.add_hosts("backend", 2).unwrap();
+    let hosts = lab.hosts();
+    let (client, b1) = (&hosts[0], &hosts[1]);
+    let _e1 = EchoServer::start(&b1.ns, "b1", 8080).unwrap();
+    let _e2 = EchoServer::start(&hosts[2].ns, "b2", 8080).unwrap();
+
+    let path = std::env::temp_dir().join(format!(
+        "dualstack-agent-test-{}-no-lease.yaml",
+        std::process::id()
+    ));
+    std::fs::write(&path, snapshot_without_agent()).unwrap();
+    let file = path.to_str().unwrap();
+
+    // node-a has no agent Lease in the dump, but this agent is node-a's: it serves.
+    let out = agent(
+        &lab.node,
+        &[
+            "--node",
+            "node-a",
+            "--snapshot",
+            file,
+            "--once",
+            "--now",
+            NOW,
+        ],
+    );
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(
+            "note: node node-a: the dump has no agent Lease dualstack-system/dualstack-agent-node-a \
+             (agent not installed yet?); this agent is the node's own, so the node counts as live"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("node node-a: table inet dualstack: full sync: 3 frontend(s)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("nothing to program"), "{stdout}");
+    for family in Family::BOTH {
+        let reply = tcp_request(
+            &client.ns,
+            SocketAddr::new(client.node_addr(family), 81),
+            TIMEOUT,
+        )
+        .unwrap();
+        assert_eq!(
+            reply.server, "b1",
+            "{family}: served through the agent's rules"
+        );
+    }
+
+    // node-b is not Ready: nothing is programmed, and the output says why, per Service.
+    let out = agent(
+        &lab.node,
+        &[
+            "--node",
+            "node-b",
+            "--snapshot",
+            file,
+            "--once",
+            "--now",
+            NOW,
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(
+            "node node-b: table inet dualstack: full sync: 0 frontend(s) (0 serving IPv4, 0 serving IPv6)\n  \
+             nothing to program for node node-b:\n    \
+             - node node-b: not Ready (Ready=False) (default/local, default/web)\n"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        tcp_request(
+            &client.ns,
+            SocketAddr::new(client.node_addr(Family::V4), 81),
+            TIMEOUT
+        )
+        .is_err(),
+        "node-b's empty table replaced node-a's"
+    );
+
+    // A class nobody here owns: nothing is ours, and that is what it says.
+    let out = agent(
+        &lab.node,
+        &[
+            "--node",
+            "node-a",
+            "--snapshot",
+            file,
+            "--once",
+            "--now",
+            NOW,
+            "--class",
+            "example.com/none",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("    - no LoadBalancer Service is ours (ignored: default/local: "),
+        "{stdout}"
+    );
+    let _ = agent(&lab.node, &["--cleanup"]);
+    let _ = std::fs::remove_file(path);
+}
+
 #[test]
 fn offline_agent_rejects_bad_input_without_touching_the_kernel() {
     if !kernel_tests_enabled("offline_agent_rejects_bad_input_without_touching_the_kernel") {

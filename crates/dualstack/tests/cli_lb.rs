@@ -45,7 +45,7 @@ fn explain(file: &str, extra: &[&str]) -> (String, String, i32) {
 }
 
 /// (snapshot name, fixture, flags, expected exit code)
-const CASES: [(&str, &str, &[&str], i32); 5] = [
+const CASES: [(&str, &str, &[&str], i32); 6] = [
     (
         "k3s_single_node_traefik",
         "k3s-single-node-traefik.yaml",
@@ -75,6 +75,12 @@ const CASES: [(&str, &str, &[&str], i32); 5] = [
         "port-443-conflict.yaml",
         &["--default-class", "--now", NOW],
         1,
+    ),
+    (
+        "k3s_upstream_cases",
+        "k3s-upstream-cases.yaml",
+        &["--now", NOW],
+        0,
     ),
 ];
 
@@ -132,6 +138,29 @@ fn without_default_class_classless_services_are_not_ours() {
     let value: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(value["services"], serde_json::json!([]));
     assert_eq!(value["ignored"][0]["name"], "traefik");
+}
+
+#[test]
+fn cluster_ips_deleting_and_network_unavailable_nodes_and_per_pool_labels() {
+    // Cases from K3s's and MetalLB's own tests (see the fixture's header).
+    let (stdout, stderr, status) = explain("k3s-upstream-cases.yaml", &["--now", NOW]);
+    assert_eq!(status, 0, "{stderr}");
+    for expected in [
+        // No ipFamilies: the ClusterIPs' families, IPv6 first, instead of InvalidSpec.
+        "ipFamilyPolicy PreferDualStack, families [IPv6, IPv4]",
+        "note: spec.ipFamilies is empty: using the families of spec.clusterIPs",
+        "ingress: 2001:db8:1::12 (Proxy), 2001:db8:1::22 (Proxy), 192.168.1.12 (Proxy), 192.168.1.22 (Proxy)",
+        "- edge-1 dropped: being deleted (deletionTimestamp 2025-04-10T09:58:00Z)",
+        "- worker-1 dropped: NetworkUnavailable=True (CalicoIsDown): its pod network is not set up",
+        // edge-2 is in pool edge through lbpool.svccontroller.k3s.cattle.io/edge=true.
+        "+ edge-2 taken: IPv4 192.168.1.12",
+        "- worker-2 dropped: not in pool \"edge\"",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
 }
 
 #[test]

@@ -481,6 +481,53 @@ fn bad_environment_exits_2_naming_the_variable_and_programs_nothing() {
             ],
             "no destination",
         ),
+        // Destinations nothing can reach, and ports written in a form we do not guess at.
+        (
+            &[
+                ("SRC_PORT", "8443"),
+                ("DEST_PROTO", "TCP"),
+                ("DEST_PORT", "8443"),
+                ("DEST_IPS", "::ffff:10.43.0.10"),
+            ],
+            "DEST_IPS entry \"::ffff:10.43.0.10\" is an IPv4-mapped IPv6 address",
+        ),
+        (
+            &[
+                ("SRC_PORT", "8443"),
+                ("DEST_PROTO", "TCP"),
+                ("DEST_PORT", "8443"),
+                ("DEST_IP", "127.0.0.1"),
+            ],
+            "DEST_IP entry \"127.0.0.1\" cannot be a destination (loopback address)",
+        ),
+        (
+            &[
+                ("SRC_PORT", "8443"),
+                ("DEST_PROTO", "TCP"),
+                ("DEST_PORT", "8443"),
+                ("DEST_IPS", "10.43.0.10"),
+                ("DEST_IP6", "fe80::1"),
+            ],
+            "DEST_IP6 entry \"fe80::1\" cannot be a destination (link-local address)",
+        ),
+        (
+            &[
+                ("SRC_PORT", "8443"),
+                ("DEST_PROTO", "TCP"),
+                ("DEST_PORT", "+8443"),
+                ("DEST_IPS", "10.43.0.10"),
+            ],
+            "DEST_PORT=\"+8443\" is not a plain port number",
+        ),
+        (
+            &[
+                ("SRC_PORT", "08443"),
+                ("DEST_PROTO", "TCP"),
+                ("DEST_PORT", "8443"),
+                ("DEST_IPS", "10.43.0.10"),
+            ],
+            "SRC_PORT=\"08443\" is not a plain port number",
+        ),
     ];
     for (env, want) in cases {
         let out = Command::new("ip")

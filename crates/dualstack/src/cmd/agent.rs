@@ -3,14 +3,18 @@
 //! * `--node NAME --snapshot FILE --once`: offline mode. Reads a cluster dump (the `lb
 //!   explain` format), programs NAME's frontends into our nft table through the same sync
 //!   engine as the live agent ([`dualstack_agent::Syncer`]), prints what it did and exits 0.
-//!   The rules stay.
+//!   The rules stay. The agent running is NAME's own, so NAME counts as having a live agent
+//!   even when the dump has no (or an expired) agent Lease for it
+//!   ([`dualstack_agent::count_own_agent_live`]); when nothing is programmed, the output
+//!   says why.
 //! * `--cleanup`: deletes our table (and nothing else), then exits.
 //! * otherwise: the in-cluster agent (see [`crate::cmd::agent_live`]).
 
 use anyhow::Context as _;
 use clap::Args;
+use dualstack_agent::OwnLease;
 use dualstack_dataplane::{Nft, Runner};
-use dualstack_lb::Timestamp;
+use dualstack_lb::{Mode, Timestamp};
 use dualstack_ruleset::DEFAULT_TABLE;
 
 use super::decision_input::{DecisionArgs, load_snapshot, offline_now};
@@ -96,9 +100,16 @@ pub fn run(args: AgentArgs) -> anyhow::Result<Outcome> {
 }
 
 fn offline(args: &AgentArgs, node: &str, file: &str, nft: &Nft) -> anyhow::Result<Outcome> {
-    let snapshot = load_snapshot(file, "--snapshot")?;
+    let mut snapshot = load_snapshot(file, "--snapshot")?;
     let config = args.decision.config();
     let now = offline_now(args.now, &snapshot)?;
+    let known = snapshot.nodes.iter().any(|n| n.metadata.name == node);
+    if known && config.mode == Mode::Nftables {
+        match dualstack_agent::count_own_agent_live(&mut snapshot, &config, node, now) {
+            OwnLease::AlreadyLive => {}
+            other => eprintln!("note: node {node}: {other}"),
+        }
+    }
     let report =
         dualstack_agent::sync_once(&snapshot, &config, node, now, nft).map_err(|e| match e {
             dualstack_agent::AgentError::UnknownNode { .. } => usage(format!("--node: {e}")),

@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod agent_live;
 pub mod bench;
+pub mod completions;
 pub mod controller;
 pub mod decision_input;
 pub mod demo;
@@ -10,4 +11,5 @@ pub mod doctor;
 pub mod ip;
 pub mod klipper;
 pub mod lb;
+pub mod man;
 pub mod plan;
