@@ -688,6 +688,101 @@ fn traefik_rules() {
     );
 }
 
+/// Plain Helm values files, as posted in traefik-helm-chart issues.
+mod traefik_values {
+    /// #453: "Default Helm traefik values" (`helm install traefik traefik/traefik`).
+    pub const DEFAULTS: &str = "{}\n";
+    /// The workaround from the #526 thread: the Service spec passthrough.
+    pub const SPEC: &str = "# values.yaml\ndeployment:\n  replicas: 2\nservice:\n  spec:\n    ipFamilyPolicy: RequireDualStack\nports:\n  web:\n    redirectTo:\n      port: websecure\n";
+    /// #1931: `--set service.ipFamilyPolicy=RequireDualStack`, kept in a values file, carried
+    /// over from chart 39.0.8 to 41.0.2.
+    pub const OLD_KEYS: &str = "logs:\n  access:\n    enabled: true\nservice:\n  type: LoadBalancer\n  ipFamilyPolicy: RequireDualStack\n  ipFamilies:\n    - IPv4\n    - IPv6\n";
+}
+
+#[test]
+fn traefik_values_files_on_both_sides_of_chart_40() {
+    use traefik_values::*;
+    let run_values = |values: &str, chart: Option<Version>, cfg: &str| {
+        let mut files = config(cfg);
+        files.traefik = Some(("values.yaml".into(), values.into()));
+        files.traefik_chart = chart;
+        run(&files)
+    };
+    let v = |major, minor, patch| Some(Version::new(major, minor, patch));
+    // (values, chart, traefik-key-ignored, traefik-no-ip-family-policy, text of the fix)
+    type Case<'a> = (
+        &'a str,
+        Option<Version>,
+        Option<Severity>,
+        Option<Severity>,
+        &'a str,
+    );
+    let table: &[Case] = &[
+        (
+            DEFAULTS,
+            v(39, 0, 9),
+            None,
+            Some(Severity::Warning),
+            "set service.ipFamilyPolicy: PreferDualStack (the key chart 39.0.9 reads",
+        ),
+        (
+            DEFAULTS,
+            v(40, 0, 0),
+            None,
+            Some(Severity::Warning),
+            "set service.spec.ipFamilyPolicy: PreferDualStack (chart 40.0.0 reads only service.spec",
+        ),
+        (
+            "",
+            None,
+            None,
+            Some(Severity::Warning),
+            "or service.spec.ipFamilyPolicy: PreferDualStack from 40.0.0 (pass --traefik-chart",
+        ),
+        (SPEC, v(41, 0, 2), None, None, ""),
+        (SPEC, v(39, 0, 8), None, None, ""),
+        (SPEC, None, None, None, ""),
+        (OLD_KEYS, v(39, 0, 8), None, None, ""),
+        (
+            OLD_KEYS,
+            v(41, 0, 2),
+            Some(Severity::Error),
+            Some(Severity::Warning),
+            "set service.spec.ipFamilyPolicy: PreferDualStack (chart 41.0.2",
+        ),
+        (OLD_KEYS, None, Some(Severity::Warning), None, ""),
+    ];
+    for (i, (values, chart, ignored, no_policy, fix)) in table.iter().enumerate() {
+        let findings = run_values(values, *chart, GOOD);
+        let severity_of = |code| {
+            let found = find(&findings, code);
+            assert!(found.len() <= 1, "case {i}: {found:#?}");
+            found.first().map(|f| f.severity)
+        };
+        assert_eq!(severity_of("traefik-key-ignored"), *ignored, "case {i}");
+        assert_eq!(
+            severity_of("traefik-no-ip-family-policy"),
+            *no_policy,
+            "case {i}"
+        );
+        if let Some(f) = find(&findings, "traefik-no-ip-family-policy").first() {
+            assert!(f.fix.contains(fix), "case {i}: {}", f.fix);
+            assert!(f.message.contains("values file"), "case {i}: {}", f.message);
+        }
+    }
+    // A single-stack cluster needs no policy, whatever the values say.
+    let single = run_values(DEFAULTS, v(41, 0, 2), "cluster-cidr: 10.42.0.0/16\n");
+    assert!(find(&single, "traefik-no-ip-family-policy").is_empty());
+    // An explicit SingleStack in a values file points at its line.
+    let pinned = run_values(
+        "service:\n  spec:\n    ipFamilyPolicy: SingleStack\n",
+        v(40, 1, 0),
+        GOOD,
+    );
+    let f = find(&pinned, "traefik-no-ip-family-policy");
+    assert_eq!(f[0].source.as_deref(), Some("values.yaml:3"), "{f:#?}");
+}
+
 #[test]
 fn unreadable_inputs_are_errors_that_say_where() {
     let bad = CheckFiles {

@@ -289,6 +289,86 @@ fn check_k3s_args_and_traefik_chart_40() {
     );
 }
 
+/// `--traefik values.yaml` as a Traefik user outside K3s's bundle has it, with the chart
+/// version they install.
+#[test]
+fn check_plain_traefik_values_files() {
+    const DUAL: &str = "server --cluster-cidr=10.42.0.0/16,fd12:3456:789a::/56 --service-cidr 10.43.0.0/16,fd12:3456:789a:100::/112 --node-ip=192.168.1.10,fd12:3456:789a:ffff::10 --flannel-ipv6-masq";
+    let check = |values: &str, chart: &str| {
+        run(&[
+            "plan",
+            "check",
+            "--k3s-args",
+            DUAL,
+            "--traefik",
+            values,
+            "--traefik-chart",
+            chart,
+            "--output",
+            "json",
+        ])
+    };
+    let traefik_findings = |o: &Output| -> Vec<serde_json::Value> {
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["code"].as_str().unwrap().starts_with("traefik"))
+            .cloned()
+            .collect()
+    };
+
+    // Chart defaults: a SingleStack Service. A warning (exit 0) with the key of the chart.
+    for (chart, key) in [
+        ("41.0.2", "service.spec.ipFamilyPolicy: PreferDualStack"),
+        ("39.0.8", "service.ipFamilyPolicy: PreferDualStack"),
+    ] {
+        let o = check("traefik-values-defaults.yaml", chart);
+        assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+        let f = traefik_findings(&o);
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!(f[0]["code"], "traefik-no-ip-family-policy");
+        assert_eq!(f[0]["severity"], "warning");
+        assert!(
+            f[0]["fix"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("set {key}")),
+            "{chart}: {}",
+            f[0]["fix"]
+        );
+    }
+
+    // The pre-40 keys carried over to chart 41: ignored, so an error at their line.
+    let o = check("traefik-values-old-keys.yaml", "41.0.2");
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let f = traefik_findings(&o);
+    assert_eq!(f[0]["code"], "traefik-key-ignored");
+    assert_eq!(f[0]["severity"], "error");
+    assert_eq!(f[0]["source"], "traefik-values-old-keys.yaml:7");
+    // The same file on the chart it was written for is fine, and so is the spec form on 41.
+    for (values, chart) in [
+        ("traefik-values-old-keys.yaml", "39.0.8"),
+        ("traefik-values-spec.yaml", "41.0.2"),
+        ("traefik-values-spec.yaml", "39.0.8"),
+    ] {
+        let o = check(values, chart);
+        assert_eq!(o.status.code(), Some(0), "{values} {chart}: {}", stdout(&o));
+        assert!(traefik_findings(&o).is_empty(), "{values} {chart}");
+    }
+
+    // Text output names the file and what to do.
+    let o = run(&["plan", "check", "--traefik", "traefik-values-defaults.yaml"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.starts_with("warning traefik-no-ip-family-policy\n"),
+        "{out}"
+    );
+    assert!(out.contains("pass --traefik-chart"), "{out}");
+}
+
 #[test]
 fn unreadable_or_unparsable_inputs_exit_2_and_say_where() {
     let table: &[(&[&str], &str)] = &[

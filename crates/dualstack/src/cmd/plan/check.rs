@@ -33,14 +33,18 @@ pub struct CheckArgs {
     /// Calico manifest (calico.yaml), operator Installation, or IPPool resources.
     #[arg(long, value_name = "FILE")]
     calico: Option<PathBuf>,
-    /// Traefik HelmChart or HelmChartConfig (valuesContent).
+    /// Traefik settings: K3s's HelmChart or HelmChartConfig (its valuesContent), or a plain
+    /// Helm values file (what `helm install traefik traefik/traefik -f FILE` takes). Told apart
+    /// by content: Kubernetes objects (apiVersion and kind) are HelmChart(Config)s; one mapping
+    /// of chart values, `{}` or an empty file (the chart defaults) is a values file.
     #[arg(long, value_name = "FILE")]
     traefik: Option<PathBuf>,
     /// K3s version (e.g. v1.30.4+k3s1): makes version-dependent rules exact.
     #[arg(long, value_parser = parse_version)]
     k3s_version: Option<Version>,
-    /// Traefik chart version (e.g. 39.0.701), for a HelmChartConfig, which names none; a
-    /// version the --traefik file names wins.
+    /// Traefik chart version (e.g. 39.0.701) for any --traefik file: it decides which values
+    /// keys the chart reads (service.spec.* from 40.0.0). A HelmChartConfig or values file names
+    /// none; a version a HelmChart names (spec.version or its chart URL) wins.
     #[arg(long, value_parser = parse_version, value_name = "VERSION")]
     traefik_chart: Option<Version>,
     /// Output format: text, or `{"findings":[…]}` as JSON.
