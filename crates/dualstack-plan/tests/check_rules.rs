@@ -74,6 +74,34 @@ fn the_blog_setup_reports_what_went_wrong() {
     assert_eq!(broken.len(), 1);
     assert_eq!(broken[0].source.as_deref(), Some("k3s.service:32"));
     assert!(broken[0].message.contains("--kube-proxy-arg cluster-cidr="));
+    assert!(
+        broken[0].message.contains("`\\ # 118`"),
+        "{}",
+        broken[0].message
+    );
+    assert_eq!(broken[0].severity, Severity::Error);
+    // systemd passes `\ #` and `118` to K3s; after a flag's value they are ignored positional
+    // arguments, so every flag before them is in force.
+    let stray = find(&findings, "systemd-stray-argument");
+    assert_eq!(stray.len(), 1, "{findings:#?}");
+    assert_eq!(stray[0].severity, Severity::Error);
+    assert_eq!(stray[0].source.as_deref(), Some("k3s.service:32"));
+    assert!(
+        stray[0].message.contains("`\\ #`, `118`"),
+        "{}",
+        stray[0].message
+    );
+    assert!(stray[0].message.contains("every flag before them is read"));
+    // The dropped kubelet and kube-proxy feature gates are not reported as if in force.
+    let gates = find(&findings, "obsolete-feature-gate");
+    assert_eq!(gates.len(), 2, "{gates:#?}");
+    assert!(
+        gates
+            .iter()
+            .all(|f| !f.message.contains("kubelet") && !f.message.contains("kube-proxy")),
+        "{gates:#?}"
+    );
+    assert_eq!(gates[0].source.as_deref(), Some("k3s.service:27"));
     // /24 pods with a /24 node mask and /96 with /96: one node each.
     let one = find(&findings, "node-mask-one-node");
     assert_eq!(one.len(), 2, "{findings:#?}");

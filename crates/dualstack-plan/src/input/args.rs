@@ -6,7 +6,7 @@ use super::{InputError, Origin, Sourced};
 
 /// K3s flags that take no value (`--flag` means `true`). Any other flag takes the next word,
 /// unless that word is itself a flag.
-const BOOLEAN_FLAGS: &[&str] = &[
+pub(crate) const BOOLEAN_FLAGS: &[&str] = &[
     "flannel-ipv6-masq",
     "flannel-external-ip",
     "disable-network-policy",
@@ -35,7 +35,7 @@ const BOOLEAN_FLAGS: &[&str] = &[
 ];
 
 /// Short flag aliases K3s accepts.
-fn long_name(flag: &str) -> &str {
+pub(crate) fn long_name(flag: &str) -> &str {
     match flag {
         "i" => "node-ip",
         "c" => "config",

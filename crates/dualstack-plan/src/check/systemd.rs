@@ -1,0 +1,157 @@
+//! Findings about the K3s systemd unit itself: where the command systemd runs differs from the
+//! one the file's layout suggests (`systemd.syntax(7)`, `systemd.service(5)`), and what K3s
+//! then does with it. The K3s rules run on what systemd really passes.
+
+use crate::code::Code;
+use crate::finding::{Finding, Severity};
+use crate::input::systemd::{EndCause, EndsEarly, UnitProblem};
+
+/// `a`, `b` and `c` as "`a`, `b`, `c`".
+fn quoted(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn check_unit(problems: &[UnitProblem], findings: &mut Vec<Finding>) {
+    for problem in problems {
+        findings.push(finding(problem));
+    }
+}
+
+fn finding(problem: &UnitProblem) -> Finding {
+    match problem {
+        UnitProblem::EndsEarly(e) => ends_early(e),
+        UnitProblem::Stray {
+            origin,
+            words,
+            unread,
+            no_subcommand,
+        } => {
+            let what = if *no_subcommand {
+                format!(
+                    "K3s receives {} where it expects the `server` or `agent` subcommand: it starts no server or agent at all",
+                    if words.is_empty() { "nothing".to_owned() } else { quoted(words) }
+                )
+            } else if unread.is_empty() {
+                format!(
+                    "systemd passes K3s the stray argument(s) {}: they are no flags, so K3s takes them as positional arguments, which `k3s server` ignores; every flag before them is read",
+                    quoted(words)
+                )
+            } else {
+                format!(
+                    "systemd passes K3s the stray argument(s) {}: K3s stops reading flags at the first one (it comes right after a flag without a value), so these flags are NOT in force: {}",
+                    quoted(words),
+                    quoted(unread)
+                )
+            };
+            Finding::new(
+                Severity::Error,
+                Code::SystemdStrayArgument,
+                what,
+                "ExecStart= takes no comments: `#` and `;` start a comment only at the start of a line; put the comment on its own line (or delete it) and keep only flags and their values in the command, then `systemctl daemon-reload` and restart k3s",
+            )
+            .at(Some(origin.to_string()))
+        }
+        UnitProblem::UnknownEscape { origin, word } => Finding::new(
+            Severity::Warning,
+            Code::SystemdUnknownEscape,
+            format!(
+                "`{word}`: systemd does not know this escape sequence and passes it to K3s verbatim, backslash included (\"Ignoring unknown escape sequences\")"
+            ),
+            "write the character without a backslash, quote the word (\"a b\") for spaces, or use `\\\\` for a literal backslash",
+        )
+        .at(Some(origin.to_string())),
+        UnitProblem::MultipleExecStart {
+            origins,
+            service_type,
+        } => Finding::new(
+            Severity::Error,
+            Code::SystemdMultipleExecStart,
+            format!(
+                "{} ExecStart= commands ({}) for a Type={service_type} service: systemd refuses to start it (\"Service has more than one ExecStart= setting, which is only allowed for Type=oneshot services\"); the checks here read the last one",
+                origins.len().max(2),
+                origins
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "in the drop-in, put an empty `ExecStart=` line before the new `ExecStart=…` so it replaces the unit's command",
+        )
+        .at(origins.last().map(ToString::to_string)),
+        UnitProblem::UnsetVariable {
+            origin,
+            name,
+            unread_files,
+        } => {
+            let message = if unread_files.is_empty() {
+                format!(
+                    "`{name}` is used in ExecStart= but no Environment= or EnvironmentFile= sets it: systemd substitutes nothing (`$` {name} as a word of its own vanishes)"
+                )
+            } else {
+                format!(
+                    "`{name}` is used in ExecStart= and may come from {} (not readable here): checked as if unset, which is what systemd does when the file lacks it",
+                    quoted(unread_files)
+                )
+            };
+            Finding::new(
+                Severity::Warning,
+                Code::SystemdUnsetVariable,
+                message,
+                format!(
+                    "set {name} with Environment={name}=… in the unit, or run the check where the environment file can be read"
+                ),
+            )
+            .at(Some(origin.to_string()))
+        }
+    }
+}
+
+fn ends_early(e: &EndsEarly) -> Finding {
+    let why = match &e.cause {
+        EndCause::TrailingWhitespace => {
+            "it ends in `\\` followed by whitespace, so `\\` is not its last character".to_owned()
+        }
+        EndCause::TextAfterBackslash(text) => format!(
+            "its `\\` is followed by more text (`{text}`), so `\\` is not its last character"
+        ),
+        EndCause::EscapedBackslash => "it ends in `\\\\`, an escaped backslash".to_owned(),
+        EndCause::NoBackslash => "it does not end in `\\`".to_owned(),
+    };
+    let fix = match &e.cause {
+        EndCause::TrailingWhitespace => {
+            "delete the whitespace after the `\\` so the line ends in `\\`"
+        }
+        EndCause::TextAfterBackslash(_) => {
+            "move the comment to its own line (or delete it) so the line ends in `\\`"
+        }
+        EndCause::EscapedBackslash => "end the line in a single `\\`",
+        EndCause::NoBackslash => "end the line in `\\` to continue the command",
+    };
+    let lines = e
+        .dropped
+        .iter()
+        .map(|(line, text)| format!("{line}: `{text}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let flags = if e.dropped_flags.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; these flags are therefore NOT passed to K3s: {}",
+            quoted(&e.dropped_flags)
+        )
+    };
+    Finding::new(
+        Severity::Error,
+        Code::SystemdContinuationBroken,
+        format!(
+            "ExecStart= ends on this line: {why}; systemd continues a line only when `\\` is its very last character, and reads the lines after it as settings of their own, which it ignores ({lines}){flags}"
+        ),
+        format!("{fix}, then `systemctl daemon-reload` and restart k3s"),
+    )
+    .at(Some(e.origin.to_string()))
+}
