@@ -48,3 +48,37 @@ pub fn k3s_config_files(paths: &[PathBuf]) -> anyhow::Result<Vec<(String, String
     }
     Ok(out)
 }
+
+/// A systemd unit's drop-ins: `<unit>.d/*.conf`, by file name (systemd's order).
+pub fn unit_drop_ins(unit: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    let mut dir = unit.as_os_str().to_owned();
+    dir.push(".d");
+    let dir = PathBuf::from(dir);
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let entries = std::fs::read_dir(&dir)
+        .map_err(|e| usage(format!("{}: cannot read directory: {e}", dir.display())))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "conf"))
+        .collect();
+    files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+    files.iter().map(|f| read_named(f)).collect()
+}
+
+/// The unit's `EnvironmentFile=`s as this machine has them: contents, or `None` when a file
+/// cannot be read here (the check then says which variables stay unknown).
+pub fn unit_env_files(
+    unit: &(String, String),
+    drop_ins: &[(String, String)],
+) -> Vec<(String, Option<String>)> {
+    dualstack_plan::input::systemd::environment_files((&unit.0, &unit.1), drop_ins)
+        .into_iter()
+        .map(|r| {
+            let text = std::fs::read_to_string(&r.path).ok();
+            (r.path, text)
+        })
+        .collect()
+}

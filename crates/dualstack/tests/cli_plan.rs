@@ -289,6 +289,99 @@ fn check_k3s_args_and_traefik_chart_40() {
     );
 }
 
+/// A unit as systemd assembles it: the installed unit, a drop-in that replaces ExecStart=, and
+/// the environment file the unit names.
+#[test]
+fn check_a_unit_with_a_drop_in_and_an_environment_file() {
+    let dir = temp_dir("unit");
+    let drop_in_dir = dir.join("k3s.service.d");
+    std::fs::create_dir_all(&drop_in_dir).unwrap();
+    let env_file = dir.join("k3s.service.env");
+    std::fs::write(
+        &env_file,
+        "K3S_TOKEN='not printed'\nPODS=10.42.0.0/16,fd12:3456:789a::/56\nNODE_IPS=\"192.168.1.10,fd12:3456:789a:ffff::10\"\n",
+    )
+    .unwrap();
+    let unit = dir.join("k3s.service");
+    std::fs::write(
+        &unit,
+        format!(
+            "[Unit]\nDescription=Lightweight Kubernetes\n\n[Service]\nType=notify\nEnvironmentFile=-{}\nEnvironmentFile=-/nonexistent/%N\nExecStart=/usr/local/bin/k3s server\n",
+            env_file.display()
+        ),
+    )
+    .unwrap();
+    let drop_in = |exec: &str| {
+        std::fs::write(
+            drop_in_dir.join("10-dual-stack.conf"),
+            format!("[Service]\n{exec}"),
+        )
+        .unwrap();
+    };
+    let check = || {
+        let o = run(&[
+            "plan",
+            "check",
+            "--k3s-service",
+            unit.to_str().unwrap(),
+            "--output",
+            "json",
+        ]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        (o.status.code(), v["findings"].as_array().unwrap().clone())
+    };
+    let codes = |f: &[serde_json::Value]| -> Vec<String> {
+        f.iter()
+            .map(|f| f["code"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let replace = "ExecStart=\nExecStart=/usr/local/bin/k3s server \\\n  --cluster-cidr=${PODS} \\\n  --service-cidr=10.43.0.0/16,fd12:3456:789a:100::/112 \\\n";
+
+    // A comment after --flannel-ipv6-masq: `#` and its words go to K3s, which stops reading
+    // flags there, so --node-ip is not in force.
+    drop_in(&format!(
+        "{replace}  --flannel-ipv6-masq # ULA pods need masquerading \\\n  --node-ip=${{NODE_IPS}}\n"
+    ));
+    let (code, findings) = check();
+    assert_eq!(code, Some(1), "{findings:#?}");
+    let stray = &findings[0];
+    assert_eq!(stray["code"], "systemd-stray-argument");
+    assert_eq!(
+        stray["source"],
+        format!("{}:6", drop_in_dir.join("10-dual-stack.conf").display())
+    );
+    let message = stray["message"].as_str().unwrap();
+    assert!(
+        message.contains("`#`, `ULA`, `pods`, `need`, `masquerading`")
+            && message.contains("NOT in force: `--node-ip=192.168.1.10,fd12:3456:789a:ffff::10`"),
+        "{message}"
+    );
+    assert!(codes(&findings).contains(&"node-ip-single-family".to_owned()));
+    assert!(
+        !serde_json::to_string(&findings)
+            .unwrap()
+            .contains("not printed")
+    );
+
+    // Fixed: the variables come from the environment file; nothing but notes is left.
+    drop_in(&format!(
+        "{replace}  --flannel-ipv6-masq \\\n  --node-ip=${{NODE_IPS}}\n"
+    ));
+    let (code, findings) = check();
+    assert_eq!(code, Some(0), "{findings:#?}");
+    assert!(
+        findings.iter().all(|f| f["severity"] == "info"),
+        "{findings:#?}"
+    );
+
+    // A drop-in that forgets the empty ExecStart= first: systemd refuses the unit.
+    drop_in("ExecStart=/usr/local/bin/k3s server --flannel-ipv6-masq\n");
+    let (code, findings) = check();
+    assert_eq!(code, Some(1));
+    assert_eq!(codes(&findings)[0], "systemd-multiple-exec-start");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `--traefik values.yaml` as a Traefik user outside K3s's bundle has it, with the chart
 /// version they install.
 #[test]

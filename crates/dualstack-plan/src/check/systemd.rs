@@ -37,7 +37,7 @@ fn finding(problem: &UnitProblem) -> Finding {
                 )
             } else if unread.is_empty() {
                 format!(
-                    "systemd passes K3s the stray argument(s) {}: they are no flags, so K3s takes them as positional arguments, which `k3s server` ignores; every flag before them is read",
+                    "systemd passes K3s the stray argument(s) {}: they are not flags, so K3s takes them as positional arguments, which `k3s server` ignores; every flag before them is read",
                     quoted(words)
                 )
             } else {
@@ -51,7 +51,10 @@ fn finding(problem: &UnitProblem) -> Finding {
                 Severity::Error,
                 Code::SystemdStrayArgument,
                 what,
-                "ExecStart= takes no comments: `#` and `;` start a comment only at the start of a line; put the comment on its own line (or delete it) and keep only flags and their values in the command, then `systemctl daemon-reload` and restart k3s",
+                format!(
+                    "remove {} from ExecStart= and keep only flags and their values (a comment goes on a line of its own: `#` and `;` start one only at the start of a line), then `systemctl daemon-reload` and restart k3s",
+                    if words.is_empty() { "the stray words".to_owned() } else { quoted(words) }
+                ),
             )
             .at(Some(origin.to_string()))
         }
@@ -131,17 +134,27 @@ fn ends_early(e: &EndsEarly) -> Finding {
         EndCause::EscapedBackslash => "end the line in a single `\\`",
         EndCause::NoBackslash => "end the line in `\\` to continue the command",
     };
-    let lines = e
+    let line = e
+        .origin
+        .line
+        .map_or_else(String::new, |l| format!(" on line {l}"));
+    let numbers = e
         .dropped
         .iter()
-        .map(|(line, text)| format!("{line}: `{text}`"))
+        .map(|(line, _)| line.to_string())
         .collect::<Vec<_>>()
         .join(", ");
-    let flags = if e.dropped_flags.is_empty() {
-        String::new()
+    let dropped = if e.dropped_flags.is_empty() {
+        let texts = e
+            .dropped
+            .iter()
+            .map(|(line, text)| format!("{line}: `{text}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!("and ignores them ({texts})")
     } else {
         format!(
-            "; these flags are therefore NOT passed to K3s: {}",
+            "and ignores them, so these flags are NOT passed to K3s: {}",
             quoted(&e.dropped_flags)
         )
     };
@@ -149,7 +162,7 @@ fn ends_early(e: &EndsEarly) -> Finding {
         Severity::Error,
         Code::SystemdContinuationBroken,
         format!(
-            "ExecStart= ends on this line: {why}; systemd continues a line only when `\\` is its very last character, and reads the lines after it as settings of their own, which it ignores ({lines}){flags}"
+            "ExecStart= ends{line}: {why}, and systemd continues a line only when `\\` is its very last character. It reads line(s) {numbers} as settings of their own {dropped}"
         ),
         format!("{fix}, then `systemctl daemon-reload` and restart k3s"),
     )

@@ -240,10 +240,7 @@ impl ExecLine {
 pub fn split_exec(value: &str) -> Result<Vec<ExecLine>, WordError> {
     let mut commands = Vec::new();
     let mut pos = 0;
-    loop {
-        let Some(mut first) = extract_and_warn(value, &mut pos)? else {
-            break;
-        };
+    while let Some(mut first) = extract_and_warn(value, &mut pos)? {
         let prefix_len = first
             .text
             .find(|c| !matches!(c, '-' | '@' | ':' | '+' | '!'))

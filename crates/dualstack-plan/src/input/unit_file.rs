@@ -106,6 +106,10 @@ fn is_comment(line: &str) -> bool {
     line.trim_start_matches(WHITESPACE).starts_with(['#', ';'])
 }
 
+/// The logical line being continued: its text, its first line, and (offset in the text,
+/// physical line) where each physical line's text starts.
+type Pending = (String, usize, Vec<(usize, usize)>);
+
 /// Reads a unit file's text.
 pub fn parse_unit_file(name: &str, text: &str) -> UnitFile {
     // systemd's read_line ends a line at "\n" or "\r\n".
@@ -124,9 +128,7 @@ pub fn parse_unit_file(name: &str, text: &str) -> UnitFile {
         physical,
     };
     let mut section = String::new();
-    // The logical line being continued: its text, its first line and where each physical
-    // line's text starts in it.
-    let mut pending: Option<(String, usize, Vec<(usize, usize)>)> = None;
+    let mut pending: Option<Pending> = None;
     for index in 0..physical_count {
         let line_no = index + 1;
         let raw = out.physical[index].as_str();
@@ -228,7 +230,9 @@ mod tests {
 
     #[test]
     fn continuation_needs_the_backslash_as_the_very_last_character() {
-        let table: &[(&str, &[(&str, &str, usize, usize)])] = &[
+        // (text, [(key, value, first line, last line)])
+        type Expected<'a> = &'a [(&'a str, &'a str, usize, usize)];
+        let table: &[(&str, Expected)] = &[
             ("A=1 \\\n  2\n", &[("A", "1    2", 1, 2)]),
             // Trailing whitespace after the backslash ends the line.
             ("A=1 \\ \nB=2\n", &[("A", "1 \\", 1, 1), ("B", "2", 2, 2)]),

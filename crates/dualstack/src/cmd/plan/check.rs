@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::{Format, parse_version};
 use crate::exit::{Outcome, usage};
-use crate::input_files::{k3s_config_files, read_named};
+use crate::input_files::{k3s_config_files, read_named, unit_drop_ins, unit_env_files};
 
 /// What to check. Give any combination; several inputs are checked together.
 #[derive(Debug, Args)]
@@ -24,7 +24,9 @@ pub struct CheckArgs {
     /// config.yaml.d.
     #[arg(long, value_name = "FILE")]
     k3s_config: Vec<PathBuf>,
-    /// K3s systemd unit (k3s.service): its ExecStart= flags win over the config files.
+    /// K3s systemd unit (k3s.service), read as systemd reads it, with its `<FILE>.d/*.conf`
+    /// drop-ins and the EnvironmentFile= files it names (when readable here). Its ExecStart=
+    /// flags win over the config files.
     #[arg(long, value_name = "FILE")]
     k3s_service: Option<PathBuf>,
     /// K3s arguments as one string, e.g. "server --cluster-cidr=…" (win over unit and files).
@@ -68,9 +70,20 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Outcome> {
             "nothing to check: give --k3s-config, --k3s-service, --k3s-args, --calico and/or --traefik",
         ));
     }
+    let k3s_service = args.k3s_service.as_deref().map(read_named).transpose()?;
+    let k3s_service_drop_ins = match &args.k3s_service {
+        Some(path) => unit_drop_ins(path)?,
+        None => Vec::new(),
+    };
+    let k3s_env_files = k3s_service
+        .as_ref()
+        .map(|unit| unit_env_files(unit, &k3s_service_drop_ins))
+        .unwrap_or_default();
     let files = CheckFiles {
         k3s_config: k3s_config_files(&args.k3s_config)?,
-        k3s_service: args.k3s_service.as_deref().map(read_named).transpose()?,
+        k3s_service,
+        k3s_service_drop_ins,
+        k3s_env_files,
         k3s_args: args.k3s_args.clone(),
         calico: args.calico.as_deref().map(read_named).transpose()?,
         traefik: args.traefik.as_deref().map(read_named).transpose()?,
