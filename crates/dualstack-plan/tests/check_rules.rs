@@ -125,6 +125,71 @@ fn the_blog_setup_reports_what_went_wrong() {
     assert!(find(&findings, "traefik-no-ip-family-policy").is_empty());
 }
 
+#[test]
+fn unit_findings_say_what_systemd_runs() {
+    let unit = |exec: &str| CheckFiles {
+        k3s_service: Some((
+            "k3s.service".into(),
+            format!("[Unit]\nDescription=Lightweight Kubernetes\n\n[Service]\nType=notify\n{exec}"),
+        )),
+        ..CheckFiles::default()
+    };
+    // (ExecStart= block, code, severity, message fragment, source)
+    let table: &[(&str, &str, Severity, &str, &str)] = &[
+        (
+            "ExecStart=/usr/local/bin/k3s server \\ \n  --flannel-ipv6-masq\n",
+            "systemd-continuation-broken",
+            Severity::Error,
+            "it ends in `\\` followed by whitespace, so `\\` is not its last character",
+            "k3s.service:6",
+        ),
+        (
+            "ExecStart=/usr/local/bin/k3s \\ \n  server\n",
+            "systemd-stray-argument",
+            Severity::Error,
+            "K3s receives `\\` where it expects the `server` or `agent` subcommand",
+            "k3s.service:6",
+        ),
+        (
+            "ExecStart=/usr/local/bin/k3s server \\\n  --node-name=my\\qnode\n",
+            "systemd-unknown-escape",
+            Severity::Warning,
+            "`--node-name=my\\qnode`",
+            "k3s.service:7",
+        ),
+        (
+            "ExecStart=/usr/local/bin/k3s server --cluster-cidr=${PODS}\n",
+            "systemd-unset-variable",
+            Severity::Warning,
+            "`PODS` is used in ExecStart= but no Environment= or EnvironmentFile= sets it",
+            "k3s.service:6",
+        ),
+        (
+            "ExecStart=/usr/local/bin/k3s server ; /bin/true\n",
+            "systemd-multiple-exec-start",
+            Severity::Error,
+            "2 ExecStart= commands (k3s.service:6) for a Type=notify service",
+            "k3s.service:6",
+        ),
+    ];
+    for (exec, code, severity, fragment, source) in table {
+        let findings = run(&unit(exec));
+        let f = find(&findings, code);
+        assert_eq!(f.len(), 1, "{exec}: {findings:#?}");
+        assert_eq!(f[0].severity, *severity, "{exec}");
+        assert!(f[0].message.contains(fragment), "{exec}: {}", f[0].message);
+        assert_eq!(f[0].source.as_deref(), Some(*source), "{exec}");
+    }
+    // The flag on the dropped line is not in force: the check does not see flannel-ipv6-masq.
+    let dropped = run(&unit(
+        "ExecStart=/usr/local/bin/k3s server --cluster-cidr=10.42.0.0/16,fd00:42::/56 \\ \n  --flannel-ipv6-masq\n",
+    ));
+    assert!(
+        has(&dropped, "flannel-ipv6-no-masq", Severity::Warning),
+        "{dropped:#?}"
+    );
+}
+
 struct Case {
     name: &'static str,
     files: CheckFiles,

@@ -68,6 +68,7 @@ fn finding(problem: &UnitProblem) -> Finding {
         )
         .at(Some(origin.to_string())),
         UnitProblem::MultipleExecStart {
+            count,
             origins,
             service_type,
         } => Finding::new(
@@ -75,7 +76,7 @@ fn finding(problem: &UnitProblem) -> Finding {
             Code::SystemdMultipleExecStart,
             format!(
                 "{} ExecStart= commands ({}) for a Type={service_type} service: systemd refuses to start it (\"Service has more than one ExecStart= setting, which is only allowed for Type=oneshot services\"); the checks here read the last one",
-                origins.len().max(2),
+                count,
                 origins
                     .iter()
                     .map(ToString::to_string)

@@ -69,6 +69,8 @@ pub enum UnitProblem {
     },
     /// More than one command for a service that is not `Type=oneshot`: systemd refuses it.
     MultipleExecStart {
+        /// How many commands (several `ExecStart=`, or `;` in one).
+        count: usize,
         origins: Vec<Origin>,
         service_type: String,
     },
@@ -191,6 +193,7 @@ pub fn read_unit_with(
         .sum();
     if command_count > 1 && service_type != "oneshot" {
         problems.push(UnitProblem::MultipleExecStart {
+            count: command_count,
             origins: execs
                 .iter()
                 .map(|(i, a)| Origin::new(&files[*i].name, Some(a.first_line)))

@@ -130,12 +130,18 @@ fn extract(input: &str, pos: &mut usize, mode: Mode) -> Result<Option<Word>, Wor
         if c == '\\' {
             let after = &input[next..];
             let Some(escaped) = after.chars().next() else {
-                // A `\` at the very end.
+                // A `\` at the very end: kept when relaxed, unless inside quotes, which then
+                // never close.
                 if mode.keep_unknown && quote.is_none() {
                     out.push(b'\\');
                     unknown = true;
                 } else if !mode.relax_quotes {
-                    return Err(WordError::Escape { at: i });
+                    return Err(match quote {
+                        Some((quote, at)) if mode.keep_unknown => {
+                            WordError::UnbalancedQuote { quote, at }
+                        }
+                        _ => WordError::Escape { at: i },
+                    });
                 }
                 i = next;
                 continue;
@@ -474,6 +480,10 @@ mod tests {
             Err(WordError::UnbalancedQuote { quote: '\'', at: 7 })
         ));
         assert!(split_environment(r"A=\q").is_err());
+        assert!(matches!(
+            split_exec(r#"/bin/x "a\"#),
+            Err(WordError::UnbalancedQuote { quote: '"', at: 7 })
+        ));
         assert_eq!(
             split_environment(r#""A=1 2" B=x"#).unwrap()[0].text,
             "A=1 2"

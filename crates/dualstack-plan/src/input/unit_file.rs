@@ -112,7 +112,8 @@ type Pending = (String, usize, Vec<(usize, usize)>);
 
 /// Reads a unit file's text.
 pub fn parse_unit_file(name: &str, text: &str) -> UnitFile {
-    // systemd's read_line ends a line at "\n" or "\r\n".
+    // systemd's read_line ends a line at "\n" or "\r\n"; a UTF-8 byte order mark is skipped.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let physical: Vec<String> = text
         .split('\n')
         .map(|l| l.strip_suffix('\r').unwrap_or(l).to_owned())
@@ -250,6 +251,7 @@ mod tests {
             // A continuation running into the end of the file is still read.
             ("A=1 \\\n2 \\", &[("A", "1  2", 1, 2)]),
             ("A = x=y \r\n", &[("A", "x=y", 1, 1)]),
+            ("\u{feff}A=1\n", &[("A", "1", 1, 1)]),
         ];
         for (text, want) in table {
             let got = assignments(text);

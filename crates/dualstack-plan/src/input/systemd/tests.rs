@@ -266,7 +266,7 @@ fn drop_ins_replace_exec_start_only_after_an_empty_one() {
     let u = read_unit_with("k3s.service", &base, &[append], &[]).unwrap();
     assert!(matches!(
         &u.problems[..],
-        [UnitProblem::MultipleExecStart { origins, service_type }]
+        [UnitProblem::MultipleExecStart { count: 2, origins, service_type }]
             if origins.len() == 2 && service_type == "notify"
     ));
     assert!(u.options.list("cluster-cidr").is_some());
