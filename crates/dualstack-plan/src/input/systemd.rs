@@ -11,17 +11,17 @@
 //! Wherever the command systemd runs differs from what the file's layout suggests, a
 //! [`UnitProblem`] says so: the options hold only what K3s really receives and reads.
 
-use std::collections::BTreeMap;
+mod environment;
+mod layout;
 
-use super::env_file::parse_env_file;
-use super::k3s_argv::{Arg, parse_k3s_argv};
+use environment::{Environment, environment};
+use layout::ends_early;
+
+use super::k3s_argv::{Arg, K3sCommandLine, parse_k3s_argv};
 use super::k3s_config::K3sOptions;
-use super::systemd_words::{
-    ExecLine, UnitName, Word, expand, split_environment, split_exec, split_words_relaxed,
-};
-use super::unit_file::{Assignment, Logical, UnitFile, continues, parse_unit_file};
-use super::{InputError, Origin, Sourced};
-use crate::version::Version;
+use super::systemd_words::{ExecLine, UnitName, Word, expand, split_exec};
+use super::unit_file::{Assignment, UnitFile, parse_unit_file};
+use super::{InputError, Origin};
 
 /// Why the `ExecStart=` block ends on the line it ends on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,7 +166,7 @@ pub fn read_unit_with(
     let name = UnitName::from_path(file);
     let mut problems = Vec::new();
 
-    let (env, version, unread_files) = environment(&files, &name, env_files);
+    let env = environment(&files, &name, env_files);
 
     let execs = effective(&files, "ExecStart");
     let Some(&(file_index, exec)) = execs.last() else {
@@ -182,36 +182,8 @@ pub fn read_unit_with(
             format!("ExecStart=: {e}"),
         )
     })?;
-    let service_type = files
-        .iter()
-        .flat_map(|f| f.assignments("Service", "Type"))
-        .last()
-        .map_or_else(|| "simple".to_owned(), |a| a.value.clone());
-    let command_count: usize = execs
-        .iter()
-        .map(|(_, a)| split_exec(&a.value).map_or(1, |c| c.len()))
-        .sum();
-    if command_count > 1 && service_type != "oneshot" {
-        problems.push(UnitProblem::MultipleExecStart {
-            count: command_count,
-            origins: execs
-                .iter()
-                .map(|(i, a)| Origin::new(&files[*i].name, Some(a.first_line)))
-                .collect(),
-            service_type: service_type.clone(),
-        });
-    }
-    let Some(command) = commands
-        .iter()
-        .find(|c| {
-            c.path
-                .text
-                .rsplit('/')
-                .next()
-                .is_some_and(|b| b.starts_with("k3s"))
-        })
-        .or(commands.first())
-    else {
+    problems.extend(multiple_commands(&files, &execs));
+    let Some(command) = k3s_command(&commands) else {
         return Err(InputError::invalid(
             &Origin::new(&unit.name, Some(exec.first_line)).to_string(),
             "ExecStart= has no command",
@@ -221,34 +193,18 @@ pub fn read_unit_with(
     if let Some(early) = ends_early(unit, exec) {
         problems.push(UnitProblem::EndsEarly(early));
     }
-    let argv = expand_command(
-        command,
-        exec,
-        unit,
-        &name,
-        &env,
-        &unread_files,
-        &mut problems,
-    );
+    let argv = expand_command(command, exec, unit, &name, &env, &mut problems);
     let line = parse_k3s_argv(&argv);
     // A stray word's own finding says what systemd made of it.
     problems.retain(|p| {
         !matches!(p, UnitProblem::UnknownEscape { word, .. } if line.stray.iter().any(|s| s.text == *word))
     });
-    if !line.stray.is_empty() || !line.unread.is_empty() || line.subcommand.is_none() {
-        let origin = line.stray.first().or(line.unread.first()).map_or_else(
-            || Origin::new(&unit.name, Some(exec.first_line)),
-            |a| a.origin.clone(),
-        );
-        problems.push(UnitProblem::Stray {
-            origin,
-            words: line.stray.iter().map(|a| a.text.clone()).collect(),
-            unread: line.unread.iter().map(|a| a.text.clone()).collect(),
-            no_subcommand: line.subcommand.is_none(),
-        });
-    }
+    problems.extend(stray_words(
+        &line,
+        Origin::new(&unit.name, Some(exec.first_line)),
+    ));
     let mut options = line.options;
-    options.version = version;
+    options.version = env.version;
     Ok(K3sUnit {
         options,
         argv: argv.into_iter().map(|a| a.text).collect(),
@@ -256,54 +212,58 @@ pub fn read_unit_with(
     })
 }
 
-/// The environment `ExecStart=` sees, the K3s version it names, and the environment files
-/// that could not be read.
-fn environment(
-    files: &[UnitFile],
-    name: &UnitName,
-    env_files: &[(String, Option<String>)],
-) -> (
-    BTreeMap<String, String>,
-    Option<Sourced<Version>>,
-    Vec<String>,
-) {
-    let mut env = BTreeMap::new();
-    let mut version = None;
-    let mut note_version = |key: &str, value: &str, origin: Origin| {
-        if matches!(key, "INSTALL_K3S_VERSION" | "K3S_VERSION")
-            && let Some(v) = Version::parse(value)
-        {
-            version = Some(Sourced { value: v, origin });
-        }
-    };
-    for (i, a) in effective(files, "Environment") {
-        // A line systemd cannot split is ignored by systemd too.
-        let Ok(words) = split_environment(&a.value) else {
-            continue;
-        };
-        for w in words {
-            let word = name.resolve(&w.text);
-            if let Some((k, v)) = word.split_once('=')
-                && !k.is_empty()
-            {
-                note_version(k, v, Origin::new(&files[i].name, Some(a.line_of(w.start))));
-                env.insert(k.to_owned(), v.to_owned());
-            }
-        }
+/// More than one command is allowed only for `Type=oneshot` (default `simple`).
+fn multiple_commands(files: &[UnitFile], execs: &[(usize, &Assignment)]) -> Option<UnitProblem> {
+    let service_type = files
+        .iter()
+        .flat_map(|f| f.assignments("Service", "Type"))
+        .last()
+        .filter(|a| !a.value.is_empty())
+        .map_or_else(|| "simple".to_owned(), |a| a.value.clone());
+    let count: usize = execs
+        .iter()
+        .map(|(_, a)| split_exec(&a.value).map_or(1, |c| c.len()))
+        .sum();
+    (count > 1 && service_type != "oneshot").then(|| UnitProblem::MultipleExecStart {
+        count,
+        origins: execs
+            .iter()
+            .map(|(i, a)| Origin::new(&files[*i].name, Some(a.first_line)))
+            .collect(),
+        service_type,
+    })
+}
+
+/// The command that runs K3s: the first whose program is named `k3s…`, else the first.
+fn k3s_command(commands: &[ExecLine]) -> Option<&ExecLine> {
+    commands
+        .iter()
+        .find(|c| {
+            c.path
+                .text
+                .rsplit('/')
+                .next()
+                .is_some_and(|b| b.starts_with("k3s"))
+        })
+        .or(commands.first())
+}
+
+/// Words K3s receives but does not read as flags; `fallback` locates a missing subcommand.
+fn stray_words(line: &K3sCommandLine, fallback: Origin) -> Option<UnitProblem> {
+    if line.stray.is_empty() && line.unread.is_empty() && line.subcommand.is_some() {
+        return None;
     }
-    let mut unread = Vec::new();
-    for r in env_file_refs(files, name) {
-        match env_files.iter().find(|(p, _)| *p == r.path) {
-            Some((path, Some(text))) => {
-                for (k, v) in parse_env_file(text) {
-                    note_version(&k, &v, Origin::new(path, None));
-                    env.insert(k, v);
-                }
-            }
-            _ => unread.push(r.path),
-        }
-    }
-    (env, version, unread)
+    let origin = line
+        .stray
+        .first()
+        .or(line.unread.first())
+        .map_or(fallback, |a| a.origin.clone());
+    Some(UnitProblem::Stray {
+        origin,
+        words: line.stray.iter().map(|a| a.text.clone()).collect(),
+        unread: line.unread.iter().map(|a| a.text.clone()).collect(),
+        no_subcommand: line.subcommand.is_none(),
+    })
 }
 
 /// The words of the command after `%` specifiers and `$VAR` expansion, each located on its
@@ -313,8 +273,7 @@ fn expand_command(
     exec: &Assignment,
     unit: &UnitFile,
     name: &UnitName,
-    env: &BTreeMap<String, String>,
-    unread_files: &[String],
+    env: &Environment,
     problems: &mut Vec<UnitProblem>,
 ) -> Vec<Arg> {
     let origin = |w: &Word| Origin::new(&unit.name, Some(exec.line_of(w.start)));
@@ -334,13 +293,13 @@ fn expand_command(
             });
             continue;
         }
-        let expanded = expand(&text, env);
+        let expanded = expand(&text, &env.vars);
         for var in expanded.refers_to {
-            if !env.contains_key(&var) {
+            if !env.vars.contains_key(&var) {
                 problems.push(UnitProblem::UnsetVariable {
                     origin: origin(w),
                     name: var,
-                    unread_files: unread_files.to_vec(),
+                    unread_files: env.unread_files.clone(),
                 });
             }
         }
@@ -350,104 +309,6 @@ fn expand_command(
         }));
     }
     argv
-}
-
-/// Whether a key is a systemd directive (letters, digits, `-`, `_`, starting with a letter):
-/// `--kubelet-arg feature-gates` is not.
-fn is_directive(key: &str) -> bool {
-    key.starts_with(|c: char| c.is_ascii_alphabetic())
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
-/// The lines right after `ExecStart=` that read as more of the command but that systemd
-/// parses as settings of their own (and ignores).
-fn ends_early(unit: &UnitFile, exec: &Assignment) -> Option<EndsEarly> {
-    let position = unit
-        .lines
-        .iter()
-        .position(|l| matches!(l, Logical::Assignment(a) if std::ptr::eq(a, exec)))?;
-    let mut dropped = Vec::new();
-    let mut dropped_flags = Vec::new();
-    for logical in &unit.lines[position + 1..] {
-        let (first, last, text) = match logical {
-            Logical::Assignment(a) if !is_directive(&a.key) => {
-                (a.first_line, a.last_line, format!("{}={}", a.key, a.value))
-            }
-            Logical::Ignored {
-                text,
-                first_line,
-                last_line,
-            } => (*first_line, *last_line, text.clone()),
-            _ => break,
-        };
-        for line in first..=last {
-            let raw = unit.physical_line(line).trim();
-            if raw.is_empty() || raw.starts_with(['#', ';']) {
-                continue;
-            }
-            let shown = if continues(raw) {
-                raw[..raw.len() - 1].trim_end()
-            } else {
-                raw
-            };
-            dropped.push((line, shown.to_owned()));
-        }
-        dropped_flags.extend(flags_in(&text));
-    }
-    if dropped.is_empty() {
-        return None;
-    }
-    let raw = unit.physical_line(exec.last_line);
-    Some(EndsEarly {
-        origin: Origin::new(&unit.name, Some(exec.last_line)),
-        cause: end_cause(raw),
-        dropped,
-        dropped_flags,
-    })
-}
-
-/// `--flag value` / `--flag=value` groups in a dropped line.
-fn flags_in(text: &str) -> Vec<String> {
-    let words = split_words_relaxed(text);
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < words.len() {
-        let w = &words[i].text;
-        if w.starts_with('-') {
-            let name = w.trim_start_matches('-');
-            let bool_flag = super::args::BOOLEAN_FLAGS.contains(&super::args::long_name(name));
-            match words.get(i + 1) {
-                Some(next) if !w.contains('=') && !bool_flag && !next.text.starts_with('-') => {
-                    out.push(format!("{w} {}", next.text));
-                    i += 1;
-                }
-                _ => out.push(w.clone()),
-            }
-        }
-        i += 1;
-    }
-    out
-}
-
-fn end_cause(raw: &str) -> EndCause {
-    let trimmed = raw.trim_end();
-    if trimmed.len() < raw.len() && continues(trimmed) {
-        return EndCause::TrailingWhitespace;
-    }
-    if trimmed.ends_with("\\\\") {
-        return EndCause::EscapedBackslash;
-    }
-    // The last `\` followed by whitespace and more text.
-    let bytes = trimmed.as_bytes();
-    let stray = (0..bytes.len())
-        .rev()
-        .find(|&i| bytes[i] == b'\\' && bytes.get(i + 1).is_some_and(|b| b.is_ascii_whitespace()));
-    match stray {
-        Some(i) => EndCause::TextAfterBackslash(trimmed[i..].to_owned()),
-        None => EndCause::NoBackslash,
-    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::input::k3s_config::Component;
+use crate::version::Version;
 
 const BLOG_UNIT: &str = include_str!("../../../tests/inputs/blog-k3s.service");
 
