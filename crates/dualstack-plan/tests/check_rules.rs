@@ -863,6 +863,9 @@ fn traefik_values_files_on_both_sides_of_chart_40() {
             assert!(f.message.contains("values file"), "case {i}: {}", f.message);
         }
     }
+    // No Service, no policy to set.
+    let disabled = run_values("service:\n  enabled: false\n", v(41, 0, 2), GOOD);
+    assert!(find(&disabled, "traefik-no-ip-family-policy").is_empty());
     // A single-stack cluster needs no policy, whatever the values say.
     let single = run_values(DEFAULTS, v(41, 0, 2), "cluster-cidr: 10.42.0.0/16\n");
     assert!(find(&single, "traefik-no-ip-family-policy").is_empty());

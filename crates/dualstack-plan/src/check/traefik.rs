@@ -36,7 +36,8 @@ pub fn check_traefik(values: &TraefikValues, dual_stack: bool, findings: &mut Ve
                 "look up the chart version (spec.chart of the traefik HelmChart in /var/lib/rancher/k3s/server/manifests/traefik.yaml) and pass it as --traefik-chart; from 40.0.0 use service.spec.ipFamilyPolicy").at(Some(at.clone()))),
         }
     }
-    if !dual_stack {
+    // No Service (service.enabled: false), or nothing to be dual-stack for.
+    if !dual_stack || values.service_disabled.is_some() {
         return;
     }
     let policy = match new_layout {

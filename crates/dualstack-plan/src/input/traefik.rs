@@ -41,6 +41,8 @@ pub struct TraefikValues {
     pub spec_policy: Option<Sourced<String>>,
     /// `service.spec.ipFamilies`.
     pub spec_families: Option<Sourced<Vec<String>>>,
+    /// `service.enabled: false`: the chart renders no Service at all.
+    pub service_disabled: Option<Origin>,
 }
 
 /// Reads a Traefik file: the `HelmChart`/`HelmChartConfig` named `traefik` in it, or a plain
@@ -168,6 +170,9 @@ fn read_values(values: &Value, at: &dyn Fn(&str) -> Origin, out: &mut TraefikVal
             .filter_map(|f| f.as_str().map(str::to_owned))
             .collect()
     };
+    if get(values, &["service", "enabled"]) == Some(&Value::Bool(false)) {
+        out.service_disabled = Some(at("enabled"));
+    }
     if let Some(p) = get_text(values, &["service", "ipFamilyPolicy"]) {
         out.service_policy = Some(Sourced {
             origin: at("ipFamilyPolicy"),
