@@ -16,12 +16,18 @@ fn quoted(items: &[String]) -> String {
 }
 
 pub fn check_unit(problems: &[UnitProblem], findings: &mut Vec<Finding>) {
+    // Where the block ends on a `\` followed by text, that text is also where the stray words
+    // come from: one fix for both.
+    let ending = problems.iter().find_map(|p| match p {
+        UnitProblem::EndsEarly(e) => Some(e),
+        _ => None,
+    });
     for problem in problems {
-        findings.push(finding(problem));
+        findings.push(finding(problem, ending));
     }
 }
 
-fn finding(problem: &UnitProblem) -> Finding {
+fn finding(problem: &UnitProblem, ending: Option<&EndsEarly>) -> Finding {
     match problem {
         UnitProblem::EndsEarly(e) => ends_early(e),
         UnitProblem::Stray {
@@ -51,10 +57,21 @@ fn finding(problem: &UnitProblem) -> Finding {
                 Severity::Error,
                 Code::SystemdStrayArgument,
                 what,
-                format!(
-                    "remove {} from ExecStart= and keep only flags and their values (a comment goes on a line of its own: `#` and `;` start one only at the start of a line), then `systemctl daemon-reload` and restart k3s",
-                    if words.is_empty() { "the stray words".to_owned() } else { quoted(words) }
-                ),
+                match ending.filter(|e| e.origin == *origin).map(|e| &e.cause) {
+                    Some(EndCause::TextAfterBackslash(text)) => format!(
+                        "they come from `{text}` on this line: end the line in `\\` right after its last flag (a comment goes on a line of its own) so the command continues (see systemd-continuation-broken), then `systemctl daemon-reload` and restart k3s"
+                    ),
+                    Some(EndCause::TrailingWhitespace) => "it is the `\\` that was meant to continue this line: delete the whitespace after it so the line ends in `\\` (see systemd-continuation-broken), then `systemctl daemon-reload` and restart k3s".to_owned(),
+                    Some(EndCause::EscapedBackslash) => "it is the `\\\\` at the end of this line: end the line in a single `\\` (see systemd-continuation-broken), then `systemctl daemon-reload` and restart k3s".to_owned(),
+                    _ => format!(
+                        "remove {} from ExecStart= and keep only flags and their values (a comment goes on a line of its own: `#` and `;` start one only at the start of a line), then `systemctl daemon-reload` and restart k3s",
+                        if words.is_empty() {
+                            "the stray words".to_owned()
+                        } else {
+                            quoted(words)
+                        }
+                    ),
+                },
             )
             .at(Some(origin.to_string()))
         }
