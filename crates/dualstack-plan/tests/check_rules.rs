@@ -92,6 +92,14 @@ fn the_blog_setup_reports_what_went_wrong() {
         stray[0].message
     );
     assert!(stray[0].message.contains("every flag before them is read"));
+    // One fix for both: end line 32 in `\` (not "remove the backslash").
+    assert!(
+        stray[0]
+            .fix
+            .starts_with("they come from `\\ # 118` on this line"),
+        "{}",
+        stray[0].fix
+    );
     // The dropped kubelet and kube-proxy feature gates are not reported as if in force.
     let gates = find(&findings, "obsolete-feature-gate");
     assert_eq!(gates.len(), 2, "{gates:#?}");
@@ -180,6 +188,14 @@ fn unit_findings_say_what_systemd_runs() {
         assert!(f[0].message.contains(fragment), "{exec}: {}", f[0].message);
         assert_eq!(f[0].source.as_deref(), Some(*source), "{exec}");
     }
+    // `k3s \ ` (k3s#1645): the stray `\` is the continuation the trailing space broke.
+    let findings = run(&unit(table[1].0));
+    let stray = find(&findings, "systemd-stray-argument");
+    assert!(
+        stray[0].fix.contains("delete the whitespace after it"),
+        "{}",
+        stray[0].fix
+    );
     // The flag on the dropped line is not in force: the check does not see flannel-ipv6-masq.
     let dropped = run(&unit(
         "ExecStart=/usr/local/bin/k3s server --cluster-cidr=10.42.0.0/16,fd00:42::/56 \\ \n  --flannel-ipv6-masq\n",
