@@ -514,4 +514,14 @@ mod tests {
         let t = UnitName::from_path("k3s-agent@node-a.service");
         assert_eq!(t.resolve("%p:%i:%j"), "k3s-agent:node-a:agent");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_value_splits_without_panicking(value in "\\PC{0,40}") {
+            let _ = split_exec(&value);
+            let _ = split_environment(&value);
+            let _ = split_words_relaxed(&value);
+            let _ = expand(&value, &BTreeMap::new());
+        }
+    }
 }

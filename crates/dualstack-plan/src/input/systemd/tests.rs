@@ -379,3 +379,17 @@ proptest! {
         prop_assert_eq!(&u.argv[1..], &argv[..], "{}", text);
     }
 }
+
+proptest! {
+    #[test]
+    fn any_text_reads_without_panicking(
+        text in "(\\[Service\\]\n|ExecStart=|Environment=|[-a-z $%{};#'\"\\\\=\t\u{e9}]|\\\\\n|\n){0,60}",
+    ) {
+        let _ = read_unit_with(
+            "k3s.service",
+            &text,
+            &[("k3s.service.d/x.conf".to_owned(), text.clone())],
+            &[],
+        );
+    }
+}
