@@ -374,6 +374,62 @@ fn check_a_unit_with_a_drop_in_and_an_environment_file() {
         "{findings:#?}"
     );
 
+    // Away from the node: a copy of the environment file stands in for the one the unit names.
+    let copied = dir.join("copied");
+    std::fs::create_dir_all(&copied).unwrap();
+    std::fs::write(copied.join("k3s.service.env"), "PODS=10.42.0.0/16\n").unwrap();
+    std::fs::write(
+        drop_in_dir.join("10-dual-stack.conf"),
+        "[Service]\nEnvironmentFile=\nEnvironmentFile=/etc/systemd/system/k3s.service.env\nExecStart=\nExecStart=/usr/local/bin/k3s server --cluster-cidr=${PODS}\n",
+    )
+    .unwrap();
+    let with_copy = |copy: &Path| {
+        run(&[
+            "plan",
+            "check",
+            "--k3s-service",
+            unit.to_str().unwrap(),
+            "--k3s-env",
+            copy.to_str().unwrap(),
+            "--output",
+            "json",
+        ])
+    };
+    let o = with_copy(&copied.join("k3s.service.env"));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let findings = v["findings"].as_array().unwrap();
+    assert!(
+        findings
+            .iter()
+            .all(|f| f["code"] != "systemd-unset-variable"),
+        "{findings:#?}"
+    );
+    let capacity = findings.iter().find(|f| f["code"] == "capacity").unwrap();
+    assert!(
+        capacity["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("IPv4 10.42.0.0/16"),
+        "{capacity}"
+    );
+    assert!(
+        capacity["source"]
+            .as_str()
+            .unwrap()
+            .ends_with("10-dual-stack.conf:5"),
+        "{capacity}"
+    );
+    let o = with_copy(&copied.join("other.env"));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains(
+            "names no EnvironmentFile= of that name (it names: /etc/systemd/system/k3s.service.env)"
+        ),
+        "{}",
+        stderr(&o)
+    );
+
     // A drop-in that forgets the empty ExecStart= first: systemd refuses the unit.
     drop_in("ExecStart=/usr/local/bin/k3s server --flannel-ipv6-masq\n");
     let (code, findings) = check();

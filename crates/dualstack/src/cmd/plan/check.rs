@@ -29,6 +29,11 @@ pub struct CheckArgs {
     /// flags win over the config files.
     #[arg(long, value_name = "FILE")]
     k3s_service: Option<PathBuf>,
+    /// A copy of an EnvironmentFile= the unit names, used in place of the file of the same name
+    /// (e.g. k3s.service.env for /etc/systemd/system/k3s.service.env) when checking away from
+    /// the node. Repeatable.
+    #[arg(long, value_name = "FILE", requires = "k3s_service")]
+    k3s_env: Vec<PathBuf>,
     /// K3s arguments as one string, e.g. "server --cluster-cidr=…" (win over unit and files).
     #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
     k3s_args: Option<String>,
@@ -75,10 +80,10 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Outcome> {
         Some(path) => unit_drop_ins(path)?,
         None => Vec::new(),
     };
-    let k3s_env_files = k3s_service
-        .as_ref()
-        .map(|unit| unit_env_files(unit, &k3s_service_drop_ins))
-        .unwrap_or_default();
+    let k3s_env_files = match &k3s_service {
+        Some(unit) => unit_env_files(unit, &k3s_service_drop_ins, &args.k3s_env)?,
+        None => Vec::new(),
+    };
     let files = CheckFiles {
         k3s_config: k3s_config_files(&args.k3s_config)?,
         k3s_service,
