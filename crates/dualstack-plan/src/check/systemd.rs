@@ -123,7 +123,7 @@ fn finding(problem: &UnitProblem, ending: Option<&EndsEarly>) -> Finding {
                 Code::SystemdUnsetVariable,
                 message,
                 format!(
-                    "set {name} with Environment={name}=… in the unit, or run the check where the environment file can be read"
+                    "set {name} with Environment={name}=… in the unit, or give a copy of the environment file with --k3s-env (or run the check on the node)"
                 ),
             )
             .at(Some(origin.to_string()))
