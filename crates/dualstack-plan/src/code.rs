@@ -33,7 +33,15 @@ macro_rules! codes {
 
 codes! {
     SystemdContinuationBroken = "systemd-continuation-broken":
-        "a `\\` in ExecStart= is followed by more text, so systemd ends the command there and drops the rest",
+        "an ExecStart= line does not end in `\\` (a space or a comment after it), so systemd ends the command there and drops the flag lines after it",
+    SystemdStrayArgument = "systemd-stray-argument":
+        "systemd passes K3s words that are neither flags nor flag values (`#`, `\\ #`, a comment's text); after a flag without a value K3s stops reading flags there",
+    SystemdMultipleExecStart = "systemd-multiple-exec-start":
+        "more than one ExecStart= command (a drop-in without an empty `ExecStart=` first) for a service that is not Type=oneshot; systemd refuses to start it",
+    SystemdUnknownEscape = "systemd-unknown-escape":
+        "an escape systemd does not know in ExecStart=, passed to K3s verbatim, backslash and all",
+    SystemdUnsetVariable = "systemd-unset-variable":
+        "a `$VAR`/`${VAR}` in ExecStart= that no Environment= or environment file read here sets; systemd substitutes nothing",
     InvalidValue = "invalid-value":
         "a CIDR or address that does not parse",
     ListWhitespace = "list-whitespace":

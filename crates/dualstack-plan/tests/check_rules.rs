@@ -74,6 +74,42 @@ fn the_blog_setup_reports_what_went_wrong() {
     assert_eq!(broken.len(), 1);
     assert_eq!(broken[0].source.as_deref(), Some("k3s.service:32"));
     assert!(broken[0].message.contains("--kube-proxy-arg cluster-cidr="));
+    assert!(
+        broken[0].message.contains("`\\ # 118`"),
+        "{}",
+        broken[0].message
+    );
+    assert_eq!(broken[0].severity, Severity::Error);
+    // systemd passes `\ #` and `118` to K3s; after a flag's value they are ignored positional
+    // arguments, so every flag before them is in force.
+    let stray = find(&findings, "systemd-stray-argument");
+    assert_eq!(stray.len(), 1, "{findings:#?}");
+    assert_eq!(stray[0].severity, Severity::Error);
+    assert_eq!(stray[0].source.as_deref(), Some("k3s.service:32"));
+    assert!(
+        stray[0].message.contains("`\\ #`, `118`"),
+        "{}",
+        stray[0].message
+    );
+    assert!(stray[0].message.contains("every flag before them is read"));
+    // One fix for both: end line 32 in `\` (not "remove the backslash").
+    assert!(
+        stray[0]
+            .fix
+            .starts_with("they come from `\\ # 118` on this line"),
+        "{}",
+        stray[0].fix
+    );
+    // The dropped kubelet and kube-proxy feature gates are not reported as if in force.
+    let gates = find(&findings, "obsolete-feature-gate");
+    assert_eq!(gates.len(), 2, "{gates:#?}");
+    assert!(
+        gates
+            .iter()
+            .all(|f| !f.message.contains("kubelet") && !f.message.contains("kube-proxy")),
+        "{gates:#?}"
+    );
+    assert_eq!(gates[0].source.as_deref(), Some("k3s.service:27"));
     // /24 pods with a /24 node mask and /96 with /96: one node each.
     let one = find(&findings, "node-mask-one-node");
     assert_eq!(one.len(), 2, "{findings:#?}");
@@ -95,6 +131,79 @@ fn the_blog_setup_reports_what_went_wrong() {
     // Traefik 9.18.2 reads service.spec verbatim: dual-stack there is fine.
     assert!(find(&findings, "traefik-key-ignored").is_empty());
     assert!(find(&findings, "traefik-no-ip-family-policy").is_empty());
+}
+
+#[test]
+fn unit_findings_say_what_systemd_runs() {
+    let unit = |exec: &str| CheckFiles {
+        k3s_service: Some((
+            "k3s.service".into(),
+            format!("[Unit]\nDescription=Lightweight Kubernetes\n\n[Service]\nType=notify\n{exec}"),
+        )),
+        ..CheckFiles::default()
+    };
+    // (ExecStart= block, code, severity, message fragment, source)
+    let table: &[(&str, &str, Severity, &str, &str)] = &[
+        (
+            "ExecStart=/usr/local/bin/k3s server \\ \n  --flannel-ipv6-masq\n",
+            "systemd-continuation-broken",
+            Severity::Error,
+            "it ends in `\\` followed by whitespace, so `\\` is not its last character",
+            "k3s.service:6",
+        ),
+        (
+            "ExecStart=/usr/local/bin/k3s \\ \n  server\n",
+            "systemd-stray-argument",
+            Severity::Error,
+            "K3s receives `\\` where it expects the `server` or `agent` subcommand",
+            "k3s.service:6",
+        ),
+        (
+            "ExecStart=/usr/local/bin/k3s server \\\n  --node-name=my\\qnode\n",
+            "systemd-unknown-escape",
+            Severity::Warning,
+            "`--node-name=my\\qnode`",
+            "k3s.service:7",
+        ),
+        (
+            "ExecStart=/usr/local/bin/k3s server --cluster-cidr=${PODS}\n",
+            "systemd-unset-variable",
+            Severity::Warning,
+            "`PODS` is used in ExecStart= but no Environment= or EnvironmentFile= sets it",
+            "k3s.service:6",
+        ),
+        (
+            "ExecStart=/usr/local/bin/k3s server ; /bin/true\n",
+            "systemd-multiple-exec-start",
+            Severity::Error,
+            "2 ExecStart= commands (k3s.service:6) for a Type=notify service",
+            "k3s.service:6",
+        ),
+    ];
+    for (exec, code, severity, fragment, source) in table {
+        let findings = run(&unit(exec));
+        let f = find(&findings, code);
+        assert_eq!(f.len(), 1, "{exec}: {findings:#?}");
+        assert_eq!(f[0].severity, *severity, "{exec}");
+        assert!(f[0].message.contains(fragment), "{exec}: {}", f[0].message);
+        assert_eq!(f[0].source.as_deref(), Some(*source), "{exec}");
+    }
+    // `k3s \ ` (k3s#1645): the stray `\` is the continuation the trailing space broke.
+    let findings = run(&unit(table[1].0));
+    let stray = find(&findings, "systemd-stray-argument");
+    assert!(
+        stray[0].fix.contains("delete the whitespace after it"),
+        "{}",
+        stray[0].fix
+    );
+    // The flag on the dropped line is not in force: the check does not see flannel-ipv6-masq.
+    let dropped = run(&unit(
+        "ExecStart=/usr/local/bin/k3s server --cluster-cidr=10.42.0.0/16,fd00:42::/56 \\ \n  --flannel-ipv6-masq\n",
+    ));
+    assert!(
+        has(&dropped, "flannel-ipv6-no-masq", Severity::Warning),
+        "{dropped:#?}"
+    );
 }
 
 struct Case {
@@ -686,6 +795,104 @@ fn traefik_rules() {
         )
         .is_empty()
     );
+}
+
+/// Plain Helm values files, as posted in traefik-helm-chart issues.
+mod traefik_values {
+    /// #453: "Default Helm traefik values" (`helm install traefik traefik/traefik`).
+    pub const DEFAULTS: &str = "{}\n";
+    /// The workaround from the #526 thread: the Service spec passthrough.
+    pub const SPEC: &str = "# values.yaml\ndeployment:\n  replicas: 2\nservice:\n  spec:\n    ipFamilyPolicy: RequireDualStack\nports:\n  web:\n    redirectTo:\n      port: websecure\n";
+    /// #1931: `--set service.ipFamilyPolicy=RequireDualStack`, kept in a values file, carried
+    /// over from chart 39.0.8 to 41.0.2.
+    pub const OLD_KEYS: &str = "logs:\n  access:\n    enabled: true\nservice:\n  type: LoadBalancer\n  ipFamilyPolicy: RequireDualStack\n  ipFamilies:\n    - IPv4\n    - IPv6\n";
+}
+
+#[test]
+fn traefik_values_files_on_both_sides_of_chart_40() {
+    use traefik_values::*;
+    let run_values = |values: &str, chart: Option<Version>, cfg: &str| {
+        let mut files = config(cfg);
+        files.traefik = Some(("values.yaml".into(), values.into()));
+        files.traefik_chart = chart;
+        run(&files)
+    };
+    let v = |major, minor, patch| Some(Version::new(major, minor, patch));
+    // (values, chart, traefik-key-ignored, traefik-no-ip-family-policy, text of the fix)
+    type Case<'a> = (
+        &'a str,
+        Option<Version>,
+        Option<Severity>,
+        Option<Severity>,
+        &'a str,
+    );
+    let table: &[Case] = &[
+        (
+            DEFAULTS,
+            v(39, 0, 9),
+            None,
+            Some(Severity::Warning),
+            "set service.ipFamilyPolicy: PreferDualStack (the key chart 39.0.9 reads",
+        ),
+        (
+            DEFAULTS,
+            v(40, 0, 0),
+            None,
+            Some(Severity::Warning),
+            "set service.spec.ipFamilyPolicy: PreferDualStack (chart 40.0.0 reads only service.spec",
+        ),
+        (
+            "",
+            None,
+            None,
+            Some(Severity::Warning),
+            "or service.spec.ipFamilyPolicy: PreferDualStack from 40.0.0 (pass --traefik-chart",
+        ),
+        (SPEC, v(41, 0, 2), None, None, ""),
+        (SPEC, v(39, 0, 8), None, None, ""),
+        (SPEC, None, None, None, ""),
+        (OLD_KEYS, v(39, 0, 8), None, None, ""),
+        (
+            OLD_KEYS,
+            v(41, 0, 2),
+            Some(Severity::Error),
+            Some(Severity::Warning),
+            "set service.spec.ipFamilyPolicy: PreferDualStack (chart 41.0.2",
+        ),
+        (OLD_KEYS, None, Some(Severity::Warning), None, ""),
+    ];
+    for (i, (values, chart, ignored, no_policy, fix)) in table.iter().enumerate() {
+        let findings = run_values(values, *chart, GOOD);
+        let severity_of = |code| {
+            let found = find(&findings, code);
+            assert!(found.len() <= 1, "case {i}: {found:#?}");
+            found.first().map(|f| f.severity)
+        };
+        assert_eq!(severity_of("traefik-key-ignored"), *ignored, "case {i}");
+        assert_eq!(
+            severity_of("traefik-no-ip-family-policy"),
+            *no_policy,
+            "case {i}"
+        );
+        if let Some(f) = find(&findings, "traefik-no-ip-family-policy").first() {
+            assert!(f.fix.contains(fix), "case {i}: {}", f.fix);
+            assert!(f.message.contains("values file"), "case {i}: {}", f.message);
+        }
+    }
+    // No Service, no policy to set.
+    let disabled = run_values("service:\n  enabled: false\n", v(41, 0, 2), GOOD);
+    assert!(find(&disabled, "traefik-no-ip-family-policy").is_empty());
+    // A single-stack cluster needs no policy, whatever the values say.
+    let single = run_values(DEFAULTS, v(41, 0, 2), "cluster-cidr: 10.42.0.0/16\n");
+    assert!(find(&single, "traefik-no-ip-family-policy").is_empty());
+    // An explicit SingleStack in a values file points at its line.
+    let pinned = run_values(
+        "service:\n  spec:\n    ipFamilyPolicy: SingleStack\n",
+        v(40, 1, 0),
+        GOOD,
+    );
+    let f = find(&pinned, "traefik-no-ip-family-policy");
+    assert_eq!(f[0].source.as_deref(), Some("values.yaml:3"), "{f:#?}");
 }
 
 #[test]

@@ -289,6 +289,235 @@ fn check_k3s_args_and_traefik_chart_40() {
     );
 }
 
+/// A unit as systemd assembles it: the installed unit, a drop-in that replaces ExecStart=, and
+/// the environment file the unit names.
+#[test]
+fn check_a_unit_with_a_drop_in_and_an_environment_file() {
+    let dir = temp_dir("unit");
+    let drop_in_dir = dir.join("k3s.service.d");
+    std::fs::create_dir_all(&drop_in_dir).unwrap();
+    let env_file = dir.join("k3s.service.env");
+    std::fs::write(
+        &env_file,
+        "K3S_TOKEN='not printed'\nPODS=10.42.0.0/16,fd12:3456:789a::/56\nNODE_IPS=\"192.168.1.10,fd12:3456:789a:ffff::10\"\n",
+    )
+    .unwrap();
+    let unit = dir.join("k3s.service");
+    std::fs::write(
+        &unit,
+        format!(
+            "[Unit]\nDescription=Lightweight Kubernetes\n\n[Service]\nType=notify\nEnvironmentFile=-{}\nEnvironmentFile=-/nonexistent/%N\nExecStart=/usr/local/bin/k3s server\n",
+            env_file.display()
+        ),
+    )
+    .unwrap();
+    let drop_in = |exec: &str| {
+        std::fs::write(
+            drop_in_dir.join("10-dual-stack.conf"),
+            format!("[Service]\n{exec}"),
+        )
+        .unwrap();
+    };
+    let check = || {
+        let o = run(&[
+            "plan",
+            "check",
+            "--k3s-service",
+            unit.to_str().unwrap(),
+            "--output",
+            "json",
+        ]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        (o.status.code(), v["findings"].as_array().unwrap().clone())
+    };
+    let codes = |f: &[serde_json::Value]| -> Vec<String> {
+        f.iter()
+            .map(|f| f["code"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let replace = "ExecStart=\nExecStart=/usr/local/bin/k3s server \\\n  --cluster-cidr=${PODS} \\\n  --service-cidr=10.43.0.0/16,fd12:3456:789a:100::/112 \\\n";
+
+    // A comment after --flannel-ipv6-masq: `#` and its words go to K3s, which stops reading
+    // flags there, so --node-ip is not in force.
+    drop_in(&format!(
+        "{replace}  --flannel-ipv6-masq # ULA pods need masquerading \\\n  --node-ip=${{NODE_IPS}}\n"
+    ));
+    let (code, findings) = check();
+    assert_eq!(code, Some(1), "{findings:#?}");
+    let stray = &findings[0];
+    assert_eq!(stray["code"], "systemd-stray-argument");
+    assert_eq!(
+        stray["source"],
+        format!("{}:6", drop_in_dir.join("10-dual-stack.conf").display())
+    );
+    let message = stray["message"].as_str().unwrap();
+    assert!(
+        message.contains("`#`, `ULA`, `pods`, `need`, `masquerading`")
+            && message.contains("NOT in force: `--node-ip=192.168.1.10,fd12:3456:789a:ffff::10`"),
+        "{message}"
+    );
+    assert!(codes(&findings).contains(&"node-ip-single-family".to_owned()));
+    assert!(
+        !serde_json::to_string(&findings)
+            .unwrap()
+            .contains("not printed")
+    );
+
+    // Fixed: the variables come from the environment file; nothing but notes is left.
+    drop_in(&format!(
+        "{replace}  --flannel-ipv6-masq \\\n  --node-ip=${{NODE_IPS}}\n"
+    ));
+    let (code, findings) = check();
+    assert_eq!(code, Some(0), "{findings:#?}");
+    assert!(
+        findings.iter().all(|f| f["severity"] == "info"),
+        "{findings:#?}"
+    );
+
+    // Away from the node: a copy of the environment file stands in for the one the unit names.
+    let copied = dir.join("copied");
+    std::fs::create_dir_all(&copied).unwrap();
+    std::fs::write(copied.join("k3s.service.env"), "PODS=10.42.0.0/16\n").unwrap();
+    std::fs::write(
+        drop_in_dir.join("10-dual-stack.conf"),
+        "[Service]\nEnvironmentFile=\nEnvironmentFile=/etc/systemd/system/k3s.service.env\nExecStart=\nExecStart=/usr/local/bin/k3s server --cluster-cidr=${PODS}\n",
+    )
+    .unwrap();
+    let with_copy = |copy: &Path| {
+        run(&[
+            "plan",
+            "check",
+            "--k3s-service",
+            unit.to_str().unwrap(),
+            "--k3s-env",
+            copy.to_str().unwrap(),
+            "--output",
+            "json",
+        ])
+    };
+    let o = with_copy(&copied.join("k3s.service.env"));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let findings = v["findings"].as_array().unwrap();
+    assert!(
+        findings
+            .iter()
+            .all(|f| f["code"] != "systemd-unset-variable"),
+        "{findings:#?}"
+    );
+    let capacity = findings.iter().find(|f| f["code"] == "capacity").unwrap();
+    assert!(
+        capacity["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("IPv4 10.42.0.0/16"),
+        "{capacity}"
+    );
+    assert!(
+        capacity["source"]
+            .as_str()
+            .unwrap()
+            .ends_with("10-dual-stack.conf:5"),
+        "{capacity}"
+    );
+    let o = with_copy(&copied.join("other.env"));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains(
+            "names no EnvironmentFile= of that name (it names: /etc/systemd/system/k3s.service.env)"
+        ),
+        "{}",
+        stderr(&o)
+    );
+
+    // A drop-in that forgets the empty ExecStart= first: systemd refuses the unit.
+    drop_in("ExecStart=/usr/local/bin/k3s server --flannel-ipv6-masq\n");
+    let (code, findings) = check();
+    assert_eq!(code, Some(1));
+    assert_eq!(codes(&findings)[0], "systemd-multiple-exec-start");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--traefik values.yaml` as a Traefik user outside K3s's bundle has it, with the chart
+/// version they install.
+#[test]
+fn check_plain_traefik_values_files() {
+    const DUAL: &str = "server --cluster-cidr=10.42.0.0/16,fd12:3456:789a::/56 --service-cidr 10.43.0.0/16,fd12:3456:789a:100::/112 --node-ip=192.168.1.10,fd12:3456:789a:ffff::10 --flannel-ipv6-masq";
+    let check = |values: &str, chart: &str| {
+        run(&[
+            "plan",
+            "check",
+            "--k3s-args",
+            DUAL,
+            "--traefik",
+            values,
+            "--traefik-chart",
+            chart,
+            "--output",
+            "json",
+        ])
+    };
+    let traefik_findings = |o: &Output| -> Vec<serde_json::Value> {
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["code"].as_str().unwrap().starts_with("traefik"))
+            .cloned()
+            .collect()
+    };
+
+    // Chart defaults: a SingleStack Service. A warning (exit 0) with the key of the chart.
+    for (chart, key) in [
+        ("41.0.2", "service.spec.ipFamilyPolicy: PreferDualStack"),
+        ("39.0.8", "service.ipFamilyPolicy: PreferDualStack"),
+    ] {
+        let o = check("traefik-values-defaults.yaml", chart);
+        assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+        let f = traefik_findings(&o);
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!(f[0]["code"], "traefik-no-ip-family-policy");
+        assert_eq!(f[0]["severity"], "warning");
+        assert!(
+            f[0]["fix"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("set {key}")),
+            "{chart}: {}",
+            f[0]["fix"]
+        );
+    }
+
+    // The pre-40 keys carried over to chart 41: ignored, so an error at their line.
+    let o = check("traefik-values-old-keys.yaml", "41.0.2");
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let f = traefik_findings(&o);
+    assert_eq!(f[0]["code"], "traefik-key-ignored");
+    assert_eq!(f[0]["severity"], "error");
+    assert_eq!(f[0]["source"], "traefik-values-old-keys.yaml:7");
+    // The same file on the chart it was written for is fine, and so is the spec form on 41.
+    for (values, chart) in [
+        ("traefik-values-old-keys.yaml", "39.0.8"),
+        ("traefik-values-spec.yaml", "41.0.2"),
+        ("traefik-values-spec.yaml", "39.0.8"),
+    ] {
+        let o = check(values, chart);
+        assert_eq!(o.status.code(), Some(0), "{values} {chart}: {}", stdout(&o));
+        assert!(traefik_findings(&o).is_empty(), "{values} {chart}");
+    }
+
+    // Text output names the file and what to do.
+    let o = run(&["plan", "check", "--traefik", "traefik-values-defaults.yaml"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.starts_with("warning traefik-no-ip-family-policy\n"),
+        "{out}"
+    );
+    assert!(out.contains("pass --traefik-chart"), "{out}");
+}
+
 #[test]
 fn unreadable_or_unparsable_inputs_exit_2_and_say_where() {
     let table: &[(&[&str], &str)] = &[

@@ -10,7 +10,6 @@ use super::ranges::{check_range_kind, human_count, node_count, pods_per_node};
 use crate::code::Code;
 use crate::finding::{Finding, Severity};
 use crate::input::k3s_config::{Component, K3sOptions};
-use crate::input::systemd::BrokenContinuation;
 use crate::input::{Origin, Sourced};
 use crate::version::Version;
 
@@ -54,36 +53,6 @@ fn component_value(
     options
         .component_arg(component, arg)
         .or_else(|| options.list(top))
-}
-
-/// A systemd `\ # comment` that ends ExecStart= early (systemd.syntax(7)).
-pub fn check_broken_continuation(
-    file: &str,
-    broken: &BrokenContinuation,
-    findings: &mut Vec<Finding>,
-) {
-    let dropped = if broken.dropped.is_empty() {
-        "nothing visible".to_owned()
-    } else {
-        broken
-            .dropped
-            .iter()
-            .map(|l| format!("`{l}`"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    findings.push(
-        Finding::new(
-            Severity::Error,
-            Code::SystemdContinuationBroken,
-            format!(
-                "ExecStart= ends at `{}`: systemd continues a line only when `\\` is its last character, so the command stops here and these lines are dropped: {dropped}",
-                broken.trailing
-            ),
-            "move the comment to its own line (or delete it) so the line ends in `\\`, then `systemctl daemon-reload`",
-        )
-        .at(Some(Origin::new(file, Some(broken.line)).to_string())),
-    );
 }
 
 /// Runs every K3s rule and returns the view for the cross-input rules.

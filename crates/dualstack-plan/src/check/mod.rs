@@ -7,12 +7,13 @@ pub mod calico;
 pub mod k3s;
 pub mod lists;
 pub mod ranges;
+pub mod systemd;
 pub mod traefik;
 
 use crate::finding::{Finding, sort_findings};
 use crate::input::calico::CalicoConfig;
 use crate::input::k3s_config::K3sOptions;
-use crate::input::systemd::BrokenContinuation;
+use crate::input::systemd::UnitProblem;
 use crate::input::traefik::TraefikValues;
 use crate::version::Version;
 
@@ -21,8 +22,8 @@ use crate::version::Version;
 pub struct CheckInput {
     /// Merged K3s options (config files, then unit or args on top), if any K3s input was given.
     pub k3s: Option<K3sOptions>,
-    /// A broken `ExecStart=` continuation, with the unit's file name.
-    pub broken_unit: Option<(String, BrokenContinuation)>,
+    /// Where the command systemd runs differs from the unit file's layout.
+    pub unit_problems: Vec<UnitProblem>,
     pub calico: Option<CalicoConfig>,
     pub traefik: Option<TraefikValues>,
     /// `--k3s-version`; wins over a version found in the inputs.
@@ -32,9 +33,7 @@ pub struct CheckInput {
 /// Runs every rule. Findings come errors first.
 pub fn check(input: &CheckInput) -> Vec<Finding> {
     let mut findings = Vec::new();
-    if let Some((file, broken)) = &input.broken_unit {
-        k3s::check_broken_continuation(file, broken, &mut findings);
-    }
+    systemd::check_unit(&input.unit_problems, &mut findings);
     let version = input.k3s_version.or_else(|| {
         input
             .k3s
@@ -63,6 +62,11 @@ pub struct CheckFiles {
     /// `config.yaml` first, then `config.yaml.d/*.yaml` in alphabetical order.
     pub k3s_config: Vec<(String, String)>,
     pub k3s_service: Option<(String, String)>,
+    /// The unit's drop-ins (`k3s.service.d/*.conf`), in systemd's order (by file name).
+    pub k3s_service_drop_ins: Vec<(String, String)>,
+    /// The unit's `EnvironmentFile=`s as read here: `(path, contents)`, `None` when the file
+    /// could not be read (see [`crate::input::systemd::environment_files`]).
+    pub k3s_env_files: Vec<(String, Option<String>)>,
     /// `--k3s-args`: K3s arguments as one string.
     pub k3s_args: Option<String>,
     pub calico: Option<(String, String)>,
@@ -86,11 +90,16 @@ impl CheckFiles {
             options = Some(k3s_config::read_config_files(&self.k3s_config)?);
         }
         if let Some((name, text)) = &self.k3s_service {
-            let unit = systemd::read_unit(name, text)?;
+            let unit = systemd::read_unit_with(
+                name,
+                text,
+                &self.k3s_service_drop_ins,
+                &self.k3s_env_files,
+            )?;
             options
                 .get_or_insert_with(K3sOptions::default)
                 .overlay(unit.options);
-            input.broken_unit = unit.broken.map(|b| (name.clone(), b));
+            input.unit_problems = unit.problems;
         }
         if let Some(line) = &self.k3s_args {
             let words = args::split_words("--k3s-args", line)?;

@@ -4,7 +4,8 @@
 
 use crate::code::Code;
 use crate::finding::{Finding, Severity};
-use crate::input::traefik::TraefikValues;
+use crate::input::traefik::{TraefikSource, TraefikValues};
+use crate::version::Version;
 
 /// The first chart version that reads only `service.spec.*`.
 pub const SPEC_KEYS_FROM_MAJOR: u32 = 40;
@@ -35,7 +36,8 @@ pub fn check_traefik(values: &TraefikValues, dual_stack: bool, findings: &mut Ve
                 "look up the chart version (spec.chart of the traefik HelmChart in /var/lib/rancher/k3s/server/manifests/traefik.yaml) and pass it as --traefik-chart; from 40.0.0 use service.spec.ipFamilyPolicy").at(Some(at.clone()))),
         }
     }
-    if !dual_stack {
+    // No Service (service.enabled: false), or nothing to be dual-stack for.
+    if !dual_stack || values.service_disabled.is_some() {
         return;
     }
     let policy = match new_layout {
@@ -45,25 +47,47 @@ pub fn check_traefik(values: &TraefikValues, dual_stack: bool, findings: &mut Ve
             .as_ref()
             .or(values.spec_policy.as_ref()),
     };
-    let key = if new_layout == Some(true) {
-        "service.spec.ipFamilyPolicy"
-    } else {
-        "service.ipFamilyPolicy (chart < 40) or service.spec.ipFamilyPolicy (chart ≥ 40)"
-    };
+    let fix = policy_fix(version);
     match policy {
-        None => findings.push(Finding::new(
-            if values.is_helm_chart { Severity::Warning } else { Severity::Info },
-            Code::TraefikNoIpFamilyPolicy,
-            if values.is_helm_chart {
-                "the cluster is dual-stack but the traefik HelmChart sets no effective ipFamilyPolicy: its Service gets only the primary family".to_owned()
-            } else {
-                "this HelmChartConfig sets no effective ipFamilyPolicy; K3s's bundled traefik HelmChart sets PreferDualStack since k3s PR #5535 (2022), older bundles do not".to_owned()
-            },
-            format!("set {key}: PreferDualStack"),
-        )),
+        None => findings.push(no_policy(values, version, fix)),
         Some(p) if p.value == "SingleStack" => findings.push(Finding::new(Severity::Warning, Code::TraefikNoIpFamilyPolicy,
             "Traefik's Service is SingleStack on a dual-stack cluster: ingress is reachable on one family only",
-            format!("set {key}: PreferDualStack")).at(Some(p.origin.to_string()))),
+            fix).at(Some(p.origin.to_string()))),
         Some(_) => {}
     }
+}
+
+/// How to set the Service's ipFamilyPolicy in this chart version's values.
+fn policy_fix(version: Option<Version>) -> String {
+    match version {
+        Some(v) if v.major >= SPEC_KEYS_FROM_MAJOR => format!(
+            "set service.spec.ipFamilyPolicy: PreferDualStack (chart {v} reads only service.spec; service.ipFamilyPolicy is ignored from 40.0.0)"
+        ),
+        Some(v) => format!(
+            "set service.ipFamilyPolicy: PreferDualStack (the key chart {v} reads; from chart 40.0.0 it moves to service.spec.ipFamilyPolicy)"
+        ),
+        None => "set service.ipFamilyPolicy: PreferDualStack for charts before 40.0.0, or service.spec.ipFamilyPolicy: PreferDualStack from 40.0.0 (pass --traefik-chart so the check knows which)".to_owned(),
+    }
+}
+
+/// No effective ipFamilyPolicy: what that means depends on what the file is.
+fn no_policy(values: &TraefikValues, version: Option<Version>, fix: String) -> Finding {
+    let chart = version.map_or_else(|| "the chart".to_owned(), |v| format!("chart {v}"));
+    let (severity, message) = match values.source {
+        TraefikSource::HelmChart => (
+            Severity::Warning,
+            "the cluster is dual-stack but the traefik HelmChart sets no effective ipFamilyPolicy: its Service gets only the primary family".to_owned(),
+        ),
+        TraefikSource::HelmChartConfig => (
+            Severity::Info,
+            "this HelmChartConfig sets no effective ipFamilyPolicy; K3s's bundled traefik HelmChart sets PreferDualStack since k3s PR #5535 (2022), older bundles do not".to_owned(),
+        ),
+        TraefikSource::ValuesFile => (
+            Severity::Warning,
+            format!(
+                "the cluster is dual-stack but this Traefik values file sets no effective ipFamilyPolicy: {chart}'s default leaves it unset, so Kubernetes makes the Service SingleStack and IPv6 clients get nothing"
+            ),
+        ),
+    };
+    Finding::new(severity, Code::TraefikNoIpFamilyPolicy, message, fix)
 }

@@ -1,12 +1,12 @@
-//! K3s command-line arguments: splitting a command line into words (systemd's quoting rules,
-//! which also cover the usual shell quoting people paste) and reading the words as K3s flags.
+//! K3s command-line arguments given as one string (`--k3s-args`): splitting it into words with
+//! the usual shell quoting and reading the words as K3s flags.
 
 use super::k3s_config::K3sOptions;
 use super::{InputError, Origin, Sourced};
 
 /// K3s flags that take no value (`--flag` means `true`). Any other flag takes the next word,
 /// unless that word is itself a flag.
-const BOOLEAN_FLAGS: &[&str] = &[
+pub(crate) const BOOLEAN_FLAGS: &[&str] = &[
     "flannel-ipv6-masq",
     "flannel-external-ip",
     "disable-network-policy",
@@ -35,7 +35,7 @@ const BOOLEAN_FLAGS: &[&str] = &[
 ];
 
 /// Short flag aliases K3s accepts.
-fn long_name(flag: &str) -> &str {
+pub(crate) fn long_name(flag: &str) -> &str {
     match flag {
         "i" => "node-ip",
         "c" => "config",
@@ -46,8 +46,9 @@ fn long_name(flag: &str) -> &str {
     }
 }
 
-/// Splits a command line into words the way systemd splits `ExecStart=`: whitespace separates
-/// words; `'…'` and `"…"` quote (quotes are removed); `\` escapes the next character.
+/// Splits a `--k3s-args` string into words with the usual shell quoting people paste:
+/// whitespace separates words; `'…'` and `"…"` quote (quotes are removed); `\` escapes the next
+/// character. (Units are split as systemd does it, in [`super::systemd_words`].)
 pub fn split_words(file: &str, line: &str) -> Result<Vec<String>, InputError> {
     let mut words = Vec::new();
     let mut current = String::new();

@@ -6,9 +6,13 @@
 
 pub mod args;
 pub mod calico;
+pub mod env_file;
+pub mod k3s_argv;
 pub mod k3s_config;
 pub mod systemd;
+pub mod systemd_words;
 pub mod traefik;
+pub mod unit_file;
 pub mod yaml;
 
 use std::fmt;

@@ -1,251 +1,315 @@
-//! The K3s systemd unit (`k3s.service`): finds `ExecStart=` with systemd's own line rules and
-//! reads its words as K3s flags.
+//! The K3s systemd unit (`k3s.service` and its `k3s.service.d/*.conf` drop-ins): the command
+//! systemd really runs, read with systemd's own rules, and what K3s makes of it.
 //!
-//! systemd (`systemd.syntax(7)`, `systemd.service(5)`): a line continues on the next one only
-//! when it *ends* in `\`; comment lines (`#`, `;`) inside a continuation are skipped. A `\`
-//! followed by more text — typically `\ # comment` — does not continue the line: the command
-//! ends there, and every following `--flag` line is not part of `ExecStart=` at all (systemd
-//! logs it as an unknown assignment and ignores it). We report that as
-//! [`BrokenContinuation`] and read the command the way systemd does.
+//! * lines, comments and continuations: [`super::unit_file`];
+//! * words, escapes, quoting, `%` specifiers and `$VAR` expansion: [`super::systemd_words`];
+//! * `ExecStart=` from the unit and then each drop-in in order; an empty `ExecStart=` resets
+//!   the list; `Environment=` and `EnvironmentFile=` likewise (file values win over
+//!   `Environment=`);
+//! * the K3s flags: [`super::k3s_argv`].
+//!
+//! Wherever the command systemd runs differs from what the file's layout suggests, a
+//! [`UnitProblem`] says so: the options hold only what K3s really receives and reads.
 
-use super::args::{read_args, split_words};
+mod environment;
+mod layout;
+
+use environment::{Environment, environment};
+use layout::ends_early;
+
+use super::k3s_argv::{Arg, K3sCommandLine, parse_k3s_argv};
 use super::k3s_config::K3sOptions;
-use super::{InputError, Origin, Sourced};
-use crate::version::Version;
+use super::systemd_words::{ExecLine, UnitName, Word, expand, split_exec};
+use super::unit_file::{Assignment, UnitFile, parse_unit_file};
+use super::{InputError, Origin};
 
-/// A `\` in the command that is followed by more text on its line.
+/// Why the `ExecStart=` block ends on the line it ends on.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrokenContinuation {
-    /// 1-based line of the `\`.
-    pub line: usize,
-    /// The text from the `\` to the end of that line, e.g. `\ # 118`.
-    pub trailing: String,
-    /// The lines systemd no longer treats as part of `ExecStart=` (trimmed).
-    pub dropped: Vec<String>,
+pub enum EndCause {
+    /// The line ends in `\` followed by spaces or tabs.
+    TrailingWhitespace,
+    /// A `\` is followed by more text, typically `\ # comment`; the text from the `\` on.
+    TextAfterBackslash(String),
+    /// The line ends in `\\`: an escaped backslash, which does not continue.
+    EscapedBackslash,
+    /// The line does not end in `\` at all.
+    NoBackslash,
+}
+
+/// `ExecStart=` ends on a line after which more of the command was meant to follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndsEarly {
+    /// The last line systemd reads as part of `ExecStart=`.
+    pub origin: Origin,
+    pub cause: EndCause,
+    /// The lines after it that systemd reads as separate (unknown, ignored) settings:
+    /// (1-based line, trimmed text without a trailing `\`).
+    pub dropped: Vec<(usize, String)>,
+    /// The K3s flags on those lines, with their values.
+    pub dropped_flags: Vec<String>,
+}
+
+/// Where the command systemd runs differs from the file's layout, or cannot be known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnitProblem {
+    EndsEarly(EndsEarly),
+    /// Words K3s receives that are neither flags nor flag values.
+    Stray {
+        origin: Origin,
+        words: Vec<String>,
+        /// Flags K3s does not read because it stopped reading flags at a stray word.
+        unread: Vec<String>,
+        /// The first argument is not `server`/`agent`: K3s runs no server or agent.
+        no_subcommand: bool,
+    },
+    /// A word with an escape systemd does not know, kept verbatim (backslash and all).
+    UnknownEscape {
+        origin: Origin,
+        word: String,
+    },
+    /// More than one command for a service that is not `Type=oneshot`: systemd refuses it.
+    MultipleExecStart {
+        /// How many commands (several `ExecStart=`, or `;` in one).
+        count: usize,
+        origins: Vec<Origin>,
+        service_type: String,
+    },
+    /// `$NAME` / `${NAME}` with no value from `Environment=` or an environment file read.
+    UnsetVariable {
+        origin: Origin,
+        name: String,
+        /// Environment files the unit names that were not available to read.
+        unread_files: Vec<String>,
+    },
+}
+
+/// An `EnvironmentFile=` the unit names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvFileRef {
+    pub path: String,
+    /// Written with a leading `-`: a missing file is no error.
+    pub optional: bool,
 }
 
 /// What the unit says about K3s.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct K3sUnit {
+    /// The flags K3s reads from the command systemd runs.
     pub options: K3sOptions,
-    pub broken: Option<BrokenContinuation>,
+    /// The command systemd runs (`argv[0]` first).
+    pub argv: Vec<String>,
+    pub problems: Vec<UnitProblem>,
 }
 
-/// Reads the last `ExecStart=` of a unit file as K3s arguments.
-pub fn read_unit(file: &str, text: &str) -> Result<K3sUnit, InputError> {
-    let lines: Vec<&str> = text.lines().collect();
-    let mut exec: Option<(usize, String, Option<BrokenContinuation>)> = None;
-    let mut version: Option<Sourced<Version>> = None;
-    let mut i = 0;
-    while i < lines.len() {
-        let start = i;
-        let first = lines[i].trim_start();
-        if first.starts_with('#') || first.starts_with(';') {
-            i += 1;
-            continue;
-        }
-        // Join continuation lines.
-        let mut logical = String::new();
-        let mut broken = None;
-        loop {
-            let line = lines[i];
-            let trimmed = line.trim_end();
-            if let Some(head) = trimmed.strip_suffix('\\') {
-                logical.push_str(head);
-                logical.push(' ');
-                i += 1;
-                while i < lines.len() && {
-                    let t = lines[i].trim_start();
-                    t.starts_with('#') || t.starts_with(';')
-                } {
-                    i += 1;
-                }
-                if i >= lines.len() {
-                    break;
-                }
+/// A unit file and its drop-ins as `(name, contents)`, in systemd's order.
+fn parse_all(unit: (&str, &str), drop_ins: &[(String, String)]) -> Vec<UnitFile> {
+    std::iter::once(parse_unit_file(unit.0, unit.1))
+        .chain(drop_ins.iter().map(|(n, t)| parse_unit_file(n, t)))
+        .collect()
+}
+
+/// Every `[Service]` assignment of `key` across the files, with an empty value resetting the
+/// list: `(file index, assignment)`.
+fn effective<'a>(files: &'a [UnitFile], key: &'a str) -> Vec<(usize, &'a Assignment)> {
+    let mut out = Vec::new();
+    for (i, file) in files.iter().enumerate() {
+        for a in file.assignments("Service", key) {
+            if a.value.is_empty() {
+                out.clear();
             } else {
-                if let Some(pos) = stray_backslash(trimmed) {
-                    logical.push_str(&trimmed[..pos]);
-                    broken = Some(BrokenContinuation {
-                        line: i + 1,
-                        trailing: trimmed[pos..].to_owned(),
-                        dropped: Vec::new(),
-                    });
-                } else {
-                    logical.push_str(trimmed);
-                }
-                i += 1;
-                break;
-            }
-        }
-        let logical = logical.trim();
-        if let Some(value) = logical.strip_prefix("ExecStart=") {
-            if let Some(b) = broken.as_mut() {
-                b.dropped = dropped_lines(&lines[i.min(lines.len())..]);
-            }
-            exec = if value.trim().is_empty() {
-                None
-            } else {
-                Some((start + 1, value.trim().to_owned(), broken))
-            };
-        } else if let Some(env) = logical.strip_prefix("Environment=") {
-            for word in split_words(file, env)? {
-                if let Some((name, value)) = word.split_once('=')
-                    && matches!(name, "INSTALL_K3S_VERSION" | "K3S_VERSION")
-                    && let Some(v) = Version::parse(value)
-                {
-                    version = Some(Sourced {
-                        value: v,
-                        origin: Origin::new(file, Some(start + 1)),
-                    });
-                }
+                out.push((i, a));
             }
         }
     }
-    let Some((line, command, broken)) = exec else {
+    out
+}
+
+/// The environment files the unit names, in order (the binary reads them).
+pub fn environment_files(unit: (&str, &str), drop_ins: &[(String, String)]) -> Vec<EnvFileRef> {
+    let files = parse_all(unit, drop_ins);
+    env_file_refs(&files, &UnitName::from_path(unit.0))
+}
+
+fn env_file_refs(files: &[UnitFile], name: &UnitName) -> Vec<EnvFileRef> {
+    effective(files, "EnvironmentFile")
+        .into_iter()
+        .map(|(_, a)| {
+            let value = name.resolve(&a.value);
+            match value.strip_prefix('-') {
+                Some(path) => EnvFileRef {
+                    path: path.to_owned(),
+                    optional: true,
+                },
+                None => EnvFileRef {
+                    path: value,
+                    optional: false,
+                },
+            }
+        })
+        .collect()
+}
+
+/// Reads a unit file alone (no drop-ins, no environment files).
+pub fn read_unit(file: &str, text: &str) -> Result<K3sUnit, InputError> {
+    read_unit_with(file, text, &[], &[])
+}
+
+/// Reads a unit, its drop-ins (in order) and the contents of its environment files
+/// (`(path, contents)`; `None` for a file that could not be read).
+pub fn read_unit_with(
+    file: &str,
+    text: &str,
+    drop_ins: &[(String, String)],
+    env_files: &[(String, Option<String>)],
+) -> Result<K3sUnit, InputError> {
+    let files = parse_all((file, text), drop_ins);
+    let name = UnitName::from_path(file);
+    let mut problems = Vec::new();
+
+    let env = environment(&files, &name, env_files);
+
+    let execs = effective(&files, "ExecStart");
+    let Some(&(file_index, exec)) = execs.last() else {
         return Err(InputError::invalid(
             file,
             "no ExecStart= line: is this the K3s systemd unit?",
         ));
     };
-    let command = command.trim_start_matches(['-', '@', ':', '+', '!']);
-    let origin = Origin::new(file, Some(line));
-    let words = split_words(&origin.to_string(), command)?;
-    let mut options = read_args(&words, &origin)?;
-    options.version = version;
-    Ok(K3sUnit { options, broken })
-}
+    let unit = &files[file_index];
+    let commands = split_exec(&exec.value).map_err(|e| {
+        InputError::invalid(
+            &Origin::new(&unit.name, Some(exec.first_line)).to_string(),
+            format!("ExecStart=: {e}"),
+        )
+    })?;
+    problems.extend(multiple_commands(&files, &execs));
+    let Some(command) = k3s_command(&commands) else {
+        return Err(InputError::invalid(
+            &Origin::new(&unit.name, Some(exec.first_line)).to_string(),
+            "ExecStart= has no command",
+        ));
+    };
 
-/// The byte position of a `\` that is followed by whitespace and then more text on the line,
-/// outside quotes (`--flag \ # comment`).
-fn stray_backslash(line: &str) -> Option<usize> {
-    let mut quote: Option<char> = None;
-    let mut chars = line.char_indices().peekable();
-    while let Some((pos, c)) = chars.next() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), '\\') => {
-                chars.next();
-            }
-            (Some(_), _) => {}
-            (None, '\'' | '"') => quote = Some(c),
-            (None, '\\') => {
-                let after = &line[pos + 1..];
-                let standalone = pos == 0 || line[..pos].ends_with(char::is_whitespace);
-                if after.starts_with(char::is_whitespace)
-                    && !after.trim().is_empty()
-                    && (standalone || after.trim_start().starts_with('#'))
-                {
-                    return Some(pos);
-                }
-                chars.next();
-            }
-            (None, _) => {}
-        }
+    if let Some(early) = ends_early(unit, exec) {
+        problems.push(UnitProblem::EndsEarly(early));
     }
-    None
+    let argv = expand_command(command, exec, unit, &name, &env, &mut problems);
+    let line = parse_k3s_argv(&argv);
+    // A stray word's own finding says what systemd made of it.
+    problems.retain(|p| {
+        !matches!(p, UnitProblem::UnknownEscape { word, .. } if line.stray.iter().any(|s| s.text == *word))
+    });
+    problems.extend(stray_words(
+        &line,
+        Origin::new(&unit.name, Some(exec.first_line)),
+    ));
+    let mut options = line.options;
+    options.version = env.version;
+    Ok(K3sUnit {
+        options,
+        argv: argv.into_iter().map(|a| a.text).collect(),
+        problems,
+    })
 }
 
-/// Lines after a broken `ExecStart=` that look like they were meant to be part of it.
-fn dropped_lines(rest: &[&str]) -> Vec<String> {
-    rest.iter()
-        .map(|l| l.trim())
-        .take_while(|l| {
-            !l.is_empty()
-                && !l.starts_with('[')
-                && !l.split_once('=').is_some_and(|(k, _)| {
-                    !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric())
-                })
+/// More than one command is allowed only for `Type=oneshot` (default `simple`).
+fn multiple_commands(files: &[UnitFile], execs: &[(usize, &Assignment)]) -> Option<UnitProblem> {
+    let service_type = files
+        .iter()
+        .flat_map(|f| f.assignments("Service", "Type"))
+        .last()
+        .filter(|a| !a.value.is_empty())
+        .map_or_else(|| "simple".to_owned(), |a| a.value.clone());
+    let count: usize = execs
+        .iter()
+        .map(|(_, a)| split_exec(&a.value).map_or(1, |c| c.len()))
+        .sum();
+    (count > 1 && service_type != "oneshot").then(|| UnitProblem::MultipleExecStart {
+        count,
+        origins: execs
+            .iter()
+            .map(|(i, a)| Origin::new(&files[*i].name, Some(a.first_line)))
+            .collect(),
+        service_type,
+    })
+}
+
+/// The command that runs K3s: the first whose program is named `k3s…`, else the first.
+fn k3s_command(commands: &[ExecLine]) -> Option<&ExecLine> {
+    commands
+        .iter()
+        .find(|c| {
+            c.path
+                .text
+                .rsplit('/')
+                .next()
+                .is_some_and(|b| b.starts_with("k3s"))
         })
-        .filter(|l| !l.starts_with('#') && !l.starts_with(';'))
-        .map(|l| l.trim_end_matches('\\').trim_end().to_owned())
-        .collect()
+        .or(commands.first())
+}
+
+/// Words K3s receives but does not read as flags; `fallback` locates a missing subcommand.
+fn stray_words(line: &K3sCommandLine, fallback: Origin) -> Option<UnitProblem> {
+    if line.stray.is_empty() && line.unread.is_empty() && line.subcommand.is_some() {
+        return None;
+    }
+    let origin = line
+        .stray
+        .first()
+        .or(line.unread.first())
+        .map_or(fallback, |a| a.origin.clone());
+    Some(UnitProblem::Stray {
+        origin,
+        words: line.stray.iter().map(|a| a.text.clone()).collect(),
+        unread: line.unread.iter().map(|a| a.text.clone()).collect(),
+        no_subcommand: line.subcommand.is_none(),
+    })
+}
+
+/// The words of the command after `%` specifiers and `$VAR` expansion, each located on its
+/// line.
+fn expand_command(
+    command: &ExecLine,
+    exec: &Assignment,
+    unit: &UnitFile,
+    name: &UnitName,
+    env: &Environment,
+    problems: &mut Vec<UnitProblem>,
+) -> Vec<Arg> {
+    let origin = |w: &Word| Origin::new(&unit.name, Some(exec.line_of(w.start)));
+    let mut argv = Vec::new();
+    for w in &command.argv {
+        let text = name.resolve(&w.text);
+        if w.unknown_escape {
+            problems.push(UnitProblem::UnknownEscape {
+                origin: origin(w),
+                word: text.clone(),
+            });
+        }
+        if !command.expands_environment() {
+            argv.push(Arg {
+                text,
+                origin: origin(w),
+            });
+            continue;
+        }
+        let expanded = expand(&text, &env.vars);
+        for var in expanded.refers_to {
+            if !env.vars.contains_key(&var) {
+                problems.push(UnitProblem::UnsetVariable {
+                    origin: origin(w),
+                    name: var,
+                    unread_files: env.unread_files.clone(),
+                });
+            }
+        }
+        argv.extend(expanded.words.into_iter().map(|text| Arg {
+            text,
+            origin: origin(w),
+        }));
+    }
+    argv
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::input::k3s_config::Component;
-
-    const BLOG_UNIT: &str = r#"[Unit]
-Description=Lightweight Kubernetes
-After=network-online.target
-
-[Service]
-Type=notify
-# ...
-ExecStart=/usr/local/bin/k3s \
-    server \
-  --no-flannel \
-  --disable servicelb \
-  --kube-apiserver-arg service-cluster-ip-range=10.43.0.0/16,fd45:a71:55a6:1:2:1::/116 \
-  --kube-apiserver-arg feature-gates="IPv6DualStack=true" \
-  --kube-controller-manager-arg cluster-cidr=10.42.0.0/24,fd45:a71:55a6:1:2:2::/96 \
-  --kube-controller-manager-arg feature-gates="IPv6DualStack=true" \
-  --kube-controller-manager-arg service-cluster-ip-range=10.43.0.0/16,fd45:a71:55a6:1:2:1::/116 \
-  --kube-controller-manager-arg node-cidr-mask-size-ipv4=24 \
-  --kube-controller-manager-arg node-cidr-mask-size-ipv6=96 \ # 118
-  --kubelet-arg feature-gates="IPv6DualStack=true" \
-  --kube-proxy-arg feature-gates="IPv6DualStack=true" \
-  --kube-proxy-arg cluster-cidr=10.42.0.0/24,fd45:a71:55a6:1:2:2::/96
-
-[Install]
-WantedBy=multi-user.target
-"#;
-
-    #[test]
-    fn blog_unit_loses_every_flag_after_the_commented_backslash() {
-        let unit = read_unit("k3s.service", BLOG_UNIT).unwrap();
-        let broken = unit.broken.unwrap();
-        assert_eq!(broken.line, 18);
-        assert_eq!(broken.trailing, r"\ # 118");
-        assert_eq!(broken.dropped.len(), 3);
-        assert!(broken.dropped[2].starts_with("--kube-proxy-arg cluster-cidr="));
-        let opts = unit.options;
-        assert!(opts.flag("no-flannel"));
-        assert_eq!(
-            opts.component_arg(Component::ControllerManager, "node-cidr-mask-size-ipv6")
-                .unwrap()
-                .value,
-            "96"
-        );
-        assert_eq!(
-            opts.component_arg(Component::ApiServer, "feature-gates")
-                .unwrap()
-                .value,
-            "IPv6DualStack=true"
-        );
-        assert!(
-            opts.component_arg(Component::KubeProxy, "cluster-cidr")
-                .is_none()
-        );
-        assert_eq!(
-            opts.values("kube-apiserver-arg")[0].origin.to_string(),
-            "k3s.service:8"
-        );
-    }
-
-    #[test]
-    fn comments_inside_a_continuation_are_skipped_and_last_exec_start_wins() {
-        let unit = read_unit(
-            "u",
-            "[Service]\nEnvironment=\"INSTALL_K3S_VERSION=v1.30.4+k3s1\"\nExecStart=/bin/false\nExecStart=\nExecStart=/usr/local/bin/k3s server \\\n# the pods\n  --cluster-cidr '10.42.0.0/16,fd00:42::/56' \\\n  --flannel-ipv6-masq\n",
-        )
-        .unwrap();
-        assert!(unit.broken.is_none());
-        assert_eq!(
-            unit.options.list("cluster-cidr").unwrap().value,
-            "10.42.0.0/16,fd00:42::/56"
-        );
-        assert!(unit.options.flag("flannel-ipv6-masq"));
-        assert_eq!(unit.options.version.unwrap().value, Version::new(1, 30, 4));
-    }
-
-    #[test]
-    fn escaped_spaces_inside_words_are_not_broken_continuations() {
-        assert_eq!(stray_backslash(r"--data-dir /srv/my\ dir"), None);
-        assert_eq!(stray_backslash(r"--x a \  --y"), Some(6));
-        assert_eq!(stray_backslash(r#"--x "a \ # b""#), None);
-        assert!(read_unit("u", "[Service]\nType=notify\n").is_err());
-    }
-}
+mod tests;

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::{Format, parse_version};
 use crate::exit::{Outcome, usage};
-use crate::input_files::{k3s_config_files, read_named};
+use crate::input_files::{k3s_config_files, read_named, unit_drop_ins, unit_env_files};
 
 /// What to check. Give any combination; several inputs are checked together.
 #[derive(Debug, Args)]
@@ -24,23 +24,34 @@ pub struct CheckArgs {
     /// config.yaml.d.
     #[arg(long, value_name = "FILE")]
     k3s_config: Vec<PathBuf>,
-    /// K3s systemd unit (k3s.service): its ExecStart= flags win over the config files.
+    /// K3s systemd unit (k3s.service), read as systemd reads it, with its `<FILE>.d/*.conf`
+    /// drop-ins and the EnvironmentFile= files it names (when readable here). Its ExecStart=
+    /// flags win over the config files.
     #[arg(long, value_name = "FILE")]
     k3s_service: Option<PathBuf>,
+    /// A copy of an EnvironmentFile= the unit names, used in place of the file of the same name
+    /// (e.g. k3s.service.env for /etc/systemd/system/k3s.service.env) when checking away from
+    /// the node. Repeatable.
+    #[arg(long, value_name = "FILE", requires = "k3s_service")]
+    k3s_env: Vec<PathBuf>,
     /// K3s arguments as one string, e.g. "server --cluster-cidr=…" (win over unit and files).
     #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
     k3s_args: Option<String>,
     /// Calico manifest (calico.yaml), operator Installation, or IPPool resources.
     #[arg(long, value_name = "FILE")]
     calico: Option<PathBuf>,
-    /// Traefik HelmChart or HelmChartConfig (valuesContent).
+    /// Traefik settings: K3s's HelmChart or HelmChartConfig (its valuesContent), or a plain
+    /// Helm values file (what `helm install traefik traefik/traefik -f FILE` takes). Told apart
+    /// by content: Kubernetes objects (apiVersion and kind) are HelmChart(Config)s; one mapping
+    /// of chart values, `{}` or an empty file (the chart defaults) is a values file.
     #[arg(long, value_name = "FILE")]
     traefik: Option<PathBuf>,
     /// K3s version (e.g. v1.30.4+k3s1): makes version-dependent rules exact.
     #[arg(long, value_parser = parse_version)]
     k3s_version: Option<Version>,
-    /// Traefik chart version (e.g. 39.0.701), for a HelmChartConfig, which names none; a
-    /// version the --traefik file names wins.
+    /// Traefik chart version (e.g. 39.0.701) for any --traefik file: it decides which values
+    /// keys the chart reads (service.spec.* from 40.0.0). A HelmChartConfig or values file names
+    /// none; a version a HelmChart names (spec.version or its chart URL) wins.
     #[arg(long, value_parser = parse_version, value_name = "VERSION")]
     traefik_chart: Option<Version>,
     /// Output format: text, or `{"findings":[…]}` as JSON.
@@ -64,9 +75,20 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Outcome> {
             "nothing to check: give --k3s-config, --k3s-service, --k3s-args, --calico and/or --traefik",
         ));
     }
+    let k3s_service = args.k3s_service.as_deref().map(read_named).transpose()?;
+    let k3s_service_drop_ins = match &args.k3s_service {
+        Some(path) => unit_drop_ins(path)?,
+        None => Vec::new(),
+    };
+    let k3s_env_files = match &k3s_service {
+        Some(unit) => unit_env_files(unit, &k3s_service_drop_ins, &args.k3s_env)?,
+        None => Vec::new(),
+    };
     let files = CheckFiles {
         k3s_config: k3s_config_files(&args.k3s_config)?,
-        k3s_service: args.k3s_service.as_deref().map(read_named).transpose()?,
+        k3s_service,
+        k3s_service_drop_ins,
+        k3s_env_files,
         k3s_args: args.k3s_args.clone(),
         calico: args.calico.as_deref().map(read_named).transpose()?,
         traefik: args.traefik.as_deref().map(read_named).transpose()?,
