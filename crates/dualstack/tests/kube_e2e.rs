@@ -350,7 +350,7 @@ fn release_all_clears_our_status_and_finalizers_and_nothing_else() {
     // Uninstall as documented: controller stopped first, then --release-all.
     lab.stop_controller("controller-a", "TERM");
     let kubeconfig = lab.service_account_kubeconfig("dualstack-controller", None);
-    let out = std::process::Command::new(BIN)
+    let out = std::process::Command::new(BIN.as_str())
         .args(["controller", "--release-all", "--class", CLASS])
         .env("KUBECONFIG", &kubeconfig)
         .output()

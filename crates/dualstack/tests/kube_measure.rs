@@ -3,7 +3,9 @@
 //! by hand, as root:
 //!
 //! ```sh
-//! cargo test --release -p dualstack --test kube_measure -- --ignored --nocapture
+//! cargo build --release -p dualstack
+//! DUALSTACK_E2E_BIN=target/release/dualstack \
+//!   cargo test -p dualstack --test kube_measure -- --ignored --nocapture
 //! ```
 //!
 //! * Service creation → first status with ingress, per Service, from the API server's own

@@ -27,7 +27,12 @@ pub const CLASS: &str = "dualstack.io/lb";
 pub const NS: &str = "e2e";
 /// Agent Leases in the tests last this long (the default is 40 s).
 pub const LEASE_SECONDS: u32 = 4;
-pub const BIN: &str = env!("CARGO_BIN_EXE_dualstack");
+/// The binary under test; `DUALSTACK_E2E_BIN` points the lab at another build (the release
+/// one, for memory figures).
+pub static BIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    std::env::var("DUALSTACK_E2E_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_dualstack").to_string())
+});
 
 pub fn client_addr(v6: bool) -> IpAddr {
     if v6 {
@@ -254,7 +259,7 @@ impl Lab {
         let log =
             std::fs::File::create(self.api.dir().join(format!("agent-{}.log", node.name))).unwrap();
         let child = Command::new("ip")
-            .args(["netns", "exec", node.ns.name(), BIN, "agent"])
+            .args(["netns", "exec", node.ns.name(), BIN.as_str(), "agent"])
             .args(["--node", &node.name])
             .envs(self.config_env.iter().map(|(k, v)| (k, v)))
             .args(["--lease-duration-seconds", &LEASE_SECONDS.to_string()])
@@ -283,7 +288,7 @@ impl Lab {
         let kubeconfig = self.service_account_kubeconfig("dualstack-controller", None);
         let log = std::fs::File::create(self.api.dir().join(format!("controller-{identity}.log")))
             .unwrap();
-        let child = Command::new(BIN)
+        let child = Command::new(BIN.as_str())
             .args(["controller", "--identity", identity])
             .envs(self.config_env.iter().map(|(k, v)| (k, v)))
             .args([
