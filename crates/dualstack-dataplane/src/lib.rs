@@ -6,6 +6,7 @@
 
 mod conntrack;
 pub mod iptables;
+pub mod netlink;
 mod nft;
 mod probe;
 pub mod readback;
@@ -13,6 +14,7 @@ mod runner;
 
 pub use conntrack::flush_udp;
 pub use iptables::IptablesRestore;
+pub use netlink::{Netlink, NetlinkError, NftSocket};
 pub use nft::{Nft, udp_ports};
 pub use probe::{Backend, probe};
 pub use readback::{Drift, Observed};
@@ -35,6 +37,8 @@ pub enum DataplaneError {
     Failed { command: String, stderr: String },
     #[error("could not read nft's JSON output: {detail}")]
     BadJson { detail: String },
+    #[error(transparent)]
+    Netlink(#[from] netlink::NetlinkError),
     #[error("ruleset is for table {ruleset:?} but this handle manages table {handle:?}")]
     WrongTable { handle: String, ruleset: String },
 }

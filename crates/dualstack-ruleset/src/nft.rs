@@ -127,6 +127,9 @@ pub use plan::{
 
 use layout::{STORES, base_chains, store_index};
 
+/// The comment on our table.
+pub const TABLE_COMMENT: &str = "managed by dualstack; do not edit";
+
 /// Masquerade mark bit (shared meaning with kube-proxy's `KUBE-MARK-MASQ`).
 pub const MASQUERADE_MARK: u32 = 0x4000;
 
@@ -159,7 +162,7 @@ pub fn render_full(ruleset: &Ruleset) -> Result<String, InvalidRuleset> {
     let _ = writeln!(out, "table inet {t} {{}}");
     let _ = writeln!(out, "delete table inet {t}");
     let _ = writeln!(out, "table inet {t} {{");
-    let _ = writeln!(out, "\tcomment \"managed by dualstack; do not edit\"");
+    let _ = writeln!(out, "\tcomment \"{TABLE_COMMENT}\"");
     for (store, elements) in STORES.iter().zip(&mut per_store) {
         let _ = writeln!(out, "\tmap {} {{", store.name);
         let _ = writeln!(out, "\t\ttype {} : {};", store.key_type, store.value_type);
