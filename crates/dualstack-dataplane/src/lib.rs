@@ -5,9 +5,11 @@
 //! errors that carry the tool's own message.
 
 mod conntrack;
+pub mod fake;
 pub mod iptables;
 pub mod netlink;
 mod nft;
+mod plane;
 mod probe;
 pub mod readback;
 mod runner;
@@ -16,6 +18,7 @@ pub use conntrack::flush_udp;
 pub use iptables::IptablesRestore;
 pub use netlink::{Netlink, NetlinkError, NftSocket};
 pub use nft::{Nft, udp_ports};
+pub use plane::Dataplane;
 pub use probe::{Backend, probe};
 pub use readback::{Drift, Observed};
 pub use runner::{Finished, Runner};
@@ -39,6 +42,14 @@ pub enum DataplaneError {
     BadJson { detail: String },
     #[error(transparent)]
     Netlink(#[from] netlink::NetlinkError),
+    #[error("{plane} does not support {what}")]
+    Unsupported {
+        plane: &'static str,
+        what: &'static str,
+    },
+    /// A failure the fake data plane was told to produce.
+    #[error("injected failure: {0}")]
+    Injected(String),
     #[error("ruleset is for table {ruleset:?} but this handle manages table {handle:?}")]
     WrongTable { handle: String, ruleset: String },
 }

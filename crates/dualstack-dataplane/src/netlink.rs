@@ -433,6 +433,12 @@ impl Netlink {
         self.transact(build)
     }
 
+    /// Reads our table back (today with `nft -j list table` through the runner; netlink
+    /// dumps are the next step).
+    pub fn observe(&self) -> Result<Option<crate::Observed>, DataplaneError> {
+        crate::Nft::new(self.runner.clone(), &self.table)?.observe()
+    }
+
     /// Deletes our table and nothing else. No error when it does not exist.
     pub fn cleanup(&self) -> Result<(), DataplaneError> {
         self.forget_shared();
