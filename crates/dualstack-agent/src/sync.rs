@@ -149,14 +149,14 @@ pub fn node_ruleset(decision: &Decision, node: &str, table: &str) -> Ruleset {
 /// `plane`'s table in one full transaction. The rules stay after it returns. In
 /// `kube-proxy` mode nothing is touched. Same code path as the live agent
 /// ([`Syncer::sync`]), which only adds memory of the last sync.
-pub fn sync_once<D: Dataplane + Clone>(
+pub fn sync_once<D: Dataplane + ?Sized>(
     snapshot: &Snapshot,
     config: &Config,
     node: &str,
     now: Timestamp,
     plane: &D,
 ) -> Result<SyncReport, AgentError> {
-    Syncer::new(plane.clone(), node).sync(snapshot, config, now)
+    Syncer::new(plane, node).sync(snapshot, config, now)
 }
 
 /// A node's sync engine: remembers what it applied, so that later syncs can be incremental.

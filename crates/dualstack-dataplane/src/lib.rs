@@ -19,7 +19,7 @@ pub use iptables::IptablesRestore;
 pub use netlink::{Netlink, NetlinkError, NftSocket};
 pub use nft::{Nft, udp_ports};
 pub use plane::Dataplane;
-pub use probe::{Backend, probe};
+pub use probe::{Backend, connect, probe, probe_netlink};
 pub use readback::{Drift, Observed};
 pub use runner::{Finished, Runner};
 

@@ -213,6 +213,18 @@ impl NftSocket {
         Err(NetlinkError::GenerationChanged)
     }
 
+    /// Sends a dry-run batch (built with `finish_check`) and waits for its acks: `Ok` when
+    /// the kernel accepted every message. Nothing is committed either way.
+    pub fn check<F>(&mut self, mut build: F) -> Result<(), NetlinkError>
+    where
+        F: FnMut(u32, u32) -> Result<FinishedBatch, EncodeError>,
+    {
+        let first = self.next_seq();
+        let batch = build(first, 0)?;
+        self.seq = batch.next_seq.wrapping_sub(1);
+        self.send_batch(&batch)
+    }
+
     fn send_batch(&mut self, batch: &FinishedBatch) -> Result<(), NetlinkError> {
         self.sock.send(&batch.bytes, 0).map_err(io("send"))?;
         let b = &batch.batch;

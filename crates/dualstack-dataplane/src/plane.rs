@@ -12,7 +12,7 @@ use crate::readback::{self, Drift, Observed};
 use crate::{DataplaneError, IptablesRestore, Netlink, Nft};
 
 /// One owner's data plane (one table).
-pub trait Dataplane: fmt::Debug + Send {
+pub trait Dataplane: fmt::Debug + Send + Sync {
     /// The table name the rulesets given to this plane carry.
     fn table(&self) -> &str;
 
@@ -119,6 +119,33 @@ impl Dataplane for IptablesRestore {
     }
     fn kind(&self) -> &'static str {
         "iptables-restore"
+    }
+}
+
+impl<D: Dataplane + ?Sized> Dataplane for &D {
+    fn table(&self) -> &str {
+        (**self).table()
+    }
+    fn apply(&self, ruleset: &Ruleset) -> Result<(), DataplaneError> {
+        (**self).apply(ruleset)
+    }
+    fn incremental(&self) -> bool {
+        (**self).incremental()
+    }
+    fn apply_changes(&self, remove: &[Frontend], add: &[Frontend]) -> Result<(), DataplaneError> {
+        (**self).apply_changes(remove, add)
+    }
+    fn observe(&self) -> Result<Option<Observed>, DataplaneError> {
+        (**self).observe()
+    }
+    fn drift(&self, ruleset: &Ruleset) -> Result<Option<Drift>, DataplaneError> {
+        (**self).drift(ruleset)
+    }
+    fn cleanup(&self) -> Result<(), DataplaneError> {
+        (**self).cleanup()
+    }
+    fn kind(&self) -> &'static str {
+        (**self).kind()
     }
 }
 

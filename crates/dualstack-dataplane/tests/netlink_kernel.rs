@@ -565,3 +565,42 @@ fn random_change_sequences_end_like_a_fresh_full_sync() {
         })
         .unwrap();
 }
+
+#[test]
+fn netlink_is_probed_first_and_the_probe_changes_nothing() {
+    if !kernel_tests_enabled("netlink_is_probed_first_and_the_probe_changes_nothing") {
+        return;
+    }
+    let ns = Netns::new("nlp").unwrap();
+    let runner = Runner::in_netns(ns.name());
+    let before = ns.exec("nft", &["list", "ruleset"]).unwrap();
+    let mut sock = NftSocket::open_in_netns(ns.name()).unwrap();
+    let generation = sock.generation().unwrap();
+    dualstack_dataplane::probe_netlink(&runner).unwrap();
+    let (plane, backend) = dualstack_dataplane::connect(&runner, TABLE).unwrap();
+    assert_eq!(backend, dualstack_dataplane::Backend::Netlink);
+    assert_eq!(plane.kind(), "netlink");
+    assert_eq!(ns.exec("nft", &["list", "ruleset"]).unwrap(), before);
+    assert_eq!(
+        sock.generation().unwrap(),
+        generation,
+        "a dry run commits nothing"
+    );
+    // A dry run the kernel refuses is reported.
+    let err = sock
+        .check(|seq, genid| {
+            let mut b = dualstack_nftnl::Batch::new(seq, genid);
+            b.begin(MsgType::NewTable, 0x400, || "add table".into());
+            b.str(1, "probe-bad");
+            b.finish_msg();
+            b.begin(MsgType::NewRule, 0x400 | 0x800, || {
+                "rule in missing chain".into()
+            });
+            b.str(1, "probe-bad");
+            b.str(2, "missing");
+            b.finish_msg();
+            b.finish_check()
+        })
+        .unwrap_err();
+    assert!(matches!(err, NetlinkError::Rejected { .. }), "{err}");
+}

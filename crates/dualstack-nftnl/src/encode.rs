@@ -102,6 +102,15 @@ pub fn full(ruleset: &Ruleset, first_seq: u32, genid: u32) -> Result<FinishedBat
     full_then(ruleset, first_seq, genid, |_| {})
 }
 
+/// [`full`] as a dry run: the kernel validates every message and aborts (nothing changes).
+pub fn full_check(
+    ruleset: &Ruleset,
+    first_seq: u32,
+    genid: u32,
+) -> Result<FinishedBatch, EncodeError> {
+    full_batch(ruleset, first_seq, genid, |_| {}, true)
+}
+
 /// [`full`], with `extra` messages written after the table's and before the batch ends
 /// (tests use it to inject a failure after the old table is already deleted in the batch).
 pub fn full_then(
@@ -109,6 +118,16 @@ pub fn full_then(
     first_seq: u32,
     genid: u32,
     extra: impl FnOnce(&mut Batch),
+) -> Result<FinishedBatch, EncodeError> {
+    full_batch(ruleset, first_seq, genid, extra, false)
+}
+
+fn full_batch(
+    ruleset: &Ruleset,
+    first_seq: u32,
+    genid: u32,
+    extra: impl FnOnce(&mut Batch),
+    dry_run: bool,
 ) -> Result<FinishedBatch, EncodeError> {
     validate(ruleset)?;
     let plans: Vec<FrontendPlan> = ruleset.frontends.iter().map(render::plan).collect();
@@ -158,7 +177,11 @@ pub fn full_then(
         e.chain_rules(chain);
     }
     extra(&mut e.b);
-    e.b.finish()
+    if dry_run {
+        e.b.finish_check()
+    } else {
+        e.b.finish()
+    }
 }
 
 /// The incremental batch, like [`render::render_changes_with`]: removes the elements and

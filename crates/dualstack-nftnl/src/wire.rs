@@ -218,6 +218,22 @@ impl Batch {
     }
 }
 
+impl Batch {
+    /// Closes the batch *without* `NFNL_MSG_BATCH_END`: the kernel processes and validates
+    /// every message, acks them, then aborts — a dry run (what `nft -c` does).
+    pub fn finish_check(mut self) -> Result<FinishedBatch, EncodeError> {
+        self.finish_msg();
+        if let Some(len) = self.error.take() {
+            return Err(EncodeError::TooLarge(len));
+        }
+        Ok(FinishedBatch {
+            next_seq: self.next_seq,
+            bytes: std::mem::take(&mut self.buf),
+            batch: self,
+        })
+    }
+}
+
 /// A closed batch, ready to send.
 #[derive(Debug, Clone)]
 pub struct FinishedBatch {
