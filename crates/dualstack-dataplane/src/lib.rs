@@ -5,6 +5,7 @@
 //! errors that carry the tool's own message.
 
 mod conntrack;
+mod dump;
 pub mod fake;
 pub mod iptables;
 pub mod netlink;

@@ -142,6 +142,31 @@ impl NftSocket {
         }
     }
 
+    pub(crate) fn bump_seq(&mut self) -> u32 {
+        self.next_seq()
+    }
+
+    pub(crate) fn send_raw(&mut self, msg: &[u8]) -> Result<(), NetlinkError> {
+        self.sock.send(msg, 0).map_err(io("send"))?;
+        Ok(())
+    }
+
+    /// Receives one datagram and calls `f(type, seq, flags, payload)` for each message.
+    pub(crate) fn recv_each(
+        &mut self,
+        mut f: impl FnMut(u16, u32, u16, &[u8]) -> Result<(), NetlinkError>,
+    ) -> Result<(), NetlinkError> {
+        self.recv()?;
+        for_each_message(&self.buf, |m| {
+            f(
+                m.message_type(),
+                m.sequence_number(),
+                m.flags(),
+                m.payload(),
+            )
+        })
+    }
+
     fn next_seq(&mut self) -> u32 {
         self.seq = self.seq.wrapping_add(1).max(1);
         self.seq
@@ -286,7 +311,7 @@ fn encode_error(e: EncodeError) -> DataplaneError {
     }
 }
 
-fn rejected(what: String, errno: i32, message: Option<String>) -> NetlinkError {
+pub(crate) fn rejected(what: String, errno: i32, message: Option<String>) -> NetlinkError {
     NetlinkError::Rejected {
         what,
         errno,
@@ -314,7 +339,10 @@ fn for_each_message(
 }
 
 /// The errno of an `NLMSG_ERROR` (0 for an ack) and the extended-ack message, if any.
-fn parse_error(flags: u16, payload: &[u8]) -> Result<(i32, Option<String>), NetlinkError> {
+pub(crate) fn parse_error(
+    flags: u16,
+    payload: &[u8],
+) -> Result<(i32, Option<String>), NetlinkError> {
     let code = payload
         .get(..4)
         .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
@@ -445,10 +473,10 @@ impl Netlink {
         self.transact(build)
     }
 
-    /// Reads our table back (today with `nft -j list table` through the runner; netlink
-    /// dumps are the next step).
+    /// Reads our table back by netlink dumps on the handle's socket (no `nft` process).
     pub fn observe(&self) -> Result<Option<crate::Observed>, DataplaneError> {
-        crate::Nft::new(self.runner.clone(), &self.table)?.observe()
+        let mut sock = self.socket.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(sock.observe(&self.table)?)
     }
 
     /// Deletes our table and nothing else. No error when it does not exist.

@@ -8,7 +8,9 @@
 
 use std::net::IpAddr;
 
-use dualstack_dataplane::{DataplaneError, Netlink, NetlinkError, Nft, NftSocket, Runner};
+use dualstack_dataplane::{
+    Dataplane, DataplaneError, Netlink, NetlinkError, Nft, NftSocket, Runner,
+};
 use dualstack_nftnl::wire::MsgType;
 use dualstack_ruleset::{Backend, Destination, Frontend, Protocol, Ruleset, Selection};
 use dualstack_testbed::{Netns, kernel_tests_enabled};
@@ -603,4 +605,33 @@ fn netlink_is_probed_first_and_the_probe_changes_nothing() {
         })
         .unwrap_err();
     assert!(matches!(err, NetlinkError::Rejected { .. }), "{err}");
+}
+
+#[test]
+fn netlink_read_back_matches_nft_json_read_back_and_finds_drift() {
+    if !kernel_tests_enabled("netlink_read_back_matches_nft_json_read_back_and_finds_drift") {
+        return;
+    }
+    let pair = Pair::new();
+    assert_eq!(pair.netlink.observe().unwrap(), None);
+    let rs = realistic();
+    pair.netlink.apply(&rs).unwrap();
+    let by_netlink = pair.netlink.observe().unwrap().unwrap();
+    let by_json = pair.nl_lister.observe().unwrap().unwrap();
+    assert_eq!(by_netlink, by_json);
+    assert!(!by_netlink.elements.is_empty() && !by_netlink.other_elements.is_empty());
+    assert!(
+        Dataplane::drift(&pair.netlink, &rs)
+            .unwrap()
+            .unwrap()
+            .is_empty()
+    );
+    // Someone deletes an element behind our back: drift, seen over netlink.
+    pair.nl_ns
+        .nft(&format!(
+            "delete element inet {TABLE} dnat-local4 {{ udp . 53 }}\n"
+        ))
+        .unwrap();
+    let drift = Dataplane::drift(&pair.netlink, &rs).unwrap().unwrap();
+    assert_eq!(drift.missing_elements.len(), 1, "{drift:?}");
 }
