@@ -426,15 +426,18 @@ impl Netlink {
         F: FnMut(u32, u32) -> Result<FinishedBatch, EncodeError>,
     {
         let mut sock = self.socket.lock().unwrap_or_else(PoisonError::into_inner);
-        sock.transact(build).map_err(DataplaneError::from)
+        sock.transact(build).map_err(|e| match e {
+            NetlinkError::Encode(e) => encode_error(e),
+            other => DataplaneError::Netlink(other),
+        })
     }
 
     /// Replaces our whole table with `ruleset` in one atomic batch, then flushes UDP
     /// conntrack entries for its UDP ports.
     pub fn apply(&self, ruleset: &Ruleset) -> Result<(), DataplaneError> {
         self.check_table(ruleset)?;
-        // Validate (and encode once) before anything is sent.
-        dualstack_nftnl::full(ruleset, 1, 0).map_err(encode_error)?;
+        // The batch is validated and encoded before anything that changes state is sent
+        // (only the generation id is read first); invalid input is `Invalid`.
         self.forget_shared();
         self.transact(|seq, genid| dualstack_nftnl::full(ruleset, seq, genid))?;
         self.remember_shared(render::shared_chains(&ruleset.frontends));
@@ -452,7 +455,6 @@ impl Netlink {
         }
         let present = self.known_shared();
         let table = self.table.clone();
-        dualstack_nftnl::changes(&table, remove, add, &present, 1, 0).map_err(encode_error)?;
         if let Err(e) = self.transact(|seq, genid| {
             dualstack_nftnl::changes(&table, remove, add, &present, seq, genid)
         }) {
