@@ -1,9 +1,11 @@
-//! The sync engine: decision → this node's frontends → our nft table, full or incremental.
+//! The sync engine: decision → this node's frontends → our table, full or incremental,
+//! through any [`Dataplane`] (netlink, `nft -f`, iptables-restore, or the in-memory fake in
+//! tests).
 
 use std::fmt;
 
 use dualstack_addr::Family;
-use dualstack_dataplane::{DataplaneError, Nft};
+use dualstack_dataplane::{Dataplane, DataplaneError, Nft};
 use dualstack_lb::{Config, Decision, Mode, Snapshot, Timestamp};
 use dualstack_ruleset::{Destination, Frontend, InvalidRuleset, Ruleset, validate};
 
@@ -153,34 +155,34 @@ pub fn node_ruleset(decision: &Decision, node: &str, table: &str) -> Ruleset {
     }
 }
 
-/// One offline sync: decides for `snapshot`, and programs `node`'s frontends into `nft`'s
-/// table in one full transaction. The rules stay after it returns. In `kube-proxy` mode
-/// nothing is touched. Same code path as the live agent ([`Syncer::sync`]), which only adds
-/// memory of the last sync.
-pub fn sync_once(
+/// One offline sync: decides for `snapshot`, and programs `node`'s frontends into
+/// `plane`'s table in one full transaction. The rules stay after it returns. In
+/// `kube-proxy` mode nothing is touched. Same code path as the live agent
+/// ([`Syncer::sync`]), which only adds memory of the last sync.
+pub fn sync_once<D: Dataplane + ?Sized>(
     snapshot: &Snapshot,
     config: &Config,
     node: &str,
     now: Timestamp,
-    nft: &Nft,
+    plane: &D,
 ) -> Result<SyncReport, AgentError> {
-    Syncer::new(nft.clone(), node).sync(snapshot, config, now)
+    Syncer::new(plane, node).sync(snapshot, config, now)
 }
 
 /// A node's sync engine: remembers what it applied, so that later syncs can be incremental.
 #[derive(Debug)]
-pub struct Syncer {
-    nft: Nft,
+pub struct Syncer<D = Nft> {
+    plane: D,
     node: String,
     applied: Option<Vec<Frontend>>,
     max_incremental: usize,
 }
 
-impl Syncer {
-    /// An engine for `node` programming `nft`'s table; the first sync is a full one.
-    pub fn new(nft: Nft, node: impl Into<String>) -> Syncer {
+impl<D: Dataplane> Syncer<D> {
+    /// An engine for `node` programming `plane`'s table; the first sync is a full one.
+    pub fn new(plane: D, node: impl Into<String>) -> Syncer<D> {
         Syncer {
-            nft,
+            plane,
             node: node.into(),
             applied: None,
             max_incremental: DEFAULT_MAX_INCREMENTAL,
@@ -188,9 +190,14 @@ impl Syncer {
     }
 
     /// Use incremental transactions for at most `max` changed frontends (0: always full).
-    pub fn with_max_incremental(mut self, max: usize) -> Syncer {
+    pub fn with_max_incremental(mut self, max: usize) -> Syncer<D> {
         self.max_incremental = max;
         self
+    }
+
+    /// The data plane this engine programs.
+    pub fn plane(&self) -> &D {
+        &self.plane
     }
 
     /// The node this engine programs.
@@ -235,7 +242,7 @@ impl Syncer {
             return Ok(self.report(SyncKind::NotProgrammed, Vec::new()));
         }
         let decision = dualstack_lb::decide(snapshot, config, now);
-        let ruleset = node_ruleset(&decision, &self.node, self.nft.table());
+        let ruleset = node_ruleset(&decision, &self.node, self.plane.table());
         let mut report = self.apply(ruleset.frontends)?;
         report.idle = why_nothing(&decision, &self.node);
         Ok(report)
@@ -247,18 +254,19 @@ impl Syncer {
     pub fn apply(&mut self, mut frontends: Vec<Frontend>) -> Result<SyncReport, AgentError> {
         frontends.sort_by(|a, b| a.name.cmp(&b.name));
         let ruleset = Ruleset {
-            table: self.nft.table().to_string(),
+            table: self.plane.table().to_string(),
             frontends,
         };
         validate(&ruleset).map_err(|source| AgentError::Invalid {
             node: self.node.clone(),
             source,
         })?;
-        match plan(
-            self.applied.as_deref(),
-            &ruleset.frontends,
-            self.max_incremental,
-        ) {
+        let max = if self.plane.incremental() {
+            self.max_incremental
+        } else {
+            0
+        };
+        match plan(self.applied.as_deref(), &ruleset.frontends, max) {
             Plan::Unchanged => Ok(self.report(SyncKind::Unchanged, ruleset.frontends)),
             Plan::Full => {
                 let reason = if self.applied.is_none() {
@@ -269,7 +277,7 @@ impl Syncer {
                 self.full(ruleset, reason)
             }
             Plan::Incremental { remove, add } => {
-                match self.nft.apply_changes(&remove, &add) {
+                match self.plane.apply_changes(&remove, &add) {
                     Ok(()) => {
                         self.applied = Some(ruleset.frontends.clone());
                         Ok(self.report(
@@ -296,10 +304,13 @@ impl Syncer {
             return Ok(None);
         };
         let ruleset = Ruleset {
-            table: self.nft.table().to_string(),
+            table: self.plane.table().to_string(),
             frontends: applied,
         };
-        let drift = self.nft.drift(&ruleset).map_err(|e| self.dataplane(e))?;
+        let Some(drift) = self.plane.drift(&ruleset).map_err(|e| self.dataplane(e))? else {
+            let reason = format!("{} cannot read back; reapplied", self.plane.kind());
+            return self.full(ruleset, FullReason::Drift(reason)).map(Some);
+        };
         if drift.is_empty() {
             return Ok(Some(self.report(SyncKind::Unchanged, ruleset.frontends)));
         }
@@ -315,14 +326,14 @@ impl Syncer {
 
     fn full(&mut self, ruleset: Ruleset, reason: FullReason) -> Result<SyncReport, AgentError> {
         self.applied = None;
-        self.nft.apply(&ruleset).map_err(|e| self.dataplane(e))?;
+        self.plane.apply(&ruleset).map_err(|e| self.dataplane(e))?;
         self.applied = Some(ruleset.frontends.clone());
         Ok(self.report(SyncKind::Full(reason), ruleset.frontends))
     }
 
     fn dataplane(&self, source: DataplaneError) -> AgentError {
         AgentError::Dataplane {
-            table: self.nft.table().to_string(),
+            table: self.plane.table().to_string(),
             source,
         }
     }
@@ -330,7 +341,7 @@ impl Syncer {
     fn report(&self, kind: SyncKind, frontends: Vec<Frontend>) -> SyncReport {
         SyncReport {
             node: self.node.clone(),
-            table: self.nft.table().to_string(),
+            table: self.plane.table().to_string(),
             kind,
             frontends,
             idle: Vec::new(),

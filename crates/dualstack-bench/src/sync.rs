@@ -1,10 +1,11 @@
-//! `bench sync`: how long programming N dual-stack Services takes — our nft full sync and
-//! incremental change, klipper-lb's one-process-per-rule `iptables`, and our
-//! `iptables-restore` fallback — each inside its own throwaway namespace.
+//! `bench sync`: how long programming N dual-stack Services takes — our netlink applier
+//! (full sync and incremental change on one long-lived socket), the same table through
+//! `nft -f`, klipper-lb's one-process-per-rule `iptables`, and our `iptables-restore`
+//! fallback — each inside its own throwaway namespace, in one run.
 
 use std::time::{Duration, Instant};
 
-use dualstack_dataplane::{IptablesRestore, Nft, Runner};
+use dualstack_dataplane::{IptablesRestore, Netlink, Nft, Runner};
 use dualstack_ruleset::nft as render;
 use dualstack_testbed::Netns;
 use serde::Serialize;
@@ -49,7 +50,25 @@ pub struct SyncResult {
     /// than asked when they exceed the budget (see `restore.runs`).
     pub restore_ms: f64,
     pub restore: Runs,
+    /// The same table and changes over netlink.
+    pub netlink: NetlinkSync,
     pub ratios: SyncRatios,
+}
+
+/// The netlink applier for one N: one socket kept open, one batch per sync.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NetlinkSync {
+    /// Median full sync (encode + send + every ack), replacing the table.
+    pub full_sync_ms: f64,
+    pub full_sync: Runs,
+    /// Median encoding time alone (pure, bytes out), included in `full_sync_ms`.
+    pub encode_ms: f64,
+    /// Size of the full-sync batch.
+    pub batch_bytes: usize,
+    /// The slower of the add and remove medians.
+    pub incremental_ms: f64,
+    pub incremental_add: Runs,
+    pub incremental_remove: Runs,
 }
 
 /// The klipper-style baseline for one N.
@@ -74,6 +93,10 @@ pub struct SyncRatios {
     pub klipper_style_over_full_sync: Option<f64>,
     /// iptables-restore fallback ÷ our full sync.
     pub restore_over_full_sync: Option<f64>,
+    /// `nft -f` full sync ÷ netlink full sync.
+    pub nft_over_netlink_full_sync: Option<f64>,
+    /// klipper-style (or its extrapolation) ÷ netlink full sync.
+    pub klipper_style_over_netlink_full_sync: Option<f64>,
 }
 
 /// The whole report.
@@ -116,6 +139,7 @@ fn workload() -> Result<Workload, BenchError> {
 
 fn one(n: usize, runs: usize, budget: Duration) -> Result<SyncResult, BenchError> {
     let w = workload()?;
+    let netlink = netlink_runs(&w, n, runs)?;
     let (full, render_times, add, remove) = nft_runs(&w, n, runs)?;
     let restore = restore_runs(&w, n, runs, budget)?;
     let klipper = klipper_runs(&w, n, runs, budget)?;
@@ -142,7 +166,11 @@ fn one(n: usize, runs: usize, budget: Duration) -> Result<SyncResult, BenchError
         ratios: SyncRatios {
             klipper_style_over_full_sync: klipper_for_ratio.and_then(|k| ratio(k, full.median_ms)),
             restore_over_full_sync: ratio(restore.median_ms, full.median_ms),
+            nft_over_netlink_full_sync: ratio(full.median_ms, netlink.full_sync_ms),
+            klipper_style_over_netlink_full_sync: klipper_for_ratio
+                .and_then(|k| ratio(k, netlink.full_sync_ms)),
         },
+        netlink,
         klipper_style: klipper,
         restore_ms: restore.median_ms,
         restore,
@@ -179,6 +207,55 @@ fn nft_runs(w: &Workload, n: usize, runs: usize) -> Result<NftSamples, BenchErro
         }
         nft.cleanup()?;
         Ok((full, renders, add, remove))
+    })
+}
+
+/// The same as [`nft_runs`] over netlink: one socket for all runs.
+fn netlink_runs(w: &Workload, n: usize, runs: usize) -> Result<NetlinkSync, BenchError> {
+    let ruleset = w.ruleset(TABLE, n).ok_or(BenchError::Services(n))?;
+    let extra = w.frontend(n).ok_or(BenchError::Services(n + 1))?;
+    let ns = Netns::new("bench-netlink")?;
+    let (full, encodes, bytes, add, remove) = inside(&ns, move || {
+        let nl = Netlink::new(Runner::host(), TABLE)?;
+        let (mut full, mut encodes, mut add, mut remove) = (vec![], vec![], vec![], vec![]);
+        let mut bytes = 0;
+        for _ in 0..runs {
+            let t = Instant::now();
+            let batch = dualstack_nftnl::full(&ruleset, 1, 0).map_err(|e| {
+                BenchError::Dataplane(dualstack_dataplane::DataplaneError::Netlink(
+                    dualstack_dataplane::NetlinkError::Encode(e),
+                ))
+            })?;
+            encodes.push(t.elapsed());
+            bytes = batch.bytes.len();
+            drop(batch);
+            let t = Instant::now();
+            nl.apply(&ruleset)?;
+            full.push(t.elapsed());
+        }
+        for _ in 0..runs {
+            let t = Instant::now();
+            nl.apply_changes(&[], std::slice::from_ref(&extra))?;
+            add.push(t.elapsed());
+            let t = Instant::now();
+            nl.apply_changes(std::slice::from_ref(&extra), &[])?;
+            remove.push(t.elapsed());
+        }
+        nl.cleanup()?;
+        Ok((full, encodes, bytes, add, remove))
+    })?;
+    let full = Runs::of(&full).ok_or_else(|| BenchError::internal("no netlink sample"))?;
+    let add = Runs::of(&add).ok_or_else(|| BenchError::internal("no netlink add sample"))?;
+    let remove =
+        Runs::of(&remove).ok_or_else(|| BenchError::internal("no netlink remove sample"))?;
+    Ok(NetlinkSync {
+        full_sync_ms: full.median_ms,
+        full_sync: full,
+        encode_ms: Runs::of(&encodes).map_or(0.0, |r| r.median_ms),
+        batch_bytes: bytes,
+        incremental_ms: add.median_ms.max(remove.median_ms),
+        incremental_add: add,
+        incremental_remove: remove,
     })
 }
 

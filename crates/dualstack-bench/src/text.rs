@@ -72,6 +72,38 @@ pub fn sync(r: &SyncReport) -> String {
             opt(x.ratios.klipper_style_over_full_sync, "x"),
         );
     }
+    let _ = writeln!(out, "netlink (one socket, one batch per sync):");
+    let _ = writeln!(
+        out,
+        "{:>8}  {:>22}  {:>9}  {:>10}  {:>16}  {:>9}  {:>10}",
+        "services",
+        "full sync ms (min-max)",
+        "encode ms",
+        "batch KiB",
+        "incr add/rm ms",
+        "nft/netl",
+        "klip/netl"
+    );
+    for x in &r.results {
+        let n = &x.netlink;
+        let _ = writeln!(
+            out,
+            "{:>8}  {:>22}  {:>9}  {:>10}  {:>16}  {:>9}  {:>10}",
+            x.services,
+            format!(
+                "{} ({}-{})",
+                n.full_sync_ms, n.full_sync.min_ms, n.full_sync.max_ms
+            ),
+            n.encode_ms,
+            n.batch_bytes / 1024,
+            format!(
+                "{}/{}",
+                n.incremental_add.median_ms, n.incremental_remove.median_ms
+            ),
+            opt(x.ratios.nft_over_netlink_full_sync, "x"),
+            opt(x.ratios.klipper_style_over_netlink_full_sync, "x"),
+        );
+    }
     out
 }
 
@@ -180,7 +212,7 @@ pub fn memory(r: &MemoryReport) -> String {
 mod tests {
     use super::*;
     use crate::stats::Runs;
-    use crate::sync::{KlipperStyle, SyncRatios, SyncResult};
+    use crate::sync::{KlipperStyle, NetlinkSync, SyncRatios, SyncResult};
 
     fn machine() -> Machine {
         Machine {
@@ -221,9 +253,20 @@ mod tests {
             },
             restore_ms: 100.0,
             restore: runs(100.0),
+            netlink: NetlinkSync {
+                full_sync_ms: 3.0,
+                full_sync: runs(3.0),
+                encode_ms: 0.2,
+                batch_bytes: 40_960,
+                incremental_ms: 0.2,
+                incremental_add: runs(0.1),
+                incremental_remove: runs(0.2),
+            },
             ratios: SyncRatios {
                 klipper_style_over_full_sync: Some(30.0),
                 restore_over_full_sync: Some(3.333),
+                nft_over_netlink_full_sync: Some(10.0),
+                klipper_style_over_netlink_full_sync: Some(300.0),
             },
         };
         let over = SyncResult {

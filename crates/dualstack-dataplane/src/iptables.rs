@@ -15,6 +15,7 @@ const LOCK_WAIT: &str = "5";
 #[derive(Debug, Clone)]
 pub struct IptablesRestore {
     runner: Runner,
+    table: String,
 }
 
 fn tools(family: Family) -> (&'static str, &'static str) {
@@ -26,7 +27,24 @@ fn tools(family: Family) -> (&'static str, &'static str) {
 
 impl IptablesRestore {
     pub fn new(runner: Runner) -> IptablesRestore {
-        IptablesRestore { runner }
+        IptablesRestore {
+            runner,
+            table: dualstack_ruleset::DEFAULT_TABLE.to_string(),
+        }
+    }
+
+    /// The same, for rulesets that carry table name `table` (iptables has no table of ours;
+    /// the name only tells the sync engine what to put in the rulesets it builds).
+    pub fn with_table(runner: Runner, table: &str) -> IptablesRestore {
+        IptablesRestore {
+            runner,
+            table: table.to_string(),
+        }
+    }
+
+    /// The table name rulesets for this plane carry.
+    pub fn table(&self) -> &str {
+        &self.table
     }
 
     /// What of ours exists now in one family.

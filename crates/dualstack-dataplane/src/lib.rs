@@ -1,20 +1,37 @@
-//! Applies rendered rulesets to the kernel and reads them back (adapter: runs `nft`,
-//! `iptables-restore`, `conntrack`). Every decision — what to render, what a frontend needs —
-//! lives in the pure [`dualstack_ruleset`] crate; this crate only runs the tools, in the
-//! current or a named network namespace ([`Runner`]), and turns their failures into typed
-//! errors that carry the tool's own message.
+//! Applies rulesets to the kernel and reads them back (adapter). Every decision — what to
+//! render, what a frontend needs — lives in the pure [`dualstack_ruleset`] crate (and its
+//! netlink encoding in the pure `dualstack_nftnl`); this crate talks to the kernel, in the
+//! current or a named network namespace ([`Runner`]), and turns failures into typed errors
+//! that carry the kernel's or the tool's own message.
+//!
+//! * [`Dataplane`]: the seam the sync engine programs through — apply a whole ruleset,
+//!   apply incremental changes, read back (drift), clean up;
+//! * [`Netlink`]: nf_tables batches on one long-lived netlink socket, read back by netlink
+//!   dumps (preferred: no process at run time except `conntrack` for UDP flushes);
+//! * [`Nft`]: the same table through `nft -f -` (fallback, and the test oracle);
+//! * [`IptablesRestore`]: `iptables-restore` into our own chains, for kernels without
+//!   nf_tables NAT;
+//! * [`fake::Fake`]: in memory, for tests without root;
+//! * [`connect`]: picks the first of netlink, `nft`, `iptables-restore` that a dry run
+//!   accepts.
 
 mod conntrack;
+mod dump;
+pub mod fake;
 pub mod iptables;
+pub mod netlink;
 mod nft;
+mod plane;
 mod probe;
 pub mod readback;
 mod runner;
 
 pub use conntrack::flush_udp;
 pub use iptables::IptablesRestore;
+pub use netlink::{Netlink, NetlinkError, NftSocket};
 pub use nft::{Nft, udp_ports};
-pub use probe::{Backend, probe};
+pub use plane::Dataplane;
+pub use probe::{Backend, connect, probe, probe_netlink};
 pub use readback::{Drift, Observed};
 pub use runner::{Finished, Runner};
 
@@ -35,6 +52,16 @@ pub enum DataplaneError {
     Failed { command: String, stderr: String },
     #[error("could not read nft's JSON output: {detail}")]
     BadJson { detail: String },
+    #[error(transparent)]
+    Netlink(#[from] netlink::NetlinkError),
+    #[error("{plane} does not support {what}")]
+    Unsupported {
+        plane: &'static str,
+        what: &'static str,
+    },
+    /// A failure the fake data plane was told to produce.
+    #[error("injected failure: {0}")]
+    Injected(String),
     #[error("ruleset is for table {ruleset:?} but this handle manages table {handle:?}")]
     WrongTable { handle: String, ruleset: String },
 }

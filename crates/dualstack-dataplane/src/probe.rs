@@ -1,12 +1,19 @@
 //! Which data plane this host (or namespace) supports, decided by asking the kernel with a
-//! dry-run transaction — never by `lsmod` (which misses built-in modules).
+//! dry-run transaction — never by `lsmod` (which misses built-in modules). [`connect`]
+//! tries netlink first, then the `nft` binary, then `iptables-restore`.
 
-use crate::{DataplaneError, Runner};
+use std::net::IpAddr;
+
+use dualstack_ruleset::{Backend as Target, Destination, Frontend, Protocol, Ruleset, Selection};
+
+use crate::{Dataplane, DataplaneError, IptablesRestore, Netlink, Nft, NftSocket, Runner};
 
 /// A data plane we can use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
-    /// nf_tables with NAT: our `table inet` (preferred).
+    /// nf_tables with NAT, programmed over netlink (preferred: no `nft` process).
+    Netlink,
+    /// nf_tables with NAT, programmed with the `nft` binary.
     Nftables,
     /// `iptables-restore` / `ip6tables-restore` into our own chains.
     IptablesRestore,
@@ -37,5 +44,58 @@ pub fn probe(runner: &Runner) -> Result<Backend, DataplaneError> {
             )?;
             Ok(Backend::IptablesRestore)
         }
+    }
+}
+
+/// The probe table over netlink: one frontend with a DNAT of each family through our maps
+/// and chains.
+fn probe_ruleset() -> Ruleset {
+    let v4 = IpAddr::from([127, 0, 0, 1]);
+    let v6 = IpAddr::from(std::net::Ipv6Addr::LOCALHOST);
+    Ruleset {
+        table: "dualstack-probe".into(),
+        frontends: vec![Frontend {
+            name: "probe".into(),
+            destination: Destination::Addresses(vec![v4, v6]),
+            protocol: Protocol::Tcp,
+            port: 1,
+            source_ranges: vec![],
+            backends: vec![Target { addr: v4, port: 1 }, Target { addr: v6, port: 1 }],
+            selection: Selection::Random,
+            masquerade: true,
+        }],
+    }
+}
+
+/// Whether nf_tables NAT can be programmed over netlink where `runner` runs: a dry-run
+/// batch of the probe table (validated by the kernel, then aborted).
+pub fn probe_netlink(runner: &Runner) -> Result<(), DataplaneError> {
+    let mut sock = NftSocket::for_runner(runner)?;
+    let rs = probe_ruleset();
+    sock.check(|seq, genid| dualstack_nftnl::full_check(&rs, seq, genid))?;
+    Ok(())
+}
+
+/// The best data plane for `table` where `runner` runs: netlink, else `nft -f`, else
+/// `iptables-restore`. Returns the error of the last attempt when none works.
+pub fn connect(
+    runner: &Runner,
+    table: &str,
+) -> Result<(Box<dyn Dataplane>, Backend), DataplaneError> {
+    if probe_netlink(runner).is_ok() {
+        return Ok((
+            Box::new(Netlink::new(runner.clone(), table)?),
+            Backend::Netlink,
+        ));
+    }
+    match probe(runner)? {
+        Backend::IptablesRestore => Ok((
+            Box::new(IptablesRestore::with_table(runner.clone(), table)),
+            Backend::IptablesRestore,
+        )),
+        _ => Ok((
+            Box::new(Nft::new(runner.clone(), table)?),
+            Backend::Nftables,
+        )),
     }
 }

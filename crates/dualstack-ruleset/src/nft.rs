@@ -120,10 +120,15 @@ use crate::validate::{InvalidRuleset, validate, validate_frontend, validate_tabl
 pub use layout::{
     CHAIN_FILTER_PREROUTING, CHAIN_NAT_OUTPUT, CHAIN_NAT_POSTROUTING, CHAIN_NAT_PREROUTING,
 };
-pub use plan::{Allowed, Element, Key, MapKind, Value, allowed_ranges};
+pub use plan::{
+    Allowed, Body, Chain, ChainRole, Element, FrontendPlan, Key, MapKind, Picker, Value,
+    allowed_ranges, plan,
+};
 
 use layout::{STORES, base_chains, store_index};
-use plan::{Body, ChainRole, FrontendPlan, plan};
+
+/// The comment on our table.
+pub const TABLE_COMMENT: &str = "managed by dualstack; do not edit";
 
 /// Masquerade mark bit (shared meaning with kube-proxy's `KUBE-MARK-MASQ`).
 pub const MASQUERADE_MARK: u32 = 0x4000;
@@ -157,7 +162,7 @@ pub fn render_full(ruleset: &Ruleset) -> Result<String, InvalidRuleset> {
     let _ = writeln!(out, "table inet {t} {{}}");
     let _ = writeln!(out, "delete table inet {t}");
     let _ = writeln!(out, "table inet {t} {{");
-    let _ = writeln!(out, "\tcomment \"managed by dualstack; do not edit\"");
+    let _ = writeln!(out, "\tcomment \"{TABLE_COMMENT}\"");
     for (store, elements) in STORES.iter().zip(&mut per_store) {
         let _ = writeln!(out, "\tmap {} {{", store.name);
         let _ = writeln!(out, "\t\ttype {} : {};", store.key_type, store.value_type);
@@ -331,6 +336,12 @@ pub fn shared_chains(frontends: &[Frontend]) -> BTreeSet<String> {
 /// may outlive its last user until the next full sync (see the module documentation).
 pub fn is_shared_chain(name: &str) -> bool {
     name.starts_with("allow4-") || name.starts_with("allow6-")
+}
+
+/// Every map of our table in declaration order: name, key type, value type, as nft spells
+/// them (`ipv4_addr . inet_proto . inet_service`, `verdict`).
+pub fn stores() -> impl Iterator<Item = (&'static str, &'static str, &'static str)> {
+    STORES.iter().map(|s| (s.name, s.key_type, s.value_type))
 }
 
 /// The names of the base chains and of the maps every table of ours has.

@@ -262,13 +262,21 @@ impl Drop for KubeApi {
     fn drop(&mut self) {
         // Closing standard input stops etcd and kube-apiserver; give them time, then kill.
         drop(self.stdin.take());
+        let mut stopped = false;
         for _ in 0..300 {
             if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+                stopped = true;
+                break;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if !stopped {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        // The directory (etcd data, logs) is kept when a test failed, for its logs.
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }

@@ -65,6 +65,21 @@ fn bench_sync_json_has_every_key() {
         }
         assert!(r["ratios"]["klipper_style_over_full_sync"].is_number());
         assert!(r["ratios"]["restore_over_full_sync"].is_number());
+        let nl = &r["netlink"];
+        for key in ["full_sync_ms", "incremental_ms", "encode_ms"] {
+            assert!(nl[key].as_f64().unwrap() > 0.0, "netlink.{key} in {r}");
+        }
+        assert!(
+            nl["batch_bytes"].as_u64().unwrap() > 0,
+            "netlink.batch_bytes"
+        );
+        for key in ["median_ms", "min_ms", "max_ms", "runs"] {
+            for runs in ["full_sync", "incremental_add", "incremental_remove"] {
+                assert!(nl[runs][key].is_number(), "netlink.{runs}.{key}");
+            }
+        }
+        assert!(r["ratios"]["nft_over_netlink_full_sync"].is_number());
+        assert!(r["ratios"]["klipper_style_over_netlink_full_sync"].is_number());
     }
 }
 

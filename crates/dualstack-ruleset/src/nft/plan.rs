@@ -143,7 +143,7 @@ impl fmt::Display for ValueText<'_> {
 
 /// Why a non-base chain exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ChainRole {
+pub enum ChainRole {
     /// `fe4-<id>`/`fe6-<id>`: one frontend's pick among several backends. Removed with it.
     Frontend,
     /// `allow4-<hash>`/`allow6-<hash>`: a source-range check, shared by every frontend with
@@ -153,26 +153,76 @@ pub(crate) enum ChainRole {
 
 /// One non-base chain: name, comment, rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Chain {
+pub struct Chain {
     pub name: String,
     pub role: ChainRole,
     pub comment: Option<String>,
     pub body: Body,
 }
 
-/// A chain's rules.
+/// How a frontend chain picks one of several backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Picker {
+    /// `numgen random mod N`.
+    Random,
+    /// `jhash ip|ip6 saddr . th sport mod N seed S`.
+    Hash { seed: u32 },
+}
+
+/// A chain's rules, as a typed description (the text is [`Body::rules`]; the netlink
+/// encoder reads the fields).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Body {
-    Rules(Vec<String>),
+pub enum Body {
+    /// A frontend's pick among several backends of one family: for masquerade frontends
+    /// `meta mark set meta mark | 0x4000`, then
+    /// `meta l4proto P dnat ip|ip6 to <picker> mod N map { i : addr . port, … }`.
+    Pick {
+        family: Family,
+        protocol: Protocol,
+        masquerade: bool,
+        picker: Picker,
+        /// Sorted; element `i` of the map is `backends[i]`.
+        backends: Vec<Backend>,
+    },
     /// `ip|ip6 saddr != { nets } drop`, written out only when rendered (frontends sharing
     /// ranges share the chain, so it is usually written once for many frontends).
     Allow(Family, Vec<IpNet>),
 }
 
 impl Body {
+    /// The rules as nft text, one per line.
     pub fn rules(&self) -> Vec<String> {
         match self {
-            Body::Rules(rules) => rules.clone(),
+            Body::Pick {
+                family,
+                protocol,
+                masquerade,
+                picker,
+                backends,
+            } => {
+                let ip = nft_family_word(*family);
+                let picker = match picker {
+                    Picker::Random => format!("numgen random mod {}", backends.len()),
+                    Picker::Hash { seed } => format!(
+                        "jhash {ip} saddr . th sport mod {} seed 0x{seed:08x}",
+                        backends.len()
+                    ),
+                };
+                let entries: Vec<String> = backends
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| format!("{i} : {} . {}", b.addr, b.port))
+                    .collect();
+                let mut rules = Vec::new();
+                if *masquerade {
+                    rules.push(format!("meta mark set meta mark | 0x{MASQUERADE_MARK:08x}"));
+                }
+                rules.push(format!(
+                    "meta l4proto {protocol} dnat {ip} to {picker} map {{ {} }}",
+                    entries.join(", ")
+                ));
+                rules
+            }
             Body::Allow(family, nets) => {
                 let list: Vec<String> = nets.iter().map(ToString::to_string).collect();
                 vec![format!(
@@ -187,13 +237,13 @@ impl Body {
 
 /// Everything one frontend puts in the table.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct FrontendPlan {
+pub struct FrontendPlan {
     pub elements: Vec<Element>,
     pub chains: Vec<Chain>,
 }
 
 /// Plans every served family of a (valid) frontend.
-pub(crate) fn plan(fe: &Frontend) -> FrontendPlan {
+pub fn plan(fe: &Frontend) -> FrontendPlan {
     let mut out = FrontendPlan::default();
     for family in fe.served_families() {
         plan_family(fe, family, &mut out);
@@ -224,7 +274,6 @@ fn plan_family(fe: &Frontend, family: Family, out: &mut FrontendPlan) {
 
     let mut backends: Vec<Backend> = fe.backends_of(family).copied().collect();
     backends.sort();
-    let ip = nft_family_word(family);
     let nat_chain = match backends.as_slice() {
         [one] if fe.masquerade => {
             add(MapKind::DnatMasquerade, &Value::Dnat(*one));
@@ -236,34 +285,24 @@ fn plan_family(fe: &Frontend, family: Family, out: &mut FrontendPlan) {
         }
         many => {
             let picker = match fe.selection {
-                Selection::Random => format!("numgen random mod {}", many.len()),
-                Selection::Hash => format!(
-                    "jhash {ip} saddr . th sport mod {} seed 0x{:08x}",
-                    many.len(),
-                    names::fnv1a64(&fe.name) as u32
-                ),
+                Selection::Random => Picker::Random,
+                Selection::Hash => Picker::Hash {
+                    seed: names::fnv1a64(&fe.name) as u32,
+                },
             };
-            let entries: Vec<String> = many
-                .iter()
-                .enumerate()
-                .map(|(i, b)| format!("{i} : {} . {}", b.addr, b.port))
-                .collect();
             let name = names::nat_chain(&fe.name, family);
             add(MapKind::Nat, &Value::Goto(name.clone()));
-            let mut rules = Vec::new();
-            if fe.masquerade {
-                rules.push(format!("meta mark set meta mark | 0x{MASQUERADE_MARK:08x}"));
-            }
-            rules.push(format!(
-                "meta l4proto {} dnat {ip} to {picker} map {{ {} }}",
-                fe.protocol,
-                entries.join(", ")
-            ));
             Some(Chain {
                 name,
                 role: ChainRole::Frontend,
                 comment: Some(format!("{} {}", fe.name, family.as_str())),
-                body: Body::Rules(rules),
+                body: Body::Pick {
+                    family,
+                    protocol: fe.protocol,
+                    masquerade: fe.masquerade,
+                    picker,
+                    backends: many.to_vec(),
+                },
             })
         }
     };
@@ -312,7 +351,7 @@ pub fn allowed_ranges(fe: &Frontend, family: Family) -> Allowed {
     }
 }
 
-pub(crate) fn nft_family_word(family: Family) -> &'static str {
+pub fn nft_family_word(family: Family) -> &'static str {
     match family {
         Family::V4 => "ip",
         Family::V6 => "ip6",

@@ -13,7 +13,7 @@
 use anyhow::Context as _;
 use clap::Args;
 use dualstack_agent::OwnLease;
-use dualstack_dataplane::{Nft, Runner};
+use dualstack_dataplane::{Dataplane, DataplaneError, Runner};
 use dualstack_lb::{Mode, Timestamp};
 use dualstack_ruleset::DEFAULT_TABLE;
 
@@ -69,13 +69,22 @@ pub struct AgentArgs {
 }
 
 pub fn run(args: AgentArgs) -> anyhow::Result<Outcome> {
-    let nft = Nft::new(Runner::host(), &args.table)
+    dualstack_ruleset::validate_table_name(&args.table)
         .map_err(|e| usage(format!("--table {:?}: {e}", args.table)))?;
+    // Netlink first, then the nft binary, then iptables-restore (dry-run probes).
+    let (nft, backend) = dualstack_dataplane::connect(&Runner::host(), &args.table)
+        .with_context(|| "no usable data plane (nf_tables over netlink, nft, iptables-restore)")?;
+    tracing::debug!(?backend, "data plane chosen");
     if args.cleanup {
-        let present = nft
-            .list_json()
-            .with_context(|| format!("reading table inet {}", args.table))?
-            .is_some();
+        let present = match nft.observe() {
+            Ok(table) => table.is_some(),
+            // A plane that cannot read back: clean up anyway (idempotent).
+            Err(DataplaneError::Unsupported { .. }) => true,
+            Err(e) => {
+                return Err(anyhow::Error::new(e))
+                    .with_context(|| format!("reading table inet {}", args.table));
+            }
+        };
         if !present {
             println!("table inet {} is not present: nothing to do", args.table);
             return Ok(Outcome::Ok);
@@ -94,12 +103,17 @@ pub fn run(args: AgentArgs) -> anyhow::Result<Outcome> {
         }
     };
     match &args.snapshot {
-        Some(file) => offline(&args, &node, file, &nft),
+        Some(file) => offline(&args, &node, file, nft.as_ref()),
         None => super::agent_live::run(args, node, nft),
     }
 }
 
-fn offline(args: &AgentArgs, node: &str, file: &str, nft: &Nft) -> anyhow::Result<Outcome> {
+fn offline(
+    args: &AgentArgs,
+    node: &str,
+    file: &str,
+    nft: &dyn Dataplane,
+) -> anyhow::Result<Outcome> {
     let mut snapshot = load_snapshot(file, "--snapshot")?;
     let config = args.decision.config();
     let now = offline_now(args.now, &snapshot)?;

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use dualstack_agent::addresses::default_excluded;
 use dualstack_agent::{SyncKind, SyncReport, Syncer};
-use dualstack_dataplane::Nft;
+use dualstack_dataplane::Dataplane;
 use dualstack_kube::cluster::{self, Cluster};
 use dualstack_kube::lease;
 use dualstack_lb::live::LiveAddress;
@@ -37,20 +37,24 @@ use crate::logging;
 /// Wait this long after a change for more before syncing.
 const DEBOUNCE: Duration = Duration::from_millis(300);
 
-pub fn run(args: AgentArgs, node: String, nft: Nft) -> anyhow::Result<Outcome> {
+pub fn run(args: AgentArgs, node: String, nft: Box<dyn Dataplane>) -> anyhow::Result<Outcome> {
     logging::init(args.log_format);
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(run_async(args, node, nft))
 }
 
-async fn run_async(args: AgentArgs, node: String, nft: Nft) -> anyhow::Result<Outcome> {
+async fn run_async(
+    args: AgentArgs,
+    node: String,
+    nft: Box<dyn Dataplane>,
+) -> anyhow::Result<Outcome> {
     let health = Arc::new(Health::default());
     health::serve(args.health_addr, Arc::clone(&health)).await?;
     let config = args.decision.config();
     let client = kube::Client::try_default()
         .await
         .context("connecting to the Kubernetes API (in-cluster config or KUBECONFIG)")?;
-    tracing::info!(node = %node, mode = %config.mode, table = %nft.table(), "agent starting");
+    tracing::info!(node = %node, mode = %config.mode, table = %nft.table(), dataplane = nft.kind(), "agent starting");
 
     let (stop_tx, stop) = watch::channel(false);
     tokio::spawn(async move {
@@ -170,7 +174,7 @@ async fn sync_loop(
     cluster: Cluster,
     mut changes: watch::Receiver<u64>,
     config: Config,
-    mut syncer: Syncer,
+    mut syncer: Syncer<Box<dyn Dataplane>>,
     resync: Duration,
     health: Arc<Health>,
     mut stop: watch::Receiver<bool>,

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::Args;
 use dualstack_addr::Family;
-use dualstack_dataplane::{Nft, Runner};
+use dualstack_dataplane::Runner;
 use dualstack_klipper::{FamilyPlan, Forwarding, KlipperConfig, Program, default_table_name};
 use dualstack_ruleset::validate;
 
@@ -50,7 +50,11 @@ pub fn run(args: KlipperArgs) -> anyhow::Result<Outcome> {
     };
     let program = dualstack_klipper::program(&config, forwarding, &table);
     validate(&program.ruleset).map_err(|e| usage(e.to_string()))?;
-    let nft = Nft::new(Runner::host(), &table).map_err(|e| usage(e.to_string()))?;
+    dualstack_ruleset::validate_table_name(&table).map_err(|e| usage(e.to_string()))?;
+    // Netlink first, then the nft binary, then iptables-restore (dry-run probes).
+    let (nft, backend) = dualstack_dataplane::connect(&Runner::host(), &table)
+        .with_context(|| "no usable data plane (nf_tables over netlink, nft, iptables-restore)")?;
+    tracing::info!(?backend, "data plane chosen");
 
     let termination = Termination::listen()?;
     log_families(&program, &config);

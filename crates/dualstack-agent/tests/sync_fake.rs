@@ -1,0 +1,161 @@
+//! The sync engine's logic against the in-memory fake data plane (no root): which
+//! transaction each step uses, fall-backs, drift repair, and where packets go afterwards.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::IpAddr;
+
+use dualstack_agent::{AgentError, FullReason, SyncKind, Syncer};
+use dualstack_dataplane::fake::{Fake, Fate, Transaction};
+use dualstack_ruleset::nft::Key;
+use dualstack_ruleset::{Backend, Destination, Frontend, Protocol, Selection};
+
+const NODE4: &str = "192.0.2.10";
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn frontend(name: &str, port: u16, backends: &[&str]) -> Frontend {
+    Frontend {
+        name: name.to_string(),
+        destination: Destination::Addresses(vec![ip(NODE4), ip("2001:db8::10")]),
+        protocol: Protocol::Tcp,
+        port,
+        source_ranges: vec!["10.0.0.0/8".parse().unwrap(), "::/0".parse().unwrap()],
+        backends: backends
+            .iter()
+            .map(|b| Backend {
+                addr: b.parse().unwrap(),
+                port: 8080,
+            })
+            .collect(),
+        selection: Selection::Random,
+        masquerade: true,
+    }
+}
+
+fn goes_to(fake: &Fake, port: u16) -> Fate {
+    fake.route(ip("10.1.1.1"), ip(NODE4), Protocol::Tcp, port)
+}
+
+fn dnat(backends: &[&str]) -> Fate {
+    Fate::Dnat {
+        backends: backends
+            .iter()
+            .map(|b| Backend {
+                addr: b.parse().unwrap(),
+                port: 8080,
+            })
+            .collect(),
+        masquerade: true,
+    }
+}
+
+#[test]
+fn full_unchanged_incremental_fallback_and_drift_repair() {
+    let fake = Fake::new("dualstack", [ip(NODE4)]);
+    let mut syncer = Syncer::new(fake.clone(), "node-a");
+    let a = frontend("ns/a:http", 80, &["10.42.0.5"]);
+    let b = frontend("ns/b:http", 81, &["10.42.0.6", "10.42.0.7"]);
+
+    let r = syncer.apply(vec![a.clone(), b.clone()]).unwrap();
+    assert_eq!(r.kind, SyncKind::Full(FullReason::FirstSync));
+    assert_eq!(goes_to(&fake, 80), dnat(&["10.42.0.5"]));
+    assert_eq!(goes_to(&fake, 81), dnat(&["10.42.0.6", "10.42.0.7"]));
+    // Outside the source ranges: dropped before NAT.
+    assert_eq!(
+        fake.route(ip("11.1.1.1"), ip(NODE4), Protocol::Tcp, 80),
+        Fate::Dropped
+    );
+
+    let r = syncer.apply(vec![b.clone(), a.clone()]).unwrap();
+    assert_eq!(r.kind, SyncKind::Unchanged);
+    assert_eq!(fake.transactions().len(), 1, "nothing ran");
+
+    let a2 = frontend("ns/a:http", 80, &["10.42.0.9"]);
+    let r = syncer.apply(vec![a2.clone(), b.clone()]).unwrap();
+    assert_eq!(
+        r.kind,
+        SyncKind::Incremental {
+            removed: 1,
+            added: 1
+        }
+    );
+    assert_eq!(goes_to(&fake, 80), dnat(&["10.42.0.9"]));
+
+    // A refused incremental transaction changes nothing, and the engine replaces the
+    // table whole instead.
+    fake.fail_next("refused");
+    let c = frontend("ns/c:http", 82, &["10.42.0.8"]);
+    let r = syncer
+        .apply(vec![a2.clone(), b.clone(), c.clone()])
+        .unwrap();
+    assert!(matches!(
+        r.kind,
+        SyncKind::Full(FullReason::IncrementalFailed(_))
+    ));
+    let log = fake.transactions();
+    assert_eq!(
+        &log[log.len() - 2..],
+        &[
+            Transaction::Changes {
+                removed: 0,
+                added: 1
+            },
+            Transaction::Full { frontends: 3 }
+        ]
+    );
+    assert_eq!(goes_to(&fake, 82), dnat(&["10.42.0.8"]));
+
+    // No drift: nothing runs. An element removed behind our back: a full repair.
+    let before = fake.transactions().len();
+    let r = syncer.resync().unwrap().unwrap();
+    assert_eq!(r.kind, SyncKind::Unchanged);
+    assert_eq!(fake.transactions().len(), before);
+    fake.tamper_remove_element(
+        "dnat-masq-addr4",
+        Key::Address(ip(NODE4), Protocol::Tcp, 82),
+    );
+    assert_eq!(goes_to(&fake, 82), Fate::NotOurs);
+    let r = syncer.resync().unwrap().unwrap();
+    assert!(matches!(r.kind, SyncKind::Full(FullReason::Drift(_))));
+    assert_eq!(goes_to(&fake, 82), dnat(&["10.42.0.8"]));
+    fake.tamper_delete_table();
+    let r = syncer.resync().unwrap().unwrap();
+    assert!(matches!(r.kind, SyncKind::Full(FullReason::Drift(_))));
+    assert_eq!(goes_to(&fake, 81), dnat(&["10.42.0.6", "10.42.0.7"]));
+}
+
+#[test]
+fn many_changes_use_a_full_transaction_and_a_failed_full_one_forgets_the_past() {
+    let fake = Fake::new("dualstack", [ip(NODE4)]);
+    let mut syncer = Syncer::new(fake.clone(), "node-a").with_max_incremental(1);
+    let a = frontend("ns/a:http", 80, &["10.42.0.5"]);
+    let b = frontend("ns/b:http", 81, &["10.42.0.6"]);
+    let c = frontend("ns/c:http", 82, &["10.42.0.7"]);
+    syncer.apply(vec![a.clone()]).unwrap();
+    let r = syncer.apply(vec![a.clone(), b.clone(), c.clone()]).unwrap();
+    assert_eq!(r.kind, SyncKind::Full(FullReason::ManyChanges));
+
+    fake.fail_next("kernel says no");
+    let err = syncer.apply(vec![a.clone()]).unwrap_err();
+    assert!(matches!(err, AgentError::Dataplane { .. }), "{err}");
+    assert!(syncer.applied().is_none());
+    // The table is still the last good one.
+    assert_eq!(goes_to(&fake, 82), dnat(&["10.42.0.7"]));
+    let r = syncer.apply(vec![a.clone()]).unwrap();
+    assert_eq!(r.kind, SyncKind::Full(FullReason::FirstSync));
+    assert_eq!(goes_to(&fake, 82), Fate::NotOurs);
+}
+
+#[test]
+fn invalid_frontends_are_refused_before_the_data_plane_is_asked() {
+    let fake = Fake::new("dualstack", [ip(NODE4)]);
+    let mut syncer = Syncer::new(fake.clone(), "node-a");
+    let a = frontend("ns/a:http", 80, &["10.42.0.5"]);
+    let clash = frontend("ns/z:http", 80, &["10.42.0.6"]);
+    let err = syncer.apply(vec![a, clash]).unwrap_err();
+    assert!(matches!(err, AgentError::Invalid { .. }), "{err}");
+    assert!(fake.transactions().is_empty());
+    assert!(!fake.has_table());
+}
