@@ -22,96 +22,19 @@
 
 mod reliability;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dualstack_addr::Family;
-use dualstack_testbed::{Lab, Netns, kernel_tests_enabled};
-use reliability::{Backend, Prober, broken, connections, hold, long_run};
+use dualstack_testbed::{Netns, kernel_tests_enabled};
+use reliability::{Bed, Prober, broken, connections, hold, long_run};
 
 const PORT: u16 = 90;
-const BACKEND_PORT: u16 = 9000;
 const NOW: &str = "2026-01-01T00:00:10Z";
 const PROBE_INTERVAL: Duration = Duration::from_millis(5);
 
 fn snapshot() -> String {
-    let mut out = String::from(
-        r#"apiVersion: v1
-kind: List
-items:
-- apiVersion: v1
-  kind: Node
-  metadata: {name: node-a}
-  status:
-    addresses:
-    - {type: InternalIP, address: 10.0.1.1}
-    - {type: InternalIP, address: "fd00:1::1"}
-    conditions:
-    - {type: Ready, status: "True"}
-- apiVersion: coordination.k8s.io/v1
-  kind: Lease
-  metadata: {name: dualstack-agent-node-a, namespace: dualstack-system}
-  spec: {holderIdentity: node-a, leaseDurationSeconds: 40, renewTime: "2026-01-01T00:00:00.000000Z"}
-- apiVersion: v1
-  kind: Service
-  metadata: {name: hold, namespace: default, creationTimestamp: "2025-12-01T00:00:00Z"}
-  spec:
-    type: LoadBalancer
-    loadBalancerClass: dualstack.io/lb
-    ipFamilies: [IPv4, IPv6]
-    ipFamilyPolicy: RequireDualStack
-    clusterIPs: [10.43.0.90, "fd43::90"]
-    externalTrafficPolicy: Cluster
-    ports:
-    - {name: tcp, port: 90, protocol: TCP, targetPort: 9000}
-    - {name: udp, port: 90, protocol: UDP, targetPort: 9000}
-"#,
-    );
-    for (family, a, b) in [
-        ("IPv4", "10.0.2.2", "10.0.3.2"),
-        ("IPv6", "fd00:2::2", "fd00:3::2"),
-    ] {
-        out += &format!(
-            "- apiVersion: discovery.k8s.io/v1\n  kind: EndpointSlice\n  metadata:\n    name: hold-{family}\n    namespace: default\n    labels: {{kubernetes.io/service-name: hold}}\n  addressType: {family}\n  endpoints:\n  - addresses: [\"{a}\"]\n    conditions: {{ready: true}}\n    nodeName: node-a\n  - addresses: [\"{b}\"]\n    conditions: {{ready: true}}\n    nodeName: node-a\n  ports:\n  - {{name: tcp, port: 9000, protocol: TCP}}\n  - {{name: udp, port: 9000, protocol: UDP}}\n"
-        );
-    }
-    out
-}
-
-/// Client, two backends with byte-echo servers on 9000.
-struct Bed {
-    lab: Lab,
-    _backends: Vec<Backend>,
-}
-
-impl Bed {
-    fn new() -> Bed {
-        let mut lab = Lab::new().unwrap();
-        lab.add_host("client").unwrap();
-        lab.add_hosts("backend", 2).unwrap();
-        let backends = lab.hosts()[1..]
-            .iter()
-            .map(|h| Backend::start(&h.ns, BACKEND_PORT))
-            .collect();
-        Bed {
-            lab,
-            _backends: backends,
-        }
-    }
-
-    fn client(&self) -> &Netns {
-        &self.lab.hosts()[0].ns
-    }
-
-    /// The node's address on the client's link, both families, at `port`.
-    fn frontends(&self, port: u16) -> Vec<SocketAddr> {
-        Family::BOTH
-            .iter()
-            .map(|f| SocketAddr::new(self.lab.hosts()[0].node_addr(*f), port))
-            .collect()
-    }
+    reliability::snapshot(&[("hold".to_string(), PORT)])
 }
 
 fn table_present(ns: &Netns, table: &str) -> bool {

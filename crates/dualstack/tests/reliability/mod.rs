@@ -13,7 +13,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::{JoinHandle, Scope, ScopedJoinHandle};
 use std::time::{Duration, Instant};
 
-use dualstack_testbed::Netns;
+use dualstack_addr::Family;
+use dualstack_testbed::{Lab, Netns};
+
+/// Where the backends listen (`snapshot` targets it).
+pub const BACKEND_PORT: u16 = 9000;
 
 /// How long one probe or one held-connection check may take.
 pub const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
@@ -278,4 +282,89 @@ fn udp_once(to: SocketAddr) -> bool {
         && sock
             .recv_from(&mut buf)
             .is_ok_and(|(n, _)| &buf[..n] == b"u")
+}
+
+/// A cluster dump for node `node-a` (10.0.1.1, fd00:1::1, live agent Lease) with one
+/// dual-stack ETP Cluster Service per `(name, port)`, TCP and UDP on that port, whose
+/// endpoints are the backends 10.0.2.2/fd00:2::2 and 10.0.3.2/fd00:3::2 on port 9000.
+pub fn snapshot(services: &[(String, u16)]) -> String {
+    let mut out = String::from(
+        r#"apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Node
+  metadata: {name: node-a}
+  status:
+    addresses:
+    - {type: InternalIP, address: 10.0.1.1}
+    - {type: InternalIP, address: "fd00:1::1"}
+    conditions:
+    - {type: Ready, status: "True"}
+- apiVersion: coordination.k8s.io/v1
+  kind: Lease
+  metadata: {name: dualstack-agent-node-a, namespace: dualstack-system}
+  spec: {holderIdentity: node-a, leaseDurationSeconds: 40, renewTime: "2026-01-01T00:00:00.000000Z"}
+"#,
+    );
+    for (name, port) in services {
+        out += &format!(
+            r#"- apiVersion: v1
+  kind: Service
+  metadata: {{name: {name}, namespace: default, creationTimestamp: "2025-12-01T00:00:00Z"}}
+  spec:
+    type: LoadBalancer
+    loadBalancerClass: dualstack.io/lb
+    ipFamilies: [IPv4, IPv6]
+    ipFamilyPolicy: RequireDualStack
+    externalTrafficPolicy: Cluster
+    ports:
+    - {{name: tcp, port: {port}, protocol: TCP, targetPort: 9000}}
+    - {{name: udp, port: {port}, protocol: UDP, targetPort: 9000}}
+"#
+        );
+        for (family, a, b) in [
+            ("IPv4", "10.0.2.2", "10.0.3.2"),
+            ("IPv6", "fd00:2::2", "fd00:3::2"),
+        ] {
+            out += &format!(
+                "- apiVersion: discovery.k8s.io/v1\n  kind: EndpointSlice\n  metadata:\n    name: {name}-{family}\n    namespace: default\n    labels: {{kubernetes.io/service-name: {name}}}\n  addressType: {family}\n  endpoints:\n  - addresses: [\"{a}\"]\n    conditions: {{ready: true}}\n    nodeName: node-a\n  - addresses: [\"{b}\"]\n    conditions: {{ready: true}}\n    nodeName: node-a\n  ports:\n  - {{name: tcp, port: 9000, protocol: TCP}}\n  - {{name: udp, port: 9000, protocol: UDP}}\n"
+            );
+        }
+    }
+    out
+}
+
+/// Client, two backends with byte-echo servers on 9000.
+pub struct Bed {
+    pub lab: Lab,
+    _backends: Vec<Backend>,
+}
+
+impl Bed {
+    pub fn new() -> Bed {
+        let mut lab = Lab::new().unwrap();
+        lab.add_host("client").unwrap();
+        lab.add_hosts("backend", 2).unwrap();
+        let backends = lab.hosts()[1..]
+            .iter()
+            .map(|h| Backend::start(&h.ns, BACKEND_PORT))
+            .collect();
+        Bed {
+            lab,
+            _backends: backends,
+        }
+    }
+
+    pub fn client(&self) -> &Netns {
+        &self.lab.hosts()[0].ns
+    }
+
+    /// The node's address on the client's link, both families, at `port`.
+    pub fn frontends(&self, port: u16) -> Vec<SocketAddr> {
+        Family::BOTH
+            .iter()
+            .map(|f| SocketAddr::new(self.lab.hosts()[0].node_addr(*f), port))
+            .collect()
+    }
 }
