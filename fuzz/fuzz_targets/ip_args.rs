@@ -28,7 +28,11 @@ fuzz_target!(|data: &[u8]| {
         let _ = (expanded(lo), expanded(hi));
         // The canonical text reads back as the same prefix.
         let again = parse_prefix(&net.to_string());
-        assert_eq!(again.ok(), Some(net), "canonical text of {net} does not read back");
+        assert_eq!(
+            again.ok(),
+            Some(net),
+            "canonical text of {net} does not read back"
+        );
     }
     if let Ok(net) = parse_prefix(a) {
         if let Ok(total) = subnet_count(&net, len) {

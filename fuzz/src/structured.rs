@@ -53,7 +53,10 @@ const V6: [&str; 9] = [
 const ADDRESS_TYPES: [&str; 3] = ["InternalIP", "ExternalIP", "Hostname"];
 const READY: [&str; 4] = ["True", "False", "Unknown", ""];
 const LABELS: [(&str, &str); 6] = [
-    ("node.kubernetes.io/exclude-from-external-load-balancers", ""),
+    (
+        "node.kubernetes.io/exclude-from-external-load-balancers",
+        "",
+    ),
     ("svccontroller.k3s.cattle.io/enablelb", "true"),
     ("svccontroller.k3s.cattle.io/enablelb", "false"),
     ("svccontroller.k3s.cattle.io/lbpool", "a"),
@@ -145,7 +148,11 @@ fn node(b: &mut Bytes, name: &str) -> Value {
 }
 
 fn lease(b: &mut Bytes, node: &str) -> Value {
-    let holder = if b.below(4) == 0 { "someone-else" } else { node };
+    let holder = if b.below(4) == 0 {
+        "someone-else"
+    } else {
+        node
+    };
     let mut spec = serde_json::Map::new();
     spec.insert("holderIdentity".into(), json!(holder));
     if b.below(5) != 0 {
@@ -247,7 +254,9 @@ fn service(b: &mut Bytes, index: usize) -> (Value, Vec<Value>) {
         let slice_ports: Vec<Value> = ports
             .iter()
             .enumerate()
-            .map(|(i, (_, proto))| json!({"name": format!("p{i}"), "port": 8080, "protocol": proto}))
+            .map(
+                |(i, (_, proto))| json!({"name": format!("p{i}"), "port": 8080, "protocol": proto}),
+            )
             .collect();
         slices.push(json!({
             "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
