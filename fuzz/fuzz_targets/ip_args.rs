@@ -36,13 +36,17 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(net) = parse_prefix(a) {
         if let Ok(total) = subnet_count(&net, len) {
-            let listed = split(&net, len, 16).unwrap_or_default();
-            for child in &listed {
-                assert!(contains(&net, child), "{child} outside {net}");
+            // `split` refuses more than 16 children; the lazy iterator always starts.
+            if let Ok(listed) = split(&net, len, 16) {
+                for child in &listed {
+                    assert!(contains(&net, child), "{child} outside {net}");
+                }
+                if let Ok(mut iter) = subnets(&net, len) {
+                    assert_eq!(iter.next(), listed.first().copied());
+                }
             }
-            if let Ok(mut iter) = subnets(&net, len) {
+            if let Ok(iter) = subnets(&net, len) {
                 assert_eq!(iter.total(), total);
-                assert_eq!(iter.next(), listed.first().copied());
             }
         }
         if let Ok(other) = parse_addr_or_prefix(b) {

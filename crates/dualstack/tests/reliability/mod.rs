@@ -22,12 +22,26 @@ pub const BACKEND_PORT: u16 = 9000;
 /// How long one probe or one held-connection check may take.
 pub const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// Number of held connections: `DUALSTACK_RELIABILITY_CONNECTIONS`, else `default`.
+/// Number of held connections: `DUALSTACK_RELIABILITY_CONNECTIONS`, else `default`, capped
+/// (with a note) so that the process's open-file limit holds both ends of every connection
+/// for two tests at once.
 pub fn connections(default: usize) -> usize {
-    std::env::var("DUALSTACK_RELIABILITY_CONNECTIONS")
+    let wanted = std::env::var("DUALSTACK_RELIABILITY_CONNECTIONS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+        .unwrap_or(default);
+    let cap = open_file_limit().map_or(usize::MAX, |l| l.saturating_sub(256) / 4);
+    if wanted > cap {
+        eprintln!("note: holding {cap} connections, not {wanted}: the open-file limit is too low");
+    }
+    wanted.min(cap)
+}
+
+/// The soft `RLIMIT_NOFILE` of this process, from `/proc/self/limits`.
+fn open_file_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
 }
 
 /// True for the long runs (`DUALSTACK_RELIABILITY_LONG=1`).
