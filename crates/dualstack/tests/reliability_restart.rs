@@ -127,7 +127,15 @@ fn agent_restart_under_traffic_breaks_nothing() {
         cycles
     );
     assert_eq!(lost, 0, "held connections broken by agent restarts");
-    assert_eq!(stats.failed(), 0, "new connections failed: {stats}");
+    assert_eq!(stats.tcp_failed, 0, "new connections failed: {stats}");
+    // Known gap (RELIABILITY.md § 2): every full sync flushes the UDP conntrack entries of
+    // every UDP frontend, so a request in flight at that instant can lose its reply. Each
+    // cycle runs at most two full syncs (the killed run may have applied, the restart does).
+    let full_syncs = 2 * 2 * cycles;
+    assert!(
+        stats.udp_failed <= full_syncs,
+        "more UDP failures than full syncs ({full_syncs}): {stats}"
+    );
     assert!(stats.tcp_ok > 0 && stats.udp_ok > 0, "{stats}");
     let _ = std::fs::remove_file(path);
 }
