@@ -25,10 +25,10 @@ fuzz_target!(|data: &[u8]| {
         let program = program(&config, Forwarding { v4, v6 }, &table);
         // Whatever the contract accepted must render: a refusal here would only show up
         // in the kernel, after the container started.
-        if program.serves_anything() {
-            if let Err(e) = dualstack_ruleset::nft::render_full(&program.ruleset) {
-                panic!("accepted config renders no ruleset: {e}\n{config:?}");
-            }
+        if program.serves_anything()
+            && let Err(e) = dualstack_ruleset::nft::render_full(&program.ruleset)
+        {
+            panic!("accepted config renders no ruleset: {e}\n{config:?}");
         }
     }
 });
