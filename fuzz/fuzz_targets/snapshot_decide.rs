@@ -1,0 +1,16 @@
+//! `kubectl get svc,endpointslices,nodes,leases -A -o yaml|json` text into
+//! `Snapshot::parse`, then `decide`: never a panic, the same output twice and on the
+//! snapshot with its object lists reversed.
+#![no_main]
+
+use dualstack_lb::Snapshot;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(snapshot) = Snapshot::parse(text) {
+        dualstack_fuzz::check_decision(&snapshot);
+    }
+});
