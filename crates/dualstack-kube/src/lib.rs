@@ -14,10 +14,12 @@
 //! * [`controller`]: the controller wiring: reflectors, `kube::runtime::Controller`, leader
 //!   election with `kube-lease-manager` (one active replica).
 //! * [`lease`]: the agent's per-node Lease carrying its live addresses.
+//! * [`crd`]: the `LoadBalancerPool` CRD, generated from the core's type.
 
 pub mod cluster;
 pub mod controller;
 pub mod convert;
+pub mod crd;
 pub mod finalizer;
 pub mod lease;
 pub mod reconcile;

@@ -37,18 +37,59 @@ pub struct LoadBalancerPool {
     pub spec: PoolSpec,
 }
 
-/// `spec` of a [`LoadBalancerPool`].
+/// Coarse shape of a `spec.addresses` entry, for the CRD schema (the API server rejects what
+/// is plainly not an address; [`parse_entry`] decides the rest and names the problem).
+pub const ADDRESS_ENTRY_PATTERN: &str =
+    r"^\s*[0-9A-Fa-f:.]+(/[0-9]{1,3}|\s*-\s*[0-9A-Fa-f:.]+)?\s*$";
+/// A Linux interface name: 1 to 15 bytes, no slash, colon or white space.
+pub const INTERFACE_PATTERN: &str = r"^[^/:\s]{1,15}$";
+
+/// The pool's dedicated LoadBalancer addresses, of either family, and the nodes that may
+/// announce them (ARP for IPv4, NDP for IPv6).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(transform = require_addresses)
+)]
 #[serde(rename_all = "camelCase", default)]
 pub struct PoolSpec {
-    /// CIDRs, `first-last` ranges or single addresses, of either family.
+    /// CIDRs (`192.0.2.0/28`, `2001:db8:1::/120`), `first-last` ranges of one family
+    /// (`192.0.2.100-192.0.2.110`) or single addresses. A pool may hold both families.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(
+            transform = no_default,
+            length(min = 1, max = 256),
+            inner(regex(pattern = ADDRESS_ENTRY_PATTERN))
+        )
+    )]
     pub addresses: Vec<String>,
-    /// Nodes that may announce the pool's addresses (all labels must match; empty: all).
+    /// Nodes that may announce the pool's addresses: every label must match. Empty: all
+    /// nodes.
     pub node_selector: BTreeMap<String, String>,
-    /// Interfaces to announce on; empty: the one holding the node's address of the family.
+    /// Interfaces to announce on. Empty: the interface that holds the node's address of the
+    /// address's family.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(length(max = 32), inner(regex(pattern = INTERFACE_PATTERN)))
+    )]
     pub interfaces: Vec<String>,
-    /// Whether Services that name no pool draw from this one (default true).
+    /// Whether Services that name no pool draw from this one. Default true.
+    #[cfg_attr(feature = "schema", schemars(extend("default" = true)))]
     pub auto_assign: Option<bool>,
+}
+
+/// A required list has no default in the schema (an empty default would break `minItems`).
+#[cfg(feature = "schema")]
+fn no_default(schema: &mut schemars::Schema) {
+    schema.remove("default");
+}
+
+/// `spec.addresses` is required by the API (the decision also refuses a pool without it).
+#[cfg(feature = "schema")]
+fn require_addresses(schema: &mut schemars::Schema) {
+    schema.insert("required".into(), serde_json::json!(["addresses"]));
 }
 
 /// An inclusive run of addresses of one family, as integers (IPv4 in the low 32 bits).
