@@ -78,6 +78,9 @@ fn load() -> Objects {
                 "RoleBinding" => objects.role_bindings.push(typed(file, doc)),
                 "Deployment" => objects.deployments.push(typed(file, doc)),
                 "DaemonSet" => objects.daemon_sets.push(typed(file, doc)),
+                "CustomResourceDefinition" => {
+                    typed::<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>(file, doc);
+                }
                 other => panic!("{file}: unexpected kind {other:?}"),
             }
         }
