@@ -8,6 +8,8 @@
 //!   incremental transactions when only a few frontends changed ([`plan::plan`]), a full
 //!   transaction otherwise, and a periodic [`Syncer::resync`] that reads the table back and
 //!   repairs drift.
+//! * [`announce`]: this node's pool addresses from the decision to the ARP/NDP announcer
+//!   (`dualstack-announce`).
 //! * [`addresses`]: which of the node's interface addresses are reported as live addresses
 //!   (pure filtering and flags), and with the `netlink` feature, [`netlink`] dumps and
 //!   watches them over rtnetlink.
@@ -32,6 +34,7 @@
 //! [`Snapshot`]: dualstack_lb::Snapshot
 
 pub mod addresses;
+pub mod announce;
 #[cfg(feature = "netlink")]
 pub mod netlink;
 pub mod plan;
