@@ -5,7 +5,7 @@ use std::fmt;
 use dualstack_addr::Family;
 use dualstack_dataplane::{DataplaneError, Nft};
 use dualstack_lb::{Config, Decision, Mode, Snapshot, Timestamp};
-use dualstack_ruleset::{Destination, Frontend, InvalidRuleset, Ruleset, validate};
+use dualstack_ruleset::{AddressRange, Destination, Frontend, InvalidRuleset, Ruleset, validate};
 
 use crate::plan::{DEFAULT_MAX_INCREMENTAL, Plan, plan};
 
@@ -39,6 +39,8 @@ pub enum FullReason {
     IncrementalFailed(String),
     /// The periodic read-back found the kernel differs; a summary of the drift.
     Drift(String),
+    /// The pool address ranges changed (the guard is rewritten by full transactions only).
+    GuardChanged,
 }
 
 /// What a sync did.
@@ -83,6 +85,9 @@ impl fmt::Display for SyncReport {
                 format!("full sync (incremental update refused: {e})")
             }
             SyncKind::Full(FullReason::Drift(d)) => format!("full sync repairing drift ({d})"),
+            SyncKind::Full(FullReason::GuardChanged) => {
+                "full sync (pool address ranges changed)".to_string()
+            }
             SyncKind::Incremental { removed, added } => {
                 format!("incremental sync ({removed} removed, {added} added)")
             }
@@ -133,12 +138,18 @@ impl fmt::Display for SyncReport {
     }
 }
 
-/// The ruleset `node` programs for a decision: its frontends in `table` (pure).
+/// The ruleset `node` programs for a decision: its frontends in `table`, and the pool
+/// address ranges whose untaken traffic it drops (pure).
 pub fn node_ruleset(decision: &Decision, node: &str, table: &str) -> Ruleset {
     let mut frontends = decision.frontends_for(node).to_vec();
     frontends.sort_by(|a, b| a.name.cmp(&b.name));
     Ruleset {
         table: table.to_string(),
+        guard: decision
+            .pool_ranges()
+            .into_iter()
+            .map(|(first, last)| AddressRange { first, last })
+            .collect(),
         frontends,
     }
 }
@@ -164,6 +175,9 @@ pub struct Syncer {
     node: String,
     applied: Option<Vec<Frontend>>,
     max_incremental: usize,
+    /// The pool guard the next sync programs, and the one in the kernel.
+    guard: Vec<AddressRange>,
+    applied_guard: Vec<AddressRange>,
 }
 
 impl Syncer {
@@ -174,6 +188,8 @@ impl Syncer {
             node: node.into(),
             applied: None,
             max_incremental: DEFAULT_MAX_INCREMENTAL,
+            guard: Vec::new(),
+            applied_guard: Vec::new(),
         }
     }
 
@@ -226,6 +242,7 @@ impl Syncer {
         }
         let decision = dualstack_lb::decide(snapshot, config, now);
         let ruleset = node_ruleset(&decision, &self.node, self.nft.table());
+        self.guard = ruleset.guard;
         self.apply(ruleset.frontends)
     }
 
@@ -236,12 +253,17 @@ impl Syncer {
         frontends.sort_by(|a, b| a.name.cmp(&b.name));
         let ruleset = Ruleset {
             table: self.nft.table().to_string(),
+            guard: self.guard.clone(),
             frontends,
         };
         validate(&ruleset).map_err(|source| AgentError::Invalid {
             node: self.node.clone(),
             source,
         })?;
+        // The guard changes only with pools: a full transaction carries it.
+        if self.applied.is_some() && self.applied_guard != self.guard {
+            return self.full(ruleset, FullReason::GuardChanged);
+        }
         match plan(
             self.applied.as_deref(),
             &ruleset.frontends,
@@ -285,6 +307,7 @@ impl Syncer {
         };
         let ruleset = Ruleset {
             table: self.nft.table().to_string(),
+            guard: self.applied_guard.clone(),
             frontends: applied,
         };
         let drift = self.nft.drift(&ruleset).map_err(|e| self.dataplane(e))?;
@@ -305,6 +328,7 @@ impl Syncer {
         self.applied = None;
         self.nft.apply(&ruleset).map_err(|e| self.dataplane(e))?;
         self.applied = Some(ruleset.frontends.clone());
+        self.applied_guard = ruleset.guard.clone();
         Ok(self.report(SyncKind::Full(reason), ruleset.frontends))
     }
 

@@ -3,7 +3,8 @@
 //! one decision; the client uses nothing but its kernel's ARP and neighbor discovery.
 //!
 //! Checked: TCP and UDP over both families reach each pool address through the announcing
-//! node; the client's neighbor entry holds that node's MAC; a crafted unicast solicitation
+//! node; the client's neighbor entry holds that node's MAC; traffic to a port no frontend
+//! takes is dropped by the node's pool guard; a crafted unicast solicitation
 //! is answered with a correct advertisement; the solicited-node group is joined (the
 //! bridge's MLD snooping table lists it on the announcer's port); the address is on no
 //! interface; and after the announcer stops and its node leaves the decision, another node
@@ -305,6 +306,35 @@ fn pool_addresses_are_reached_announced_and_failed_over_on_a_real_segment() {
             );
         }
     }
+
+    // Traffic to a pool address that no frontend takes is dropped by the node's guard (not
+    // routed onwards), and the guard survives the drift check.
+    let by4 = announcer_of(&decision, VIP4);
+    for ip in [VIP4, vip6] {
+        let by = announcer_of(&decision, ip);
+        let to = SocketAddr::new(ip.parse().unwrap(), 9999);
+        assert!(udp_request(&seg.client, to, Duration::from_millis(300)).is_err());
+        let chain = seg.nodes[by]
+            .exec("nft", &["list", "chain", "inet", "dualstack", "pool-guard"])
+            .unwrap();
+        let family = if ip.contains(':') {
+            "ip6 daddr"
+        } else {
+            "ip daddr"
+        };
+        let line = chain.lines().find(|l| l.contains(family)).unwrap();
+        assert!(
+            !line.contains("packets 0 "),
+            "{ip}: nothing dropped: {line}"
+        );
+    }
+    let nft = Nft::new(Runner::in_netns(seg.nodes[by4].name()), "dualstack").unwrap();
+    let mut syncer = dualstack_agent::Syncer::new(nft, NODES[by4]);
+    syncer
+        .sync(&snapshot(&all), &Config::default(), now())
+        .unwrap();
+    let check = syncer.resync().unwrap().unwrap();
+    assert_eq!(check.kind, dualstack_agent::SyncKind::Unchanged, "{check}");
 
     // A unicast solicitation (a router's or client's reachability probe) is answered.
     let by6 = announcer_of(&decision, vip6);
