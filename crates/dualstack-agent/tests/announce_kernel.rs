@@ -188,7 +188,7 @@ fn vip(ip: &str) -> SocketAddr {
 fn wait_neighbor(seg: &Segment, ip: &str, by: usize) -> Duration {
     let want = mac_of(&seg.nodes[by]);
     let started = Instant::now();
-    while !neighbor(&seg.client, ip).is_some_and(|(mac, _)| mac == want) {
+    while neighbor(&seg.client, ip).is_none_or(|(mac, _)| mac != want) {
         assert!(
             started.elapsed() < Duration::from_secs(3),
             "{ip}: entry never moved to {want}: {:?}",
@@ -225,11 +225,7 @@ fn assert_served(seg: &Segment, ip: &str, by: usize) {
 
 /// Sends a unicast Neighbor Solicitation for `target` from the client straight to
 /// `node_mac`, and returns the advertisement that answers it.
-fn unicast_solicit(
-    client: &Netns,
-    target: Ipv6Addr,
-    node_mac: [u8; 6],
-) -> Option<(Ipv6Addr, bool, bool, Option<[u8; 6]>, u8, Ipv6Addr)> {
+fn unicast_solicit(client: &Netns, target: Ipv6Addr, node_mac: [u8; 6]) -> Option<frame::Advert> {
     client
         .run_in(move || {
             let links = links().unwrap();
@@ -247,7 +243,7 @@ fn unicast_solicit(
             while Instant::now() < deadline {
                 if let Ok(Some(bytes)) = socket.recv(&mut buf)
                     && let Some(na) = frame::parse_advert(bytes)
-                    && na.0 == target
+                    && na.target == target
                 {
                     return Some(na);
                 }
@@ -343,14 +339,14 @@ fn pool_addresses_are_reached_announced_and_failed_over_on_a_real_segment() {
         .expect("no advertisement answered the unicast solicitation");
     assert_eq!(
         na,
-        (
-            vip6.parse().unwrap(),
-            true,
-            true,
-            Some(node_mac),
-            255,
-            "2001:db8:100::1".parse().unwrap()
-        )
+        frame::Advert {
+            target: vip6.parse().unwrap(),
+            solicited: true,
+            override_: true,
+            lladdr: Some(node_mac),
+            hop_limit: 255,
+            dst: "2001:db8:100::1".parse().unwrap(),
+        }
     );
 
     // The solicited-node group is joined: MLD reached the bridge's snooping table.

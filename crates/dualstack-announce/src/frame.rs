@@ -320,9 +320,23 @@ pub fn neighbor_solicit(
     buf
 }
 
-/// A parsed Neighbor Advertisement (for tests and probes): (target, flags S and O, target
-/// link-layer address, hop limit, IPv6 destination).
-pub fn parse_advert(frame: &[u8]) -> Option<(Ipv6Addr, bool, bool, Option<Mac>, u8, Ipv6Addr)> {
+/// A Neighbor Advertisement as received (for probes and tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Advert {
+    pub target: Ipv6Addr,
+    /// The S flag.
+    pub solicited: bool,
+    /// The O flag.
+    pub override_: bool,
+    /// The target link-layer address option.
+    pub lladdr: Option<Mac>,
+    pub hop_limit: u8,
+    /// The IPv6 destination.
+    pub dst: Ipv6Addr,
+}
+
+/// Parses a Neighbor Advertisement (checksum verified).
+pub fn parse_advert(frame: &[u8]) -> Option<Advert> {
     let eth = EthernetFrame::new_checked(frame).ok()?;
     if EthernetRepr::parse(&eth).ok()?.ethertype != EthernetProtocol::Ipv6 {
         return None;
@@ -342,14 +356,14 @@ pub fn parse_advert(frame: &[u8]) -> Option<(Ipv6Addr, bool, bool, Option<Mac>, 
             flags,
             target_addr,
             lladdr,
-        }) => Some((
-            target_addr,
-            flags.contains(NdiscNeighborFlags::SOLICITED),
-            flags.contains(NdiscNeighborFlags::OVERRIDE),
-            mac_of(lladdr),
-            ip_repr.hop_limit,
-            ip_repr.dst_addr,
-        )),
+        }) => Some(Advert {
+            target: target_addr,
+            solicited: flags.contains(NdiscNeighborFlags::SOLICITED),
+            override_: flags.contains(NdiscNeighborFlags::OVERRIDE),
+            lladdr: mac_of(lladdr),
+            hop_limit: ip_repr.hop_limit,
+            dst: ip_repr.dst_addr,
+        }),
         _ => None,
     }
 }
@@ -400,10 +414,17 @@ mod tests {
             let request = parse(&ns).unwrap();
             assert_eq!(request.target(), std::net::IpAddr::V6(vip));
             let na = answer(&request, OURS, v6("fe80::a"));
-            let (target, s, o, ll, hop, to) = parse_advert(&na).unwrap();
+            let a = parse_advert(&na).unwrap();
             assert_eq!(
-                (target, s, o, ll, hop, to),
-                (vip, true, true, Some(OURS), 255, client)
+                a,
+                Advert {
+                    target: vip,
+                    solicited: true,
+                    override_: true,
+                    lladdr: Some(OURS),
+                    hop_limit: 255,
+                    dst: client
+                }
             );
             assert_eq!(&na[0..6], &CLIENT, "unicast to the solicitor");
         }
@@ -421,8 +442,8 @@ mod tests {
             vip,
         );
         let na = answer(&parse(&dad).unwrap(), OURS, v6("fe80::a"));
-        let (_, s, o, _, _, to) = parse_advert(&na).unwrap();
-        assert_eq!((s, o, to), (false, true, ALL_NODES));
+        let a = parse_advert(&na).unwrap();
+        assert_eq!((a.solicited, a.override_, a.dst), (false, true, ALL_NODES));
         assert_eq!(&na[0..6], &[0x33, 0x33, 0, 0, 0, 1]);
     }
 

@@ -101,8 +101,8 @@ pub struct Span {
 }
 
 impl Span {
-    /// Number of addresses in the span.
-    pub fn len(&self) -> u128 {
+    /// Number of addresses in the span (never zero).
+    pub fn count(&self) -> u128 {
         self.last - self.first + 1
     }
 
@@ -270,7 +270,7 @@ impl Pool {
         self.spans
             .iter()
             .filter(|s| s.family == family)
-            .fold(0u128, |acc, s| acc.saturating_add(s.len()))
+            .fold(0u128, |acc, s| acc.saturating_add(s.count()))
     }
 
     /// Whether a node with these labels may announce this pool's addresses.
@@ -314,7 +314,7 @@ mod tests {
             ("2001:db8::5".into(), "2001:db8::5".into())
         );
         assert_eq!(
-            parse_entry("2001:db8::/64").unwrap().len(),
+            parse_entry("2001:db8::/64").unwrap().count(),
             (1u128 << 64) - 1
         );
     }

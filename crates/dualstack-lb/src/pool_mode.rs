@@ -48,13 +48,13 @@ pub(crate) fn request(
     }
 }
 
+/// The families served and notes, or the (reason, message) of the condition that keeps the
+/// Service from being served.
+pub(crate) type Verdict = Result<(Vec<Family>, Vec<String>), (&'static str, String)>;
+
 /// What an allocation means under the family policy: the families served and notes, or the
 /// condition (reason, message) that keeps the Service from being served.
-pub(crate) fn verdict(
-    allocation: &Allocation,
-    families: &[Family],
-    policy: &str,
-) -> Result<(Vec<Family>, Vec<String>), (&'static str, String)> {
+pub(crate) fn verdict(allocation: &Allocation, families: &[Family], policy: &str) -> Verdict {
     let mut notes = allocation.notes.clone();
     if let Some(whole) = allocation.failures.iter().find(|f| f.family.is_none()) {
         return Err((whole.reason, whole.message.clone()));
@@ -65,21 +65,19 @@ pub(crate) fn verdict(
         .filter(|f| allocation.assigned.iter().any(|a| a.family == *f))
         .collect();
     let failed = |f: &&crate::allocate::Failure| f.family.is_some();
-    if policy == "RequireDualStack" {
-        if let Some(first) = allocation.failures.iter().find(failed) {
-            let all = allocation
-                .failures
-                .iter()
-                .map(|f| f.message.clone())
-                .collect::<Vec<_>>()
-                .join("; ");
-            let reason = if first.reason == REASON_FAMILY_UNAVAILABLE {
-                REASON_FAMILY_UNAVAILABLE
-            } else {
-                first.reason
-            };
-            return Err((reason, format!("not served: RequireDualStack and {all}")));
-        }
+    if policy == "RequireDualStack"
+        && let Some(first) = allocation.failures.iter().find(failed)
+    {
+        let all = allocation
+            .failures
+            .iter()
+            .map(|f| f.message.clone())
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err((
+            first.reason,
+            format!("not served: RequireDualStack and {all}"),
+        ));
     }
     if served.is_empty() {
         let first = allocation.failures.iter().find(failed);
