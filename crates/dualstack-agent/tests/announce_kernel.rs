@@ -261,6 +261,32 @@ fn parse_mac(text: &str) -> [u8; 6] {
     out
 }
 
+/// `dualstack doctor pool IP --node NODE` as run on node `i`: facts read inside its namespace.
+fn doctor(seg: &Segment, decision: &Decision, ip: &str, i: usize) -> dualstack_doctor::Report {
+    use dualstack_doctor::node::{TableState, ip as ipfacts};
+    let ns = &seg.nodes[i];
+    let interfaces = ipfacts::parse_addrs(&ns.ip(&["-d", "-j", "addr", "show"]).unwrap()).unwrap();
+    let igmp6 = ns.exec("cat", &["/proc/net/igmp6"]).ok();
+    let nft = Nft::new(Runner::in_netns(ns.name()), "dualstack").unwrap();
+    let table = match nft.observe().unwrap() {
+        None => TableState::NotInstalled,
+        Some(o) => TableState::Present {
+            name: "dualstack".into(),
+            chains: o.chains,
+            elements: o.elements,
+            other_elements: o.other_elements,
+        },
+    };
+    dualstack_doctor::pool::check(&dualstack_doctor::pool::PoolFacts {
+        address: ip.parse().unwrap(),
+        decision,
+        node: Some(NODES[i].to_string()),
+        interfaces,
+        igmp6,
+        table: Some(table),
+    })
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -360,6 +386,38 @@ fn pool_addresses_are_reached_announced_and_failed_over_on_a_real_segment() {
         }
         assert!(Instant::now() < deadline, "{group} not on {port}: {mdb}");
         std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // `doctor pool` on the announcer, from the node's own facts, finds everything in place;
+    // on a standby it points at the announcer.
+    for ip in [VIP4, vip6] {
+        let by = announcer_of(&decision, ip);
+        let report = doctor(&seg, &decision, ip, by);
+        assert!(!report.has_failures(), "{}", report.to_text());
+        let expected: &[&str] = if ip.contains(':') {
+            &[
+                "pool.interface",
+                "pool.not-assigned",
+                "pool.multicast",
+                "pool.rules",
+            ]
+        } else {
+            &["pool.interface", "pool.not-assigned", "pool.rules"]
+        };
+        for id in expected {
+            assert!(
+                report.get(id).is_some(),
+                "{id} missing: {}",
+                report.to_text()
+            );
+        }
+        let standby = (by + 1) % NODES.len();
+        let report = doctor(&seg, &decision, ip, standby);
+        assert!(
+            report.to_text().contains(&format!("{} does", NODES[by])),
+            "{}",
+            report.to_text()
+        );
     }
 
     // Failover, ten times per family: stop the announcer's agent, drop its Lease, let the
