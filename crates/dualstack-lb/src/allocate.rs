@@ -209,6 +209,10 @@ impl Holding {
 struct State<'p> {
     pools: &'p [Pool],
     held: BTreeMap<IpAddr, Holding>,
+    /// Per (pool, span): every address below this one is held. Addresses are only added
+    /// while allocating, so the search for the lowest free one resumes here (linear, not
+    /// quadratic, in the number of Services of a pool).
+    free_from: std::cell::RefCell<BTreeMap<(String, usize), u128>>,
 }
 
 impl<'p> State<'p> {
@@ -243,11 +247,21 @@ impl<'p> State<'p> {
     /// Lowest free address of `pool` and `family`.
     fn lowest_free(&self, pool: &Pool, family: Family) -> Option<IpAddr> {
         let mut best: Option<u128> = None;
-        for span in pool.spans.iter().filter(|s| s.family == family) {
-            let mut candidate = span.first;
+        let mut hints = self.free_from.borrow_mut();
+        for (index, span) in pool.spans.iter().enumerate() {
+            if span.family != family {
+                continue;
+            }
+            let hint = hints
+                .entry((pool.name.clone(), index))
+                .or_insert(span.first);
+            let mut candidate = *hint;
+            if candidate > span.last {
+                continue;
+            }
             for ip in self
                 .held
-                .range(span.first_addr()..=span.last_addr())
+                .range(from_int(family, candidate)..=span.last_addr())
                 .map(|(ip, _)| to_int(*ip))
             {
                 if ip == candidate {
@@ -256,6 +270,7 @@ impl<'p> State<'p> {
                     break;
                 }
             }
+            *hint = candidate;
             if candidate <= span.last {
                 best = Some(best.map_or(candidate, |b: u128| b.min(candidate)));
             }
@@ -270,6 +285,7 @@ pub(crate) fn allocate(requests: &[Request], pools: &[Pool]) -> Vec<Allocation> 
     let mut state = State {
         pools,
         held: BTreeMap::new(),
+        free_from: Default::default(),
     };
     let mut out: Vec<Allocation> = vec![Allocation::default(); requests.len()];
 

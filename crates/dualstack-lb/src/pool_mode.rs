@@ -283,16 +283,17 @@ pub(crate) fn finish(
 
 /// Marks each pool address in the node verdicts as announced or standby.
 pub(crate) fn label_verdicts(services: &mut [ServiceDecision], addresses: &[PoolAddress]) {
+    let announcers: BTreeMap<IpAddr, Option<&str>> = addresses
+        .iter()
+        .map(|a| (a.ip, a.announcer.as_deref()))
+        .collect();
     for service in services {
         for verdict in &mut service.why.nodes {
             for chosen in &mut verdict.addresses {
                 if chosen.source != AddressSource::Pool {
                     continue;
                 }
-                let announcer = addresses
-                    .iter()
-                    .find(|a| a.ip == chosen.ip)
-                    .and_then(|a| a.announcer.as_deref());
+                let announcer = announcers.get(&chosen.ip).copied().flatten();
                 let role = if announcer == Some(verdict.node.as_str()) {
                     "announces"
                 } else {
