@@ -12,6 +12,8 @@
 //!   (the decision's reasons, grouped).
 //! * [`count_own_agent_live`]: the offline agent counts itself as live for its own node
 //!   (a dump taken before the agent was installed has no agent Lease for it).
+//! * [`announce`]: this node's pool addresses from the decision to the ARP/NDP announcer
+//!   (`dualstack-announce`).
 //! * [`addresses`]: which of the node's interface addresses are reported as live addresses
 //!   (pure filtering and flags), and with the `netlink` feature, [`netlink`] dumps and
 //!   watches them over rtnetlink.
@@ -36,6 +38,7 @@
 //! [`Snapshot`]: dualstack_lb::Snapshot
 
 pub mod addresses;
+pub mod announce;
 mod idle;
 #[cfg(feature = "netlink")]
 pub mod netlink;

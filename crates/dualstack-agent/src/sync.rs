@@ -7,7 +7,7 @@ use std::fmt;
 use dualstack_addr::Family;
 use dualstack_dataplane::{Dataplane, DataplaneError, Nft};
 use dualstack_lb::{Config, Decision, Mode, Snapshot, Timestamp};
-use dualstack_ruleset::{Destination, Frontend, InvalidRuleset, Ruleset, validate};
+use dualstack_ruleset::{AddressRange, Destination, Frontend, InvalidRuleset, Ruleset, validate};
 
 use crate::idle::why_nothing;
 use crate::plan::{DEFAULT_MAX_INCREMENTAL, Plan, plan};
@@ -42,6 +42,8 @@ pub enum FullReason {
     IncrementalFailed(String),
     /// The periodic read-back found the kernel differs; a summary of the drift.
     Drift(String),
+    /// The pool address ranges changed (the guard is rewritten by full transactions only).
+    GuardChanged,
 }
 
 /// What a sync did.
@@ -89,6 +91,9 @@ impl fmt::Display for SyncReport {
                 format!("full sync (incremental update refused: {e})")
             }
             SyncKind::Full(FullReason::Drift(d)) => format!("full sync repairing drift ({d})"),
+            SyncKind::Full(FullReason::GuardChanged) => {
+                "full sync (pool address ranges changed)".to_string()
+            }
             SyncKind::Incremental { removed, added } => {
                 format!("incremental sync ({removed} removed, {added} added)")
             }
@@ -145,12 +150,18 @@ impl fmt::Display for SyncReport {
     }
 }
 
-/// The ruleset `node` programs for a decision: its frontends in `table` (pure).
+/// The ruleset `node` programs for a decision: its frontends in `table`, and the pool
+/// address ranges whose untaken traffic it drops (pure).
 pub fn node_ruleset(decision: &Decision, node: &str, table: &str) -> Ruleset {
     let mut frontends = decision.frontends_for(node).to_vec();
     frontends.sort_by(|a, b| a.name.cmp(&b.name));
     Ruleset {
         table: table.to_string(),
+        guard: decision
+            .pool_ranges()
+            .into_iter()
+            .map(|(first, last)| AddressRange { first, last })
+            .collect(),
         frontends,
     }
 }
@@ -176,6 +187,9 @@ pub struct Syncer<D = Nft> {
     node: String,
     applied: Option<Vec<Frontend>>,
     max_incremental: usize,
+    /// The pool guard the next sync programs, and the one in the kernel.
+    guard: Vec<AddressRange>,
+    applied_guard: Vec<AddressRange>,
 }
 
 impl<D: Dataplane> Syncer<D> {
@@ -186,6 +200,8 @@ impl<D: Dataplane> Syncer<D> {
             node: node.into(),
             applied: None,
             max_incremental: DEFAULT_MAX_INCREMENTAL,
+            guard: Vec::new(),
+            applied_guard: Vec::new(),
         }
     }
 
@@ -243,6 +259,7 @@ impl<D: Dataplane> Syncer<D> {
         }
         let decision = dualstack_lb::decide(snapshot, config, now);
         let ruleset = node_ruleset(&decision, &self.node, self.plane.table());
+        self.guard = ruleset.guard;
         let mut report = self.apply(ruleset.frontends)?;
         report.idle = why_nothing(&decision, &self.node);
         Ok(report)
@@ -255,12 +272,17 @@ impl<D: Dataplane> Syncer<D> {
         frontends.sort_by(|a, b| a.name.cmp(&b.name));
         let ruleset = Ruleset {
             table: self.plane.table().to_string(),
+            guard: self.guard.clone(),
             frontends,
         };
         validate(&ruleset).map_err(|source| AgentError::Invalid {
             node: self.node.clone(),
             source,
         })?;
+        // The guard changes only with pools: a full transaction carries it.
+        if self.applied.is_some() && self.applied_guard != self.guard {
+            return self.full(ruleset, FullReason::GuardChanged);
+        }
         let max = if self.plane.incremental() {
             self.max_incremental
         } else {
@@ -305,6 +327,7 @@ impl<D: Dataplane> Syncer<D> {
         };
         let ruleset = Ruleset {
             table: self.plane.table().to_string(),
+            guard: self.applied_guard.clone(),
             frontends: applied,
         };
         let Some(drift) = self.plane.drift(&ruleset).map_err(|e| self.dataplane(e))? else {
@@ -328,6 +351,7 @@ impl<D: Dataplane> Syncer<D> {
         self.applied = None;
         self.plane.apply(&ruleset).map_err(|e| self.dataplane(e))?;
         self.applied = Some(ruleset.frontends.clone());
+        self.applied_guard = ruleset.guard.clone();
         Ok(self.report(SyncKind::Full(reason), ruleset.frontends))
     }
 

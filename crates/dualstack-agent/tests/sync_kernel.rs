@@ -110,6 +110,7 @@ fn ruleset(frontends: &[&Frontend]) -> dualstack_ruleset::Ruleset {
     frontends.sort_by(|a, b| a.name.cmp(&b.name));
     dualstack_ruleset::Ruleset {
         table: "dualstack".into(),
+        guard: Vec::new(),
         frontends,
     }
 }

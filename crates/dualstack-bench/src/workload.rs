@@ -104,6 +104,7 @@ impl Workload {
     pub fn ruleset(&self, table: &str, n: usize) -> Option<Ruleset> {
         Some(Ruleset {
             table: table.to_string(),
+            guard: Vec::new(),
             frontends: (0..n).map(|i| self.frontend(i)).collect::<Option<_>>()?,
         })
     }

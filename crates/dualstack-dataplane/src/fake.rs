@@ -365,6 +365,7 @@ mod tests {
         let rs = Ruleset {
             table: "dualstack".into(),
             frontends: vec![a.clone(), b.clone()],
+            guard: Vec::new(),
         };
         fake.apply(&rs).unwrap();
         let to = ip("192.0.2.1");

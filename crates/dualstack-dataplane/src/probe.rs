@@ -53,6 +53,7 @@ fn probe_ruleset() -> Ruleset {
     let v4 = IpAddr::from([127, 0, 0, 1]);
     let v6 = IpAddr::from(std::net::Ipv6Addr::LOCALHOST);
     Ruleset {
+        guard: Vec::new(),
         table: "dualstack-probe".into(),
         frontends: vec![Frontend {
             name: "probe".into(),

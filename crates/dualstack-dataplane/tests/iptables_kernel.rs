@@ -70,6 +70,7 @@ fn fallback_forwards_filters_and_cleans_up() {
     let ipt = IptablesRestore::new(s.runner());
     let mut rs = Ruleset {
         table: "dualstack".into(),
+        guard: Vec::new(),
         frontends: vec![
             frontend(
                 "web",

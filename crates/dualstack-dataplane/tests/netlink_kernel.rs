@@ -136,6 +136,7 @@ fn realistic() -> Ruleset {
     };
     let node = || Destination::Addresses(vec![ip("192.0.2.10"), ip("2001:db8::10")]);
     Ruleset {
+        guard: Vec::new(),
         table: TABLE.into(),
         frontends: vec![
             fe(
@@ -416,6 +417,7 @@ fn arb_ruleset() -> impl Strategy<Value = Ruleset> {
         .prop_map(|frontends| Ruleset {
             table: TABLE.into(),
             frontends,
+            guard: Vec::new(),
         })
 }
 
@@ -520,6 +522,7 @@ fn arb_steps() -> impl Strategy<Value = Vec<Ruleset>> {
                         _ => None,
                     })
                     .collect(),
+                guard: Vec::new(),
             })
             .collect()
     })
@@ -634,4 +637,48 @@ fn netlink_read_back_matches_nft_json_read_back_and_finds_drift() {
         .unwrap();
     let drift = Dataplane::drift(&pair.netlink, &rs).unwrap().unwrap();
     assert_eq!(drift.missing_elements.len(), 1, "{drift:?}");
+}
+
+/// A ruleset with a pool guard (not encoded over netlink yet) goes through the text path on
+/// the netlink handle: the same table as `nft -f`, no drift read back, and the next ruleset
+/// without a guard is netlink again.
+#[test]
+fn a_pool_guard_is_applied_and_read_back_through_the_text_path() {
+    if !kernel_tests_enabled("a_pool_guard_is_applied_and_read_back_through_the_text_path") {
+        return;
+    }
+    use dualstack_dataplane::Dataplane as _;
+    let pair = Pair::new();
+    let mut rs = realistic();
+    rs.guard = vec![
+        dualstack_ruleset::AddressRange {
+            first: ip("192.0.2.200"),
+            last: ip("192.0.2.209"),
+        },
+        dualstack_ruleset::AddressRange {
+            first: ip("2001:db8::200"),
+            last: ip("2001:db8::20f"),
+        },
+    ];
+    pair.check(&rs).unwrap();
+    let listed = pair
+        .nl_ns
+        .exec("nft", &["list", "table", "inet", TABLE])
+        .unwrap();
+    assert!(listed.contains("pool-guard"), "{listed}");
+    let drift = pair.netlink.drift(&rs).unwrap().unwrap();
+    assert!(drift.is_empty(), "{drift:?}");
+    // Incremental changes on top of it keep the guard.
+    let removed = rs.frontends.remove(0);
+    pair.netlink.apply_changes(&[removed.clone()], &[]).unwrap();
+    pair.nft.apply_changes(&[removed], &[]).unwrap();
+    pair.same().unwrap();
+    // Without a guard: netlink again, and the guard is gone.
+    let plain = realistic();
+    pair.check(&plain).unwrap();
+    let listed = pair
+        .nl_ns
+        .exec("nft", &["list", "table", "inet", TABLE])
+        .unwrap();
+    assert!(!listed.contains("pool-guard"), "{listed}");
 }

@@ -19,6 +19,7 @@ const TABLE: &str = "dualstack";
 fn ruleset(frontends: Vec<dualstack_ruleset::Frontend>) -> Ruleset {
     Ruleset {
         table: TABLE.into(),
+        guard: Vec::new(),
         frontends,
     }
 }

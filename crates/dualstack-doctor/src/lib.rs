@@ -7,6 +7,7 @@
 //!
 //! * [`node`]: is this node (this network namespace) ready for dual-stack?
 //! * [`cluster`]: is the cluster really dual-stack (nodes, DNS, Calico pools, Services, pods)?
+//! * [`pool`]: why a LoadBalancer pool address is (not) reachable, and where it breaks.
 //! * [`report`]: the check model and the ✓/⚠/✗ text rendering.
 //!
 //! ```
@@ -23,6 +24,7 @@
 
 pub mod cluster;
 pub mod node;
+pub mod pool;
 pub mod report;
 mod sysctl_fix;
 

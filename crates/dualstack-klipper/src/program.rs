@@ -124,6 +124,7 @@ pub fn program(config: &KlipperConfig, forwarding: Forwarding, table: &str) -> P
     Program {
         ruleset: Ruleset {
             table: table.to_owned(),
+            guard: Vec::new(),
             frontends,
         },
         families,

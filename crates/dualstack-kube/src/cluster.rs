@@ -52,6 +52,8 @@ impl Cluster {
             nodes: all(&self.nodes, "Node")?,
             endpoint_slices: all(&self.slices, "EndpointSlice")?,
             leases: all(&self.leases, "Lease")?,
+            // LoadBalancerPools are not watched yet: node mode for every Service.
+            pools: Vec::new(),
         })
     }
 

@@ -18,10 +18,12 @@
 //!   election with `kube-lease-manager` (one active replica).
 //! * [`lease`]: the agent's per-node Lease carrying its live addresses.
 //! * [`uninstall`]: `controller --release-all`, our status and finalizers off every Service.
+//! * [`crd`]: the `LoadBalancerPool` CRD, generated from the core's type.
 
 pub mod cluster;
 pub mod controller;
 pub mod convert;
+pub mod crd;
 pub mod decision_cache;
 pub mod finalizer;
 pub mod lease;

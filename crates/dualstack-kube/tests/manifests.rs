@@ -89,6 +89,9 @@ fn load() -> Objects {
                 "ValidatingAdmissionPolicyBinding" => {
                     objects.admission_policy_bindings.push(typed(file, doc))
                 }
+                "CustomResourceDefinition" => {
+                    typed::<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>(file, doc);
+                }
                 other => panic!("{file}: unexpected kind {other:?}"),
             }
         }

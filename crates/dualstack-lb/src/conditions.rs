@@ -22,6 +22,16 @@ pub const REASON_FAMILY_UNAVAILABLE: &str = "FamilyUnavailable";
 /// `LoadBalancerReady=False` when every candidate address was lost to older Services;
 /// `PortConflict=True` when at least one was.
 pub const REASON_PORT_CONFLICT: &str = "PortConflict";
+/// `LoadBalancerReady=False`: `dualstack.io/pool` names a pool that does not exist or is unusable.
+pub const REASON_POOL_NOT_FOUND: &str = "PoolNotFound";
+/// `LoadBalancerReady=False`: a requested address is in no (or not the named) pool.
+pub const REASON_ADDRESS_NOT_IN_POOL: &str = "AddressNotInPool";
+/// `LoadBalancerReady=False`: a requested address is held by a Service that does not share.
+pub const REASON_ADDRESS_IN_USE: &str = "AddressInUse";
+/// `LoadBalancerReady=False`: same sharing key, but a port overlaps or traffic policy is Local.
+pub const REASON_SHARING_CLASH: &str = "SharingClash";
+/// `LoadBalancerReady=False`: every address of the Service's pools for a family is in use.
+pub const REASON_POOL_EXHAUSTED: &str = "PoolExhausted";
 /// `PortConflict=False`.
 pub const REASON_NO_CONFLICT: &str = "NoConflict";
 

@@ -11,6 +11,7 @@ use dualstack_addr::Family;
 use dualstack_ruleset::{Destination, Frontend, Protocol, Selection};
 use ipnet::IpNet;
 
+use crate::allocate::{Allocation, allocate};
 use crate::conditions::{
     Condition, REASON_FAMILY_UNAVAILABLE, REASON_INVALID_SPEC, REASON_NO_CONFLICT,
     REASON_NO_ELIGIBLE_NODES, REASON_NO_LOCAL_ENDPOINTS, REASON_PORT_CONFLICT, REASON_READY,
@@ -24,6 +25,8 @@ use crate::decision::{
 use crate::endpoints::{Located, SERVICE_NAME_LABEL, backends, protocol};
 use crate::nodes::{LBPOOL_LABEL, NodeFacts, allow_list_mode, node_facts};
 use crate::objects::{EndpointSlice, Service};
+use crate::pool::Pool;
+use crate::pool_mode;
 use crate::snapshot::Snapshot;
 use crate::time::Timestamp;
 
@@ -96,25 +99,63 @@ pub fn decide(snapshot: &Snapshot, config: &Config, now: Timestamp) -> Decision 
     }
     // Oldest first: an older Service keeps a contested address + protocol + port.
     owned.sort_by(|a, b| priority(a).cmp(&priority(b)));
+    let plans: Vec<Result<Plan, String>> = owned
+        .iter()
+        .map(|s| {
+            let key = (s.metadata.namespace.as_str(), s.metadata.name.as_str());
+            plan(s, slices.get(&key).map(Vec::as_slice).unwrap_or_default())
+        })
+        .collect();
+
+    // Pool mode: allocation over every owned Service at once (no pool: nothing changes).
+    let mut pools: Vec<Pool> = snapshot.pools.iter().map(Pool::from_object).collect();
+    pools.sort_by(|a, b| a.name.cmp(&b.name));
+    let labels: BTreeMap<&str, &BTreeMap<String, String>> = snapshot
+        .nodes
+        .iter()
+        .map(|n| (n.metadata.name.as_str(), &n.metadata.labels))
+        .collect();
+    let mut allocations: Vec<Option<Allocation>> = vec![None; owned.len()];
+    if !pools.is_empty() {
+        let mut requests = Vec::new();
+        let mut index = Vec::new();
+        for (i, (service, plan)) in owned.iter().zip(&plans).enumerate() {
+            let Ok(plan) = plan else { continue };
+            let ports = plan.ports.iter().map(|p| (p.protocol, p.port)).collect();
+            let request = pool_mode::request(service, &plan.families, ports, plan.local);
+            if request.uses_pools(&pools) {
+                requests.push(request);
+                index.push(i);
+            }
+        }
+        for (i, allocation) in index.into_iter().zip(allocate(&requests, &pools)) {
+            allocations[i] = Some(allocation);
+        }
+    }
+    let pool_context = PoolContext {
+        pools: &pools,
+        labels: &labels,
+    };
 
     let mut claims: BTreeMap<(IpAddr, Protocol, u16), String> = BTreeMap::new();
     let mut frontends: BTreeMap<String, Vec<Frontend>> =
         nodes.iter().map(|n| (n.name.clone(), Vec::new())).collect();
     let mut services = Vec::new();
-    for service in owned {
-        let key = (
-            service.metadata.namespace.as_str(),
-            service.metadata.name.as_str(),
-        );
-        let service_slices = slices.get(&key).map(Vec::as_slice).unwrap_or_default();
+    let mut pool_programmed = Vec::new();
+    for ((service, plan), allocation) in owned.into_iter().zip(plans).zip(&allocations) {
+        let pool_mode = allocation.as_ref().map(|a| (a, &pool_context));
         let (decision, programmed) = decide_service(
             service,
-            service_slices,
+            plan,
+            pool_mode,
             &nodes,
             allow_list,
             config,
             &mut claims,
         );
+        if allocation.is_some() {
+            pool_programmed.push(programmed.clone());
+        }
         if config.mode == Mode::Nftables {
             for (node, frontend) in programmed {
                 frontends.entry(node).or_default().push(frontend);
@@ -122,6 +163,19 @@ pub fn decide(snapshot: &Snapshot, config: &Config, now: Timestamp) -> Decision 
         }
         services.push(decision);
     }
+    let served: Vec<pool_mode::Served> = services
+        .iter()
+        .zip(&allocations)
+        .filter_map(|(decision, allocation)| allocation.as_ref().map(|a| (decision, a)))
+        .zip(pool_programmed)
+        .map(|((decision, allocation), programmed)| pool_mode::Served {
+            allocation,
+            decision,
+            programmed,
+        })
+        .collect();
+    let (pool_addresses, announcements, pool_reports) = pool_mode::finish(served, &pools, &nodes);
+    pool_mode::label_verdicts(&mut services, &pool_addresses);
 
     services.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     ignored.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
@@ -136,7 +190,16 @@ pub fn decide(snapshot: &Snapshot, config: &Config, now: Timestamp) -> Decision 
         services,
         nodes,
         ignored,
+        pool_addresses,
+        announcements,
+        pools: pool_reports,
     }
+}
+
+/// What pool mode needs besides the node facts.
+struct PoolContext<'a> {
+    pools: &'a [Pool],
+    labels: &'a BTreeMap<&'a str, &'a BTreeMap<String, String>>,
 }
 
 fn priority(service: &Service) -> (bool, Option<Timestamp>, &str, &str) {
@@ -318,7 +381,8 @@ struct Candidate<'a> {
 
 fn decide_service(
     service: &Service,
-    slices: &[&EndpointSlice],
+    plan: Result<Plan, String>,
+    pool_mode: Option<(&Allocation, &PoolContext)>,
     nodes: &[NodeFacts],
     allow_list: bool,
     config: &Config,
@@ -367,7 +431,7 @@ fn decide_service(
         )
     };
 
-    let plan = match plan(service, slices) {
+    let mut plan = match plan {
         Ok(plan) => plan,
         Err(message) => {
             let ready = Condition::new(TYPE_READY, false, REASON_INVALID_SPEC, message);
@@ -464,6 +528,46 @@ fn decide_service(
             dropped,
             addresses,
             conflicts: Vec::new(),
+        });
+    }
+
+    if let Some((allocation, context)) = pool_mode {
+        let served = match pool_mode::verdict(allocation, &plan.families, &plan.policy) {
+            Ok((served, notes)) => {
+                why.notes.extend(notes);
+                served
+            }
+            Err((reason, message)) => {
+                why.notes.extend(allocation.notes.iter().cloned());
+                why.nodes = verdicts;
+                let ready = Condition::new(TYPE_READY, false, reason, message);
+                return (finish(why, Vec::new(), ready, no_conflict()), Vec::new());
+            }
+        };
+        plan.families.retain(|f| served.contains(f));
+        candidates.retain_mut(|candidate| {
+            let name = candidate.node.name.as_str();
+            let Some(verdict) = verdicts.iter_mut().find(|v| v.node == name) else {
+                return false;
+            };
+            let labels = context.labels.get(name).copied();
+            match pool_mode::node_addresses(
+                allocation,
+                &served,
+                context.pools,
+                candidate.node,
+                labels,
+            ) {
+                Ok(chosen) => {
+                    candidate.addresses = chosen.iter().map(|a| a.ip).collect();
+                    verdict.addresses = chosen;
+                    true
+                }
+                Err(why) => {
+                    verdict.dropped = Some(DropReason::CannotAnnounce { why });
+                    false
+                }
+            }
         });
     }
 

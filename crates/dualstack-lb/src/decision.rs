@@ -10,6 +10,7 @@ use dualstack_ruleset::{Frontend, Protocol};
 use ipnet::IpNet;
 use serde::Serialize;
 
+use crate::announce::{Announcement, PoolAddress, PoolReport};
 use crate::conditions::{Condition, Event};
 use crate::time::Timestamp;
 
@@ -24,6 +25,15 @@ pub struct Decision {
     /// `type: LoadBalancer` Services we do not own, and why (for explanations only: they get
     /// no status, no condition and no frontend).
     pub ignored: Vec<IgnoredService>,
+    /// Pool addresses in use, sorted by address: holders and announcer (empty without pools).
+    #[serde(rename = "poolAddresses", skip_serializing_if = "Vec::is_empty")]
+    pub pool_addresses: Vec<PoolAddress>,
+    /// What each node announces, sorted by node, then address (empty without pools).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub announcements: Vec<Announcement>,
+    /// Every pool of the snapshot and its usage, sorted by name.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<PoolReport>,
 }
 
 impl Decision {
@@ -40,6 +50,27 @@ impl Decision {
         self.services
             .iter()
             .find(|s| s.namespace == namespace && s.name == name)
+    }
+
+    /// The pool addresses `node`'s agent announces.
+    pub fn announcements_for<'a>(
+        &'a self,
+        node: &'a str,
+    ) -> impl Iterator<Item = &'a Announcement> {
+        self.announcements.iter().filter(move |a| a.node == node)
+    }
+
+    /// Every pool address range of usable pools (traffic to them that no frontend takes is
+    /// dropped by the agents).
+    pub fn pool_ranges(&self) -> Vec<(IpAddr, IpAddr)> {
+        let mut out: Vec<(IpAddr, IpAddr)> = self
+            .pools
+            .iter()
+            .flat_map(|p| p.ranges.iter().copied())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
     }
 
     /// Whether any owned Service has a problem condition.
@@ -140,6 +171,9 @@ pub enum AddressSource {
     ExternalIp,
     #[serde(rename = "InternalIP")]
     InternalIp,
+    /// A pool address (see `Decision::pool_addresses`).
+    #[serde(rename = "pool")]
+    Pool,
 }
 
 impl fmt::Display for AddressSource {
@@ -148,6 +182,7 @@ impl fmt::Display for AddressSource {
             AddressSource::Agent => "agent",
             AddressSource::ExternalIp => "ExternalIP",
             AddressSource::InternalIp => "InternalIP",
+            AddressSource::Pool => "pool",
         })
     }
 }
@@ -193,6 +228,8 @@ pub enum DropReason {
     NoAddress { families: String },
     /// Every address lost a port conflict (see `conflicts`).
     PortConflict,
+    /// Pool mode: this node may announce none of the Service's pool addresses.
+    CannotAnnounce { why: String },
 }
 
 impl fmt::Display for DropReason {
@@ -242,6 +279,7 @@ impl fmt::Display for DropReason {
             ),
             DropReason::NoAddress { families } => write!(f, "no usable {families} address"),
             DropReason::PortConflict => write!(f, "every address lost a port conflict"),
+            DropReason::CannotAnnounce { why } => write!(f, "cannot announce: {why}"),
         }
     }
 }

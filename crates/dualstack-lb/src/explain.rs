@@ -40,10 +40,21 @@ pub fn explain(decision: &Decision, config: &Config, now: Timestamp) -> String {
         if node.frontends.is_empty() {
             out.push_str("  no frontends\n");
         }
+        for a in decision.announcements_for(&node.name) {
+            let on = if a.interfaces.is_empty() {
+                a.via.map_or("no interface known".to_string(), |via| {
+                    format!("the interface holding {via}")
+                })
+            } else {
+                a.interfaces.join(", ")
+            };
+            let _ = writeln!(out, "  announces {} (pool {}) on {on}", a.ip, a.pool);
+        }
         for frontend in &node.frontends {
             frontend_text(&mut out, frontend);
         }
     }
+    pools_text(&mut out, decision);
     if !decision.ignored.is_empty() {
         out.push_str("\nnot ours (no status, no frontends):\n");
         for ignored in &decision.ignored {
@@ -203,6 +214,54 @@ fn frontend_text(out: &mut String, frontend: &Frontend) {
             Selection::Hash => "hashed",
         }
     );
+}
+
+fn pools_text(out: &mut String, decision: &Decision) {
+    for pool in &decision.pools {
+        let _ = writeln!(
+            out,
+            "\npool {}{}: {}",
+            pool.name,
+            if pool.auto_assign {
+                " (autoAssign)"
+            } else {
+                ""
+            },
+            pool.addresses.join(", ")
+        );
+        for (family, size, used) in &pool.usage {
+            let _ = writeln!(out, "  {}: {used} of {size} in use", family.k8s_name());
+        }
+        if !pool.node_selector.is_empty() {
+            let _ = writeln!(out, "  nodeSelector: {}", pool.node_selector.join(", "));
+        }
+        if !pool.interfaces.is_empty() {
+            let _ = writeln!(out, "  interfaces: {}", pool.interfaces.join(", "));
+        }
+        for error in &pool.errors {
+            let _ = writeln!(out, "  not used: {error}");
+        }
+        for address in decision
+            .pool_addresses
+            .iter()
+            .filter(|a| a.pool == pool.name)
+        {
+            let services = address
+                .services
+                .iter()
+                .map(|(s, origin)| format!("{s} ({origin})"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let announcer = match &address.announcer {
+                Some(node) => format!(
+                    "announced by {node} (candidates: {})",
+                    address.candidates.join(", ")
+                ),
+                None => "announced by nobody: no node programs it for every Service on it".into(),
+            };
+            let _ = writeln!(out, "  {} -> {services}; {announcer}", address.ip);
+        }
+    }
 }
 
 fn join<T: std::fmt::Display>(items: &[T]) -> String {

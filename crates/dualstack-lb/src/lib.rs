@@ -91,6 +91,18 @@
 //! **ipMode.** `Proxy` in `nftables` mode (our agent carries the traffic), `VIP` in
 //! `kube-proxy` mode, where no frontends are produced at all.
 //!
+//! **Pools** (see [`pool`], [`allocate`], [`announce`]). With `LoadBalancerPool` objects in
+//! the snapshot, a Service that names a pool (`dualstack.io/pool`), asks for addresses
+//! (`dualstack.io/addresses`), or meets an `autoAssign` pool gets dedicated pool addresses
+//! instead of node addresses: sticky (the published status is the record), per family in
+//! `ipFamilies` order, oldest Service first, shared only by `dualstack.io/sharing-key` on
+//! disjoint ports. Node rules 1–8 still pick the nodes; in addition a node must have a live
+//! agent Lease (in either mode: it announces), be selected by the pool's `nodeSelector` and
+//! have an interface to announce on. Frontends are bound to the pool addresses on every such
+//! node (standbys are ready for takeover), and exactly one of them — chosen by rendezvous
+//! hashing — announces each address ([`Decision::announcements`]). With no pool object,
+//! nothing here applies and node mode is unchanged.
+//!
 //! **Determinism.** Outputs are sorted (Services by namespace/name, nodes by name,
 //! frontends by name, ingress by family order then address, backends by address), so the
 //! same snapshot in any object order gives byte-identical output.
@@ -136,9 +148,16 @@
 //! | `dualstack.io/LoadBalancerReady` | False | `NoLocalEndpoints` | `externalTrafficPolicy: Local` and no eligible node has a usable endpoint |
 //! | `dualstack.io/LoadBalancerReady` | False | `FamilyUnavailable` | a `RequireDualStack` family, or every family, has no address on the eligible nodes |
 //! | `dualstack.io/LoadBalancerReady` | False | `PortConflict` | every candidate address is held by older Services |
+//! | `dualstack.io/LoadBalancerReady` | False | `PoolNotFound` | `dualstack.io/pool` names a pool that does not exist or has a bad entry |
+//! | `dualstack.io/LoadBalancerReady` | False | `AddressNotInPool` | a requested address is in no usable pool (or not in the named one) |
+//! | `dualstack.io/LoadBalancerReady` | False | `AddressInUse` | a requested address is held by another Service (named) that does not share |
+//! | `dualstack.io/LoadBalancerReady` | False | `SharingClash` | same sharing key, but a port overlaps (named) or a Service is `externalTrafficPolicy: Local` |
+//! | `dualstack.io/LoadBalancerReady` | False | `PoolExhausted` | every address of the family in the Service's pools is in use (pools and sizes named) |
 //! | `dualstack.io/PortConflict` | False | `NoConflict` | no port lost |
 //! | `dualstack.io/PortConflict` | True | `PortConflict` | some address + protocol + port is kept by an older Service (named) |
 
+pub mod allocate;
+pub mod announce;
 mod classify;
 pub mod conditions;
 pub mod config;
@@ -149,9 +168,12 @@ pub mod explain;
 pub mod live;
 mod nodes;
 pub mod objects;
+pub mod pool;
+mod pool_mode;
 pub mod snapshot;
 pub mod time;
 
+pub use allocate::{ADDRESSES_ANNOTATION, POOL_ANNOTATION, SHARING_KEY_ANNOTATION};
 pub use config::{Config, Mode};
 pub use decide::{SOURCE_RANGES_ANNOTATION, decide, ownership};
 pub use decision::Decision;

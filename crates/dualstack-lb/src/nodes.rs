@@ -44,6 +44,8 @@ pub(crate) struct NodeFacts {
     /// Pools from the K3s labels (`…/lbpool=<pool>`, `lbpool.…/<pool>=true`) and our
     /// `pool.dualstack.io/<pool>=true` labels.
     pub pools: BTreeSet<String>,
+    /// The node's agent Lease is live (it can announce pool addresses).
+    pub agent_live: bool,
     /// Best address per family.
     pub addresses: BTreeMap<Family, ChosenAddress>,
     /// Why a family has no address (for explanations).
@@ -131,6 +133,7 @@ pub(crate) fn node_facts(
         excluded: labels.contains_key(EXCLUDE_LABEL) && !config.ignore_exclusion_label,
         enablelb: labels.get(ENABLELB_LABEL).cloned(),
         pools,
+        agent_live: lease_state.is_ok(),
         addresses,
         missing,
     }

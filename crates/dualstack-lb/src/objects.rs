@@ -96,6 +96,31 @@ where
 pub struct Service {
     pub metadata: ObjectMeta,
     pub spec: ServiceSpec,
+    /// The published status: pool allocation keeps the addresses recorded here.
+    pub status: ServiceStatus,
+}
+
+/// `v1 ServiceStatus` (the subset we read).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ServiceStatus {
+    #[serde(deserialize_with = "null_default")]
+    pub load_balancer: LoadBalancerStatus,
+}
+
+/// `v1 LoadBalancerStatus`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct LoadBalancerStatus {
+    #[serde(deserialize_with = "null_default")]
+    pub ingress: Vec<LoadBalancerIngress>,
+}
+
+/// `v1 LoadBalancerIngress` (the subset we read).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct LoadBalancerIngress {
+    pub ip: Option<String>,
 }
 
 /// `v1 ServiceSpec` (the subset we read).

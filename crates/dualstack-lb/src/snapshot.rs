@@ -2,7 +2,8 @@
 //!
 //! Accepted text: one JSON document, or a YAML stream of one or more documents. Each document
 //! is a single object or a `List` (`kind: List`, or any `…List` kind) whose `items` are
-//! objects. Objects whose `kind` is `Service`, `Node`, `EndpointSlice` or `Lease` are kept;
+//! objects. Objects whose `kind` is `Service`, `Node`, `EndpointSlice`, `Lease` or
+//! `LoadBalancerPool` are kept;
 //! every other kind (Pods, ConfigMaps, …) is ignored, and so are empty documents. An object
 //! that appears twice (same kind, namespace and name) is an error, as is text that is not
 //! YAML/JSON or an object of a kind we read whose fields have the wrong type.
@@ -13,6 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::objects::{EndpointSlice, Lease, Node, Service};
+use crate::pool::LoadBalancerPool;
 
 /// Everything the decision reads about a cluster. Order does not matter: the decision sorts.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -21,6 +23,8 @@ pub struct Snapshot {
     pub nodes: Vec<Node>,
     pub endpoint_slices: Vec<EndpointSlice>,
     pub leases: Vec<Lease>,
+    /// `dualstack.io/v1alpha1 LoadBalancerPool`s; none: node mode for every Service.
+    pub pools: Vec<LoadBalancerPool>,
 }
 
 /// Why a text could not be read as a snapshot.
@@ -216,6 +220,9 @@ impl Builder {
                 .push(decode(document, &kind, &display, value)?),
             "Lease" => snapshot
                 .leases
+                .push(decode(document, &kind, &display, value)?),
+            crate::pool::POOL_KIND => snapshot
+                .pools
                 .push(decode(document, &kind, &display, value)?),
             _ => return Ok(()),
         }

@@ -6,7 +6,11 @@
 use dualstack_lb::{Config, Mode, Snapshot, Timestamp, decide, explain};
 use proptest::prelude::*;
 
-const FIXTURES: [(&str, &str); 5] = [
+const FIXTURES: [(&str, &str); 6] = [
+    (
+        "pools-three-nodes.yaml",
+        include_str!("fixtures/pools-three-nodes.yaml"),
+    ),
     (
         "k3s-single-node-traefik.yaml",
         include_str!("fixtures/k3s-single-node-traefik.yaml"),
@@ -70,6 +74,7 @@ proptest! {
         shuffled.nodes = permute(&original.nodes, &k(1));
         shuffled.endpoint_slices = permute(&original.endpoint_slices, &k(2));
         shuffled.leases = permute(&original.leases, &k(3));
+        shuffled.pools = permute(&original.pools, &k(6));
         for slice in &mut shuffled.endpoint_slices {
             slice.endpoints = permute(&slice.endpoints, &k(4));
             slice.ports = permute(&slice.ports, &k(5));

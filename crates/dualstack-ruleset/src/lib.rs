@@ -18,7 +18,9 @@ pub mod names;
 pub mod nft;
 mod validate;
 
-pub use model::{Backend, DEFAULT_TABLE, Destination, Frontend, Protocol, Ruleset, Selection};
+pub use model::{
+    AddressRange, Backend, DEFAULT_TABLE, Destination, Frontend, Protocol, Ruleset, Selection,
+};
 pub use validate::{
     FRONTEND_NAME_MAX, InvalidRuleset, RulesetError, TABLE_NAME_MAX, validate, validate_frontend,
     validate_table_name,

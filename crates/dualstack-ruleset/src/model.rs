@@ -94,6 +94,13 @@ pub struct Frontend {
     pub masquerade: bool,
 }
 
+/// An inclusive range of addresses of one family (`first <= last`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct AddressRange {
+    pub first: IpAddr,
+    pub last: IpAddr,
+}
+
 /// Everything one owner wants programmed, in one table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -101,6 +108,12 @@ pub struct Ruleset {
     /// The nft table name (`table inet <name>`), `dualstack` by default.
     pub table: String,
     pub frontends: Vec<Frontend>,
+    /// Dedicated (pool) address ranges: traffic to them that no frontend took is dropped,
+    /// so a node that receives it (it is not the announcer, or the port is not a Service's)
+    /// never routes it onwards (nft: chain `pool-guard`, with a counter; the iptables
+    /// fallback does not render it yet). Empty: no guard at all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub guard: Vec<AddressRange>,
 }
 
 /// The default table name.
@@ -134,6 +147,7 @@ impl Ruleset {
         Ruleset {
             table: table.into(),
             frontends: Vec::new(),
+            guard: Vec::new(),
         }
     }
 }

@@ -125,7 +125,7 @@ pub use plan::{
     allowed_ranges, plan,
 };
 
-use layout::{STORES, base_chains, store_index};
+use layout::{STORES, base_chains, guard_chain, store_index};
 
 /// The comment on our table.
 pub const TABLE_COMMENT: &str = "managed by dualstack; do not edit";
@@ -178,7 +178,11 @@ pub fn render_full(ruleset: &Ruleset) -> Result<String, InvalidRuleset> {
         }
         let _ = writeln!(out, "\t}}");
     }
-    for (name, header, rules) in base_chains() {
+    let guard = guard_chain(&ruleset.guard);
+    let base = base_chains()
+        .into_iter()
+        .map(|(n, h, r)| (n, h.to_string(), r));
+    for (name, header, rules) in base.chain(guard) {
         let _ = writeln!(out, "\tchain {name} {{");
         let _ = writeln!(out, "\t\t{header}");
         for r in rules {
@@ -311,6 +315,9 @@ pub fn render_delete(table: &str) -> Result<String, InvalidRuleset> {
 pub fn expected(ruleset: &Ruleset) -> Result<Expected, InvalidRuleset> {
     validate(ruleset)?;
     let mut exp = Expected::default();
+    if let Some((name, _, _)) = guard_chain(&ruleset.guard) {
+        exp.chains.insert(name.to_string());
+    }
     for p in ruleset.frontends.iter().map(plan) {
         exp.chains.extend(p.chains.into_iter().map(|c| c.name));
         exp.elements.extend(p.elements);

@@ -25,6 +25,11 @@ pub const FRONTEND_NAME_MAX: usize = 253;
 pub enum RulesetError {
     #[error("table name {name:?} is invalid: {reason}")]
     InvalidTableName { name: String, reason: &'static str },
+    #[error("guard range {first}-{last} mixes families or ends before it starts")]
+    InvalidGuardRange {
+        first: std::net::IpAddr,
+        last: std::net::IpAddr,
+    },
     #[error("frontend #{index}: name is empty")]
     EmptyName { index: usize },
     #[error("frontend {frontend:?}: name is invalid: {reason}")]
@@ -223,6 +228,19 @@ pub fn validate(ruleset: &Ruleset) -> Result<(), InvalidRuleset> {
     if let Err(e) = validate_table_name(&ruleset.table) {
         errors.push(e);
     }
+    for r in &ruleset.guard {
+        let ok = match (r.first, r.last) {
+            (std::net::IpAddr::V4(a), std::net::IpAddr::V4(b)) => a <= b,
+            (std::net::IpAddr::V6(a), std::net::IpAddr::V6(b)) => a <= b,
+            _ => false,
+        };
+        if !ok {
+            errors.push(RulesetError::InvalidGuardRange {
+                first: r.first,
+                last: r.last,
+            });
+        }
+    }
     let mut names: HashMap<&str, usize> = HashMap::new();
     let mut ids: HashMap<String, usize> = HashMap::new();
     for (index, fe) in ruleset.frontends.iter().enumerate() {
@@ -415,6 +433,7 @@ mod tests {
     fn errors(frontends: Vec<Frontend>) -> Vec<String> {
         let rs = Ruleset {
             table: "dualstack".into(),
+            guard: Vec::new(),
             frontends,
         };
         match validate(&rs) {

@@ -21,6 +21,7 @@ fn full_sync_snapshot() {
 fn single_backend_elements_snapshot() {
     let rs = Ruleset {
         table: "dualstack".into(),
+        guard: Vec::new(),
         frontends: vec![
             Frontend {
                 name: "default/web:https".into(),
@@ -177,6 +178,7 @@ fn single_backend_frontends_are_elements_only_and_ranges_are_shared() {
     };
     let rs = Ruleset {
         table: "t".into(),
+        guard: Vec::new(),
         frontends: (1..=3).map(web).collect(),
     };
     let exp = nft::expected(&rs).unwrap();
@@ -313,12 +315,12 @@ proptest! {
     /// frontends use the `dnat-masq-*` maps.
     #[test]
     fn render_is_deterministic_and_complete(fe in arb_frontend(), other in arb_frontend(), seed in any::<u64>()) {
-        let rs = Ruleset { table: "t".into(), frontends: vec![fe.clone()] };
+        let rs = Ruleset { table: "t".into(), guard: Vec::new(), frontends: vec![fe.clone()] };
         let text = nft::render_full(&rs).unwrap();
         let mut shuffled = fe.clone();
         let n = shuffled.backends.len().max(1);
         shuffled.backends.rotate_left((seed as usize) % n);
-        let rs2 = Ruleset { table: "t".into(), frontends: vec![shuffled] };
+        let rs2 = Ruleset { table: "t".into(), guard: Vec::new(), frontends: vec![shuffled] };
         prop_assert_eq!(&text, &nft::render_full(&rs2).unwrap());
         let exp = nft::expected(&rs).unwrap();
         let families = fe.served_families();
@@ -336,13 +338,48 @@ proptest! {
         let mut other = other;
         other.name = format!("{}-other", fe.name);
         other.port = fe.port.wrapping_add(1).max(1);
-        let pair = Ruleset { table: "t".into(), frontends: vec![fe.clone(), other.clone()] };
+        let pair = Ruleset { table: "t".into(), guard: Vec::new(), frontends: vec![fe.clone(), other.clone()] };
         if dualstack_ruleset::validate(&pair).is_ok() {
-            let swapped = Ruleset { table: "t".into(), frontends: vec![other, fe] };
+            let swapped = Ruleset { table: "t".into(), guard: Vec::new(), frontends: vec![other, fe] };
             let (a, b) = (nft::render_full(&pair).unwrap(), nft::render_full(&swapped).unwrap());
             // Element blocks are sorted by key; only frontend chains follow input order.
             let elements = |t: &str| t.lines().filter(|l| l.starts_with("\t\t\t")).map(str::to_string).collect::<Vec<_>>();
             prop_assert_eq!(elements(&a), elements(&b));
         }
     }
+}
+
+/// Pool ranges: one guard chain after every DNAT, one interval lookup per family, expected
+/// by the drift check; none without pools (every other rendering unchanged).
+#[test]
+fn the_pool_guard_drops_untaken_traffic_to_pool_ranges() {
+    use dualstack_ruleset::AddressRange;
+    let mut rs = common::sample();
+    assert!(!nft::render_full(&rs).unwrap().contains("pool-guard"));
+    assert!(!nft::expected(&rs).unwrap().chains.contains("pool-guard"));
+    let range = |a: &str, b: &str| AddressRange {
+        first: a.parse().unwrap(),
+        last: b.parse().unwrap(),
+    };
+    rs.guard = vec![
+        range("192.0.2.200", "192.0.2.209"),
+        range("198.51.100.9", "198.51.100.9"),
+        range("2001:db8:100::201", "2001:db8:100::207"),
+    ];
+    let text = nft::render_full(&rs).unwrap();
+    let chain = text
+        .split("chain pool-guard {")
+        .nth(1)
+        .and_then(|c| c.split("\n\t}").next())
+        .unwrap();
+    assert!(chain.contains("type filter hook prerouting priority dstnat + 10; policy accept;"));
+    assert!(chain.contains("ip daddr { 192.0.2.200-192.0.2.209, 198.51.100.9 } counter drop"));
+    assert!(chain.contains("ip6 daddr { 2001:db8:100::201-2001:db8:100::207 } counter drop"));
+    assert!(nft::expected(&rs).unwrap().chains.contains("pool-guard"));
+    if let Some(check) = nft_check() {
+        check(&text);
+    }
+    rs.guard = vec![range("192.0.2.9", "2001:db8::1")];
+    let err = nft::render_full(&rs).unwrap_err().to_string();
+    assert!(err.contains("mixes families"), "{err}");
 }

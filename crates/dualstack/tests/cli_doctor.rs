@@ -174,3 +174,29 @@ fn an_unreachable_api_server_is_an_error_not_bad_input() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("listing nodes"), "{}", stderr(&out));
 }
+
+/// `doctor pool` from a dump: the holder and the announcer, or why not, as exit codes.
+#[test]
+fn pool_names_holder_and_announcer_or_the_cause() {
+    let dump = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../dualstack-lb/tests/fixtures/pools-three-nodes.yaml"
+    );
+    let ok = run(&["doctor", "pool", "192.168.1.243", "-f", dump]);
+    let text = String::from_utf8_lossy(&ok.stdout).into_owned();
+    assert_eq!(ok.status.code(), Some(0), "{text}{}", stderr(&ok));
+    assert!(
+        text.contains("held by kube-system/traefik (kept from status)"),
+        "{text}"
+    );
+    assert!(text.contains("announced by node-3"), "{text}");
+
+    let free = run(&["doctor", "pool", "192.168.1.246", "-f", dump, "-o", "json"]);
+    assert_eq!(free.status.code(), Some(1), "{}", stderr(&free));
+    let json: Value = serde_json::from_slice(&free.stdout).unwrap();
+    assert_eq!(json["checks"][0]["id"], "pool.held");
+    assert_eq!(json["checks"][0]["status"], "fail");
+
+    let bad = run(&["doctor", "pool", "not-an-ip", "-f", dump]);
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+}

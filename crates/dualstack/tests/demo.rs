@@ -75,7 +75,18 @@ fn demo_passes_and_leaves_nothing_behind() {
         text(&out.stderr)
     );
     assert!(started.elapsed() < Duration::from_secs(30), "takes seconds");
-    assert!(stdout.contains("16 of 16 flows as predicted ✓"), "{stdout}");
+    assert!(stdout.contains("18 of 18 flows as predicted ✓"), "{stdout}");
+    // The pool Service, announced by one node, found by the client's own ARP / ND.
+    assert!(
+        stdout.contains("demo/web-vip · announced by node-2"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.matches("  ✓ 192.0.2.240: ").count()
+            + stdout.matches("  ✓ 2001:db8:1::f1: ").count(),
+        2,
+        "{stdout}"
+    );
     assert!(!stdout.contains('✗'), "{stdout}");
     // The live global address reported by node-1's agent is what gets advertised.
     assert!(

@@ -8,6 +8,44 @@ pub const CHAIN_FILTER_PREROUTING: &str = "filter-prerouting";
 pub const CHAIN_NAT_PREROUTING: &str = "nat-prerouting";
 pub const CHAIN_NAT_OUTPUT: &str = "nat-output";
 pub const CHAIN_NAT_POSTROUTING: &str = "nat-postrouting";
+/// Drops traffic to dedicated addresses that no frontend took (only with a guard).
+pub const CHAIN_POOL_GUARD: &str = "pool-guard";
+
+/// The guard chain: after every DNAT (ours at `dstnat - 10`, conntrack's at `dstnat`), a
+/// packet still addressed to a pool address was taken by no frontend. Anonymous interval
+/// sets: one lookup per family, whatever the number of ranges.
+pub(crate) fn guard_chain(
+    guard: &[crate::AddressRange],
+) -> Option<(&'static str, String, Vec<String>)> {
+    if guard.is_empty() {
+        return None;
+    }
+    let mut rules = Vec::new();
+    for (ip, v6) in [("ip", false), ("ip6", true)] {
+        let ranges: Vec<String> = guard
+            .iter()
+            .filter(|r| r.first.is_ipv6() == v6)
+            .map(|r| {
+                if r.first == r.last {
+                    r.first.to_string()
+                } else {
+                    format!("{}-{}", r.first, r.last)
+                }
+            })
+            .collect();
+        if !ranges.is_empty() {
+            rules.push(format!(
+                "{ip} daddr {{ {} }} counter drop",
+                ranges.join(", ")
+            ));
+        }
+    }
+    Some((
+        CHAIN_POOL_GUARD,
+        "type filter hook prerouting priority dstnat + 10; policy accept;".to_string(),
+        rules,
+    ))
+}
 
 /// One map of the table: name, key type, value type.
 pub(crate) struct Store {

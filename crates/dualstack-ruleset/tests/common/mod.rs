@@ -19,6 +19,7 @@ pub fn backend(text: &str) -> Backend {
 pub fn sample() -> Ruleset {
     Ruleset {
         table: "dualstack".into(),
+        guard: Vec::new(),
         frontends: vec![
             Frontend {
                 name: "default/traefik:websecure".into(),

@@ -63,6 +63,10 @@ pub struct AgentArgs {
     /// Interfaces whose addresses are not node addresses (trailing `*` = prefix); replaces the default list.
     #[arg(long = "exclude-interface", value_name = "NAME", value_delimiter = ',')]
     pub exclude_interfaces: Option<Vec<String>>,
+    /// Re-announce this node's pool addresses (gratuitous ARP, unsolicited NA) every this
+    /// many seconds; 0: only on takeover.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub announce_interval_seconds: u64,
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

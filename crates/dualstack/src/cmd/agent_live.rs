@@ -10,6 +10,11 @@
 //!   are programmed — full at start, incremental for small changes — and every
 //!   `--resync-seconds` the table is read back and drift repaired
 //!   (`dualstack_agent::Syncer`). In `kube-proxy` mode nothing is programmed.
+//! * **announce** (both modes): on every change and every second (an announcer's Lease can
+//!   expire without any object changing), the decision runs and this node's pool addresses
+//!   go to the ARP/NDP announcer (`dualstack_agent::announce`); gratuitous ARP / unsolicited
+//!   NAs on takeover and every `--announce-interval-seconds`. Without pools nothing is
+//!   announced.
 //!
 //! SIGTERM/SIGINT stop the loops and leave the rules in place, so a rolling update drops
 //! no traffic; `dualstack agent --cleanup` removes them.
@@ -19,7 +24,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use dualstack_agent::addresses::default_excluded;
+use dualstack_agent::announce::AnnounceStep;
 use dualstack_agent::{SyncKind, SyncReport, Syncer};
+use dualstack_announce::Options;
 use dualstack_dataplane::Dataplane;
 use dualstack_kube::cluster::{self, Cluster};
 use dualstack_kube::lease;
@@ -91,13 +98,7 @@ async fn run_async(
         stop.clone(),
     ));
 
-    if config.mode == Mode::KubeProxy {
-        tracing::info!("kube-proxy mode: programming nothing, reporting addresses only");
-        let _ = lease_task.await;
-        return Ok(Outcome::Ok);
-    }
-
-    // Sync.
+    // Sync and announce read the same reflectors.
     let watches = cluster::start(&client, &config.lease_namespace, true);
     let Some(services) = watches.services.clone() else {
         anyhow::bail!("the Service reflector did not start");
@@ -113,6 +114,25 @@ async fn run_async(
         r = cluster.wait_ready() => r.context("waiting for the first list of Services, EndpointSlices, Nodes and Leases")?,
         _ = stop_wait.changed() => return Ok(Outcome::Ok),
     }
+    let announce = Options {
+        interval: Duration::from_secs(args.announce_interval_seconds),
+        ..Options::default()
+    };
+    let announce_task = tokio::spawn(announce_loop(
+        cluster.clone(),
+        watches.changes.clone(),
+        config.clone(),
+        AnnounceStep::new(node.clone(), announce),
+        stop.clone(),
+    ));
+    if config.mode == Mode::KubeProxy {
+        tracing::info!(
+            "kube-proxy mode: programming nothing, reporting addresses and announcing pool addresses"
+        );
+        let _ = lease_task.await;
+        let _ = announce_task.await;
+        return Ok(Outcome::Ok);
+    }
     sync_loop(
         cluster,
         watches.changes,
@@ -124,6 +144,7 @@ async fn run_async(
     )
     .await;
     let _ = lease_task.await;
+    let _ = announce_task.await;
     tracing::info!("stopped; rules left in place (use `dualstack agent --cleanup` to remove them)");
     Ok(Outcome::Ok)
 }
@@ -165,6 +186,43 @@ async fn renew_loop(
                     tracing::info!(addresses = %dualstack_lb::live::format_live_addresses(&addresses.borrow()), "addresses changed");
                 }
             },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Re-decide this often even without changes: a Lease expiring changes the announcer.
+const ANNOUNCE_CHECK: Duration = Duration::from_secs(1);
+
+/// Feeds this node's pool addresses from each decision to the announcer (see module docs).
+pub(crate) async fn announce_loop(
+    cluster: Cluster,
+    mut changes: watch::Receiver<u64>,
+    config: Config,
+    mut step: AnnounceStep,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(ANNOUNCE_CHECK);
+    let mut announcing = false;
+    loop {
+        match cluster.snapshot() {
+            Ok(snapshot) if !snapshot.pools.is_empty() || announcing => match clock() {
+                Ok(now) => {
+                    let decision = dualstack_lb::decide(&snapshot, &config, now);
+                    let report = tokio::task::block_in_place(|| step.apply(&decision));
+                    announcing = !report.targets.is_empty();
+                    if report.changed || !report.problems.is_empty() {
+                        tracing::info!("{}", report.to_string().trim_end());
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "no usable clock"),
+            },
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot read the cluster for announcements"),
+        }
+        tokio::select! {
+            r = changes.changed() => if r.is_err() { return },
+            _ = ticker.tick() => {}
             _ = stop.changed() => return,
         }
     }

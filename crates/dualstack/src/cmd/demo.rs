@@ -23,9 +23,12 @@ mod topology;
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use std::sync::{Arc, Mutex};
+
 use anyhow::Context as _;
 use clap::Args;
 use dualstack_addr::Family;
+use dualstack_agent::announce::AnnounceStep;
 use dualstack_lb::{Config, Snapshot, Timestamp};
 use dualstack_testbed::EchoServer;
 
@@ -106,6 +109,14 @@ fn now() -> Timestamp {
     Timestamp::from_unix_micros(micros)
 }
 
+/// Announce at once and then every few seconds (the demo is short).
+fn announce_options() -> dualstack_announce::Options {
+    dualstack_announce::Options {
+        interval: std::time::Duration::from_secs(5),
+        ..dualstack_announce::Options::default()
+    }
+}
+
 fn client_addrs() -> Vec<IpAddr> {
     Family::BOTH.map(topology::client_addr).to_vec()
 }
@@ -159,6 +170,33 @@ fn demo(args: &DemoArgs, interrupt: &Interrupt) -> anyhow::Result<Outcome> {
     let decision = dualstack_lb::decide(&snapshot, &config, now);
     say!("{}", render::services(&decision));
 
+    // Each agent announces the pool addresses the decision gives its node (ARP / NDP from
+    // inside the node's namespace); the client finds them with its own ARP and ND.
+    let mut announcers = Vec::new();
+    for node in topology::NODES {
+        interrupt.check()?;
+        let step = Arc::new(Mutex::new(AnnounceStep::new(node.name, announce_options())));
+        let (s, d) = (Arc::clone(&step), decision.clone());
+        let report = lab
+            .ns(node.name)?
+            .run_in(move || s.lock().map(|mut s| s.apply(&d)).ok())?
+            .context("the announcer lock was poisoned")?;
+        if !report.problems.is_empty() {
+            anyhow::bail!("{}: {}", node.name, report.problems.join("; "));
+        }
+        announcers.push((node.name, step, report));
+    }
+    say!(
+        "{}",
+        render::announcements(
+            &decision,
+            &announcers
+                .iter()
+                .map(|(n, _, r)| (*n, r))
+                .collect::<Vec<_>>()
+        )
+    );
+
     // Real flows, each against its prediction.
     let client = client_addrs();
     let mut results = Vec::new();
@@ -170,6 +208,29 @@ fn demo(args: &DemoArgs, interrupt: &Interrupt) -> anyhow::Result<Outcome> {
     }
     say!("{}", render::flows(&results, &client));
     let all_good = results.iter().all(|(_, _, ok)| *ok);
+    // The client learned each pool address from the node that announces it.
+    let mut neighbors = Vec::new();
+    for a in &decision.announcements {
+        let entry = lab
+            .ns("client")?
+            .ip(&["neigh", "show", &a.ip.to_string(), "dev", "eth0"])?;
+        let mac = lab.ns(&a.node)?.ip(&["-o", "link", "show", "eth0"])?;
+        let mac = mac
+            .split_whitespace()
+            .skip_while(|w| *w != "link/ether")
+            .nth(1)
+            .unwrap_or_default()
+            .to_string();
+        neighbors.push((
+            a.ip,
+            a.node.clone(),
+            !mac.is_empty() && entry.contains(&mac),
+            entry.trim().to_string(),
+        ));
+    }
+    say!("{}", render::neighbors(&neighbors));
+    let all_good = all_good && neighbors.iter().all(|(_, _, ok, _)| *ok);
+    drop(announcers);
 
     if let Some(node) = &args.show_rules {
         let rules = lab

@@ -1,5 +1,5 @@
 //! `dualstack doctor node` and `dualstack doctor cluster`: is this node, and this cluster,
-//! really dual-stack?
+//! really dual-stack? `dualstack doctor pool`: why is a pool address unreachable?
 //!
 //! The checks live in the pure `dualstack-doctor` crate; the submodules here only gather the
 //! facts (`/proc/sys`, `ip`, `nft`, `iptables-save`, the K3s config, the Kubernetes API) and
@@ -9,6 +9,7 @@
 mod cluster;
 mod k3s;
 mod node;
+mod pool;
 
 use clap::{Subcommand, ValueEnum};
 use dualstack_doctor::Report;
@@ -23,6 +24,9 @@ pub enum DoctorCommand {
     /// Check the cluster (kubeconfig): pod CIDRs and InternalIPs per node, DNS, Calico
     /// IPPools, our LoadBalancer Services, a sample of pods.
     Cluster(cluster::ClusterArgs),
+    /// Why a LoadBalancer pool address is unreachable: who holds it, who should announce it,
+    /// and with --node (run there) the interface, multicast membership and rules.
+    Pool(pool::PoolArgs),
 }
 
 /// `--output text|json`.
@@ -39,6 +43,7 @@ pub fn run(command: DoctorCommand) -> anyhow::Result<Outcome> {
     match command {
         DoctorCommand::Node(args) => node::run(args),
         DoctorCommand::Cluster(args) => cluster::run(args),
+        DoctorCommand::Pool(args) => pool::run(args),
     }
 }
 

@@ -14,6 +14,7 @@ use std::net::IpAddr;
 
 use dualstack_addr::Family;
 use dualstack_lb::Decision;
+use dualstack_lb::decision::AddressSource;
 use dualstack_ruleset::{Destination, Frontend, Protocol};
 
 /// A node address a flow is sent to.
@@ -58,18 +59,28 @@ pub struct Flow {
     pub expect: Expect,
 }
 
-/// Every node address the decision chose for some Service (per node and family), sorted.
+/// Every node address the decision chose for some Service (per node and family), and every
+/// pool address at the node that announces it (standbys receive nothing), sorted.
 pub fn targets(decision: &Decision) -> Vec<Target> {
+    let announced = |node: &str, ip: IpAddr| {
+        decision
+            .announcements
+            .iter()
+            .any(|a| a.node == node && a.ip == ip)
+    };
     let set: BTreeSet<Target> = decision
         .services
         .iter()
         .flat_map(|s| &s.why.nodes)
         .flat_map(|v| {
-            v.addresses.iter().map(|a| Target {
-                node: v.node.clone(),
-                family: a.family,
-                addr: a.ip,
-            })
+            v.addresses
+                .iter()
+                .filter(|a| a.source != AddressSource::Pool || announced(&v.node, a.ip))
+                .map(|a| Target {
+                    node: v.node.clone(),
+                    family: a.family,
+                    addr: a.ip,
+                })
         })
         .collect();
     set.into_iter().collect()
@@ -84,9 +95,32 @@ pub fn flows(decision: &Decision, client: &[IpAddr]) -> Vec<Flow> {
         .flat_map(|s| s.why.ports.iter().map(|p| (p.port, p.protocol)))
         .collect();
     let targets = targets(decision);
+    // A pool address carries only the ports of the Services on it (the node's guard drops
+    // the rest): no point in waiting for the silence of the others.
+    let pool_ports = |addr: IpAddr| -> Option<BTreeSet<(u16, Protocol)>> {
+        decision
+            .pool_addresses
+            .iter()
+            .find(|a| a.ip == addr)
+            .map(|a| {
+                decision
+                    .services
+                    .iter()
+                    .filter(|s| {
+                        a.services
+                            .iter()
+                            .any(|(k, _)| *k == format!("{}/{}", s.namespace, s.name))
+                    })
+                    .flat_map(|s| s.why.ports.iter().map(|p| (p.port, p.protocol)))
+                    .collect()
+            })
+    };
     let mut out = Vec::new();
     for (port, protocol) in ports {
         for target in &targets {
+            if pool_ports(target.addr).is_some_and(|p| !p.contains(&(port, protocol))) {
+                continue;
+            }
             let from = client
                 .iter()
                 .copied()
@@ -189,6 +223,13 @@ fn why_not(decision: &Decision, target: &Target, protocol: Protocol, port: u16) 
             continue;
         }
         let name = format!("{}/{}", service.namespace, service.name);
+        let on_pool = decision
+            .pool_addresses
+            .iter()
+            .any(|a| a.services.iter().any(|(s, _)| *s == name));
+        if on_pool && !service.ingress.iter().any(|i| i.ip == target.addr) {
+            continue; // its pool addresses are elsewhere: not a reason for this address
+        }
         if !service.why.families.contains(&target.family) {
             let families: Vec<&str> = service.why.families.iter().map(|f| f.k8s_name()).collect();
             reasons.push(format!("{name} is {} only", families.join("+")));
@@ -253,7 +294,10 @@ mod tests {
                 ("node-1".into(), ip("192.0.2.11")),
                 ("node-1".into(), ip("fd00:1::11")),
                 ("node-2".into(), ip("192.0.2.12")),
+                ("node-2".into(), ip("192.0.2.240")),
                 ("node-2".into(), ip("2001:db8:1::12")),
+                // The pool addresses, at their announcer only (node-1 stands by).
+                ("node-2".into(), ip("2001:db8:1::f1")),
             ]
         );
     }
@@ -261,7 +305,11 @@ mod tests {
     #[test]
     fn predictions_follow_the_services() {
         let flows = flows(&decision(), &client());
-        assert_eq!(flows.len(), 4 * 4, "4 ports x 4 node addresses");
+        assert_eq!(
+            flows.len(),
+            4 * 4 + 2,
+            "4 ports x 4 node addresses, and the pool Service's port on its 2 addresses"
+        );
         // Cluster: any web pod of the family answers, masqueraded.
         assert_eq!(
             find(&flows, "node-2", "2001:db8:1::12", 80),

@@ -71,10 +71,15 @@ pub fn agents(runs: &[AgentRun]) -> String {
 
 /// Where an ingress address comes from: `node-1, agent, global`.
 fn origin(service: &ServiceDecision, ip: IpAddr) -> String {
-    service
-        .why
-        .nodes
-        .iter()
+    // A pool address: the node that announces it (the others stand by).
+    let mut nodes: Vec<_> = service.why.nodes.iter().collect();
+    nodes.sort_by_key(|v| {
+        !v.addresses
+            .iter()
+            .any(|a| a.ip == ip && a.detail.ends_with("announces"))
+    });
+    nodes
+        .into_iter()
         .find_map(|v| {
             v.addresses
                 .iter()
@@ -82,6 +87,61 @@ fn origin(service: &ServiceDecision, ip: IpAddr) -> String {
                 .map(|a| format!("{}, {}: {}", v.node, a.source, a.detail))
         })
         .unwrap_or_default()
+}
+
+/// What each node's announcer took on.
+pub fn announcements(
+    decision: &Decision,
+    runs: &[(&str, &dualstack_agent::announce::AnnounceReport)],
+) -> String {
+    let mut out =
+        String::from("Pool addresses (announced by one node each, ARP for IPv4, NDP for IPv6)\n");
+    if decision.pool_addresses.is_empty() {
+        out.push_str("  (no pool address in use)\n");
+    }
+    for a in &decision.pool_addresses {
+        let services = join(a.services.iter().map(|(s, _)| s.clone()), ", ");
+        let by = a.announcer.as_deref().unwrap_or("nobody");
+        let standby = join(
+            a.candidates
+                .iter()
+                .filter(|c| Some(c.as_str()) != a.announcer.as_deref())
+                .cloned(),
+            ", ",
+        );
+        let _ = writeln!(
+            out,
+            "  {:<16} pool {} · {services} · announced by {by}{}",
+            a.ip.to_string(),
+            a.pool,
+            if standby.is_empty() {
+                String::new()
+            } else {
+                format!(", standby {standby}")
+            }
+        );
+    }
+    for (node, report) in runs {
+        for t in &report.targets {
+            let _ = writeln!(out, "  {node}: announcing {} on {}", t.ip, t.interface);
+        }
+    }
+    out
+}
+
+/// The client's neighbor entries for the pool addresses: (address, announcer, entry holds
+/// its MAC, the entry as `ip neigh` prints it).
+pub fn neighbors(entries: &[(std::net::IpAddr, String, bool, String)]) -> String {
+    let mut out = String::new();
+    if entries.is_empty() {
+        return out;
+    }
+    out.push_str("Client neighbor entries for pool addresses (its own ARP / neighbor discovery)\n");
+    for (ip, node, ok, entry) in entries {
+        let mark = if *ok { "✓" } else { "✗" };
+        let _ = writeln!(out, "  {mark} {ip}: {entry} (announcer {node})");
+    }
+    out
 }
 
 /// Each Service: what it asks for, its ingress per family with `ipMode`, its conditions.
@@ -282,7 +342,7 @@ mod tests {
         let text = super::flows(&results, &client);
         assert!(text.contains("✗"), "{text}");
         assert!(
-            text.ends_with("1 of 16 flows NOT as predicted ✗\n"),
+            text.ends_with("1 of 18 flows NOT as predicted ✗\n"),
             "{text}"
         );
     }

@@ -1,0 +1,354 @@
+//! `LoadBalancerPool` (`dualstack.io/v1alpha1`, cluster-scoped): dedicated addresses for
+//! Services, per family, and which nodes may announce them.
+//!
+//! `spec.addresses` entries are a CIDR (`192.0.2.0/28`, `2001:db8:1::/120`), a range
+//! `first-last` of one family (`192.0.2.100-192.0.2.110`), or one address. A pool may hold
+//! both families or one. In a CIDR the addresses that clients commonly refuse are left out:
+//! for IPv4 shorter than /31 the network and broadcast addresses, for IPv6 shorter than /127
+//! the Subnet-Router anycast address (host part zero). Ranges and single addresses are taken
+//! as written. A CIDR with host bits set is an error (the intent is unclear), and so is a
+//! range whose ends differ in family or are reversed: a pool with any bad entry is not used
+//! at all (fail closed) and the decision reports why.
+//!
+//! `spec.nodeSelector` (label → value, all must match; empty selects every node) limits which
+//! nodes may announce the pool's addresses; `spec.interfaces` names the interfaces to announce
+//! on (default: the interface that holds the node's address of that family);
+//! `spec.autoAssign` (default true) lets Services without a pool annotation draw from it.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use dualstack_addr::Family;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::objects::ObjectMeta;
+
+/// API group/version of the pool kind.
+pub const POOL_API_VERSION: &str = "dualstack.io/v1alpha1";
+/// Kind name.
+pub const POOL_KIND: &str = "LoadBalancerPool";
+
+/// `dualstack.io/v1alpha1 LoadBalancerPool`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct LoadBalancerPool {
+    pub metadata: ObjectMeta,
+    pub spec: PoolSpec,
+}
+
+/// Coarse shape of a `spec.addresses` entry, for the CRD schema (the API server rejects what
+/// is plainly not an address; [`parse_entry`] decides the rest and names the problem).
+pub const ADDRESS_ENTRY_PATTERN: &str =
+    r"^\s*[0-9A-Fa-f:.]+(/[0-9]{1,3}|\s*-\s*[0-9A-Fa-f:.]+)?\s*$";
+/// A Linux interface name: 1 to 15 bytes, no slash, colon or white space.
+pub const INTERFACE_PATTERN: &str = r"^[^/:\s]{1,15}$";
+
+/// The pool's dedicated LoadBalancer addresses, of either family, and the nodes that may
+/// announce them (ARP for IPv4, NDP for IPv6).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(transform = require_addresses)
+)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PoolSpec {
+    /// CIDRs (`192.0.2.0/28`, `2001:db8:1::/120`), `first-last` ranges of one family
+    /// (`192.0.2.100-192.0.2.110`) or single addresses. A pool may hold both families.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(
+            transform = no_default,
+            length(min = 1, max = 256),
+            inner(regex(pattern = ADDRESS_ENTRY_PATTERN))
+        )
+    )]
+    pub addresses: Vec<String>,
+    /// Nodes that may announce the pool's addresses: every label must match. Empty: all
+    /// nodes.
+    pub node_selector: BTreeMap<String, String>,
+    /// Interfaces to announce on. Empty: the interface that holds the node's address of the
+    /// address's family.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(length(max = 32), inner(regex(pattern = INTERFACE_PATTERN)))
+    )]
+    pub interfaces: Vec<String>,
+    /// Whether Services that name no pool draw from this one. Default true.
+    #[cfg_attr(feature = "schema", schemars(extend("default" = true)))]
+    pub auto_assign: Option<bool>,
+}
+
+/// A required list has no default in the schema (an empty default would break `minItems`).
+#[cfg(feature = "schema")]
+fn no_default(schema: &mut schemars::Schema) {
+    schema.remove("default");
+}
+
+/// `spec.addresses` is required by the API (the decision also refuses a pool without it).
+#[cfg(feature = "schema")]
+fn require_addresses(schema: &mut schemars::Schema) {
+    schema.insert("required".into(), serde_json::json!(["addresses"]));
+}
+
+/// An inclusive run of addresses of one family, as integers (IPv4 in the low 32 bits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Span {
+    pub family: Family,
+    pub first: u128,
+    pub last: u128,
+}
+
+impl Span {
+    /// Number of addresses in the span (never zero).
+    pub fn count(&self) -> u128 {
+        self.last - self.first + 1
+    }
+
+    /// Whether `ip` lies in the span.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        Family::of(ip) == self.family && (self.first..=self.last).contains(&to_int(ip))
+    }
+
+    /// The span's first address.
+    pub fn first_addr(&self) -> IpAddr {
+        from_int(self.family, self.first)
+    }
+
+    /// The span's last address.
+    pub fn last_addr(&self) -> IpAddr {
+        from_int(self.family, self.last)
+    }
+}
+
+/// An address as an integer (IPv4 in the low 32 bits).
+pub fn to_int(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+/// The address of `family` with integer value `n` (IPv4 uses the low 32 bits).
+pub fn from_int(family: Family, n: u128) -> IpAddr {
+    match family {
+        Family::V4 => IpAddr::V4(Ipv4Addr::from(n as u32)),
+        Family::V6 => IpAddr::V6(Ipv6Addr::from(n)),
+    }
+}
+
+/// Why a `spec.addresses` entry is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PoolError {
+    #[error("{0:?} is not a CIDR, a first-last range or an address")]
+    Unparsable(String),
+    #[error("{text:?} has host bits set (did you mean {network}?)")]
+    HostBits { text: String, network: IpNet },
+    #[error("{0:?} mixes IPv4 and IPv6")]
+    MixedFamilies(String),
+    #[error("{0:?} ends before it starts")]
+    Reversed(String),
+    #[error("{0:?} holds no usable address")]
+    Empty(String),
+    #[error("spec.addresses is empty")]
+    NoAddresses,
+}
+
+/// Parses one `spec.addresses` entry.
+pub fn parse_entry(text: &str) -> Result<Span, PoolError> {
+    let t = text.trim();
+    if let Some((a, b)) = t.split_once('-') {
+        let a: IpAddr = a
+            .trim()
+            .parse()
+            .map_err(|_| PoolError::Unparsable(t.into()))?;
+        let b: IpAddr = b
+            .trim()
+            .parse()
+            .map_err(|_| PoolError::Unparsable(t.into()))?;
+        if Family::of(a) != Family::of(b) {
+            return Err(PoolError::MixedFamilies(t.into()));
+        }
+        if to_int(b) < to_int(a) {
+            return Err(PoolError::Reversed(t.into()));
+        }
+        return Ok(Span {
+            family: Family::of(a),
+            first: to_int(a),
+            last: to_int(b),
+        });
+    }
+    if let Ok(ip) = t.parse::<IpAddr>() {
+        return Ok(Span {
+            family: Family::of(ip),
+            first: to_int(ip),
+            last: to_int(ip),
+        });
+    }
+    let net: IpNet = t.parse().map_err(|_| PoolError::Unparsable(t.into()))?;
+    if net != net.trunc() {
+        return Err(PoolError::HostBits {
+            text: t.into(),
+            network: net.trunc(),
+        });
+    }
+    let family = Family::of_net(net);
+    let (mut first, mut last) = (to_int(net.network()), to_int(net.broadcast()));
+    match net {
+        IpNet::V4(v4) if v4.prefix_len() < 31 => {
+            first += 1;
+            last -= 1;
+        }
+        IpNet::V6(v6) if v6.prefix_len() < 127 => first += 1,
+        _ => {}
+    }
+    if last < first {
+        return Err(PoolError::Empty(t.into()));
+    }
+    Ok(Span {
+        family,
+        first,
+        last,
+    })
+}
+
+/// A pool read and checked: its spans per family, or why it is unusable.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pool {
+    pub name: String,
+    /// Spans in `spec.addresses` order.
+    pub spans: Vec<Span>,
+    pub node_selector: BTreeMap<String, String>,
+    pub interfaces: Vec<String>,
+    pub auto_assign: bool,
+    /// Every entry that is wrong; a pool with errors hands out nothing.
+    pub errors: Vec<String>,
+}
+
+impl Pool {
+    /// Reads a pool object.
+    pub fn from_object(object: &LoadBalancerPool) -> Pool {
+        let mut spans = Vec::new();
+        let mut errors = Vec::new();
+        for entry in &object.spec.addresses {
+            match parse_entry(entry) {
+                Ok(span) => spans.push(span),
+                Err(err) => errors.push(err.to_string()),
+            }
+        }
+        if object.spec.addresses.is_empty() {
+            errors.push(PoolError::NoAddresses.to_string());
+        }
+        Pool {
+            name: object.metadata.name.clone(),
+            spans,
+            node_selector: object.spec.node_selector.clone(),
+            interfaces: object.spec.interfaces.clone(),
+            auto_assign: object.spec.auto_assign.unwrap_or(true),
+            errors,
+        }
+    }
+
+    /// Whether the pool hands out addresses (no bad entry).
+    pub fn usable(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    /// Whether the pool has addresses of `family` (and is usable).
+    pub fn has_family(&self, family: Family) -> bool {
+        self.usable() && self.spans.iter().any(|s| s.family == family)
+    }
+
+    /// Whether `ip` is one of this pool's addresses (and the pool is usable).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.usable() && self.spans.iter().any(|s| s.contains(ip))
+    }
+
+    /// Number of addresses of `family` (spans may overlap; counted as written).
+    pub fn size(&self, family: Family) -> u128 {
+        self.spans
+            .iter()
+            .filter(|s| s.family == family)
+            .fold(0u128, |acc, s| acc.saturating_add(s.count()))
+    }
+
+    /// Whether a node with these labels may announce this pool's addresses.
+    pub fn selects(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.node_selector
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn span(text: &str) -> (String, String) {
+        let s = parse_entry(text).unwrap();
+        (s.first_addr().to_string(), s.last_addr().to_string())
+    }
+
+    #[test]
+    fn entries_parse_to_spans() {
+        assert_eq!(
+            span("192.0.2.0/29"),
+            ("192.0.2.1".into(), "192.0.2.6".into())
+        );
+        assert_eq!(
+            span("192.0.2.8/31"),
+            ("192.0.2.8".into(), "192.0.2.9".into())
+        );
+        assert_eq!(
+            span("192.0.2.100 - 192.0.2.102"),
+            ("192.0.2.100".into(), "192.0.2.102".into())
+        );
+        assert_eq!(
+            span("2001:db8::/120"),
+            ("2001:db8::1".into(), "2001:db8::ff".into())
+        );
+        assert_eq!(
+            span("2001:db8::5"),
+            ("2001:db8::5".into(), "2001:db8::5".into())
+        );
+        assert_eq!(
+            parse_entry("2001:db8::/64").unwrap().count(),
+            (1u128 << 64) - 1
+        );
+    }
+
+    #[test]
+    fn bad_entries_name_the_problem() {
+        let cases = [
+            ("192.0.2.1/24", "host bits set (did you mean 192.0.2.0/24?)"),
+            ("192.0.2.1-2001:db8::1", "mixes IPv4 and IPv6"),
+            ("192.0.2.9-192.0.2.1", "ends before it starts"),
+            ("lan", "is not a CIDR"),
+            ("192.0.2.0/33", "is not a CIDR"),
+        ];
+        for (text, expected) in cases {
+            let err = parse_entry(text).unwrap_err().to_string();
+            assert!(err.contains(expected), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_pool_with_a_bad_entry_hands_out_nothing() {
+        let object: LoadBalancerPool = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "lan"},
+            "spec": {"addresses": ["192.0.2.0/28", "nonsense"], "nodeSelector": {"a": "b"}}
+        }))
+        .unwrap();
+        let pool = Pool::from_object(&object);
+        assert!(pool.auto_assign, "autoAssign defaults to true");
+        assert!(!pool.usable());
+        assert!(!pool.contains("192.0.2.1".parse().unwrap()));
+        assert!(!pool.has_family(Family::V4));
+        let mut labels = BTreeMap::new();
+        assert!(!pool.selects(&labels));
+        labels.insert("a".to_string(), "b".to_string());
+        assert!(pool.selects(&labels));
+    }
+}
