@@ -221,18 +221,20 @@ fn containers_mut(doc: &mut Value) -> Vec<&mut Value> {
 fn strip_chart_additions(objects: &mut BTreeMap<Key, Value>) {
     for doc in objects.values_mut() {
         if let Some(meta) = doc.pointer_mut("/spec/template/metadata") {
-            if let Some(annotations) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
-                let checksum = annotations.remove("checksum/config");
-                assert!(
-                    checksum
-                        .as_ref()
-                        .and_then(Value::as_str)
-                        .is_some_and(|c| c.len() == 64),
-                    "Pod template carries a sha256 checksum/config, got {checksum:?}"
-                );
-                if annotations.is_empty() {
-                    meta.as_object_mut().unwrap().remove("annotations");
-                }
+            let annotations = meta
+                .get_mut("annotations")
+                .and_then(Value::as_object_mut)
+                .expect("the chart's Pod templates carry annotations");
+            let checksum = annotations.remove("checksum/config");
+            assert!(
+                checksum
+                    .as_ref()
+                    .and_then(Value::as_str)
+                    .is_some_and(|c| c.len() == 64),
+                "Pod template carries a sha256 checksum/config, got {checksum:?}"
+            );
+            if annotations.is_empty() {
+                meta.as_object_mut().unwrap().remove("annotations");
             }
         }
         for container in containers_mut(doc) {
