@@ -9,11 +9,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
 
 /// Shared between the server and the loops that report readiness and metrics.
 #[derive(Default)]
@@ -44,14 +44,24 @@ async fn readyz(State(health): State<Arc<Health>>) -> impl IntoResponse {
     }
 }
 
-async fn metrics(State(health): State<Arc<Health>>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        health.metrics.encode(),
-    )
+/// OpenMetrics when the client asks for it (Prometheus does), else text format 0.0.4.
+async fn metrics(State(health): State<Arc<Health>>, headers: HeaderMap) -> impl IntoResponse {
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    if openmetrics {
+        (
+            [(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)],
+            health.metrics.encode(),
+        )
+    } else {
+        (
+            [(header::CONTENT_TYPE, TEXT_CONTENT_TYPE)],
+            health.metrics.encode_text(),
+        )
+    }
 }
 
 /// The routes (separate from [`serve`] so tests can call them without a socket).
@@ -111,6 +121,45 @@ mod tests {
             "dualstack_last_sync_error_timestamp_seconds 0",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn metrics_negotiates_openmetrics_or_text() {
+        let health = Arc::new(Health::default());
+        health
+            .metrics
+            .reconciled("synced", std::time::Duration::from_millis(3));
+        let get = |accept: Option<&'static str>| {
+            let h = Arc::clone(&health);
+            async move {
+                let mut headers = HeaderMap::new();
+                if let Some(a) = accept {
+                    headers.insert(header::ACCEPT, a.parse().unwrap());
+                }
+                let response = metrics(State(h), headers).await.into_response();
+                let content_type = response.headers()[header::CONTENT_TYPE]
+                    .to_str()
+                    .unwrap()
+                    .to_string();
+                let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+                    .await
+                    .unwrap();
+                (content_type, String::from_utf8(body.to_vec()).unwrap())
+            }
+        };
+        // What Prometheus sends.
+        let (ct, body) = get(Some(
+            "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+        ))
+        .await;
+        assert_eq!(ct, OPENMETRICS_CONTENT_TYPE);
+        assert!(body.contains("# TYPE dualstack_reconciles counter") && body.ends_with("# EOF\n"));
+        for accept in [None, Some("text/plain"), Some("*/*")] {
+            let (ct, body) = get(accept).await;
+            assert_eq!(ct, TEXT_CONTENT_TYPE, "Accept: {accept:?}");
+            assert!(body.contains("# TYPE dualstack_reconciles_total counter"));
+            assert!(!body.contains("# EOF"));
         }
     }
 }

@@ -1,4 +1,6 @@
-//! Prometheus metrics of the controller and the agent (one registry, prefix `dualstack`).
+//! Prometheus metrics of the controller and the agent (one registry, prefix `dualstack`),
+//! served as OpenMetrics or, to clients that do not ask for it, text format 0.0.4.
+//! Meanings in detail: `docs/metrics.md`.
 //!
 //! | metric | type | labels | meaning |
 //! |---|---|---|---|
@@ -169,5 +171,156 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+
+    /// The registry in the classic Prometheus text format 0.0.4, for clients that do not ask
+    /// for OpenMetrics (`curl`, `promtool check metrics`, older scrapers).
+    pub fn encode_text(&self) -> String {
+        openmetrics_to_text(&self.encode())
+    }
+}
+
+/// Content type of [`Metrics::encode`].
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// Content type of [`Metrics::encode_text`].
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Rewrites OpenMetrics text (as `prometheus_client` writes it: no exemplars, no `_created`
+/// samples, counters, gauges and histograms only) as text format 0.0.4. The samples stay
+/// as they are; what differs is the metadata: a counter family is named after its samples
+/// (`dualstack_reconciles_total`, where OpenMetrics says `dualstack_reconciles`), `# UNIT`
+/// does not exist and there is no `# EOF`.
+fn openmetrics_to_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|prefix| line.strip_prefix(prefix).map(|rest| (prefix, rest)));
+        match meta {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                out.push_str(prefix);
+                out.push_str(name);
+                if counters.contains(name) && !name.ends_with("_total") {
+                    out.push_str("_total");
+                }
+                if !tail.is_empty() {
+                    out.push(' ');
+                    out.push_str(tail);
+                }
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+
+    /// Every metric with samples in every label value the code records.
+    fn populated() -> Metrics {
+        let m = Metrics::new();
+        for outcome in [
+            "synced",
+            "ignored",
+            "released",
+            "not-in-store",
+            "conflict",
+            "api",
+            "convert",
+        ] {
+            m.reconciled(outcome, Duration::from_millis(3));
+        }
+        for kind in [
+            "full",
+            "incremental",
+            "unchanged",
+            "not-programmed",
+            "error",
+        ] {
+            m.synced(kind, Duration::from_millis(20));
+        }
+        m.programmed(2, 3);
+        m.leader.set(1);
+        m.last_sync_error.set(1_700_000_000);
+        m.lease_renewed(true);
+        m.lease_renewed(false);
+        m
+    }
+
+    fn samples(text: &str) -> Vec<&str> {
+        text.lines().filter(|l| !l.starts_with('#')).collect()
+    }
+
+    #[test]
+    fn text_format_keeps_every_sample_and_names_counters_after_them() {
+        let m = populated();
+        let open = m.encode();
+        let text = m.encode_text();
+        assert_eq!(samples(&open), samples(&text));
+        assert!(open.ends_with("# EOF\n"));
+        assert!(!text.contains("# EOF"));
+        for counter in ["reconciles", "syncs", "lease_renewals"] {
+            assert!(open.contains(&format!("# TYPE dualstack_{counter} counter\n")));
+            assert!(text.contains(&format!("# TYPE dualstack_{counter}_total counter\n")));
+            assert!(text.contains(&format!("# HELP dualstack_{counter}_total ")));
+        }
+        assert!(text.contains("# TYPE dualstack_reconcile_duration_seconds histogram\n"));
+        assert!(text.contains("# TYPE dualstack_leader gauge\n"));
+    }
+
+    /// `promtool check metrics` (Debian package `prometheus`) accepts the text rendering
+    /// with no lint finding. Skips without promtool, unless `CI` is set (`.ci/run`).
+    #[test]
+    fn promtool_accepts_the_metrics() {
+        let child = Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn();
+        let mut child = match child {
+            Ok(child) => child,
+            Err(e) => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "CI is set but promtool cannot run: {e}"
+                );
+                eprintln!("skipping promtool_accepts_the_metrics: promtool: {e}");
+                return;
+            }
+        };
+        let text = populated().encode_text();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let report = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && report.trim().is_empty(),
+            "promtool check metrics: {} {report}\n{text}",
+            out.status
+        );
     }
 }
