@@ -97,6 +97,7 @@ fn cluster(n: usize) -> (Cluster, Vec<Service>) {
             slices: store(slices),
             nodes: store(nodes),
             leases: store(leases),
+            pools: dualstack_kube::cluster::no_pools(),
         },
         services,
     )

@@ -19,6 +19,7 @@ use futures::{Stream, StreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
@@ -35,6 +36,25 @@ pub struct Cluster {
     pub slices: Store<EndpointSlice>,
     pub nodes: Store<Node>,
     pub leases: Store<Lease>,
+    /// `LoadBalancerPool`s (cluster-scoped, `dualstack.io/v1alpha1`); empty while the CRD is
+    /// not installed, which leaves every Service in node mode.
+    pub pools: Store<DynamicObject>,
+}
+
+/// The `LoadBalancerPool` resource, for the dynamic API.
+pub fn pool_resource() -> ApiResource {
+    ApiResource {
+        group: crate::crd::GROUP.to_string(),
+        version: "v1alpha1".to_string(),
+        api_version: dualstack_lb::pool::POOL_API_VERSION.to_string(),
+        kind: dualstack_lb::pool::POOL_KIND.to_string(),
+        plural: crate::crd::POOL_PLURAL.to_string(),
+    }
+}
+
+/// A pool store nothing writes (tests, benches): no pools.
+pub fn no_pools() -> Store<DynamicObject> {
+    reflector::store::Writer::new(pool_resource()).as_reader()
 }
 
 impl Cluster {
@@ -52,8 +72,12 @@ impl Cluster {
             nodes: all(&self.nodes, "Node")?,
             endpoint_slices: all(&self.slices, "EndpointSlice")?,
             leases: all(&self.leases, "Lease")?,
-            // LoadBalancerPools are not watched yet: node mode for every Service.
-            pools: Vec::new(),
+            pools: self
+                .pools
+                .state()
+                .iter()
+                .map(|p| convert(p.as_ref(), "LoadBalancerPool"))
+                .collect::<Result<_, _>>()?,
         })
     }
 
@@ -83,6 +107,7 @@ pub struct Watches {
     pub slices: Store<EndpointSlice>,
     pub nodes: Store<Node>,
     pub leases: Store<Lease>,
+    pub pools: Store<DynamicObject>,
     /// Only when asked for: the controller gets its Services from its `Controller`.
     pub services: Option<Store<Service>>,
     pub changes: watch::Receiver<u64>,
@@ -111,6 +136,7 @@ pub fn start(client: &Client, lease_namespace: &str, with_services: bool) -> Wat
         watcher::Config::default().labels(&format!("{}={}", LEASE_LABEL.0, LEASE_LABEL.1)),
         &tx,
     );
+    let pools = spawn_pools(client, &tx);
     let services = with_services.then(|| {
         spawn::<Service, dualstack_lb::objects::Service>(
             "Service",
@@ -123,6 +149,7 @@ pub fn start(client: &Client, lease_namespace: &str, with_services: bool) -> Wat
         slices,
         nodes,
         leases,
+        pools,
         services,
         changes,
     }
@@ -237,6 +264,33 @@ where
                 }
                 Err(e) => {
                     tracing::warn!(kind = %K::kind(&()), error = %e, "watch failed; retrying with backoff")
+                }
+            }
+        }
+    });
+    reader
+}
+
+/// The pool reflector (dynamic API: the kind is ours, not k8s-openapi's). Every pool event
+/// counts as a change (pools change rarely). Without the CRD the watch fails and retries
+/// with backoff, and the store stays empty.
+fn spawn_pools(client: &Client, tx: &Arc<watch::Sender<u64>>) -> Store<DynamicObject> {
+    let resource = pool_resource();
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+    let writer = reflector::store::Writer::new(resource);
+    let reader = writer.as_reader();
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer);
+    let tx = Arc::clone(tx);
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => {}
+                Ok(_) => tx.send_modify(|n| *n = n.wrapping_add(1)),
+                Err(e) => {
+                    tracing::debug!(error = %e, "LoadBalancerPool watch failed (CRD not installed?); retrying with backoff")
                 }
             }
         }

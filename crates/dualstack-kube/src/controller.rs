@@ -107,6 +107,7 @@ pub async fn run(
             slices: watches.slices.clone(),
             nodes: watches.nodes.clone(),
             leases: watches.leases.clone(),
+            pools: watches.pools.clone(),
         };
         let mut ctx = Context::new(
             client.clone(),

@@ -27,16 +27,21 @@ fn rendered() -> String {
 #[test]
 fn the_shipped_crd_is_the_generated_one() {
     let path = shipped();
-    if std::env::var_os("DUALSTACK_UPDATE_CRD").is_some() {
-        std::fs::write(&path, rendered()).unwrap();
+    // The Helm chart ships the same file (Helm installs `crds/` before the templates).
+    let chart = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../charts/dualstack/crds/loadbalancerpool.yaml");
+    for file in [&path, &chart] {
+        if std::env::var_os("DUALSTACK_UPDATE_CRD").is_some() {
+            std::fs::write(file, rendered()).unwrap();
+        }
+        let on_disk = std::fs::read_to_string(file).unwrap_or_default();
+        assert!(
+            on_disk == rendered(),
+            "{} differs from the CRD generated from PoolSpec; regenerate with \
+             DUALSTACK_UPDATE_CRD=1 cargo test -p dualstack-kube --test crd",
+            file.display()
+        );
     }
-    let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        on_disk == rendered(),
-        "{} differs from the CRD generated from PoolSpec; regenerate with \
-         DUALSTACK_UPDATE_CRD=1 cargo test -p dualstack-kube --test crd",
-        path.display()
-    );
     let kustomization = std::fs::read_to_string(path.with_file_name("kustomization.yaml")).unwrap();
     assert!(kustomization.contains("- crd-loadbalancerpool.yaml"));
 }

@@ -174,6 +174,7 @@ fn rbac_is_exactly_least_privilege() {
             ("/services/status", &["patch"]),
             ("/nodes", READ),
             ("discovery.k8s.io/endpointslices", READ),
+            ("dualstack.io/loadbalancerpools", READ),
             ("events.k8s.io/events", &["create", "patch"]),
         ])
     );
@@ -183,6 +184,7 @@ fn rbac_is_exactly_least_privilege() {
             ("/services", READ),
             ("/nodes", READ),
             ("discovery.k8s.io/endpointslices", READ),
+            ("dualstack.io/loadbalancerpools", READ),
         ])
     );
     // Leases: only in our namespace (a Role, never a ClusterRole).
@@ -337,8 +339,8 @@ fn workloads_are_deployable_as_documented() {
     assert_eq!(sc.privileged, Some(false), "not privileged");
     assert_eq!(
         sc.capabilities.as_ref().unwrap().add.as_deref(),
-        Some(&["NET_ADMIN".to_string()][..]),
-        "NET_ADMIN only"
+        Some(&["NET_ADMIN".to_string(), "NET_RAW".to_string()][..]),
+        "NET_ADMIN (nftables) and NET_RAW (ARP/NDP packet sockets for pool addresses) only"
     );
     let node_name = c
         .env

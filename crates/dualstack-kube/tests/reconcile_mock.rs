@@ -124,6 +124,7 @@ fn context(services: Vec<Service>) -> (Arc<Context>, Mock, tokio::sync::watch::R
         slices: store(slices()),
         nodes: store(vec![node()]),
         leases: store(vec![lease()]),
+        pools: dualstack_kube::cluster::no_pools(),
     };
     let recorder = Recorder::new(
         client.clone(),

@@ -106,6 +106,7 @@ fn template(helm: &Path, extra: &[&str]) -> String {
         chart.to_str().unwrap(),
         "--kube-version",
         "1.36.0",
+        "--include-crds",
     ];
     args.extend_from_slice(extra);
     run_helm(helm, &args)
@@ -150,6 +151,9 @@ fn typed_objects(what: &str, docs: &[Value]) -> BTreeMap<Key, Value> {
             "Deployment" => canonical::<Deployment>(what, doc),
             "DaemonSet" => canonical::<DaemonSet>(what, doc),
             "ValidatingAdmissionPolicy" => canonical::<ValidatingAdmissionPolicy>(what, doc),
+            "CustomResourceDefinition" => canonical::<
+                k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+            >(what, doc),
             "ValidatingAdmissionPolicyBinding" => {
                 canonical::<ValidatingAdmissionPolicyBinding>(what, doc)
             }
@@ -418,6 +422,7 @@ fn other_namespace_moves_everything_and_the_policy() {
                 | "ClusterRoleBinding"
                 | "ValidatingAdmissionPolicy"
                 | "ValidatingAdmissionPolicyBinding"
+                | "CustomResourceDefinition"
         );
         if cluster_scoped {
             assert_eq!(ns, "", "{kind} {name} is cluster-scoped");

@@ -818,3 +818,88 @@ fn the_users_e2e_script_passes_against_the_api_server() {
     assert!(stdout.contains("backend saw pod-1 192.0.2.100"), "{stdout}");
     assert_eq!(lab.all_running(), Vec::<String>::new());
 }
+
+/// A `LoadBalancerPool` end to end: the controller (watching pools through the CRD of
+/// `deploy/`) publishes a dedicated address per family, the agents program it and one of them
+/// announces it, and the client reaches it over TCP and UDP through its own ARP and neighbor
+/// discovery — the address is on no interface.
+#[test]
+fn a_pool_address_is_published_announced_and_served() {
+    let Some(_serial) = gate("kube_e2e pool", true) else {
+        return;
+    };
+    let mut lab = Lab::start(2);
+    lab.start_controller("controller-a");
+    lab.apply(
+        "apiVersion: dualstack.io/v1alpha1\nkind: LoadBalancerPool\nmetadata: {name: lab-pool}\nspec:\n  addresses: [\"192.0.2.240-192.0.2.247\", \"fd00:10::f0-fd00:10::f7\"]\n  autoAssign: false\n",
+    );
+    let yaml = service_yaml(
+        "vip",
+        "PreferDualStack",
+        "[IPv4, IPv6]",
+        "Cluster",
+        &ports(9000, 9001),
+    )
+    .replace(
+        "  name: vip\n",
+        "  name: vip\n  annotations: {dualstack.io/pool: lab-pool}\n",
+    );
+    lab.apply(&yaml);
+    lab.apply(&slices_yaml(
+        "vip",
+        &[&lab.nodes[0], &lab.nodes[1]],
+        &[("http", "TCP"), ("quic", "UDP")],
+    ));
+    let want: Vec<IpAddr> = vec![
+        "192.0.2.240".parse().unwrap(),
+        "fd00:10::f0".parse().unwrap(),
+    ];
+    let took = lab.wait_service(
+        "vip",
+        WAIT,
+        "published with the pool's first addresses",
+        |s| ingress(s) == want,
+    );
+    eprintln!("measure: pool Service -> status with its pool addresses: {took:?}");
+    for ip in &want {
+        let tcp = until_answer(Duration::from_secs(30), || {
+            tcp_request(&lab.client, at(*ip, 9000), SHORT)
+        });
+        assert!(tcp.server.starts_with("pod-"), "{tcp:?}");
+        let udp = until_answer(Duration::from_secs(30), || {
+            udp_request(&lab.client, at(*ip, 9001), SHORT)
+        });
+        assert!(udp.server.starts_with("pod-"), "{udp:?}");
+    }
+    // The client learnt each address's MAC from an announcing node, and no node carries it.
+    let neigh = lab.client.ip(&["neigh", "show", "dev", "eth0"]).unwrap();
+    let macs: Vec<String> = lab
+        .nodes
+        .iter()
+        .map(|n| {
+            let link = n.ns.ip(&["-br", "link", "show", "eth0"]).unwrap();
+            link.split_whitespace()
+                .nth(2)
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    for ip in &want {
+        let line = neigh
+            .lines()
+            .find(|l| l.starts_with(&format!("{ip} ")))
+            .unwrap_or_else(|| panic!("no neighbor entry for {ip}:\n{neigh}"));
+        assert!(
+            macs.iter().any(|m| line.contains(m.as_str())),
+            "{line} vs {macs:?}"
+        );
+    }
+    for n in &lab.nodes {
+        let addrs = n.ns.ip(&["addr"]).unwrap();
+        assert!(
+            !addrs.contains("192.0.2.240") && !addrs.contains("fd00:10::f0"),
+            "{addrs}"
+        );
+    }
+    assert_eq!(lab.all_running(), Vec::<String>::new());
+}

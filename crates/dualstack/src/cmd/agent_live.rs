@@ -108,6 +108,7 @@ async fn run_async(
         slices: watches.slices.clone(),
         nodes: watches.nodes.clone(),
         leases: watches.leases.clone(),
+        pools: watches.pools.clone(),
     };
     let mut stop_wait = stop.clone();
     tokio::select! {
