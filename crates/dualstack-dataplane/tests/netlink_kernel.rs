@@ -670,7 +670,9 @@ fn a_pool_guard_is_applied_and_read_back_through_the_text_path() {
     assert!(drift.is_empty(), "{drift:?}");
     // Incremental changes on top of it keep the guard.
     let removed = rs.frontends.remove(0);
-    pair.netlink.apply_changes(&[removed.clone()], &[]).unwrap();
+    pair.netlink
+        .apply_changes(std::slice::from_ref(&removed), &[])
+        .unwrap();
     pair.nft.apply_changes(&[removed], &[]).unwrap();
     pair.same().unwrap();
     // Without a guard: netlink again, and the guard is gone.
