@@ -118,7 +118,7 @@ fn round_per_change(
     let start = Instant::now();
     rt.block_on(async {
         for svc in services {
-            let (cached, key) = decision_for(cluster, &cache, &config, 1, now, svc)
+            let (cached, key, _) = decision_for(cluster, &cache, &config, 1, now, svc)
                 .await
                 .unwrap();
             let decided = cached.service(&key).unwrap();

@@ -11,13 +11,13 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Service;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Client};
 use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::watch;
 
 use crate::cluster::{self, Cluster};
-use crate::decision_cache::DecisionCache;
 use crate::reconcile::{self, Context, Observer};
 
 /// The leader-election Lease name.
@@ -120,10 +120,12 @@ pub async fn run(
         ctx.cluster_generation = Some(watches.changes.clone());
         let (kick_tx, kick_rx) = watch::channel(0u64);
         ctx.others_affected = Some(kick_tx.clone());
+        let (retrigger_tx, retrigger_rx) = tokio::sync::mpsc::unbounded_channel();
+        ctx.retrigger = Some(retrigger_tx);
         // Time alone changes the decision when an agent Lease expires: reconcile every
         // Service then (the first one decides anew, the others reuse it).
         let expiry = tokio::spawn(wake_at_expiry(
-            Arc::clone(&ctx.decisions),
+            watches.leases.clone(),
             Arc::clone(&settings.clock),
             kick_tx,
         ));
@@ -139,7 +141,12 @@ pub async fn run(
             cluster::change_stream(watches.changes.clone()),
             cluster::change_stream(kick_rx),
         );
+        let affected = futures::stream::unfold(retrigger_rx, |mut rx| async move {
+            let (namespace, name): (String, String) = rx.recv().await?;
+            Some((ObjectRef::new(&name).within(&namespace), rx))
+        });
         ctrl.reconcile_all_on(triggers)
+            .reconcile_on(affected)
             .graceful_shutdown_on(until)
             .run(reconcile::reconcile, reconcile::error_policy, Arc::new(ctx))
             .for_each(|result| async move {
@@ -163,29 +170,39 @@ pub async fn run(
     Ok(())
 }
 
-/// Bumps `kick` once each time the cached decision's validity ends (an agent Lease expires),
-/// checking at least every 5 s.
+/// Bumps `kick` whenever the set of expired agent Leases changes — time alone changes the
+/// decision then (a node's agent stopped renewing, or renews again after a gap) and no watch
+/// event says so. Checked twice a second against the Lease store; renewals of live Leases
+/// wake nobody.
 async fn wake_at_expiry(
-    decisions: Arc<DecisionCache>,
+    leases: kube::runtime::reflector::Store<k8s_openapi::api::coordination::v1::Lease>,
     clock: Arc<dyn Fn() -> dualstack_lb::Timestamp + Send + Sync>,
     kick: watch::Sender<u64>,
 ) {
-    const MAX_WAIT: Duration = Duration::from_secs(5);
-    let mut kicked_for = None;
+    let mut expired_before: Option<Vec<String>> = None;
     loop {
-        let until = decisions.valid_until().await;
-        let now = clock();
-        match until {
-            Some(until) if now >= until && kicked_for != Some(until) => {
-                kicked_for = Some(until);
-                kick.send_modify(|n| *n = n.wrapping_add(1));
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Some(until) if now < until => {
-                let micros = u64::try_from(until.unix_micros() - now.unix_micros()).unwrap_or(0);
-                tokio::time::sleep(Duration::from_micros(micros).min(MAX_WAIT)).await;
-            }
-            _ => tokio::time::sleep(Duration::from_millis(500).min(MAX_WAIT)).await,
+        let now = clock().unix_micros();
+        let mut expired: Vec<String> = leases
+            .state()
+            .iter()
+            .filter(|l| {
+                let spec = l.spec.as_ref();
+                let renewed = spec
+                    .and_then(|s| s.renew_time.as_ref())
+                    .map(|t| t.0.as_microsecond());
+                let seconds = spec.and_then(|s| s.lease_duration_seconds);
+                match (renewed, seconds) {
+                    (Some(r), Some(d)) => r + i64::from(d) * 1_000_000 < now,
+                    _ => true,
+                }
+            })
+            .filter_map(|l| l.metadata.name.clone())
+            .collect();
+        expired.sort();
+        if expired_before.as_ref().is_some_and(|b| *b != expired) {
+            kick.send_modify(|n| *n = n.wrapping_add(1));
         }
+        expired_before = Some(expired);
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

@@ -44,6 +44,9 @@ pub struct Cached {
     valid_until: Option<Timestamp>,
     /// Agents whose Lease says they run with other settings than ours: `node: settings`.
     pub config_mismatches: Vec<String>,
+    /// Services whose published outcome (ingress or conditions) differs from the decision
+    /// before this one: they, and only they, need a reconcile because of this computation.
+    pub changed: Vec<ServiceKey>,
 }
 
 /// Agents whose Lease carries settings other than `config`'s (`node: their settings`), sorted.
@@ -103,7 +106,24 @@ impl Cached {
             cluster_generation,
             valid_until,
             config_mismatches,
+            changed: Vec::new(),
         }
+    }
+
+    /// The Services whose ingress or conditions differ between `before` and this decision
+    /// (new ones included; those that left it are released by their own reconcile).
+    fn changed_since(&self, before: Option<&Cached>) -> Vec<ServiceKey> {
+        self.decision
+            .services
+            .iter()
+            .filter(|now| {
+                let key = (now.namespace.clone(), now.name.clone());
+                before.and_then(|b| b.service(&key)).is_none_or(|was| {
+                    was.ingress != now.ingress || was.conditions != now.conditions
+                })
+            })
+            .map(|s| (s.namespace.clone(), s.name.clone()))
+            .collect()
     }
 
     /// Whether this decision still holds for a Service whose core view hashes to `print`.
@@ -164,16 +184,34 @@ impl DecisionCache {
         config: &Config,
         compute: impl FnOnce() -> Result<Snapshot, E>,
     ) -> Result<Arc<Cached>, E> {
+        self.get_fresh(key, print, generation, now, config, compute)
+            .await
+            .map(|(cached, _)| cached)
+    }
+
+    /// [`DecisionCache::get`], also saying whether this call computed the decision (only
+    /// that caller acts on [`Cached::changed`]).
+    pub async fn get_fresh<E>(
+        &self,
+        key: &ServiceKey,
+        print: u64,
+        generation: u64,
+        now: Timestamp,
+        config: &Config,
+        compute: impl FnOnce() -> Result<Snapshot, E>,
+    ) -> Result<(Arc<Cached>, bool), E> {
         let mut slot = self.cached.lock().await;
         if let Some(cached) = slot.as_ref()
             && !self.stale.load(Ordering::Acquire)
             && cached.holds_for(key, print, generation, now)
         {
-            return Ok(Arc::clone(cached));
+            return Ok((Arc::clone(cached), false));
         }
         self.stale.store(false, Ordering::Release);
         let snapshot = compute()?;
-        let fresh = Arc::new(Cached::compute(snapshot, config, now, generation));
+        let mut computed = Cached::compute(snapshot, config, now, generation);
+        computed.changed = computed.changed_since(slot.as_deref());
+        let fresh = Arc::new(computed);
         self.computed.fetch_add(1, Ordering::Relaxed);
         let before = slot.as_ref().map(|c| c.config_mismatches.as_slice());
         if before.unwrap_or_default() != fresh.config_mismatches.as_slice() {
@@ -188,7 +226,7 @@ impl DecisionCache {
             }
         }
         *slot = Some(Arc::clone(&fresh));
-        Ok(fresh)
+        Ok((fresh, true))
     }
 
     /// The next reconcile decides anew.
@@ -251,6 +289,63 @@ items:
 
     fn print(s: &Snapshot) -> u64 {
         s.services[0].clone().fingerprint()
+    }
+
+    #[tokio::test]
+    async fn a_new_decision_names_exactly_the_services_whose_outcome_changed() {
+        let config = Config::default();
+        let now: Timestamp = "2026-01-01T00:00:10Z".parse().unwrap();
+        let one = snapshot(80, "2026-01-01T00:00:00.000000Z");
+        // A younger Service on the same port loses it to `web` (PortConflict).
+        let mut two = one.clone();
+        let mut younger = two.services[0].clone();
+        younger.metadata.name = "younger".into();
+        younger.metadata.creation_timestamp = Some("2025-12-02T00:00:00Z".parse().unwrap());
+        two.services.push(younger.clone());
+        let cache = DecisionCache::default();
+        let (first, fresh) = cache
+            .get_fresh(&key(), print(&one), 1, now, &config, || {
+                Ok::<_, ()>(one.clone())
+            })
+            .await
+            .unwrap();
+        assert!(fresh);
+        assert_eq!(
+            first.changed,
+            vec![key()],
+            "everything is new the first time"
+        );
+        let younger_key: ServiceKey = ("default".into(), "younger".into());
+        let (second, _) = cache
+            .get_fresh(
+                &younger_key,
+                younger.clone().fingerprint(),
+                1,
+                now,
+                &config,
+                || Ok::<_, ()>(two.clone()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            second.changed,
+            vec![younger_key.clone()],
+            "web keeps its port"
+        );
+        // `web` moves to another port: the younger one gets port 80 back.
+        let mut moved = two.clone();
+        moved.services[0] = snapshot(81, "2026-01-01T00:00:00.000000Z").services[0].clone();
+        let (third, _) = cache
+            .get_fresh(&key(), print(&moved), 1, now, &config, || {
+                Ok::<_, ()>(moved.clone())
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            third.changed,
+            vec![younger_key],
+            "web's addresses and conditions stay; only the younger one's outcome changed"
+        );
     }
 
     #[test]

@@ -100,6 +100,9 @@ pub struct Context {
     pub cluster_generation: Option<tokio::sync::watch::Receiver<u64>>,
     /// The latest decision, shared by all reconciles.
     pub decisions: Arc<DecisionCache>,
+    /// Receives the other Services whose outcome a new decision changed, so that exactly
+    /// they are reconciled (instead of every Service).
+    pub retrigger: Option<tokio::sync::mpsc::UnboundedSender<ServiceKey>>,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -121,6 +124,7 @@ impl Context {
             others_affected: None,
             cluster_generation: None,
             decisions: Arc::new(DecisionCache::default()),
+            retrigger: None,
             failures: Mutex::new(HashMap::new()),
         }
     }
@@ -201,14 +205,14 @@ pub async fn decision_for(
     generation: u64,
     now: Timestamp,
     current: &Service,
-) -> Result<(Arc<Cached>, ServiceKey), Error> {
+) -> Result<(Arc<Cached>, ServiceKey, bool), Error> {
     let namespace = current.namespace().unwrap_or_default();
     let name = current.name_any();
     let newest: dualstack_lb::objects::Service = convert(current, "Service")?;
     let print = newest.clone().fingerprint();
     let key = (namespace, name);
-    let cached = decisions
-        .get(&key, print, generation, now, config, || {
+    let (cached, fresh) = decisions
+        .get_fresh(&key, print, generation, now, config, || {
             let mut snapshot = cluster.snapshot()?;
             snapshot
                 .services
@@ -217,7 +221,7 @@ pub async fn decision_for(
             Ok::<_, Error>(snapshot)
         })
         .await?;
-    Ok((cached, key))
+    Ok((cached, key, fresh))
 }
 
 /// Takes a Service back from us: clears the status we wrote, then removes our finalizer.
@@ -290,7 +294,7 @@ pub async fn reconcile_inner(svc: &Service, ctx: &Context) -> Result<Outcome, Er
 
     let now = (ctx.clock)();
     let generation = ctx.cluster_generation.as_ref().map_or(0, |rx| *rx.borrow());
-    let (cached, service_key) = decision_for(
+    let (cached, service_key, fresh) = decision_for(
         &ctx.cluster,
         &ctx.decisions,
         &ctx.config,
@@ -299,15 +303,19 @@ pub async fn reconcile_inner(svc: &Service, ctx: &Context) -> Result<Outcome, Er
         &current,
     )
     .await?;
+    if let (true, Some(tx)) = (fresh, &ctx.retrigger) {
+        for other in cached.changed.iter().filter(|k| **k != service_key) {
+            let _ = tx.send(other.clone());
+        }
+    }
     let Some(decided) = cached.service(&service_key) else {
         return Ok(Outcome::NotInStore);
     };
 
     if let Some(patch) = status::status_patch(&current, decided, to_time(now)) {
+        // Other Services this change affects (a port freed or taken) were sent to
+        // `retrigger` when the decision was computed.
         let ingress_changed = status::ingress_changed(&current, decided);
-        if ingress_changed {
-            kick(ctx);
-        }
         api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map_err(api_err("patch the status of"))?;

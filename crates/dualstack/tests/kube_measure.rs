@@ -93,7 +93,7 @@ fn wait_all_published(lab: &Lab, count: usize, limit: Duration) -> Duration {
         let published = list
             .items
             .iter()
-            .filter(|s| ingress(Some(s)).len() == 2)
+            .filter(|s| ingress(Some(s)).len() == 4)
             .count();
         if published >= count {
             return start.elapsed();
