@@ -98,7 +98,16 @@ fn service() -> Service {
             selector: Some(map(&[("app", "web")])),
             ..ServiceSpec::default()
         }),
-        status: Some(ServiceStatus::default()),
+        // The published status is the pool allocation's record: read too.
+        status: Some(ServiceStatus {
+            load_balancer: Some(k8s_openapi::api::core::v1::LoadBalancerStatus {
+                ingress: Some(vec![k8s_openapi::api::core::v1::LoadBalancerIngress {
+                    ip: Some("192.0.2.240".into()),
+                    ..Default::default()
+                }]),
+            }),
+            ..ServiceStatus::default()
+        }),
     }
 }
 
