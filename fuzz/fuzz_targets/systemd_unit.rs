@@ -1,4 +1,5 @@
-//! A K3s systemd unit (`ExecStart=` with continuations), then the `plan check` rules.
+//! A K3s systemd unit (`ExecStart=` with continuations, read as systemd does), then the
+//! `plan check` rules, the unit problems included.
 #![no_main]
 
 use dualstack_plan::check::CheckInput;
@@ -12,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(unit) = read_unit("k3s.service", text) {
         dualstack_fuzz::plan_check(&CheckInput {
             k3s: Some(unit.options),
-            broken_unit: unit.broken.map(|b| ("k3s.service".to_string(), b)),
+            unit_problems: unit.problems,
             ..CheckInput::default()
         });
     }
