@@ -211,12 +211,54 @@ impl KubeApi {
         args: &[&str],
         input: Option<&str>,
     ) -> Result<String, TestbedError> {
+        let out = self.run_kubectl(None, args, input)?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(TestbedError::Command {
+                command: format!("kubectl {}", args.join(" ")),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            })
+        }
+    }
+
+    /// Runs kubectl with another identity's kubeconfig (a ServiceAccount's, for RBAC tests):
+    /// whether it succeeded, and its standard output and error together.
+    pub fn kubectl_as(
+        &self,
+        kubeconfig: &Path,
+        args: &[&str],
+        input: Option<&str>,
+    ) -> Result<(bool, String), TestbedError> {
+        let out = self.run_kubectl(Some(kubeconfig), args, input)?;
+        Ok((
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        ))
+    }
+
+    /// The kubectl wrapper (admin), or the harness's kubectl with `kubeconfig` when given.
+    fn run_kubectl(
+        &self,
+        kubeconfig: Option<&Path>,
+        args: &[&str],
+        input: Option<&str>,
+    ) -> Result<std::process::Output, TestbedError> {
         let wrapper = self.dir.join("kubectl");
         let spawn = |source| TestbedError::Spawn {
             program: wrapper.display().to_string(),
             source,
         };
-        let mut child = Command::new(&wrapper)
+        let mut command = Command::new(&wrapper);
+        // The wrapper names the admin kubeconfig first; a later --kubeconfig wins.
+        if let Some(path) = kubeconfig {
+            command.arg(format!("--kubeconfig={}", path.display()));
+        }
+        let mut child = command
             .args(args)
             .stdin(if input.is_some() {
                 Stdio::piped()
@@ -230,15 +272,7 @@ impl KubeApi {
         if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
             stdin.write_all(text.as_bytes()).map_err(spawn)?;
         }
-        let out = child.wait_with_output().map_err(spawn)?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            Err(TestbedError::Command {
-                command: format!("kubectl {}", args.join(" ")),
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            })
-        }
+        child.wait_with_output().map_err(spawn)
     }
 
     /// Writes a kubeconfig that authenticates with `token` (a ServiceAccount token from the

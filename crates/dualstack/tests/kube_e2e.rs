@@ -423,27 +423,7 @@ fn rbac_agents_write_only_their_own_lease_and_nobody_reads_secrets() {
     let unbound_agent = token("dualstack-agent", None);
     let controller = token("dualstack-controller", None);
     let run = |kc: &std::path::Path, args: &[&str], input: Option<&str>| {
-        use std::io::Write as _;
-        let mut child = std::process::Command::new(api.dir().join("kubectl"))
-            .arg(format!("--kubeconfig={}", kc.display()))
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
-            stdin.write_all(text.as_bytes()).unwrap();
-        }
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
+        api.kubectl_as(kc, args, input).unwrap()
     };
     let apply = ["apply", "--server-side", "--field-manager=test", "-f", "-"];
 
