@@ -57,6 +57,8 @@ pub struct InterfaceAddress {
     pub addr: IpAddr,
     pub prefix_len: u8,
     pub flags: AddressFlags,
+    /// Remaining lifetimes and creation time (for the prefixes of [`crate::prefixes`]).
+    pub lifetimes: crate::prefixes::Lifetimes,
 }
 
 /// Whether `interface` matches one of `patterns` (exact, or prefix with a trailing `*`).
@@ -133,6 +135,7 @@ mod tests {
             addr: ip.parse().unwrap(),
             prefix_len: 64,
             flags,
+            lifetimes: Default::default(),
         }
     }
 

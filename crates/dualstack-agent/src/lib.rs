@@ -16,7 +16,9 @@
 //!   (`dualstack-announce`).
 //! * [`addresses`]: which of the node's interface addresses are reported as live addresses
 //!   (pure filtering and flags), and with the `netlink` feature, [`netlink`] dumps and
-//!   watches them over rtnetlink.
+//!   watches them over rtnetlink;
+//! * [`prefixes`]: which on-link global IPv6 prefixes (with lifetimes) it reports for pools
+//!   that follow the ISP's prefix.
 //!
 //! The decisions themselves live in the pure [`dualstack_lb`] core; the rendering in
 //! [`dualstack_ruleset`]; running `nft` in [`dualstack_dataplane`]. The in-cluster agent
@@ -44,6 +46,7 @@ mod idle;
 pub mod netlink;
 mod own_lease;
 pub mod plan;
+pub mod prefixes;
 mod sync;
 
 pub use idle::why_nothing;

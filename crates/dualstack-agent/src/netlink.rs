@@ -1,13 +1,16 @@
 //! The node's addresses over rtnetlink (adapter): a dump (`ip -o addr`), and a watch that
-//! re-reads them whenever the kernel announces an address change (`ip monitor address`),
-//! so a new global IPv6 address after an ISP prefix change reaches the Lease within
-//! seconds. What to report is decided by the pure [`crate::addresses`].
+//! re-reads them whenever the kernel announces an address or IPv6 prefix change (`ip
+//! monitor address prefix`), and every [`REDUMP`] anyway, so a new global IPv6 prefix after
+//! an ISP renumbering reaches the Lease within seconds. What to report is decided by the
+//! pure [`crate::addresses`] (live addresses) and [`crate::prefixes`] (on-link prefixes with
+//! their lifetimes).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use dualstack_lb::live::LiveAddress;
+use dualstack_lb::Timestamp;
+use dualstack_lb::live::{LiveAddress, NodeReport};
 use futures::StreamExt;
 use netlink_packet_route::address::{
     AddressAttribute, AddressFlags as KernelFlags, AddressMessage,
@@ -17,10 +20,13 @@ use rtnetlink::{Handle, MulticastGroup};
 use tokio::sync::watch;
 
 use crate::addresses::{AddressFlags, InterfaceAddress, live_addresses};
+use crate::prefixes::{Lifetimes, reported_prefixes, stabilize};
 
 /// After an announcement, wait this long for more before re-reading (a prefix change
 /// announces several addresses at once).
 pub const SETTLE: Duration = Duration::from_millis(200);
+/// Re-read this often even without an announcement (a missed one costs at most this much).
+pub const REDUMP: Duration = Duration::from_secs(30);
 
 /// Why reading addresses failed.
 #[derive(Debug, thiserror::Error)]
@@ -73,13 +79,23 @@ fn interface_address(
     let mut address = None;
     let mut flags = KernelFlags::from_bits_retain(u32::from(msg.header.flags.bits()));
     let mut preferred_over = false;
+    let mut lifetimes = Lifetimes::default();
     for attr in &msg.attributes {
         match attr {
             AddressAttribute::Local(ip) => local = Some(*ip),
             AddressAttribute::Address(ip) => address = Some(*ip),
             // The 32-bit attribute supersedes the 8-bit header field when present.
             AddressAttribute::Flags(f) => flags = *f,
-            AddressAttribute::CacheInfo(c) => preferred_over = c.ifa_preferred == 0,
+            AddressAttribute::CacheInfo(c) => {
+                preferred_over = c.ifa_preferred == 0;
+                // INFINITY_LIFE_TIME (all ones) is "forever".
+                let finite = |s: u32| (s != u32::MAX).then_some(s);
+                lifetimes = Lifetimes {
+                    valid_seconds: finite(c.ifa_valid),
+                    preferred_seconds: finite(c.ifa_preferred),
+                    created_centis: Some(c.cstamp),
+                };
+            }
             _ => {}
         }
     }
@@ -99,7 +115,29 @@ fn interface_address(
             tentative: flags.contains(KernelFlags::Tentative),
             dad_failed: flags.contains(KernelFlags::Dadfailed),
         },
+        lifetimes,
     })
+}
+
+/// When the machine booted, from `/proc/uptime` (the base of `IFA_CACHEINFO.cstamp`);
+/// `None` when it cannot be read.
+pub fn boot_time(now: Timestamp) -> Option<Timestamp> {
+    let text = std::fs::read_to_string("/proc/uptime").ok()?;
+    let seconds: f64 = text.split_whitespace().next()?.parse().ok()?;
+    let micros = (seconds * 1e6) as i64;
+    Some(Timestamp::from_unix_micros(now.unix_micros() - micros))
+}
+
+/// What to report from a dump at `now`: the live addresses and the on-link prefixes.
+pub fn report_of(
+    addresses: &[InterfaceAddress],
+    excluded: &[String],
+    now: Timestamp,
+) -> NodeReport {
+    NodeReport {
+        addresses: live_addresses(addresses, excluded),
+        prefixes: reported_prefixes(addresses, excluded, now, boot_time(now)),
+    }
 }
 
 /// The live addresses now (one dump on a fresh connection).
@@ -111,27 +149,41 @@ pub async fn live_now(excluded: &[String]) -> Result<Vec<LiveAddress>, NetlinkEr
     Ok(live_addresses(&result?, excluded))
 }
 
-/// Publishes the live addresses into `tx` now and after every address announcement, until
-/// the netlink socket fails (the caller restarts it) or every receiver is gone.
+/// The live addresses and prefixes now (one dump on a fresh connection).
+pub async fn report_now(excluded: &[String], now: Timestamp) -> Result<NodeReport, NetlinkError> {
+    let (connection, handle, _) = rtnetlink::new_connection().map_err(NetlinkError::Socket)?;
+    let task = tokio::spawn(connection);
+    let result = dump(&handle).await;
+    task.abort();
+    Ok(report_of(&result?, excluded, now))
+}
+
+/// Publishes the node's report (live addresses and prefixes) into `tx` now, after every
+/// address or prefix announcement and every [`REDUMP`], until the netlink socket fails (the
+/// caller restarts it) or every receiver is gone. `clock` gives the time of each dump.
 pub async fn watch_live(
     excluded: Vec<String>,
-    tx: watch::Sender<Vec<LiveAddress>>,
+    clock: impl Fn() -> Timestamp,
+    tx: watch::Sender<NodeReport>,
 ) -> Result<(), NetlinkError> {
     let (connection, handle, mut messages) = rtnetlink::new_multicast_connection(&[
         MulticastGroup::Ipv4Ifaddr,
         MulticastGroup::Ipv6Ifaddr,
+        MulticastGroup::Ipv6Prefix,
         MulticastGroup::Link,
     ])
     .map_err(NetlinkError::Socket)?;
     let task = tokio::spawn(connection);
     let result = async {
         loop {
-            let live = live_addresses(&dump(&handle).await?, &excluded);
+            let mut report = report_of(&dump(&handle).await?, &excluded, clock());
             tx.send_if_modified(|current| {
-                if *current == live {
+                report.prefixes =
+                    stabilize(&current.prefixes, std::mem::take(&mut report.prefixes));
+                if *current == report {
                     false
                 } else {
-                    *current = live;
+                    *current = std::mem::take(&mut report);
                     true
                 }
             });
@@ -141,6 +193,7 @@ pub async fn watch_live(
                         return Err(NetlinkError::Closed);
                     }
                 }
+                () = tokio::time::sleep(REDUMP) => {}
                 () = tx.closed() => return Ok(()),
             }
             // Let a burst of announcements settle, then read everything once.

@@ -6,8 +6,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use dualstack_agent::addresses::default_excluded;
-use dualstack_agent::netlink::{live_now, watch_live};
-use dualstack_lb::live::format_live_addresses;
+use dualstack_agent::netlink::{live_now, report_now, watch_live};
+use dualstack_lb::Timestamp;
+use dualstack_lb::live::{NodeReport, format_live_addresses};
 use dualstack_testbed::{Netns, kernel_tests_enabled};
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -15,6 +16,14 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
+}
+
+fn now() -> Timestamp {
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros();
+    Timestamp::from_unix_micros(i64::try_from(micros).unwrap())
 }
 
 fn node() -> Netns {
@@ -74,10 +83,10 @@ fn a_new_global_address_shows_up_within_seconds() {
     let seen = ns
         .run_in(move || {
             runtime().block_on(async move {
-                let (tx, mut rx) = tokio::sync::watch::channel(Vec::new());
-                let watcher = tokio::spawn(watch_live(default_excluded(), tx));
+                let (tx, mut rx) = tokio::sync::watch::channel(NodeReport::default());
+                let watcher = tokio::spawn(watch_live(default_excluded(), now, tx));
                 rx.changed().await.unwrap();
-                let before = format_live_addresses(&rx.borrow_and_update());
+                let before = format_live_addresses(&rx.borrow_and_update().addresses);
                 // The ISP hands out a new prefix: a new global address appears.
                 let status = Command::new("ip")
                     .args([
@@ -100,7 +109,7 @@ fn a_new_global_address_shows_up_within_seconds() {
                     .await
                     .expect("announced within seconds")
                     .unwrap();
-                let after = format_live_addresses(&rx.borrow());
+                let after = format_live_addresses(&rx.borrow().addresses);
                 drop(rx);
                 let _ = tokio::time::timeout(Duration::from_secs(2), watcher).await;
                 (before, after)
@@ -109,4 +118,78 @@ fn a_new_global_address_shows_up_within_seconds() {
         .unwrap();
     assert!(!seen.0.contains("2001:db8:2::20"), "{}", seen.0);
     assert!(seen.1.contains("2001:db8:2::20"), "{}", seen.1);
+}
+
+#[test]
+fn prefixes_carry_lifetimes_and_never_come_from_ulas_or_host_routes() {
+    if !kernel_tests_enabled("prefixes_carry_lifetimes_and_never_come_from_ulas_or_host_routes") {
+        return;
+    }
+    let ns = node();
+    for args in [
+        &[
+            "-6",
+            "addr",
+            "add",
+            "2001:db8:5::20/64",
+            "dev",
+            "eth0",
+            "nodad",
+            "valid_lft",
+            "600",
+            "preferred_lft",
+            "300",
+        ][..],
+        &["-6", "addr", "add", "fd00:5::20/64", "dev", "eth0", "nodad"][..],
+        &[
+            "-6",
+            "addr",
+            "add",
+            "2001:db8:6::20/128",
+            "dev",
+            "eth0",
+            "nodad",
+        ][..],
+        &[
+            "-6",
+            "addr",
+            "add",
+            "2001:db8:42::1/64",
+            "dev",
+            "cni0",
+            "nodad",
+        ][..],
+    ] {
+        ns.ip(args).unwrap();
+    }
+    let at = now();
+    let report = ns
+        .run_in(move || runtime().block_on(report_now(&default_excluded(), at)))
+        .unwrap()
+        .unwrap();
+    let prefixes: Vec<String> = report
+        .prefixes
+        .iter()
+        .map(|p| p.prefix.to_string())
+        .collect();
+    assert_eq!(
+        prefixes,
+        ["2001:db8:1::/64", "2001:db8:5::/64"],
+        "{report:?}"
+    );
+    let static_one = &report.prefixes[0];
+    assert_eq!(
+        (static_one.preferred_until, static_one.valid_until),
+        (None, None)
+    );
+    let slaac = &report.prefixes[1];
+    assert_eq!(slaac.interface, "eth0");
+    let secs = |t: Option<Timestamp>| (t.unwrap().unix_micros() - at.unix_micros()) / 1_000_000;
+    assert!((597..=600).contains(&secs(slaac.valid_until)), "{slaac:?}");
+    assert!(
+        (297..=300).contains(&secs(slaac.preferred_until)),
+        "{slaac:?}"
+    );
+    // Created just now (boot time from /proc/uptime + cstamp).
+    assert!(secs(slaac.since).abs() <= 3, "{slaac:?}");
 }

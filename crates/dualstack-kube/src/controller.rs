@@ -126,6 +126,7 @@ pub async fn run(
         // Service then (the first one decides anew, the others reuse it).
         let expiry = tokio::spawn(wake_at_expiry(
             watches.leases.clone(),
+            Arc::clone(&ctx.decisions),
             Arc::clone(&settings.clock),
             kick_tx,
         ));
@@ -172,16 +173,27 @@ pub async fn run(
 
 /// Bumps `kick` whenever the set of expired agent Leases changes — time alone changes the
 /// decision then (a node's agent stopped renewing, or renews again after a gap) and no watch
-/// event says so. Checked twice a second against the Lease store; renewals of live Leases
-/// wake nobody.
+/// event says so — and when the cached decision's own deadline passes (a prefix's lifetime
+/// or grace time ends). Checked twice a second against the Lease store; renewals of live
+/// Leases wake nobody.
 async fn wake_at_expiry(
     leases: kube::runtime::reflector::Store<k8s_openapi::api::coordination::v1::Lease>,
+    decisions: Arc<crate::decision_cache::DecisionCache>,
     clock: Arc<dyn Fn() -> dualstack_lb::Timestamp + Send + Sync>,
     kick: watch::Sender<u64>,
 ) {
     let mut expired_before: Option<Vec<String>> = None;
+    let mut kicked_for: Option<dualstack_lb::Timestamp> = None;
     loop {
-        let now = clock().unix_micros();
+        let at = clock();
+        if let Some(deadline) = decisions.valid_until().await
+            && deadline <= at
+            && kicked_for != Some(deadline)
+        {
+            kicked_for = Some(deadline);
+            kick.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        let now = at.unix_micros();
         let mut expired: Vec<String> = leases
             .state()
             .iter()

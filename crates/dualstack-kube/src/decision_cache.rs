@@ -9,7 +9,8 @@
 //! * for every Service, the [`Fingerprint`] of the core's view of it (spec, our annotations,
 //!   status — not a `resourceVersion`, which moves with every unrelated write);
 //! * the first instant at which time alone changes the decision: the next agent Lease
-//!   expiry ([`next_expiry`]).
+//!   expiry ([`next_expiry`]) or the end of a prefix's lifetime or grace time in a pool
+//!   that follows the nodes' prefix (`Decision::next_change`).
 //!
 //! Each computation also compares the settings every agent publishes in its Lease
 //! ([`crate::lease::CONFIG_ANNOTATION`]) with the controller's own, and logs a warning when
@@ -90,9 +91,14 @@ impl Cached {
                 )
             })
             .collect();
-        let valid_until = next_expiry(&snapshot, now);
         let config_mismatches = config_mismatches(&snapshot, config);
         let decision = decide(&snapshot, config, now);
+        // Time alone changes the decision when a Lease expires or a prefix of a pool that
+        // follows the nodes' prefix ends its lifetime or grace time.
+        let valid_until = [next_expiry(&snapshot, now), decision.next_change]
+            .into_iter()
+            .flatten()
+            .min();
         let index = decision
             .services
             .iter()

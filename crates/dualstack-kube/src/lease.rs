@@ -4,14 +4,17 @@
 //! `<lease namespace>/dualstack-agent-<node>`, labelled [`LEASE_LABEL`] (the controller and
 //! agents watch Leases with that selector), `holderIdentity` = the node name, renewed with a
 //! server-side apply every [`RENEW_EVERY`] and whenever the addresses change. The annotation
-//! [`ADDRESSES_ANNOTATION`] holds the addresses in the format of [`dualstack_lb::live`].
+//! [`ADDRESSES_ANNOTATION`] holds the addresses in the format of [`dualstack_lb::live`], and
+//! [`PREFIXES_ANNOTATION`] the on-link global IPv6 prefixes with their lifetimes in the
+//! format of [`dualstack_lb::prefixes`] (for pools that follow the ISP's prefix).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use dualstack_lb::Timestamp;
 use dualstack_lb::config::{Config, LEASE_LABEL};
-use dualstack_lb::live::{ADDRESSES_ANNOTATION, LiveAddress, format_live_addresses};
+use dualstack_lb::live::{ADDRESSES_ANNOTATION, NodeReport, format_live_addresses};
+use dualstack_lb::prefixes::{PREFIXES_ANNOTATION, format_prefixes};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Patch, PatchParams};
@@ -45,13 +48,8 @@ fn micro_time(ts: Timestamp) -> MicroTime {
 }
 
 /// The Lease `node`'s agent applies at `now` (pure), valid [`LEASE_DURATION_SECONDS`].
-pub fn agent_lease(
-    config: &Config,
-    node: &str,
-    addresses: &[LiveAddress],
-    now: Timestamp,
-) -> Lease {
-    agent_lease_for(config, node, addresses, now, LEASE_DURATION_SECONDS)
+pub fn agent_lease(config: &Config, node: &str, report: &NodeReport, now: Timestamp) -> Lease {
+    agent_lease_for(config, node, report, now, LEASE_DURATION_SECONDS)
 }
 
 /// How often an agent whose Lease lasts `duration_seconds` renews it: four times per
@@ -64,7 +62,7 @@ pub fn renew_every(duration_seconds: i32) -> Duration {
 pub fn agent_lease_for(
     config: &Config,
     node: &str,
-    addresses: &[LiveAddress],
+    report: &NodeReport,
     now: Timestamp,
     duration_seconds: i32,
 ) -> Lease {
@@ -79,7 +77,11 @@ pub fn agent_lease_for(
             annotations: Some(BTreeMap::from([
                 (
                     ADDRESSES_ANNOTATION.to_string(),
-                    format_live_addresses(addresses),
+                    format_live_addresses(&report.addresses),
+                ),
+                (
+                    PREFIXES_ANNOTATION.to_string(),
+                    format_prefixes(&report.prefixes),
                 ),
                 (CONFIG_ANNOTATION.to_string(), config_summary(config)),
             ])),
@@ -99,10 +101,10 @@ pub async fn renew(
     client: &Client,
     config: &Config,
     node: &str,
-    addresses: &[LiveAddress],
+    report: &NodeReport,
     now: Timestamp,
 ) -> Result<Lease, kube::Error> {
-    renew_for(client, config, node, addresses, now, LEASE_DURATION_SECONDS).await
+    renew_for(client, config, node, report, now, LEASE_DURATION_SECONDS).await
 }
 
 /// [`renew`] with another duration.
@@ -110,12 +112,12 @@ pub async fn renew_for(
     client: &Client,
     config: &Config,
     node: &str,
-    addresses: &[LiveAddress],
+    report: &NodeReport,
     now: Timestamp,
     duration_seconds: i32,
 ) -> Result<Lease, kube::Error> {
     let api: Api<Lease> = Api::namespaced(client.clone(), &config.lease_namespace);
-    let lease = agent_lease_for(config, node, addresses, now, duration_seconds);
+    let lease = agent_lease_for(config, node, report, now, duration_seconds);
     api.patch(
         &Config::lease_name(node),
         &PatchParams::apply(FIELD_MANAGER).force(),

@@ -196,6 +196,7 @@ mod tests {
                 ports: vec![],
                 nodes: vec![],
                 notes: vec![],
+                prefix_addresses: vec![],
             },
         }
     }

@@ -75,7 +75,15 @@ fn the_crd_is_a_valid_structural_custom_resource_definition() {
     }
     assert_eq!(spec["properties"]["autoAssign"]["default"], true);
     assert_eq!(spec["properties"]["addresses"]["minItems"], 1);
-    assert_eq!(spec["required"], serde_json::json!(["addresses"]));
+    // `addresses` or `ipv6Prefix`: a CEL rule (anyOf would not be structural).
+    assert_eq!(
+        spec["x-kubernetes-validations"][0]["rule"],
+        "has(self.addresses) || has(self.ipv6Prefix)"
+    );
+    assert_eq!(
+        spec["properties"]["ipv6Prefix"]["required"],
+        serde_json::json!(["hosts"])
+    );
     assert!(spec["properties"]["addresses"].get("default").is_none());
     assert_eq!(
         spec["properties"]["nodeSelector"]["additionalProperties"]["type"],

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use dualstack_kube::lease::{FIELD_MANAGER, LEASE_DURATION_SECONDS, agent_lease, renew};
 use dualstack_lb::Config;
-use dualstack_lb::live::{LiveAddress, parse_live_addresses};
+use dualstack_lb::live::{LiveAddress, NodeReport, parse_live_addresses};
+use dualstack_lb::prefixes::parse_prefixes;
 use http::{Method, Request, Response};
 use kube::Client;
 use kube::client::Body;
@@ -15,11 +16,20 @@ fn addresses() -> Vec<LiveAddress> {
     parse_live_addresses("192.168.1.20,2001:db8:1::20,2001:db8:1::a1;temporary").unwrap()
 }
 
+const PREFIXES: &str = "2001:db8:1::/64;dev=eth0;since=2026-01-01T00:00:00Z;preferred=2026-01-01T04:00:00Z;valid=2026-01-02T00:00:00Z";
+
+fn report() -> NodeReport {
+    NodeReport {
+        addresses: addresses(),
+        prefixes: parse_prefixes(PREFIXES).unwrap(),
+    }
+}
+
 #[test]
 fn the_lease_carries_holder_renewal_label_and_live_addresses() {
     let config = Config::default();
     let now = "2026-01-01T00:00:05.250Z".parse().unwrap();
-    let lease = agent_lease(&config, "node-a", &addresses(), now);
+    let lease = agent_lease(&config, "node-a", &report(), now);
     let json = serde_json::to_value(&lease).unwrap();
     assert_eq!(json["apiVersion"], "coordination.k8s.io/v1");
     assert_eq!(json["kind"], "Lease");
@@ -32,6 +42,10 @@ fn the_lease_carries_holder_renewal_label_and_live_addresses() {
     assert_eq!(
         json["metadata"]["annotations"]["dualstack.io/addresses"],
         "192.168.1.20,2001:db8:1::20,2001:db8:1::a1;temporary"
+    );
+    assert_eq!(
+        json["metadata"]["annotations"]["dualstack.io/prefixes"],
+        PREFIXES
     );
     assert_eq!(json["spec"]["holderIdentity"], "node-a");
     assert_eq!(json["spec"]["leaseDurationSeconds"], LEASE_DURATION_SECONDS);
@@ -82,7 +96,7 @@ async fn renewal_is_a_forced_server_side_apply_in_the_lease_namespace() {
                 .unwrap(),
         );
     });
-    let lease = renew(&client, &config, "node-a", &addresses(), now)
+    let lease = renew(&client, &config, "node-a", &report(), now)
         .await
         .unwrap();
     assert_eq!(

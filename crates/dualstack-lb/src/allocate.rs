@@ -138,6 +138,10 @@ pub struct Assigned {
     pub family: Family,
     pub pool: String,
     pub origin: Origin,
+    /// For a pool that follows the nodes' prefix: the host part and the prefix behind `ip`
+    /// (allocation itself hands out the host part; [`crate::prefix_pool::expand`] fills this).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<crate::prefix_pool::PrefixUse>,
 }
 
 /// A family (or the whole Service) that got no address, and why.
@@ -337,29 +341,30 @@ pub(crate) fn allocate(requests: &[Request], pools: &[Pool]) -> Vec<Allocation> 
             continue;
         }
         for family in &request.families {
-            let Some(ip) = request
+            // The first status address of the family that one of the Service's pools holds
+            // (and that is the requested one, if any). A pool that follows the prefix keys
+            // it by its host part ([`Pool::key_of`]).
+            let requested = requested_of(request, *family);
+            let kept = request
                 .status
                 .iter()
                 .copied()
-                .find(|ip| Family::of(*ip) == *family)
-            else {
-                continue;
-            };
-            if requested_of(request, *family).is_some_and(|r| r != ip) {
-                continue;
-            }
-            let pool = if requested_of(request, *family) == Some(ip) {
-                match &request.pool {
-                    Some(name) => state.pool(name).filter(|p| p.contains(ip)),
-                    None => state.pools.iter().find(|p| p.contains(ip)),
-                }
-            } else {
-                state
-                    .candidates(request, *family)
-                    .into_iter()
-                    .find(|p| p.contains(ip))
-            };
-            let Some(pool) = pool else { continue };
+                .filter(|ip| Family::of(*ip) == *family)
+                .find_map(|ip| {
+                    let pool = match requested {
+                        Some(wanted) => match &request.pool {
+                            Some(name) => state.pool(name).filter(|p| p.contains(ip)),
+                            None => state.pools.iter().find(|p| p.contains(ip)),
+                        }
+                        .filter(|p| p.key_of(ip) == p.key_of(wanted)),
+                        None => state
+                            .candidates(request, *family)
+                            .into_iter()
+                            .find(|p| p.contains(ip)),
+                    };
+                    pool.map(|p| (p.key_of(ip), p))
+                });
+            let Some((ip, pool)) = kept else { continue };
             let pool_name = pool.name.clone();
             match state.held.get(&ip).map(|h| h.refusal(request)) {
                 None | Some(None) => {
@@ -369,6 +374,7 @@ pub(crate) fn allocate(requests: &[Request], pools: &[Pool]) -> Vec<Allocation> 
                         family: *family,
                         pool: pool_name,
                         origin: Origin::Status,
+                        prefix: None,
                     });
                 }
                 Some(Some(Refusal::InUse(who) | Refusal::Clash(who))) => out[i].notes.push(
@@ -395,13 +401,17 @@ pub(crate) fn allocate(requests: &[Request], pools: &[Pool]) -> Vec<Allocation> 
                 ));
                 continue;
             }
-            if out[i].assigned.iter().any(|a| a.ip == *ip) {
-                continue;
-            }
             let pool = match &request.pool {
                 Some(name) => state.pool(name).filter(|p| p.contains(*ip)),
                 None => state.pools.iter().find(|p| p.contains(*ip)),
             };
+            if out[i]
+                .assigned
+                .iter()
+                .any(|a| Some(a.ip) == pool.map(|p| p.key_of(*ip)))
+            {
+                continue;
+            }
             let Some(pool) = pool else {
                 out[i].failures.push(Failure {
                     family: Some(family),
@@ -414,14 +424,16 @@ pub(crate) fn allocate(requests: &[Request], pools: &[Pool]) -> Vec<Allocation> 
                 continue;
             };
             let pool_name = pool.name.clone();
-            match state.held.get(ip).map(|h| h.refusal(request)) {
+            let key = pool.key_of(*ip);
+            match state.held.get(&key).map(|h| h.refusal(request)) {
                 None | Some(None) => {
-                    state.take(*ip, &pool_name, request);
+                    state.take(key, &pool_name, request);
                     out[i].assigned.push(Assigned {
-                        ip: *ip,
+                        ip: key,
                         family,
                         pool: pool_name,
                         origin: Origin::Requested,
+                        prefix: None,
                     });
                 }
                 Some(Some(Refusal::InUse(who))) => out[i].failures.push(Failure {
@@ -490,6 +502,7 @@ pub(crate) fn allocate(requests: &[Request], pools: &[Pool]) -> Vec<Allocation> 
                         family: *family,
                         pool,
                         origin,
+                        prefix: None,
                     });
                 }
                 None => out[i].failures.push(Failure {

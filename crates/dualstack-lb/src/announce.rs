@@ -65,6 +65,9 @@ pub struct PoolReport {
     pub usage: Vec<(Family, String, usize)>,
     /// Why the pool hands out nothing, if so.
     pub errors: Vec<String>,
+    /// For a pool that follows the nodes' IPv6 prefix: the prefixes its nodes report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefixes: Option<crate::prefix_pool::PrefixView>,
 }
 
 /// The rendezvous score of `node` for `ip`.

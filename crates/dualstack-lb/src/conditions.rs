@@ -32,6 +32,16 @@ pub const REASON_ADDRESS_IN_USE: &str = "AddressInUse";
 pub const REASON_SHARING_CLASH: &str = "SharingClash";
 /// `LoadBalancerReady=False`: every address of the Service's pools for a family is in use.
 pub const REASON_POOL_EXHAUSTED: &str = "PoolExhausted";
+/// `LoadBalancerReady=False` (or the IPv6 family not served): a pool that follows the
+/// nodes' IPv6 prefix has no node that reports one.
+pub const REASON_NO_PREFIX: &str = "NoPrefix";
+/// Condition type (Services of prefix-following pools only): do the pool's nodes report the
+/// same prefixes?
+pub const TYPE_PREFIX_MISMATCH: &str = "dualstack.io/PrefixMismatch";
+/// `PrefixMismatch=True`: the pool's nodes report different prefixes (named).
+pub const REASON_PREFIX_MISMATCH: &str = "PrefixMismatch";
+/// `PrefixMismatch=False`.
+pub const REASON_PREFIXES_AGREE: &str = "PrefixesAgree";
 /// `PortConflict=False`.
 pub const REASON_NO_CONFLICT: &str = "NoConflict";
 
@@ -59,7 +69,7 @@ impl Condition {
     /// Whether this condition reports a problem (`Ready` False, `PortConflict` True).
     pub fn is_problem(&self) -> bool {
         match self.type_.as_str() {
-            TYPE_PORT_CONFLICT => self.status == "True",
+            TYPE_PORT_CONFLICT | TYPE_PREFIX_MISMATCH => self.status == "True",
             _ => self.status != "True",
         }
     }

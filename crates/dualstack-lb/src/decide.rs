@@ -27,6 +27,7 @@ use crate::nodes::{LBPOOL_LABEL, NodeFacts, allow_list_mode, node_facts};
 use crate::objects::{EndpointSlice, Service};
 use crate::pool::Pool;
 use crate::pool_mode;
+use crate::prefix_pool::{self, PrefixView};
 use crate::snapshot::Snapshot;
 use crate::time::Timestamp;
 
@@ -115,7 +116,20 @@ pub fn decide(snapshot: &Snapshot, config: &Config, now: Timestamp) -> Decision 
         .iter()
         .map(|n| (n.metadata.name.as_str(), &n.metadata.labels))
         .collect();
+    // Pools that follow the nodes' IPv6 prefix: what their nodes report now.
+    let views: BTreeMap<String, PrefixView> = pools
+        .iter()
+        .filter(|p| p.usable())
+        .filter_map(|p| {
+            let follow = p.follows()?;
+            Some((
+                p.name.clone(),
+                prefix_pool::view(p, follow, &nodes, &labels, now),
+            ))
+        })
+        .collect();
     let mut allocations: Vec<Option<Allocation>> = vec![None; owned.len()];
+    let mut statuses: Vec<Vec<IpAddr>> = vec![Vec::new(); owned.len()];
     if !pools.is_empty() {
         let mut requests = Vec::new();
         let mut index = Vec::new();
@@ -128,7 +142,15 @@ pub fn decide(snapshot: &Snapshot, config: &Config, now: Timestamp) -> Decision 
                 index.push(i);
             }
         }
-        for (i, allocation) in index.into_iter().zip(allocate(&requests, &pools)) {
+        for ((i, mut allocation), request) in index
+            .into_iter()
+            .zip(allocate(&requests, &pools))
+            .zip(&requests)
+        {
+            if !views.is_empty() {
+                prefix_pool::expand(&mut allocation, &pools, &views);
+                statuses[i] = request.status.clone();
+            }
             allocations[i] = Some(allocation);
         }
     }
@@ -174,8 +196,18 @@ pub fn decide(snapshot: &Snapshot, config: &Config, now: Timestamp) -> Decision 
             programmed,
         })
         .collect();
-    let (pool_addresses, announcements, pool_reports) = pool_mode::finish(served, &pools, &nodes);
+    let (pool_addresses, announcements, pool_reports) =
+        pool_mode::finish(served, &pools, &nodes, &views);
     pool_mode::label_verdicts(&mut services, &pool_addresses);
+    if !views.is_empty() {
+        for ((service, allocation), status) in services.iter_mut().zip(&allocations).zip(&statuses)
+        {
+            if let Some(allocation) = allocation {
+                pool_mode::prefix_outcome(service, allocation, status, &pools, &views);
+            }
+        }
+    }
+    let next_change = views.values().filter_map(|v| v.next_change).min();
 
     services.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     ignored.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
@@ -193,6 +225,7 @@ pub fn decide(snapshot: &Snapshot, config: &Config, now: Timestamp) -> Decision 
         pool_addresses,
         announcements,
         pools: pool_reports,
+        next_change,
     }
 }
 
@@ -410,6 +443,7 @@ fn decide_service(
         ports: Vec::new(),
         nodes: Vec::new(),
         notes: Vec::new(),
+        prefix_addresses: Vec::new(),
     };
     let finish = |why: ServiceWhy, ingress: Vec<Ingress>, ready: Condition, conflict: Condition| {
         let conditions = vec![ready, conflict];

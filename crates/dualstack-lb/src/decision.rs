@@ -34,6 +34,11 @@ pub struct Decision {
     /// Every pool of the snapshot and its usage, sorted by name.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pools: Vec<PoolReport>,
+    /// The first instant after `now` at which time alone changes this decision through a
+    /// prefix-following pool (a prefix's lifetime or grace time ends); agent Lease expiry is
+    /// not included.
+    #[serde(rename = "nextChange", skip_serializing_if = "Option::is_none")]
+    pub next_change: Option<Timestamp>,
 }
 
 impl Decision {
@@ -120,6 +125,10 @@ pub struct ServiceWhy {
     pub nodes: Vec<NodeVerdict>,
     /// Anything else worth knowing (a family not served, no ready endpoints, …).
     pub notes: Vec<String>,
+    /// The published addresses of a pool that follows the nodes' IPv6 prefix: host part,
+    /// prefix and its lifetimes behind each.
+    #[serde(rename = "prefixAddresses", skip_serializing_if = "Vec::is_empty")]
+    pub prefix_addresses: Vec<crate::allocate::Assigned>,
 }
 
 /// One Service port and its backends.

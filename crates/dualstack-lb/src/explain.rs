@@ -125,6 +125,15 @@ fn service_text(out: &mut String, service: &ServiceDecision) {
             .join(", ");
         let _ = writeln!(out, "  ingress: {ingress}");
     }
+    for assigned in &why.prefix_addresses {
+        if let Some(used) = &assigned.prefix {
+            let _ = writeln!(
+                out,
+                "  address {} = prefix {} + host {}",
+                assigned.ip, used.prefix, used.host
+            );
+        }
+    }
     for condition in &service.conditions {
         let _ = writeln!(
             out,
@@ -240,6 +249,17 @@ fn pools_text(out: &mut String, decision: &Decision) {
         }
         for error in &pool.errors {
             let _ = writeln!(out, "  not used: {error}");
+        }
+        if let Some(view) = &pool.prefixes {
+            for prefix in &view.prefixes {
+                let _ = writeln!(out, "  prefix {prefix}");
+            }
+            if let Some(missing) = &view.missing {
+                let _ = writeln!(out, "  no prefix: {missing}");
+            }
+            if let Some(mismatch) = &view.mismatch {
+                let _ = writeln!(out, "  nodes disagree: {mismatch}");
+            }
         }
         for address in decision
             .pool_addresses

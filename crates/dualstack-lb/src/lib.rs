@@ -170,6 +170,8 @@ mod nodes;
 pub mod objects;
 pub mod pool;
 mod pool_mode;
+pub mod prefix_pool;
+pub mod prefixes;
 pub mod snapshot;
 pub mod time;
 

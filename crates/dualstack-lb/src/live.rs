@@ -52,6 +52,15 @@ impl LiveAddress {
     }
 }
 
+/// Everything an agent reports about its node in its Lease: the live addresses
+/// ([`ADDRESSES_ANNOTATION`]) and the on-link global IPv6 prefixes
+/// ([`crate::prefixes::PREFIXES_ANNOTATION`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeReport {
+    pub addresses: Vec<LiveAddress>,
+    pub prefixes: Vec<crate::prefixes::ReportedPrefix>,
+}
+
 /// Why an annotation value is not a valid address list.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LiveAddressError {

@@ -12,6 +12,7 @@ use crate::config::{Config, Mode};
 use crate::decision::{AddressSource, ChosenAddress, DropReason};
 use crate::live::{ADDRESSES_ANNOTATION, LiveAddress, parse_live_addresses};
 use crate::objects::{Lease, Node};
+use crate::prefixes::{PREFIXES_ANNOTATION, ReportedPrefix, parse_prefixes};
 use crate::time::Timestamp;
 
 /// K3s: as soon as any node has this label key, only nodes with value `true` serve.
@@ -50,6 +51,26 @@ pub(crate) struct NodeFacts {
     pub addresses: BTreeMap<Family, ChosenAddress>,
     /// Why a family has no address (for explanations).
     pub missing: BTreeMap<Family, String>,
+    /// The on-link global IPv6 prefixes the live agent reports, or why there are none to read.
+    pub prefixes: Result<Vec<ReportedPrefix>, String>,
+}
+
+#[cfg(test)]
+impl NodeFacts {
+    /// A ready node with a live agent that reports `prefixes` (for unit tests).
+    pub(crate) fn for_test(name: &str, prefixes: Vec<ReportedPrefix>) -> NodeFacts {
+        NodeFacts {
+            name: name.to_string(),
+            unavailable: None,
+            excluded: false,
+            enablelb: None,
+            pools: BTreeSet::new(),
+            agent_live: true,
+            addresses: BTreeMap::new(),
+            missing: BTreeMap::new(),
+            prefixes: Ok(prefixes),
+        }
+    }
 }
 
 pub(crate) fn node_facts(
@@ -98,6 +119,16 @@ pub(crate) fn node_facts(
         _ => (None, None),
     };
 
+    let prefixes = match (lease, &lease_state) {
+        (Some(lease), Ok(())) => match lease.metadata.annotations.get(PREFIXES_ANNOTATION) {
+            None => Err(format!(
+                "agent Lease has no {PREFIXES_ANNOTATION} (an agent older than prefix pools?)"
+            )),
+            Some(value) => parse_prefixes(value).map_err(|e| format!("ignoring prefixes: {e}")),
+        },
+        _ => Err("no live agent Lease".to_string()),
+    };
+
     let mut addresses = BTreeMap::new();
     let mut missing = BTreeMap::new();
     for family in Family::BOTH {
@@ -136,6 +167,7 @@ pub(crate) fn node_facts(
         agent_live: lease_state.is_ok(),
         addresses,
         missing,
+        prefixes,
     }
 }
 

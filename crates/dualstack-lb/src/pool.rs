@@ -14,6 +14,11 @@
 //! nodes may announce the pool's addresses; `spec.interfaces` names the interfaces to announce
 //! on (default: the interface that holds the node's address of that family);
 //! `spec.autoAssign` (default true) lets Services without a pool annotation draw from it.
+//!
+//! `spec.ipv6Prefix` makes the pool's IPv6 addresses follow the prefix the nodes learn from
+//! the router (an ISP that renumbers daily): instead of fixed IPv6 addresses, a range of host
+//! parts (the low 64 bits) combined with the current prefix. Such a pool lists no IPv6
+//! entries in `spec.addresses` (IPv4 ones are fine). The rules are in [`crate::prefix_pool`].
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -78,6 +83,44 @@ pub struct PoolSpec {
     /// Whether Services that name no pool draw from this one. Default true.
     #[cfg_attr(feature = "schema", schemars(extend("default" = true)))]
     pub auto_assign: Option<bool>,
+    /// IPv6 addresses that follow the prefix the nodes learn from router advertisements:
+    /// a fixed host part per Service, combined with the current prefix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv6_prefix: Option<Ipv6PrefixSpec>,
+}
+
+/// `spec.ipv6Prefix`: IPv6 addresses made of the nodes' current prefix and a host part.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(transform = require_hosts)
+)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Ipv6PrefixSpec {
+    /// Host parts (the low 64 bits) to hand out: a range `::f0-::ff`, a CIDR `::f0/124` or
+    /// one `::f5`.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(transform = no_default, regex(pattern = ADDRESS_ENTRY_PATTERN))
+    )]
+    pub hosts: String,
+    /// Learn the prefix only on this interface. Empty: on any interface (not the CNI's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = INTERFACE_PATTERN)))]
+    pub interface: Option<String>,
+    /// Use the first this many bits of the learned prefix (1 to 64, default 64), and
+    /// `subnetId` for the bits up to /64: for a delegated prefix the nodes route.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 64)))]
+    pub prefix_length: Option<u8>,
+    /// Hexadecimal subnet id placed after `prefixLength` bits (default 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subnet_id: Option<String>,
+    /// After a newer prefix appears, keep addresses in the old one at most this long
+    /// (seconds). Default: as long as the old prefix is valid on a node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grace_seconds: Option<u32>,
 }
 
 /// A required list has no default in the schema (an empty default would break `minItems`).
@@ -86,10 +129,23 @@ fn no_default(schema: &mut schemars::Schema) {
     schema.remove("default");
 }
 
-/// `spec.addresses` is required by the API (the decision also refuses a pool without it).
+/// `spec.addresses` or `spec.ipv6Prefix` is required by the API (the decision also refuses
+/// a pool with neither).
 #[cfg(feature = "schema")]
 fn require_addresses(schema: &mut schemars::Schema) {
-    schema.insert("required".into(), serde_json::json!(["addresses"]));
+    schema.insert(
+        "x-kubernetes-validations".into(),
+        serde_json::json!([{
+            "rule": "has(self.addresses) || has(self.ipv6Prefix)",
+            "message": "spec.addresses or spec.ipv6Prefix is required"
+        }]),
+    );
+}
+
+/// `spec.ipv6Prefix.hosts` is required.
+#[cfg(feature = "schema")]
+fn require_hosts(schema: &mut schemars::Schema) {
+    schema.insert("required".into(), serde_json::json!(["hosts"]));
 }
 
 /// An inclusive run of addresses of one family, as integers (IPv4 in the low 32 bits).
@@ -151,8 +207,24 @@ pub enum PoolError {
     Reversed(String),
     #[error("{0:?} holds no usable address")]
     Empty(String),
-    #[error("spec.addresses is empty")]
+    #[error("spec.addresses is empty and there is no spec.ipv6Prefix")]
     NoAddresses,
+    #[error("spec.ipv6Prefix.hosts {0:?} is not a range, CIDR or address of IPv6 host parts")]
+    BadHosts(String),
+    #[error(
+        "spec.ipv6Prefix.hosts {0:?} sets bits of the prefix: host parts are the low 64 bits (like ::f0-::ff)"
+    )]
+    HostsNotHostPart(String),
+    #[error(
+        "spec.addresses lists IPv6 entry {0:?} although spec.ipv6Prefix gives the pool's IPv6 addresses"
+    )]
+    FixedAndFollowing(String),
+    #[error("spec.ipv6Prefix.prefixLength {0} is not 1 to 64")]
+    PrefixLength(u8),
+    #[error(
+        "spec.ipv6Prefix.subnetId {id:?} is not a hexadecimal number of at most {bits} bits (64 - prefixLength)"
+    )]
+    SubnetId { id: String, bits: u8 },
 }
 
 /// Parses one `spec.addresses` entry.
@@ -213,15 +285,101 @@ pub fn parse_entry(text: &str) -> Result<Span, PoolError> {
     })
 }
 
+/// `spec.ipv6Prefix` read and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Follow {
+    /// The host parts, as a span of IPv6 "addresses" below 2^64 (`::f0` to `::ff`).
+    pub hosts: Span,
+    pub interface: Option<String>,
+    /// Bits kept from the learned prefix (1 to 64).
+    pub prefix_length: u8,
+    /// Placed in the bits between `prefix_length` and 64.
+    pub subnet_id: u64,
+    pub grace_seconds: Option<u32>,
+}
+
+/// The low 64 bits of every IPv6 address: the host part.
+pub const HOST_MASK: u128 = (1u128 << 64) - 1;
+
+impl Follow {
+    fn read(spec: &Ipv6PrefixSpec) -> Result<Follow, PoolError> {
+        let text = spec.hosts.trim();
+        let mut hosts = parse_entry(text)
+            .ok()
+            .filter(|s| s.family == Family::V6)
+            .ok_or_else(|| PoolError::BadHosts(text.into()))?;
+        if hosts.last > HOST_MASK {
+            return Err(PoolError::HostsNotHostPart(text.into()));
+        }
+        // Host part zero is the subnet's Subnet-Router anycast address.
+        hosts.first = hosts.first.max(1);
+        if hosts.last < hosts.first {
+            return Err(PoolError::Empty(text.into()));
+        }
+        let prefix_length = spec.prefix_length.unwrap_or(64);
+        if !(1..=64).contains(&prefix_length) {
+            return Err(PoolError::PrefixLength(prefix_length));
+        }
+        let bits = 64 - prefix_length;
+        let subnet_id = match spec.subnet_id.as_deref().map(str::trim) {
+            None | Some("") => 0,
+            Some(id) => u64::from_str_radix(id.trim_start_matches("0x"), 16)
+                .ok()
+                .filter(|n| bits == 64 || *n < (1u64 << bits))
+                .ok_or_else(|| PoolError::SubnetId {
+                    id: id.into(),
+                    bits,
+                })?,
+        };
+        Ok(Follow {
+            hosts,
+            interface: spec
+                .interface
+                .as_deref()
+                .map(str::trim)
+                .filter(|i| !i.is_empty())
+                .map(str::to_string),
+            prefix_length,
+            subnet_id,
+            grace_seconds: spec.grace_seconds,
+        })
+    }
+
+    /// The /64 this pool makes addresses in for a learned prefix.
+    pub fn subnet(&self, learned: ipnet::Ipv6Net) -> ipnet::Ipv6Net {
+        let keep = u32::from(self.prefix_length);
+        let mask: u128 = if keep == 0 { 0 } else { !0u128 << (128 - keep) };
+        let bits = (u128::from(learned.network()) & mask) | (u128::from(self.subnet_id) << 64);
+        ipnet::Ipv6Net::new(Ipv6Addr::from(bits & !HOST_MASK), 64)
+            .unwrap_or_else(|_| ipnet::Ipv6Net::default())
+    }
+
+    /// The host part of `ip` (an IPv6 "address" below 2^64), if it is one of ours.
+    pub fn host_of(&self, ip: IpAddr) -> Option<IpAddr> {
+        let IpAddr::V6(v6) = ip else { return None };
+        let host = IpAddr::V6(Ipv6Addr::from(u128::from(v6) & HOST_MASK));
+        self.hosts.contains(host).then_some(host)
+    }
+}
+
+/// The address with `host`'s low 64 bits in `subnet`.
+pub fn combine(subnet: ipnet::Ipv6Net, host: IpAddr) -> Ipv6Addr {
+    Ipv6Addr::from((u128::from(subnet.network()) & !HOST_MASK) | (to_int(host) & HOST_MASK))
+}
+
 /// A pool read and checked: its spans per family, or why it is unusable.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pool {
     pub name: String,
-    /// Spans in `spec.addresses` order.
+    /// Spans in `spec.addresses` order; for a pool with `spec.ipv6Prefix`, its IPv6 span is
+    /// the span of host parts ([`Follow::hosts`]), which allocation hands out like
+    /// addresses and [`crate::prefix_pool`] combines with the current prefixes.
     pub spans: Vec<Span>,
     pub node_selector: BTreeMap<String, String>,
     pub interfaces: Vec<String>,
     pub auto_assign: bool,
+    /// `spec.ipv6Prefix`, when the pool follows the nodes' prefix.
+    pub follow: Option<Follow>,
     /// Every entry that is wrong; a pool with errors hands out nothing.
     pub errors: Vec<String>,
 }
@@ -231,13 +389,27 @@ impl Pool {
     pub fn from_object(object: &LoadBalancerPool) -> Pool {
         let mut spans = Vec::new();
         let mut errors = Vec::new();
+        let follow = match object.spec.ipv6_prefix.as_ref().map(Follow::read) {
+            None => None,
+            Some(Ok(follow)) => Some(follow),
+            Some(Err(err)) => {
+                errors.push(err.to_string());
+                None
+            }
+        };
         for entry in &object.spec.addresses {
             match parse_entry(entry) {
+                Ok(span) if span.family == Family::V6 && object.spec.ipv6_prefix.is_some() => {
+                    errors.push(PoolError::FixedAndFollowing(entry.trim().into()).to_string());
+                }
                 Ok(span) => spans.push(span),
                 Err(err) => errors.push(err.to_string()),
             }
         }
-        if object.spec.addresses.is_empty() {
+        if let Some(follow) = &follow {
+            spans.push(follow.hosts);
+        }
+        if object.spec.addresses.is_empty() && object.spec.ipv6_prefix.is_none() {
             errors.push(PoolError::NoAddresses.to_string());
         }
         Pool {
@@ -246,8 +418,23 @@ impl Pool {
             node_selector: object.spec.node_selector.clone(),
             interfaces: object.spec.interfaces.clone(),
             auto_assign: object.spec.auto_assign.unwrap_or(true),
+            follow,
             errors,
         }
+    }
+
+    /// The follow spec, if this pool's IPv6 addresses follow the nodes' prefix.
+    pub fn follows(&self) -> Option<&Follow> {
+        self.follow.as_ref()
+    }
+
+    /// What allocation keys `ip` by: its host part in a pool that follows the prefix (the
+    /// same Service keeps it whatever the prefix), else the address itself.
+    pub fn key_of(&self, ip: IpAddr) -> IpAddr {
+        self.follow
+            .as_ref()
+            .and_then(|f| f.host_of(ip))
+            .unwrap_or(ip)
     }
 
     /// Whether the pool hands out addresses (no bad entry).
@@ -260,9 +447,17 @@ impl Pool {
         self.usable() && self.spans.iter().any(|s| s.family == family)
     }
 
-    /// Whether `ip` is one of this pool's addresses (and the pool is usable).
+    /// Whether `ip` is one of this pool's addresses (and the pool is usable). In a pool
+    /// that follows the prefix, an IPv6 address is one of its addresses when its host part
+    /// is, whatever its prefix (the published status is the record of the host part).
     pub fn contains(&self, ip: IpAddr) -> bool {
-        self.usable() && self.spans.iter().any(|s| s.contains(ip))
+        if !self.usable() {
+            return false;
+        }
+        match &self.follow {
+            Some(follow) if ip.is_ipv6() => follow.host_of(ip).is_some(),
+            _ => self.spans.iter().any(|s| s.contains(ip)),
+        }
     }
 
     /// Number of addresses of `family` (spans may overlap; counted as written).

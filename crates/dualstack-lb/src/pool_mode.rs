@@ -10,11 +10,15 @@ use dualstack_ruleset::{Destination, Frontend};
 
 use crate::allocate::{Allocation, Request, parse_requested};
 use crate::announce::{Announcement, PoolAddress, PoolReport, choose};
-use crate::conditions::REASON_FAMILY_UNAVAILABLE;
+use crate::conditions::{
+    Condition, REASON_FAMILY_UNAVAILABLE, REASON_PREFIX_MISMATCH, REASON_PREFIXES_AGREE,
+    TYPE_PREFIX_MISMATCH,
+};
 use crate::decision::{AddressSource, ChosenAddress, ServiceDecision};
 use crate::nodes::NodeFacts;
 use crate::objects::Service;
-use crate::pool::Pool;
+use crate::pool::{Pool, combine};
+use crate::prefix_pool::{self, PrefixView};
 
 /// The allocation request of a Service with these families, ports and traffic policy.
 pub(crate) fn request(
@@ -130,6 +134,24 @@ pub(crate) fn node_addresses(
                 "pool {:?} nodeSelector does not select it",
                 pool.name
             ));
+        } else if let Some(used) = &assigned.prefix {
+            // The prefix names its interface on each node that has it on-link.
+            if used.prefix.nodes.contains_key(&node.name) {
+                out.push(ChosenAddress {
+                    ip: assigned.ip,
+                    family: assigned.family,
+                    source: AddressSource::Pool,
+                    detail: format!(
+                        "{}, {}, prefix {} + host {}",
+                        pool.name, assigned.origin, used.prefix.subnet, used.host
+                    ),
+                });
+            } else {
+                why.push(format!(
+                    "does not report prefix {} (pool {:?} follows the nodes' prefix)",
+                    used.prefix.subnet, pool.name
+                ));
+            }
         } else if pool.interfaces.is_empty() && !node.addresses.contains_key(&assigned.family) {
             why.push(format!(
                 "no {} address to find the interface for {} (pool {:?} names no interfaces)",
@@ -153,8 +175,32 @@ pub(crate) fn node_addresses(
     Ok(out)
 }
 
+/// The spans of `pool` as real address ranges: a prefix-following pool's host parts in
+/// each of its active prefixes.
+fn ranges(pool: &Pool, view: Option<&PrefixView>) -> Vec<(IpAddr, IpAddr)> {
+    let mut out = Vec::new();
+    for span in &pool.spans {
+        match (pool.follows(), span.family) {
+            (Some(_), Family::V6) => {
+                for state in view.into_iter().flat_map(PrefixView::active) {
+                    out.push((
+                        IpAddr::V6(combine(state.subnet, span.first_addr())),
+                        IpAddr::V6(combine(state.subnet, span.last_addr())),
+                    ));
+                }
+            }
+            _ => out.push((span.first_addr(), span.last_addr())),
+        }
+    }
+    out
+}
+
 /// Pool reports for every pool, with usage from `addresses`.
-fn reports(pools: &[Pool], addresses: &[PoolAddress]) -> Vec<PoolReport> {
+fn reports(
+    pools: &[Pool],
+    addresses: &[PoolAddress],
+    views: &BTreeMap<String, PrefixView>,
+) -> Vec<PoolReport> {
     pools
         .iter()
         .map(|pool| PoolReport {
@@ -163,10 +209,14 @@ fn reports(pools: &[Pool], addresses: &[PoolAddress]) -> Vec<PoolReport> {
                 .spans
                 .iter()
                 .map(|s| {
-                    if s.first == s.last {
+                    let text = if s.first == s.last {
                         s.first_addr().to_string()
                     } else {
                         format!("{}-{}", s.first_addr(), s.last_addr())
+                    };
+                    match (pool.follows(), s.family) {
+                        (Some(_), Family::V6) => format!("hosts {text} in the nodes' prefix"),
+                        _ => text,
                     }
                 })
                 .collect(),
@@ -178,13 +228,11 @@ fn reports(pools: &[Pool], addresses: &[PoolAddress]) -> Vec<PoolReport> {
                 .collect(),
             interfaces: pool.interfaces.clone(),
             ranges: if pool.usable() {
-                pool.spans
-                    .iter()
-                    .map(|s| (s.first_addr(), s.last_addr()))
-                    .collect()
+                ranges(pool, views.get(&pool.name))
             } else {
                 Vec::new()
             },
+            prefixes: views.get(&pool.name).cloned(),
             usage: Family::BOTH
                 .into_iter()
                 .filter(|f| pool.spans.iter().any(|s| s.family == *f))
@@ -195,7 +243,9 @@ fn reports(pools: &[Pool], addresses: &[PoolAddress]) -> Vec<PoolReport> {
                         addresses
                             .iter()
                             .filter(|a| a.pool == pool.name && a.family == f)
-                            .count(),
+                            .map(|a| pool.key_of(a.ip))
+                            .collect::<BTreeSet<_>>()
+                            .len(),
                     )
                 })
                 .collect(),
@@ -218,8 +268,11 @@ pub(crate) fn finish(
     served: Vec<Served<'_>>,
     pools: &[Pool],
     nodes: &[NodeFacts],
+    views: &BTreeMap<String, PrefixView>,
 ) -> (Vec<PoolAddress>, Vec<Announcement>, Vec<PoolReport>) {
     let mut records: BTreeMap<IpAddr, (PoolAddress, Option<BTreeSet<String>>)> = BTreeMap::new();
+    // Node → interface, for addresses of a prefix that nodes report on an interface.
+    let mut prefix_interfaces: BTreeMap<IpAddr, BTreeMap<String, String>> = BTreeMap::new();
     for s in &served {
         let me = format!("{}/{}", s.decision.namespace, s.decision.name);
         for assigned in &s.allocation.assigned {
@@ -248,6 +301,9 @@ pub(crate) fn finish(
                 )
             });
             record.services.push((me.clone(), assigned.origin));
+            if let Some(used) = &assigned.prefix {
+                prefix_interfaces.insert(assigned.ip, used.prefix.nodes.clone());
+            }
             *candidates = Some(match candidates.take() {
                 None => carriers,
                 Some(before) => before.intersection(&carriers).cloned().collect(),
@@ -262,11 +318,17 @@ pub(crate) fn finish(
         record.candidates = candidates.into_iter().collect();
         if let Some(node) = &record.announcer {
             let pool = pools.iter().find(|p| p.name == record.pool);
+            let mut interfaces = pool.map(|p| p.interfaces.clone()).unwrap_or_default();
+            if interfaces.is_empty()
+                && let Some(interface) = prefix_interfaces.get(&ip).and_then(|m| m.get(node))
+            {
+                interfaces.push(interface.clone());
+            }
             announcements.push(Announcement {
                 node: node.clone(),
                 ip,
                 pool: record.pool.clone(),
-                interfaces: pool.map(|p| p.interfaces.clone()).unwrap_or_default(),
+                interfaces,
                 via: nodes
                     .iter()
                     .find(|n| &n.name == node)
@@ -277,7 +339,7 @@ pub(crate) fn finish(
         addresses.push(record);
     }
     announcements.sort();
-    let reports = reports(pools, &addresses);
+    let reports = reports(pools, &addresses, views);
     (addresses, announcements, reports)
 }
 
@@ -303,4 +365,66 @@ pub(crate) fn label_verdicts(services: &mut [ServiceDecision], addresses: &[Pool
             }
         }
     }
+}
+
+/// For a Service with addresses from a prefix-following pool: the addresses behind its
+/// ingress (for explanations), the `PrefixMismatch` condition, and the Events of a prefix
+/// change (new address published, old one withdrawn) against its published `status`.
+pub(crate) fn prefix_outcome(
+    service: &mut ServiceDecision,
+    allocation: &Allocation,
+    status: &[IpAddr],
+    pools: &[Pool],
+    views: &BTreeMap<String, PrefixView>,
+) {
+    let following: BTreeSet<&str> = allocation
+        .assigned
+        .iter()
+        .filter(|a| a.prefix.is_some())
+        .map(|a| a.pool.as_str())
+        .collect();
+    if following.is_empty() {
+        return;
+    }
+    let published: Vec<IpAddr> = service.ingress.iter().map(|i| i.ip).collect();
+    service.why.prefix_addresses = allocation
+        .assigned
+        .iter()
+        .filter(|a| a.prefix.is_some() && published.contains(&a.ip))
+        .cloned()
+        .collect();
+    let mismatches: Vec<String> = following
+        .iter()
+        .filter_map(|pool| {
+            let text = views.get(*pool)?.mismatch.as_ref()?;
+            Some(format!("pool {pool:?}: {text}"))
+        })
+        .collect();
+    let condition = if mismatches.is_empty() {
+        Condition::new(
+            TYPE_PREFIX_MISMATCH,
+            false,
+            REASON_PREFIXES_AGREE,
+            "the pool's nodes report the same IPv6 prefixes".into(),
+        )
+    } else {
+        Condition::new(
+            TYPE_PREFIX_MISMATCH,
+            true,
+            REASON_PREFIX_MISMATCH,
+            format!(
+                "nodes report different IPv6 prefixes ({}); addresses in a prefix are announced only by nodes that have it",
+                mismatches.join("; ")
+            ),
+        )
+    };
+    service
+        .events
+        .extend(crate::conditions::events_for(std::slice::from_ref(
+            &condition,
+        )));
+    service.conditions.push(condition);
+    service.events.extend(prefix_pool::transition_events(
+        allocation, status, &published, pools, views,
+    ));
 }

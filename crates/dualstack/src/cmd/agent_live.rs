@@ -1,8 +1,8 @@
 //! The in-cluster agent (`dualstack agent` without `--snapshot`).
 //!
 //! Three loops, one process:
-//! * **addresses**: rtnetlink dump + watch of this node's addresses
-//!   (`dualstack_agent::netlink`), restarted with backoff if the socket fails;
+//! * **addresses**: rtnetlink dump + watch of this node's addresses and on-link IPv6
+//!   prefixes (`dualstack_agent::netlink`), restarted with backoff if the socket fails;
 //! * **Lease**: renews `<lease namespace>/dualstack-agent-<node>` every 10 s and at once
 //!   when the addresses change (`dualstack_kube::lease`);
 //! * **sync** (`nftables` mode only): reflectors on Services, EndpointSlices, Nodes and
@@ -30,7 +30,7 @@ use dualstack_announce::Options;
 use dualstack_dataplane::Dataplane;
 use dualstack_kube::cluster::{self, Cluster};
 use dualstack_kube::lease;
-use dualstack_lb::live::LiveAddress;
+use dualstack_lb::live::NodeReport;
 use dualstack_lb::{Config, Mode};
 use tokio::sync::watch;
 
@@ -74,11 +74,13 @@ async fn run_async(
         .exclude_interfaces
         .clone()
         .unwrap_or_else(default_excluded);
-    let (addr_tx, addresses) = watch::channel(Vec::<LiveAddress>::new());
+    let (addr_tx, addresses) = watch::channel(NodeReport::default());
     tokio::spawn(async move {
         let mut delay = Duration::from_secs(1);
+        let now = || clock().unwrap_or(dualstack_lb::Timestamp::from_unix_micros(0));
         loop {
-            match dualstack_agent::netlink::watch_live(excluded.clone(), addr_tx.clone()).await {
+            match dualstack_agent::netlink::watch_live(excluded.clone(), now, addr_tx.clone()).await
+            {
                 Ok(()) => return,
                 Err(e) => tracing::warn!(error = %e, retry_in = ?delay, "address watch failed"),
             }
@@ -155,7 +157,7 @@ async fn renew_loop(
     config: Config,
     node: String,
     lease_seconds: i32,
-    mut addresses: watch::Receiver<Vec<LiveAddress>>,
+    mut addresses: watch::Receiver<NodeReport>,
     health: Arc<Health>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -184,7 +186,12 @@ async fn renew_loop(
             _ = tokio::time::sleep(lease::renew_every(lease_seconds)) => {},
             r = addresses.changed() => {
                 if r.is_ok() {
-                    tracing::info!(addresses = %dualstack_lb::live::format_live_addresses(&addresses.borrow()), "addresses changed");
+                    let report = addresses.borrow();
+                    tracing::info!(
+                        addresses = %dualstack_lb::live::format_live_addresses(&report.addresses),
+                        prefixes = %dualstack_lb::prefixes::format_prefixes(&report.prefixes),
+                        "addresses changed"
+                    );
                 }
             },
             _ = stop.changed() => return,

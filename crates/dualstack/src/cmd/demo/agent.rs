@@ -53,6 +53,7 @@ pub fn parse_ip_addr_json(text: &str) -> anyhow::Result<Vec<InterfaceAddress>> {
                     tentative: flag("tentative"),
                     dad_failed: flag("dadfailed"),
                 },
+                lifetimes: Default::default(),
             });
         }
     }
