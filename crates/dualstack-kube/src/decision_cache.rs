@@ -355,6 +355,32 @@ items:
     }
 
     #[test]
+    fn the_end_of_a_prefix_grace_time_is_a_deadline_like_a_lease_expiry() {
+        // A prefix pool whose old prefix's grace ends at 00:00:20, before the Lease expires
+        // (00:00:40): the decision holds until then and no longer.
+        let mut snap = snapshot(80, "2026-01-01T00:00:00.000000Z");
+        let pool: dualstack_lb::pool::LoadBalancerPool =
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "home"},
+                "spec": {"ipv6Prefix": {"hosts": "::f0-::ff", "graceSeconds": 15}}
+            }))
+            .unwrap();
+        snap.pools.push(pool);
+        snap.leases[0].metadata.annotations.insert(
+            dualstack_lb::prefixes::PREFIXES_ANNOTATION.into(),
+            "2001:db8:a::/64;dev=eth0;since=2025-12-01T00:00:00Z;preferred=2026-01-02T00:00:00Z;valid=2026-01-03T00:00:00Z,\
+             2001:db8:b::/64;dev=eth0;since=2026-01-01T00:00:05Z;preferred=2026-01-04T00:00:00Z;valid=2026-01-05T00:00:00Z"
+                .into(),
+        );
+        let now: Timestamp = "2026-01-01T00:00:10Z".parse().unwrap();
+        let cached = Cached::compute(snap, &Config::default(), now, 1);
+        assert_eq!(
+            cached.valid_until(),
+            Some("2026-01-01T00:00:20Z".parse().unwrap())
+        );
+    }
+
+    #[test]
     fn agents_with_other_settings_are_named() {
         let mut snap = snapshot(80, "2026-01-01T00:00:00.000000Z");
         let config = Config::default();

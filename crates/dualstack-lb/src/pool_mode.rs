@@ -142,8 +142,8 @@ pub(crate) fn node_addresses(
                     family: assigned.family,
                     source: AddressSource::Pool,
                     detail: format!(
-                        "{}, {}, prefix {} + host {}",
-                        pool.name, assigned.origin, used.prefix.subnet, used.host
+                        "{}, prefix {} + host {} ({})",
+                        pool.name, used.prefix.subnet, used.host, assigned.origin
                     ),
                 });
             } else {

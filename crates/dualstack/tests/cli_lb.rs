@@ -283,3 +283,55 @@ fn without_now_an_old_dump_is_decided_as_of_its_newest_lease_renewal() {
         "nodes of an old dump must not read as gone: {dated}"
     );
 }
+
+/// The example of docs/pools.md, as the docs run it: a prefix change in progress.
+#[test]
+fn explain_shows_the_prefix_host_part_and_lifetimes_behind_each_address() {
+    let path = format!(
+        "{}/../../docs/examples/prefix-pool.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = run(
+        &[
+            "lb",
+            "explain",
+            "-f",
+            &path,
+            "--now",
+            "2026-12-01T10:00:30Z",
+        ],
+        None,
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    for line in [
+        "  ingress: 2001:db8:a:1::f0 (Proxy), 2001:db8:b:1::f0 (Proxy), 192.168.1.240 (Proxy)",
+        "  address 2001:db8:a:1::f0 = prefix 2001:db8:a:1::/64 superseded (on node-1 eth0, node-2 eth0; since 2026-11-30T10:00:00Z, preferred until 2026-12-01T10:15:00Z, valid until 2026-12-01T10:30:00Z; 2001:db8:b:1::/64 superseded it and the grace time ends at 2026-12-01T10:15:00Z) + host ::f0",
+        "  address 2001:db8:b:1::f0 = prefix 2001:db8:b:1::/64 preferred (on node-1 eth0, node-2 eth0; since 2026-12-01T10:00:00Z, preferred until 2026-12-01T14:00:00Z, valid until 2026-12-02T10:00:00Z) + host ::f0",
+        "  event Normal PrefixAdded: 2001:db8:b:1::f0 published: prefix 2001:db8:b:1::/64 appeared on node-1, node-2; host part ::f0 kept, 2001:db8:a:1::f0 stays while its prefix is valid",
+        "  announces 2001:db8:b:1::f0 (pool home) on eth0",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+    // After the grace time the old address is gone, and the Event says why.
+    let out = run(
+        &[
+            "lb",
+            "explain",
+            "-f",
+            &path,
+            "--now",
+            "2026-12-01T10:15:00Z",
+        ],
+        None,
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("  ingress: 2001:db8:b:1::f0 (Proxy), 192.168.1.240 (Proxy)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("event Normal PrefixWithdrawn: 2001:db8:a:1::f0 withdrawn: 2001:db8:b:1::/64 superseded it and the grace time ends at 2026-12-01T10:15:00Z"),
+        "{text}"
+    );
+}
