@@ -40,6 +40,30 @@ fn igmp6_group(ip: Ipv6Addr) -> String {
     )
 }
 
+/// A pool that follows the nodes' prefix and whose host parts hold `ip`'s low 64 bits: its
+/// name and the prefixes its nodes report (an address whose prefix has moved on).
+fn following_prefix(d: &dualstack_lb::Decision, ip: std::net::IpAddr) -> Option<(String, String)> {
+    let std::net::IpAddr::V6(v6) = ip else {
+        return None;
+    };
+    let host = std::net::IpAddr::V6((u128::from(v6) & dualstack_lb::pool::HOST_MASK).into());
+    d.pools.iter().find_map(|p| {
+        let view = p.prefixes.as_ref()?;
+        if !(view.hosts.0 <= host && host <= view.hosts.1) {
+            return None;
+        }
+        let reported: Vec<String> = view.prefixes.iter().map(|s| s.subnet.to_string()).collect();
+        Some((
+            p.name.clone(),
+            if reported.is_empty() {
+                "none".to_string()
+            } else {
+                reported.join(", ")
+            },
+        ))
+    })
+}
+
 /// Every pool check for `facts.address`.
 pub fn check(facts: &PoolFacts) -> Report {
     let ip = facts.address;
@@ -72,11 +96,20 @@ pub fn check(facts: &PoolFacts) -> Report {
                     format!("Services with problems: {}", problems.join("; "))
                 },
             ),
-            None => Check::fail(
-                "pool.held",
-                format!("{ip} is in no usable LoadBalancerPool"),
-                "add it to a pool's spec.addresses (kubectl get lbpool -o yaml)",
-            ),
+            None => match following_prefix(d, ip) {
+                Some((pool, reported)) => Check::fail(
+                    "pool.held",
+                    format!(
+                        "{ip} has a host part of pool {pool}, which follows the nodes' IPv6 prefix, but no node of it reports that prefix (they report: {reported})"
+                    ),
+                    "the address moved with the prefix: use the Service's current status (kubectl get svc -o wide); if the nodes lack the new prefix, check router advertisements and accept_ra=2 (dualstack doctor node)",
+                ),
+                None => Check::fail(
+                    "pool.held",
+                    format!("{ip} is in no usable LoadBalancerPool"),
+                    "add it to a pool's spec.addresses (kubectl get lbpool -o yaml)",
+                ),
+            },
         });
         return Report::new(checks);
     };

@@ -145,9 +145,11 @@ impl std::fmt::Display for PrefixState {
 }
 
 /// What a prefix-following pool sees of its nodes' prefixes.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PrefixView {
+    /// The pool's host parts, first and last (`::f0`, `::ff`).
+    pub hosts: (IpAddr, IpAddr),
     /// Every /64 reported, sorted.
     pub prefixes: Vec<PrefixState>,
     /// Nodes disagree: which node has which prefixes.
@@ -381,6 +383,7 @@ pub(crate) fn view(
     });
     next.retain(|t| *t > now);
     PrefixView {
+        hosts: (follow.hosts.first_addr(), follow.hosts.last_addr()),
         prefixes: by_subnet.into_values().collect(),
         mismatch,
         missing,

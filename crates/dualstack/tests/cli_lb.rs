@@ -335,3 +335,31 @@ fn explain_shows_the_prefix_host_part_and_lifetimes_behind_each_address() {
         "{text}"
     );
 }
+
+/// `doctor pool` on an address whose prefix has moved on names the pool and what the nodes
+/// report instead of "in no pool".
+#[test]
+fn doctor_pool_explains_an_address_of_a_prefix_that_moved_on() {
+    let path = format!(
+        "{}/../../docs/examples/prefix-pool.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = run(
+        &[
+            "doctor",
+            "pool",
+            "2001:db8:c:1::f0",
+            "-f",
+            &path,
+            "--now",
+            "2026-12-01T10:00:30Z",
+        ],
+        None,
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("2001:db8:c:1::f0 has a host part of pool home, which follows the nodes' IPv6 prefix, but no node of it reports that prefix (they report: 2001:db8:a:1::/64, 2001:db8:b:1::/64)"),
+        "{text}"
+    );
+}
