@@ -47,7 +47,7 @@ fn desired_ingress(decision: &ServiceDecision) -> Vec<(Option<String>, Option<St
     decision
         .ingress
         .iter()
-        .map(|i| (Some(i.ip.to_string()), Some(i.ip_mode.clone())))
+        .map(|i| (Some(i.ip.to_string()), Some(i.ip_mode.to_string())))
         .collect()
 }
 
@@ -173,7 +173,7 @@ mod tests {
                 .iter()
                 .map(|ip| Ingress {
                     ip: ip.parse().unwrap(),
-                    ip_mode: "Proxy".into(),
+                    ip_mode: dualstack_lb::policy::IpMode::Proxy,
                 })
                 .collect(),
             conditions: vec![
@@ -189,8 +189,8 @@ mod tests {
                 load_balancer_class: None,
                 created: None,
                 families: vec![],
-                ip_family_policy: String::new(),
-                external_traffic_policy: String::new(),
+                ip_family_policy: Default::default(),
+                external_traffic_policy: Default::default(),
                 source_ranges: vec![],
                 pool: None,
                 ports: vec![],

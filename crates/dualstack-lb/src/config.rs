@@ -28,10 +28,10 @@ pub enum Mode {
 
 impl Mode {
     /// The `status.loadBalancer.ingress[].ipMode` this mode publishes.
-    pub fn ip_mode(self) -> &'static str {
+    pub fn ip_mode(self) -> crate::policy::IpMode {
         match self {
-            Mode::Nftables => "Proxy",
-            Mode::KubeProxy => "VIP",
+            Mode::Nftables => crate::policy::IpMode::Proxy,
+            Mode::KubeProxy => crate::policy::IpMode::Vip,
         }
     }
 

@@ -25,6 +25,7 @@ use crate::decision::{
 use crate::endpoints::{Located, SERVICE_NAME_LABEL, backends, protocol};
 use crate::nodes::{LBPOOL_LABEL, NodeFacts, allow_list_mode, node_facts};
 use crate::objects::{EndpointSlice, Service};
+use crate::policy::{IpFamilyPolicy, TrafficPolicy};
 use crate::pool::Pool;
 use crate::pool_mode;
 use crate::prefix_pool::{self, PrefixView};
@@ -255,7 +256,7 @@ struct PortPlan {
 /// A Service whose spec we could read.
 struct Plan {
     families: Vec<Family>,
-    policy: String,
+    policy: IpFamilyPolicy,
     local: bool,
     source_ranges: Vec<IpNet>,
     ports: Vec<PortPlan>,
@@ -270,10 +271,8 @@ fn family_of_k8s(name: &str) -> Option<Family> {
 fn plan(service: &Service, slices: &[&EndpointSlice]) -> Result<Plan, String> {
     let spec = &service.spec;
     let mut notes = Vec::new();
-    let policy = spec
-        .ip_family_policy
-        .clone()
-        .unwrap_or_else(|| "SingleStack".to_string());
+    let policy = IpFamilyPolicy::from_spec(spec.ip_family_policy.as_deref())?;
+    let traffic = TrafficPolicy::from_spec(spec.external_traffic_policy.as_deref())?;
     let mut families: Vec<Family> = Vec::new();
     for name in &spec.ip_families {
         match family_of_k8s(name) {
@@ -299,7 +298,7 @@ fn plan(service: &Service, slices: &[&EndpointSlice]) -> Result<Plan, String> {
     if families.is_empty() {
         return Err("spec.ipFamilies is empty and spec.clusterIPs has no address".into());
     }
-    if policy == "SingleStack" && families.len() > 1 {
+    if policy == IpFamilyPolicy::SingleStack && families.len() > 1 {
         notes.push(format!(
             "ipFamilyPolicy SingleStack: only {} is served",
             families[0].k8s_name()
@@ -370,7 +369,7 @@ fn plan(service: &Service, slices: &[&EndpointSlice]) -> Result<Plan, String> {
     Ok(Plan {
         families,
         policy,
-        local: spec.external_traffic_policy.as_deref() == Some("Local"),
+        local: traffic == TrafficPolicy::Local,
         source_ranges,
         ports,
         pool: service
@@ -428,16 +427,13 @@ fn decide_service(
         load_balancer_class: service.spec.load_balancer_class.clone(),
         created: service.metadata.creation_timestamp,
         families: Vec::new(),
-        ip_family_policy: service
-            .spec
-            .ip_family_policy
-            .clone()
-            .unwrap_or_else(|| "SingleStack".into()),
-        external_traffic_policy: service
-            .spec
-            .external_traffic_policy
-            .clone()
-            .unwrap_or_else(|| "Cluster".into()),
+        // An unknown value is an InvalidSpec condition (from `plan`); shown as the default.
+        ip_family_policy: IpFamilyPolicy::from_spec(service.spec.ip_family_policy.as_deref())
+            .unwrap_or_default(),
+        external_traffic_policy: TrafficPolicy::from_spec(
+            service.spec.external_traffic_policy.as_deref(),
+        )
+        .unwrap_or_default(),
         source_ranges: Vec::new(),
         pool: None,
         ports: Vec::new(),
@@ -566,7 +562,7 @@ fn decide_service(
     }
 
     if let Some((allocation, context)) = pool_mode {
-        let served = match pool_mode::verdict(allocation, &plan.families, &plan.policy) {
+        let served = match pool_mode::verdict(allocation, &plan.families, plan.policy) {
             Ok((served, notes)) => {
                 why.notes.extend(notes);
                 served
@@ -690,7 +686,7 @@ fn decide_service(
     };
 
     let mut required_missing: Vec<String> = Vec::new();
-    if plan.policy == "RequireDualStack" {
+    if plan.policy == IpFamilyPolicy::RequireDualStack {
         if plan.families.len() < 2 {
             required_missing.push(format!(
                 "RequireDualStack but spec.ipFamilies lists only {}",
@@ -753,7 +749,7 @@ fn decide_service(
     }
 
     // Served: claim, publish, program.
-    let ip_mode = config.mode.ip_mode().to_string();
+    let ip_mode = config.mode.ip_mode();
     let mut programmed = Vec::new();
     let mut taken_nodes = 0usize;
     let mut by_family: BTreeMap<Family, BTreeSet<IpAddr>> = BTreeMap::new();
@@ -808,10 +804,7 @@ fn decide_service(
         .families
         .iter()
         .flat_map(|f| by_family.get(f).into_iter().flatten())
-        .map(|ip| Ingress {
-            ip: *ip,
-            ip_mode: ip_mode.clone(),
-        })
+        .map(|ip| Ingress { ip: *ip, ip_mode })
         .collect();
     let ready = Condition::new(
         TYPE_READY,

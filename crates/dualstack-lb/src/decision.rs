@@ -105,7 +105,7 @@ pub struct ServiceDecision {
 pub struct Ingress {
     pub ip: IpAddr,
     /// `Proxy` (nftables mode) or `VIP` (kube-proxy mode).
-    pub ip_mode: String,
+    pub ip_mode: crate::policy::IpMode,
 }
 
 /// What the decision read from the Service, and what it concluded per node.
@@ -116,8 +116,8 @@ pub struct ServiceWhy {
     pub created: Option<Timestamp>,
     /// Families served in this order (after `SingleStack` truncation).
     pub families: Vec<Family>,
-    pub ip_family_policy: String,
-    pub external_traffic_policy: String,
+    pub ip_family_policy: crate::policy::IpFamilyPolicy,
+    pub external_traffic_policy: crate::policy::TrafficPolicy,
     pub source_ranges: Vec<IpNet>,
     /// The Service's `lbpool` label, when set.
     pub pool: Option<String>,

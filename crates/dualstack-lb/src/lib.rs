@@ -168,6 +168,7 @@ pub mod explain;
 pub mod live;
 mod nodes;
 pub mod objects;
+pub mod policy;
 pub mod pool;
 mod pool_mode;
 pub mod prefix_pool;

@@ -58,7 +58,11 @@ pub(crate) type Verdict = Result<(Vec<Family>, Vec<String>), (&'static str, Stri
 
 /// What an allocation means under the family policy: the families served and notes, or the
 /// condition (reason, message) that keeps the Service from being served.
-pub(crate) fn verdict(allocation: &Allocation, families: &[Family], policy: &str) -> Verdict {
+pub(crate) fn verdict(
+    allocation: &Allocation,
+    families: &[Family],
+    policy: crate::policy::IpFamilyPolicy,
+) -> Verdict {
     let mut notes = allocation.notes.clone();
     if let Some(whole) = allocation.failures.iter().find(|f| f.family.is_none()) {
         return Err((whole.reason, whole.message.clone()));
@@ -69,7 +73,7 @@ pub(crate) fn verdict(allocation: &Allocation, families: &[Family], policy: &str
         .filter(|f| allocation.assigned.iter().any(|a| a.family == *f))
         .collect();
     let failed = |f: &&crate::allocate::Failure| f.family.is_some();
-    if policy == "RequireDualStack"
+    if policy == crate::policy::IpFamilyPolicy::RequireDualStack
         && let Some(first) = allocation.failures.iter().find(failed)
     {
         let all = allocation
