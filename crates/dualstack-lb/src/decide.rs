@@ -25,7 +25,7 @@ use crate::decision::{
 use crate::endpoints::{Located, SERVICE_NAME_LABEL, backends, protocol};
 use crate::nodes::{LBPOOL_LABEL, NodeFacts, allow_list_mode, node_facts};
 use crate::objects::{EndpointSlice, Service};
-use crate::policy::{IpFamilyPolicy, TrafficPolicy};
+use crate::policy::{IpFamilyPolicy, SpecError, TrafficPolicy};
 use crate::pool::Pool;
 use crate::pool_mode;
 use crate::prefix_pool::{self, PrefixView};
@@ -101,7 +101,7 @@ pub fn decide(snapshot: &Snapshot, config: &Config, now: Timestamp) -> Decision 
     }
     // Oldest first: an older Service keeps a contested address + protocol + port.
     owned.sort_by(|a, b| priority(a).cmp(&priority(b)));
-    let plans: Vec<Result<Plan, String>> = owned
+    let plans: Vec<Result<Plan, SpecError>> = owned
         .iter()
         .map(|s| {
             let key = (s.metadata.namespace.as_str(), s.metadata.name.as_str());
@@ -268,7 +268,7 @@ fn family_of_k8s(name: &str) -> Option<Family> {
     Family::BOTH.into_iter().find(|f| f.k8s_name() == name)
 }
 
-fn plan(service: &Service, slices: &[&EndpointSlice]) -> Result<Plan, String> {
+fn plan(service: &Service, slices: &[&EndpointSlice]) -> Result<Plan, SpecError> {
     let spec = &service.spec;
     let mut notes = Vec::new();
     let policy = IpFamilyPolicy::from_spec(spec.ip_family_policy.as_deref())?;
@@ -296,7 +296,7 @@ fn plan(service: &Service, slices: &[&EndpointSlice]) -> Result<Plan, String> {
         }
     }
     if families.is_empty() {
-        return Err("spec.ipFamilies is empty and spec.clusterIPs has no address".into());
+        return Err(SpecError::NoFamilies);
     }
     if policy == IpFamilyPolicy::SingleStack && families.len() > 1 {
         notes.push(format!(
@@ -322,7 +322,7 @@ fn plan(service: &Service, slices: &[&EndpointSlice]) -> Result<Plan, String> {
         let net: IpNet = text
             .trim()
             .parse()
-            .map_err(|_| format!("loadBalancerSourceRanges entry {text:?} is not a CIDR"))?;
+            .map_err(|_| SpecError::SourceRange(text.to_string()))?;
         source_ranges.push(net.trunc());
     }
     if source_ranges.is_empty() {
@@ -342,16 +342,13 @@ fn plan(service: &Service, slices: &[&EndpointSlice]) -> Result<Plan, String> {
     source_ranges.dedup();
 
     if spec.ports.is_empty() {
-        return Err("spec.ports is empty".into());
+        return Err(SpecError::NoPorts);
     }
     let mut ports = Vec::new();
     for port in &spec.ports {
-        let proto = protocol(port.protocol.as_deref()).ok_or_else(|| {
-            format!(
-                "port {} has protocol {:?}, not TCP, UDP or SCTP",
-                port.port,
-                port.protocol.as_deref().unwrap_or_default()
-            )
+        let proto = protocol(port.protocol.as_deref()).ok_or_else(|| SpecError::Protocol {
+            port: port.port,
+            protocol: port.protocol.clone().unwrap_or_default(),
         })?;
         let label = match port.name.as_deref() {
             Some(name) if !name.is_empty() => name.to_string(),
@@ -413,7 +410,7 @@ struct Candidate<'a> {
 
 fn decide_service(
     service: &Service,
-    plan: Result<Plan, String>,
+    plan: Result<Plan, SpecError>,
     pool_mode: Option<(&Allocation, &PoolContext)>,
     nodes: &[NodeFacts],
     allow_list: bool,
@@ -463,8 +460,8 @@ fn decide_service(
 
     let mut plan = match plan {
         Ok(plan) => plan,
-        Err(message) => {
-            let ready = Condition::new(TYPE_READY, false, REASON_INVALID_SPEC, message);
+        Err(error) => {
+            let ready = Condition::new(TYPE_READY, false, REASON_INVALID_SPEC, error.to_string());
             return (finish(why, Vec::new(), ready, no_conflict()), Vec::new());
         }
     };

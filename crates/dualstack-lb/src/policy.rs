@@ -1,10 +1,28 @@
 //! The Service fields the decision branches on, as types: `spec.ipFamilyPolicy`,
 //! `spec.externalTrafficPolicy` and the `ipMode` we publish. Each reads and writes exactly the
-//! API's strings; a value the API would not accept is an error naming the field.
+//! API's strings; a value the API would not accept is a [`SpecError`] naming the field, as is
+//! every other spec the decision cannot use (the `InvalidSpec` condition's message).
 
 use std::fmt;
 
 use serde::Serialize;
+
+/// Why a Service's spec cannot be used (the `InvalidSpec` condition says this).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    #[error("spec.ipFamilyPolicy {0:?} is not SingleStack, PreferDualStack or RequireDualStack")]
+    FamilyPolicy(String),
+    #[error("spec.externalTrafficPolicy {0:?} is not Cluster or Local")]
+    TrafficPolicy(String),
+    #[error("spec.ipFamilies is empty and spec.clusterIPs has no address")]
+    NoFamilies,
+    #[error("loadBalancerSourceRanges entry {0:?} is not a CIDR")]
+    SourceRange(String),
+    #[error("spec.ports is empty")]
+    NoPorts,
+    #[error("port {port} has protocol {protocol:?}, not TCP, UDP or SCTP")]
+    Protocol { port: u16, protocol: String },
+}
 
 /// `spec.ipFamilyPolicy`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -20,14 +38,12 @@ pub enum IpFamilyPolicy {
 
 impl IpFamilyPolicy {
     /// Reads the field; absent means the API default (`SingleStack`).
-    pub fn from_spec(value: Option<&str>) -> Result<IpFamilyPolicy, String> {
+    pub fn from_spec(value: Option<&str>) -> Result<IpFamilyPolicy, SpecError> {
         match value {
             None | Some("SingleStack") => Ok(IpFamilyPolicy::SingleStack),
             Some("PreferDualStack") => Ok(IpFamilyPolicy::PreferDualStack),
             Some("RequireDualStack") => Ok(IpFamilyPolicy::RequireDualStack),
-            Some(other) => Err(format!(
-                "spec.ipFamilyPolicy {other:?} is not SingleStack, PreferDualStack or RequireDualStack"
-            )),
+            Some(other) => Err(SpecError::FamilyPolicy(other.to_string())),
         }
     }
 
@@ -53,13 +69,11 @@ pub enum TrafficPolicy {
 
 impl TrafficPolicy {
     /// Reads the field; absent means the API default (`Cluster`).
-    pub fn from_spec(value: Option<&str>) -> Result<TrafficPolicy, String> {
+    pub fn from_spec(value: Option<&str>) -> Result<TrafficPolicy, SpecError> {
         match value {
             None | Some("Cluster") => Ok(TrafficPolicy::Cluster),
             Some("Local") => Ok(TrafficPolicy::Local),
-            Some(other) => Err(format!(
-                "spec.externalTrafficPolicy {other:?} is not Cluster or Local"
-            )),
+            Some(other) => Err(SpecError::TrafficPolicy(other.to_string())),
         }
     }
 
@@ -129,6 +143,7 @@ mod tests {
         assert!(
             IpFamilyPolicy::from_spec(Some("Dual"))
                 .unwrap_err()
+                .to_string()
                 .contains("spec.ipFamilyPolicy \"Dual\"")
         );
         assert_eq!(
@@ -138,6 +153,7 @@ mod tests {
         assert!(
             TrafficPolicy::from_spec(Some("local"))
                 .unwrap_err()
+                .to_string()
                 .contains("spec.externalTrafficPolicy \"local\"")
         );
         assert_eq!(serde_json::to_value(IpMode::Vip).unwrap(), "VIP");
