@@ -4,12 +4,14 @@
 // Test helpers may panic on fixtures they build themselves.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::net::IpAddr;
 
+use common::publish;
 use dualstack_lb::allocate::Origin;
 use dualstack_lb::conditions::TYPE_READY;
 use dualstack_lb::decision::ServiceDecision;
-use dualstack_lb::objects::LoadBalancerIngress;
 use dualstack_lb::{Config, Decision, Mode, Snapshot, Timestamp, decide, explain};
 use dualstack_ruleset::Destination;
 use proptest::prelude::*;
@@ -56,21 +58,6 @@ fn announcer(d: &Decision, ip: &str) -> Option<String> {
         .iter()
         .find(|a| a.ip == ip)
         .and_then(|a| a.announcer.clone())
-}
-
-/// Writes every decided ingress into the Services' status (what the controller publishes).
-fn publish(snapshot: &mut Snapshot, decision: &Decision) {
-    for service in &mut snapshot.services {
-        if let Some(d) = decision.service(&service.metadata.namespace, &service.metadata.name) {
-            service.status.load_balancer.ingress = d
-                .ingress
-                .iter()
-                .map(|i| LoadBalancerIngress {
-                    ip: Some(i.ip.to_string()),
-                })
-                .collect();
-        }
-    }
 }
 
 #[test]

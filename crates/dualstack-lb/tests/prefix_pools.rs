@@ -6,11 +6,13 @@
 // Test helpers may panic on fixtures they build themselves.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::net::IpAddr;
 
+use common::publish;
 use dualstack_lb::conditions::{TYPE_PREFIX_MISMATCH, TYPE_READY};
 use dualstack_lb::decision::ServiceDecision;
-use dualstack_lb::objects::LoadBalancerIngress;
 use dualstack_lb::{Config, Decision, Snapshot, Timestamp, decide, explain};
 use dualstack_ruleset::Destination;
 use proptest::prelude::*;
@@ -130,21 +132,6 @@ fn events(d: &Decision, name: &str) -> Vec<(String, String)> {
         .iter()
         .map(|e| (e.reason.clone(), e.message.clone()))
         .collect()
-}
-
-/// What the controller publishes: every decided ingress into the Services' status.
-fn publish(snapshot: &mut Snapshot, decision: &Decision) {
-    for service in &mut snapshot.services {
-        if let Some(d) = decision.service(&service.metadata.namespace, &service.metadata.name) {
-            service.status.load_balancer.ingress = d
-                .ingress
-                .iter()
-                .map(|i| LoadBalancerIngress {
-                    ip: Some(i.ip.to_string()),
-                })
-                .collect();
-        }
-    }
 }
 
 fn with_status_of(mut next: Snapshot, before: &Snapshot) -> Snapshot {

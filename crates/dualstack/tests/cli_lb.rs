@@ -16,6 +16,11 @@ fn fixture(name: &str) -> String {
     )
 }
 
+/// A file of `docs/examples/`.
+fn example(name: &str) -> String {
+    format!("{}/../../docs/examples/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
 fn run(args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_dualstack"))
         .args(args)
@@ -287,10 +292,7 @@ fn without_now_an_old_dump_is_decided_as_of_its_newest_lease_renewal() {
 /// The example of docs/pools.md, as the docs run it: a prefix change in progress.
 #[test]
 fn explain_shows_the_prefix_host_part_and_lifetimes_behind_each_address() {
-    let path = format!(
-        "{}/../../docs/examples/prefix-pool.yaml",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = example("prefix-pool.yaml");
     let out = run(
         &[
             "lb",
@@ -340,10 +342,7 @@ fn explain_shows_the_prefix_host_part_and_lifetimes_behind_each_address() {
 /// report instead of "in no pool".
 #[test]
 fn doctor_pool_explains_an_address_of_a_prefix_that_moved_on() {
-    let path = format!(
-        "{}/../../docs/examples/prefix-pool.yaml",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = example("prefix-pool.yaml");
     let out = run(
         &[
             "doctor",
