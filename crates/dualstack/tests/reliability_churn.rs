@@ -236,7 +236,6 @@ fn churn_under_load(applier: Applier, max_incremental: Option<usize>) {
         "{label}: held connections to the unchanged Service broken"
     );
     assert_eq!(stats.tcp_failed, 0, "{label}: {stats}");
-    assert_eq!(backend_retransmits, 0, "{label}: replies lost: {stats}");
     // Known gap (RELIABILITY.md § 3): every full sync flushes the UDP conntrack entries of
     // *every* UDP frontend, unchanged ones included, so a request in flight at that instant
     // loses its reply's reverse NAT. At most one per full sync; none for incremental syncs,
