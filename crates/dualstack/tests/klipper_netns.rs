@@ -395,6 +395,8 @@ fn a_restarted_container_replaces_its_rules_instead_of_duplicating_them() {
     ];
     let mut first = start(&lab.pod, &env, &ready);
     let before = ruleset(&lab.pod);
+    let table = "dualstack-klipper-tcp-8443";
+    let programmed = table_handle(&lab.pod, table);
     // A crash: SIGKILL leaves the rules behind, as a container restart in the same pod would.
     first.kill().unwrap();
     first.wait().unwrap();
@@ -418,12 +420,42 @@ fn a_restarted_container_replaces_its_rules_instead_of_duplicating_them() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(!ready.exists(), "stale ready file removed at start");
     assert_eq!(ruleset(&lab.pod), before, "rules survive a hard kill");
-    let second = start(&lab.pod, &env, &ready);
+    let mut second = start(&lab.pod, &env, &ready);
     assert_eq!(ruleset(&lab.pod), before, "same rules, nothing duplicated");
+    // The table it found carried exactly its program: left in place (the same table
+    // object, so no transaction ran and no conntrack entry was flushed).
+    assert_eq!(
+        table_handle(&lab.pod, table),
+        programmed,
+        "an identical table is left untouched"
+    );
     assert!(reaches(&lab, false, Family::V6, false).is_some());
-    let (code, _) = stop(second);
-    assert_eq!(code, 0);
+    // Killed again and started with a changed program: the table is replaced.
+    second.kill().unwrap();
+    second.wait().unwrap();
+    let changed = [env[0], ("DEST_PORT", "8081"), env[2], env[3]];
+    let third = start(&lab.pod, &changed, &ready);
+    let replaced = ruleset(&lab.pod);
+    assert_ne!(replaced, before, "a changed program is programmed");
+    assert!(replaced.contains("8081"), "{replaced}");
+    assert_ne!(table_handle(&lab.pod, table), programmed, "replaced");
+    let (code, log) = stop(third);
+    assert_eq!(code, 0, "{log}");
     assert_eq!(ruleset(&lab.pod).trim(), "");
+}
+
+/// The kernel's handle of `table inet <name>` (a new table object gets a new one).
+fn table_handle(ns: &Netns, name: &str) -> String {
+    let listing = ns
+        .exec("nft", &["-a", "list", "table", "inet", name])
+        .unwrap();
+    let first = listing.lines().next().unwrap_or_default();
+    first
+        .split("# handle ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no handle in {first:?}"))
+        .trim()
+        .to_string()
 }
 
 #[test]

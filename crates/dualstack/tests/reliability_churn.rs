@@ -1,21 +1,28 @@
 //! Churn under load (issue #18): Services added and removed continuously on a node, by the
 //! agent's own sync engine (`dualstack_agent::Syncer`) fed a changing snapshot, while held
 //! TCP connections and a stream of new TCP connections and UDP requests (both families) go
-//! to a Service that never changes. Not one of them may fail. Root only.
+//! to a Service that never changes. Not one TCP connection may fail. Root only.
 //!
-//! Run with each applier the agent has: nft full transactions (`with_max_incremental(0)`)
-//! and nft incremental transactions (the default). The agent has no iptables applier (the
-//! iptables-restore fallback exists in `dualstack-dataplane` only; see RELIABILITY.md).
-//! Short: 3 s at 20 changes per second; `DUALSTACK_RELIABILITY_LONG=1`: 60 s.
+//! Run with every applier the agent can choose (`dualstack_dataplane::connect` probes them
+//! in this order): netlink batches, `nft -f`, and the `iptables-restore` fallback; the two
+//! nf_tables appliers both with incremental transactions (the agent's default) and with full
+//! ones only (`with_max_incremental(0)`, what a resync or a large change does).
+//! `iptables-restore` has no incremental path: every change is a full sync.
+//!
+//! Target rate: 20 changes per second (each change adds one Service and, once 20 churned
+//! Services exist, removes the oldest). Duration: `DUALSTACK_CHURN_SECONDS`, else 60 s with
+//! `DUALSTACK_RELIABILITY_LONG=1`, else 3 s (the `cargo test` version). The tests of this
+//! file run one at a time (a lock), so that each measures its own applier.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod reliability;
 
 use std::collections::VecDeque;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use dualstack_agent::{SyncKind, Syncer};
-use dualstack_dataplane::{Nft, Runner};
+use dualstack_dataplane::{Dataplane, IptablesRestore, Netlink, Nft, Runner};
 use dualstack_lb::{Config, Snapshot, Timestamp};
 use dualstack_testbed::kernel_tests_enabled;
 use reliability::{Bed, Prober, broken, connections, hold, long_run, snapshot};
@@ -25,75 +32,174 @@ const STABLE_PORT: u16 = 90;
 const CHURN_BASE: u16 = 2000;
 const LIVE: usize = 20;
 const CHANGES_PER_SECOND: u64 = 20;
+const NOW: &str = "2026-01-01T00:00:10Z";
 
-#[derive(Debug)]
-struct ChurnFigures {
-    changes: usize,
-    full: usize,
-    incremental: usize,
-    slowest_ms: u128,
-    total_ms: u128,
+/// One churn test at a time: each holds 1,000 connections and measures its own applier.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn run_for() -> Duration {
+    let seconds = std::env::var("DUALSTACK_CHURN_SECONDS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(if long_run() { 60 } else { 3 });
+    Duration::from_secs(seconds)
 }
 
-/// Adds one Service and removes the oldest, `CHANGES_PER_SECOND` times a second.
-fn churn(syncer: &mut Syncer, run_for: Duration) -> ChurnFigures {
+#[derive(Debug, Clone, Copy)]
+enum Applier {
+    Netlink,
+    Nft,
+    IptablesRestore,
+}
+
+impl Applier {
+    fn plane(self, netns: &str) -> Box<dyn Dataplane> {
+        let runner = Runner::in_netns(netns);
+        match self {
+            Applier::Netlink => Box::new(Netlink::new(runner, "dualstack").unwrap()),
+            Applier::Nft => Box::new(Nft::new(runner, "dualstack").unwrap()),
+            Applier::IptablesRestore => Box::new(IptablesRestore::with_table(runner, "dualstack")),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct ChurnFigures {
+    /// Syncs that changed the table (one Service added, at most one removed).
+    changes: usize,
+    added: usize,
+    removed: usize,
+    full: usize,
+    incremental: usize,
+    /// Per change: `Syncer::sync` (decide, render or encode, apply, conntrack flush), ms.
+    sync_ms: Vec<f64>,
+    elapsed: Duration,
+}
+
+impl ChurnFigures {
+    fn percentile(&self, p: f64) -> f64 {
+        let mut v = self.sync_ms.clone();
+        v.sort_by(f64::total_cmp);
+        if v.is_empty() {
+            return 0.0;
+        }
+        let i = ((v.len() - 1) as f64 * p).round() as usize;
+        v[i]
+    }
+
+    fn mean(&self) -> f64 {
+        self.sync_ms.iter().sum::<f64>() / self.sync_ms.len().max(1) as f64
+    }
+
+    fn rate(&self) -> f64 {
+        self.changes as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+impl std::fmt::Display for ChurnFigures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} changes in {:.1} s ({:.1}/s; {} Services added, {} removed), {} full / {} incremental; \
+             sync mean {:.1} ms, p50 {:.1}, p99 {:.1}, max {:.1}",
+            self.changes,
+            self.elapsed.as_secs_f64(),
+            self.rate(),
+            self.added,
+            self.removed,
+            self.full,
+            self.incremental,
+            self.mean(),
+            self.percentile(0.5),
+            self.percentile(0.99),
+            self.percentile(1.0),
+        )
+    }
+}
+
+/// The objects of one Service (its Service and EndpointSlices), parsed once.
+fn service_objects(name: &str, port: u16) -> Snapshot {
+    let mut one = Snapshot::parse(&snapshot(&[(name.to_string(), port)])).unwrap();
+    one.nodes.clear();
+    one.leases.clear();
+    one
+}
+
+/// Adds one Service and removes the oldest, `CHANGES_PER_SECOND` times a second, for
+/// `run_for`. Each Service's objects are parsed before its step's clock starts, so the
+/// step measures the sync engine, not the test's YAML.
+fn churn<D: Dataplane>(syncer: &mut Syncer<D>, base: &Snapshot, run_for: Duration) -> ChurnFigures {
     let config = Config::default();
-    let now: Timestamp = "2026-01-01T00:00:10Z".parse().unwrap();
-    let stable = ("stable".to_string(), STABLE_PORT);
-    let mut live: VecDeque<(String, u16)> = VecDeque::new();
-    let mut figures = ChurnFigures {
-        changes: 0,
-        full: 0,
-        incremental: 0,
-        slowest_ms: 0,
-        total_ms: 0,
-    };
+    let now: Timestamp = NOW.parse().unwrap();
+    let mut live: VecDeque<Snapshot> = VecDeque::new();
+    let mut figures = ChurnFigures::default();
     let period = Duration::from_millis(1000 / CHANGES_PER_SECOND);
     let started = Instant::now();
     let mut next = 0u16;
+    let mut tick = Instant::now();
     while started.elapsed() < run_for {
-        let tick = Instant::now();
-        live.push_back((format!("churn-{next}"), CHURN_BASE + next % 1000));
+        live.push_back(service_objects(
+            &format!("churn-{next}"),
+            CHURN_BASE + next % 1000,
+        ));
         next = next.wrapping_add(1);
+        figures.added += 1;
         if live.len() > LIVE {
             live.pop_front();
+            figures.removed += 1;
         }
-        let mut services = vec![stable.clone()];
-        services.extend(live.iter().cloned());
-        let snapshot = Snapshot::parse(&snapshot(&services)).unwrap();
-        let report = syncer.sync(&snapshot, &config, now).unwrap();
+        let mut snap = base.clone();
+        for s in &live {
+            snap.services.extend(s.services.iter().cloned());
+            snap.endpoint_slices
+                .extend(s.endpoint_slices.iter().cloned());
+        }
+        let t = Instant::now();
+        let report = syncer.sync(&snap, &config, now).unwrap();
+        figures.sync_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         match report.kind {
             SyncKind::Full(_) => figures.full += 1,
             SyncKind::Incremental { .. } => figures.incremental += 1,
             other => panic!("every change is applied, got {other:?}"),
         }
-        let took = tick.elapsed().as_millis();
-        figures.slowest_ms = figures.slowest_ms.max(took);
-        figures.total_ms += took;
         figures.changes += 1;
-        if let Some(rest) = period.checked_sub(tick.elapsed()) {
-            std::thread::sleep(rest);
+        // A fixed schedule: a late step is followed by the next at once, not by a full period.
+        tick += period;
+        match tick.checked_duration_since(Instant::now()) {
+            Some(rest) => std::thread::sleep(rest),
+            None => tick = Instant::now(),
         }
     }
+    figures.elapsed = started.elapsed();
     figures
 }
 
-fn churn_under_load(applier: &str, max_incremental: Option<usize>) {
+fn churn_under_load(applier: Applier, max_incremental: Option<usize>) {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let label = format!(
+        "{applier:?}{}",
+        match max_incremental {
+            Some(0) => ", full transactions only",
+            _ => "",
+        }
+    );
     let bed = Bed::new();
-    let nft = Nft::new(Runner::in_netns(bed.lab.node.name()), "dualstack").unwrap();
-    let mut syncer = Syncer::new(nft, "node-a");
+    let mut syncer = Syncer::new(applier.plane(bed.lab.node.name()), "node-a");
     if let Some(max) = max_incremental {
         syncer = syncer.with_max_incremental(max);
     }
     let config = Config::default();
-    let now: Timestamp = "2026-01-01T00:00:10Z".parse().unwrap();
-    let first = Snapshot::parse(&snapshot(&[("stable".to_string(), STABLE_PORT)])).unwrap();
-    syncer.sync(&first, &config, now).unwrap();
+    let now: Timestamp = NOW.parse().unwrap();
+    let base = Snapshot::parse(&snapshot(&[("stable".to_string(), STABLE_PORT)])).unwrap();
+    syncer.sync(&base, &config, now).unwrap();
 
     let targets = bed.frontends(STABLE_PORT);
     let n = connections(1000);
     let mut held = hold(bed.client(), &targets, n);
-    let run_for = Duration::from_secs(if long_run() { 60 } else { 3 });
+    let run_for = run_for();
+    let retransmits_before = bed.backend_retransmits();
     let (figures, stats) = std::thread::scope(|scope| {
         let prober = Prober::start(
             scope,
@@ -102,7 +208,7 @@ fn churn_under_load(applier: &str, max_incremental: Option<usize>) {
             &targets,
             Duration::from_millis(5),
         );
-        let figures = churn(&mut syncer, run_for);
+        let figures = churn(&mut syncer, &base, run_for);
         (figures, prober.finish())
     });
     // A churned Service really is served: the last one added answers.
@@ -115,44 +221,84 @@ fn churn_under_load(applier: &str, max_incremental: Option<usize>) {
         .unwrap();
     let one = hold(bed.client(), &bed.frontends(last), 2);
     drop(one);
+    let backend_retransmits = bed.backend_retransmits() - retransmits_before;
     let lost = broken(&mut held);
+    let moves = bed.sticky_moves();
     eprintln!(
-        "churn ({applier}): {figures:?}, mean {} ms per change; {n} held connections: {lost} broken; {stats}",
-        figures.total_ms / figures.changes.max(1) as u128
+        "churn ({label}): {figures}; {n} held connections: {lost} broken; {stats}; \
+         the long-lived UDP flow moved between backends {moves} times; backends retransmitted \
+         {backend_retransmits}; longest outage {} ms{}",
+        stats.longest_outage_ms(50),
+        stats.tcp_failure_lines()
     );
     assert_eq!(
         lost, 0,
-        "{applier}: held connections to the unchanged Service broken"
+        "{label}: held connections to the unchanged Service broken"
     );
-    assert_eq!(stats.tcp_failed, 0, "{applier}: {stats}");
-    // Known gap (RELIABILITY.md § 3): every full transaction flushes the UDP conntrack
-    // entries of *every* UDP frontend, unchanged ones included, so a request in flight at
-    // that instant loses its reply's reverse NAT. At most one per full sync; none for
-    // incremental syncs, which flush only the ports they change.
+    assert_eq!(stats.tcp_failed, 0, "{label}: {stats}");
+    // Known gap (RELIABILITY.md § 3): every full sync flushes the UDP conntrack entries of
+    // *every* UDP frontend, unchanged ones included, so a request in flight at that instant
+    // loses its reply's reverse NAT. At most one per full sync; none for incremental syncs,
+    // which flush only the ports they change.
     assert!(
         stats.udp_failed <= figures.full as u64,
-        "{applier}: more UDP failures than full syncs: {stats}, {figures:?}"
+        "{label}: more UDP failures than full syncs: {stats}; {figures}"
     );
+    assert!(
+        stats.sticky_lost <= figures.full as u64,
+        "{label}: the long-lived UDP flow lost more replies than there were full syncs: {stats}"
+    );
+    // Incremental syncs flush only the churned ports: the unchanged Service's long-lived
+    // flow keeps its conntrack entry, so it never moves and loses nothing.
+    if figures.full == 0 {
+        assert_eq!(moves, 0, "{label}: the long-lived UDP flow moved: {stats}");
+        assert_eq!(stats.sticky_lost, 0, "{label}: {stats}");
+    }
     assert!(stats.tcp_ok > 0 && stats.udp_ok > 0, "{stats}");
+    assert!(figures.changes > 0, "{figures}");
     match max_incremental {
-        Some(0) => assert_eq!(figures.incremental, 0, "{figures:?}"),
-        _ => assert!(figures.incremental > figures.full, "{figures:?}"),
+        Some(0) => assert_eq!(figures.incremental, 0, "{figures}"),
+        _ if !syncer.plane().incremental() => assert_eq!(figures.incremental, 0, "{figures}"),
+        _ => assert!(figures.incremental > figures.full, "{figures}"),
     }
 }
 
 #[test]
-fn churn_with_full_transactions_leaves_unchanged_services_alone() {
-    if !kernel_tests_enabled("churn_with_full_transactions_leaves_unchanged_services_alone") {
+fn churn_netlink_incremental_leaves_unchanged_services_alone() {
+    if !kernel_tests_enabled("churn_netlink_incremental_leaves_unchanged_services_alone") {
         return;
     }
-    churn_under_load("nft full", Some(0));
+    churn_under_load(Applier::Netlink, None);
 }
 
 #[test]
-fn churn_with_incremental_transactions_leaves_unchanged_services_alone() {
-    if !kernel_tests_enabled("churn_with_incremental_transactions_leaves_unchanged_services_alone")
-    {
+fn churn_netlink_full_leaves_unchanged_services_alone() {
+    if !kernel_tests_enabled("churn_netlink_full_leaves_unchanged_services_alone") {
         return;
     }
-    churn_under_load("nft incremental", None);
+    churn_under_load(Applier::Netlink, Some(0));
+}
+
+#[test]
+fn churn_nft_incremental_leaves_unchanged_services_alone() {
+    if !kernel_tests_enabled("churn_nft_incremental_leaves_unchanged_services_alone") {
+        return;
+    }
+    churn_under_load(Applier::Nft, None);
+}
+
+#[test]
+fn churn_nft_full_leaves_unchanged_services_alone() {
+    if !kernel_tests_enabled("churn_nft_full_leaves_unchanged_services_alone") {
+        return;
+    }
+    churn_under_load(Applier::Nft, Some(0));
+}
+
+#[test]
+fn churn_iptables_restore_leaves_unchanged_services_alone() {
+    if !kernel_tests_enabled("churn_iptables_restore_leaves_unchanged_services_alone") {
+        return;
+    }
+    churn_under_load(Applier::IptablesRestore, None);
 }

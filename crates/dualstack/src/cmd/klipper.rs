@@ -2,16 +2,17 @@
 //!
 //! Reads the environment, checks all of it before touching the kernel, programs one nft table
 //! for both families, writes the readiness file, waits for SIGTERM/SIGINT, then deletes its
-//! table and exits 0. See `docs/klipper.md`.
+//! table and exits 0. A restart that finds its own table already carrying exactly this
+//! program (SIGKILL leaves the table) leaves it in place. See `docs/klipper.md`.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
 use dualstack_addr::Family;
-use dualstack_dataplane::Runner;
+use dualstack_dataplane::{Dataplane, Runner};
 use dualstack_klipper::{FamilyPlan, Forwarding, KlipperConfig, Program, default_table_name};
-use dualstack_ruleset::validate;
+use dualstack_ruleset::{Ruleset, validate};
 
 use crate::exit::{Outcome, usage};
 use crate::logging::{self, LogFormat};
@@ -61,8 +62,24 @@ pub fn run(args: KlipperArgs) -> anyhow::Result<Outcome> {
 
     // 2. Program (or, with nothing to serve, make sure nothing stale of ours remains).
     if program.serves_anything() {
-        nft.apply(&program.ruleset)
-            .with_context(|| format!("programming table inet {table}"))?;
+        // A container restarted in the same pod (crash, OOM kill, SIGKILL) finds its table
+        // still in force. When it already carries exactly this program, it is left as it
+        // is: replacing it would gain nothing, and a replacement is not free for traffic.
+        // The transaction is atomic for the rules, but the new base chains are hooked in
+        // before it commits and, at the same priority, run *before* the old ones; a packet
+        // that passes the new (still empty) chain just before the commit and the old
+        // (now emptied) chain just after sees no rule at all, and a new connection is
+        // refused (seen under load, RELIABILITY.md § 2). Flushing UDP conntrack would
+        // also make in-flight requests lose their replies.
+        if already_programmed(nft.as_ref(), &program.ruleset) {
+            tracing::info!(
+                "table inet {table} already carries this program (a restart): left in place, \
+                 conntrack untouched"
+            );
+        } else {
+            nft.apply(&program.ruleset)
+                .with_context(|| format!("programming table inet {table}"))?;
+        }
         write_ready(&args.ready_file)?;
         tracing::info!(
             "table inet {table} programmed; ready ({})",
@@ -84,6 +101,20 @@ pub fn run(args: KlipperArgs) -> anyhow::Result<Outcome> {
         .with_context(|| format!("removing table inet {table}"))?;
     tracing::info!("table inet {table} removed");
     Ok(Outcome::Ok)
+}
+
+/// True when the kernel already has our table with exactly `ruleset`'s chains and elements
+/// (every frontend as this program would put it). False when the table is absent, differs,
+/// or cannot be read back (the iptables fallback): then the caller programs it.
+fn already_programmed(plane: &dyn Dataplane, ruleset: &Ruleset) -> bool {
+    match plane.drift(ruleset) {
+        Ok(Some(drift)) => drift.is_empty(),
+        Ok(None) => false,
+        Err(e) => {
+            tracing::debug!(error = %e, "could not read the table back");
+            false
+        }
+    }
 }
 
 /// One line per family: what is forwarded where, or why it is not.
