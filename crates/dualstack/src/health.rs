@@ -28,6 +28,8 @@ pub struct Health {
     pub metrics: Metrics,
     /// The agent's wanted ruleset (`/ruleset`, Lease annotation `dualstack.io/ruleset`).
     ruleset: Mutex<Option<Published>>,
+    /// Woken when a new generation is published (the Lease loop renews at once).
+    pub ruleset_changed: tokio::sync::Notify,
 }
 
 impl Health {
@@ -45,7 +47,11 @@ impl Health {
     pub fn publish(&self, node: &str, ruleset: &Ruleset, now: &str) {
         let mut current = self.ruleset.lock().unwrap_or_else(PoisonError::into_inner);
         if let Ok(next) = Published::next(current.as_ref(), node, ruleset.clone(), now) {
+            let changed = current.as_ref() != Some(&next);
             *current = Some(next);
+            if changed {
+                self.ruleset_changed.notify_one();
+            }
         }
     }
 

@@ -5,7 +5,7 @@
 //!   (`dualstack_agent::netlink`), restarted with backoff if the socket fails;
 //! * **Lease**: renews `<lease namespace>/dualstack-agent-<node>` every 10 s and at once
 //!   when the addresses change (`dualstack_kube::lease`), with the identity of the ruleset
-//!   the sync wants (annotation `dualstack.io/ruleset`, from the next renewal on);
+//!   the sync wants (annotation `dualstack.io/ruleset`; a new one is renewed at once);
 //! * **sync** (`nftables` mode only): reflectors on Services, EndpointSlices, Nodes and
 //!   agent Leases; on any change (debounced) the decision runs and this node's frontends
 //!   are programmed — full at start, incremental for small changes — and every
@@ -200,6 +200,7 @@ async fn renew_loop(
                     tracing::info!(addresses = %dualstack_lb::live::format_live_addresses(&addresses.borrow()), "addresses changed");
                 }
             },
+            _ = health.ruleset_changed.notified() => {},
             _ = stop.changed() => return,
         }
     }
