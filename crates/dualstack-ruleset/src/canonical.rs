@@ -212,4 +212,53 @@ mod tests {
         );
         assert!(lines.iter().any(|l| l.starts_with("chain allow4-")));
     }
+
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn frontends() -> impl Strategy<Value = Vec<Frontend>> {
+            proptest::collection::btree_map(1u16..2000, (1usize..4, any::<bool>()), 0..12).prop_map(
+                |ports| {
+                    ports
+                        .into_iter()
+                        .map(|(port, (n, ranged))| {
+                            let backends: Vec<String> = (0..n)
+                                .map(|i| format!("10.42.{}.{i}", port % 250))
+                                .collect();
+                            let refs: Vec<&str> = backends.iter().map(String::as_str).collect();
+                            let mut fe = frontend(&format!("ns/svc-{port}:p"), port, &refs);
+                            if !ranged {
+                                fe.source_ranges =
+                                    vec!["0.0.0.0/0".parse().unwrap(), "::/0".parse().unwrap()];
+                            }
+                            fe
+                        })
+                        .collect()
+                },
+            )
+        }
+
+        proptest! {
+            /// Equal contents hash equal in any order, from the model or from a read-back
+            /// listing chains and elements in any order.
+            #[test]
+            fn order_never_matters(
+                (list, shuffled) in frontends().prop_flat_map(|v| (Just(v.clone()), Just(v).prop_shuffle())),
+                seed in any::<u64>(),
+            ) {
+                let a = Canonical::of_ruleset(&ruleset(list)).unwrap();
+                let exp = expected(&ruleset(shuffled)).unwrap();
+                let mut elements: Vec<_> = exp
+                    .elements
+                    .iter()
+                    .map(|e| (e.map.to_string(), e.key_text(), e.value_text()))
+                    .collect();
+                let len = elements.len().max(1);
+                elements.rotate_left(usize::try_from(seed).unwrap_or(0) % len);
+                let read = Canonical::of_table(exp.chains.iter().map(String::as_str), elements);
+                prop_assert_eq!(a.hash(), read.hash());
+            }
+        }
+    }
 }
