@@ -190,6 +190,8 @@ pub struct Syncer<D = Nft> {
     /// The pool guard the next sync programs, and the one in the kernel.
     guard: Vec<AddressRange>,
     applied_guard: Vec<AddressRange>,
+    /// The ruleset the last sync aimed for, whether or not the kernel took it.
+    wanted: Option<Ruleset>,
 }
 
 impl<D: Dataplane> Syncer<D> {
@@ -202,6 +204,7 @@ impl<D: Dataplane> Syncer<D> {
             max_incremental: DEFAULT_MAX_INCREMENTAL,
             guard: Vec::new(),
             applied_guard: Vec::new(),
+            wanted: None,
         }
     }
 
@@ -224,6 +227,14 @@ impl<D: Dataplane> Syncer<D> {
     /// The frontends applied by the last successful sync, if any.
     pub fn applied(&self) -> Option<&[Frontend]> {
         self.applied.as_deref()
+    }
+
+    /// The ruleset the last [`Syncer::sync`] or [`Syncer::apply`] wanted in the kernel
+    /// (validated), whether or not the kernel took it: what the agent publishes for the
+    /// doctor to compare with (`dualstack_ruleset::published`). `None` before the first,
+    /// and in `kube-proxy` mode.
+    pub fn wanted(&self) -> Option<&Ruleset> {
+        self.wanted.as_ref()
     }
 
     /// Forget what was applied: the next sync is a full one.
@@ -279,6 +290,7 @@ impl<D: Dataplane> Syncer<D> {
             node: self.node.clone(),
             source,
         })?;
+        self.wanted = Some(ruleset.clone());
         // The guard changes only with pools: a full transaction carries it.
         if self.applied.is_some() && self.applied_guard != self.guard {
             return self.full(ruleset, FullReason::GuardChanged);

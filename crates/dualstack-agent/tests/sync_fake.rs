@@ -159,3 +159,52 @@ fn invalid_frontends_are_refused_before_the_data_plane_is_asked() {
     assert!(fake.transactions().is_empty());
     assert!(!fake.has_table());
 }
+
+/// The hash the agent publishes for what it wants, recomputed from the table's read-back.
+fn kernel_hash(fake: &Fake) -> String {
+    use dualstack_dataplane::Dataplane as _;
+    let o = fake.observe().unwrap().unwrap();
+    let elements = o
+        .elements
+        .iter()
+        .map(|(m, k, c)| (m.clone(), k.clone(), format!("goto {c}")))
+        .chain(o.other_elements.iter().cloned());
+    dualstack_ruleset::canonical::Canonical::of_table(o.chains.iter().map(String::as_str), elements)
+        .hash()
+}
+
+#[test]
+fn wanted_is_published_even_when_the_kernel_refuses_and_hashes_like_the_readback() {
+    use dualstack_ruleset::canonical::Canonical;
+    let fake = Fake::new("dualstack", [ip(NODE4)]);
+    let mut syncer = Syncer::new(fake.clone(), "node-a");
+    assert!(syncer.wanted().is_none());
+    let a = frontend("ns/a:http", 80, &["10.42.0.5"]);
+    let b = frontend("ns/b:http", 81, &["10.42.0.6", "10.42.0.7"]);
+    syncer.apply(vec![b.clone(), a.clone()]).unwrap();
+    let want = |s: &Syncer<Fake>| Canonical::of_ruleset(s.wanted().unwrap()).unwrap().hash();
+    assert_eq!(
+        syncer.wanted().unwrap().frontends,
+        vec![a.clone(), b.clone()]
+    );
+    assert_eq!(kernel_hash(&fake), want(&syncer));
+
+    // An incremental change ends in the same hash as a full sync of the same frontends.
+    let a2 = frontend("ns/a:http", 80, &["10.42.0.9"]);
+    let r = syncer.apply(vec![a2.clone(), b.clone()]).unwrap();
+    assert!(matches!(r.kind, SyncKind::Incremental { .. }), "{r:?}");
+    let full = Fake::new("dualstack", [ip(NODE4)]);
+    Syncer::new(full.clone(), "node-a")
+        .apply(vec![a2.clone(), b.clone()])
+        .unwrap();
+    assert_eq!(kernel_hash(&fake), kernel_hash(&full));
+    assert_eq!(kernel_hash(&fake), want(&syncer));
+
+    // Refused: the kernel keeps the old table, the agent still wants the new one.
+    let mut syncer = Syncer::new(fake.clone(), "node-a");
+    fake.fail_next("kernel says no");
+    let c = frontend("ns/c:http", 82, &["10.42.0.8"]);
+    syncer.apply(vec![a2, b, c.clone()]).unwrap_err();
+    assert!(syncer.wanted().unwrap().frontends.contains(&c));
+    assert_ne!(kernel_hash(&fake), want(&syncer));
+}

@@ -4,9 +4,12 @@
 //! `<lease namespace>/dualstack-agent-<node>`, labelled [`LEASE_LABEL`] (the controller and
 //! agents watch Leases with that selector), `holderIdentity` = the node name, renewed with a
 //! server-side apply every [`RENEW_EVERY`] and whenever the addresses change. The annotation
-//! [`ADDRESSES_ANNOTATION`] holds the addresses in the format of [`dualstack_lb::live`], and
+//! [`ADDRESSES_ANNOTATION`] holds the addresses in the format of [`dualstack_lb::live`];
 //! [`PREFIXES_ANNOTATION`] the on-link global IPv6 prefixes with their lifetimes in the
-//! format of [`dualstack_lb::prefixes`] (for pools that follow the ISP's prefix).
+//! format of [`dualstack_lb::prefixes`] (for pools that follow the ISP's prefix);
+//! [`RULESET_ANNOTATION`], once the agent has synced, the identity of the ruleset it wants
+//! in the kernel (`sha256:…;frontends=N;generation=G;since=T`, written by
+//! `dualstack_ruleset::published::Summary`), for `dualstack doctor node` to compare with.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -29,6 +32,11 @@ pub const FIELD_MANAGER: &str = "dualstack-agent";
 /// Annotation on the agent's Lease: the decision settings the agent runs with
 /// ([`config_summary`]), so the controller can report an agent that disagrees with it.
 pub const CONFIG_ANNOTATION: &str = "dualstack.io/config";
+
+/// Annotation on the agent's Lease: the ruleset the agent wants in its node's kernel, as
+/// `sha256:<hex>;frontends=<count>;generation=<n>;since=<RFC 3339>` (same spelling as
+/// `dualstack_ruleset::published::RULESET_ANNOTATION`, which this crate does not depend on).
+pub const RULESET_ANNOTATION: &str = "dualstack.io/ruleset";
 
 /// The settings that must be the same on the controller and every agent, as one string
 /// (`class=…;default-class=…;mode=…;ignore-exclusion-label=…`). The Lease namespace is not in
@@ -124,4 +132,63 @@ pub async fn renew_for(
         &Patch::Apply(&lease),
     )
     .await
+}
+
+/// Adds the [`RULESET_ANNOTATION`] to an agent Lease (pure). With `None` (nothing synced
+/// yet) the Lease is left as it is, so a server-side apply drops an older value.
+pub fn with_ruleset(mut lease: Lease, ruleset: Option<&str>) -> Lease {
+    if let Some(value) = ruleset {
+        lease
+            .metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(RULESET_ANNOTATION.to_string(), value.to_string());
+    }
+    lease
+}
+
+/// [`renew_for`], with the ruleset the agent wants ([`with_ruleset`]).
+pub async fn renew_with_ruleset(
+    client: &Client,
+    config: &Config,
+    node: &str,
+    report: &NodeReport,
+    now: Timestamp,
+    duration_seconds: i32,
+    ruleset: Option<&str>,
+) -> Result<Lease, kube::Error> {
+    let api: Api<Lease> = Api::namespaced(client.clone(), &config.lease_namespace);
+    let lease = with_ruleset(
+        agent_lease_for(config, node, report, now, duration_seconds),
+        ruleset,
+    );
+    api.patch(
+        &Config::lease_name(node),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&lease),
+    )
+    .await
+}
+
+#[cfg(test)]
+mod ruleset_annotation_tests {
+    use super::*;
+
+    #[test]
+    fn the_ruleset_annotation_sits_beside_the_others() {
+        let now: Timestamp = "2026-01-01T00:00:00Z"
+            .parse()
+            .unwrap_or(Timestamp::from_unix_micros(0));
+        let base = agent_lease(&Config::default(), "n1", &NodeReport::default(), now);
+        assert_eq!(with_ruleset(base.clone(), None), base);
+        let value = "sha256:00;frontends=2;generation=1;since=2026-01-01T00:00:00Z";
+        let lease = with_ruleset(base, Some(value));
+        let annotations = lease.metadata.annotations.unwrap_or_default();
+        assert_eq!(
+            annotations.get(RULESET_ANNOTATION).map(String::as_str),
+            Some(value)
+        );
+        assert!(annotations.contains_key(ADDRESSES_ANNOTATION));
+        assert!(annotations.contains_key(CONFIG_ANNOTATION));
+    }
 }

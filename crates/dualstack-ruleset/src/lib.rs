@@ -9,13 +9,19 @@
 //!   documents its layout;
 //! * [`iptables`] renders `iptables-restore` / `ip6tables-restore` input into our own
 //!   chains, for hosts without nf_tables NAT;
+//! * [`canonical`] is the order- and handle-free form of what a table holds, and its
+//!   `sha256:` hash, the same whether computed from a ruleset or from the kernel's read-back;
+//! * [`published`] is what the agent publishes about the ruleset it wants (Lease annotation
+//!   `dualstack.io/ruleset`, `GET /ruleset` on its health endpoint);
 //! * [`names`] makes the stable per-frontend chain names both use, and the names of the
 //!   nft source-range chains frontends with the same ranges share.
 
+pub mod canonical;
 pub mod iptables;
 mod model;
 pub mod names;
 pub mod nft;
+pub mod published;
 mod validate;
 
 pub use model::{

@@ -1,10 +1,14 @@
 //! The health and metrics server of `controller` and `agent`, on one port:
 //! `/healthz` (the process runs), `/readyz` (200 once ready: the agent after its first
-//! successful sync, the controller once connected to the API server), `/metrics`.
+//! successful sync, the controller once connected to the API server), `/metrics`, and on
+//! the agent `/ruleset`: the ruleset it wants in the kernel, as the JSON of
+//! [`dualstack_ruleset::published::Published`] (503 until it has one; `dualstack doctor node
+//! --agent-url` compares the kernel's table with it).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use anyhow::Context as _;
 use axum::Router;
@@ -12,6 +16,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use dualstack_ruleset::Ruleset;
+use dualstack_ruleset::published::{Published, Summary};
 
 use crate::metrics::{Metrics, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
 
@@ -20,6 +26,10 @@ use crate::metrics::{Metrics, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
 pub struct Health {
     ready: AtomicBool,
     pub metrics: Metrics,
+    /// The agent's wanted ruleset (`/ruleset`, Lease annotation `dualstack.io/ruleset`).
+    ruleset: Mutex<Option<Published>>,
+    /// Woken when a new generation is published (the Lease loop renews at once).
+    pub ruleset_changed: tokio::sync::Notify,
 }
 
 impl Health {
@@ -29,6 +39,52 @@ impl Health {
 
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Records that `node` wants `ruleset` at `now` (RFC 3339): a new generation when it
+    /// differs from the last one. An invalid ruleset (which the sync engine never hands
+    /// out) is not published.
+    pub fn publish(&self, node: &str, ruleset: &Ruleset, now: &str) {
+        let mut current = self.ruleset.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Ok(next) = Published::next(current.as_ref(), node, ruleset.clone(), now) {
+            let changed = current.as_ref() != Some(&next);
+            *current = Some(next);
+            if changed {
+                self.ruleset_changed.notify_one();
+            }
+        }
+    }
+
+    /// What `/ruleset` serves.
+    pub fn published(&self) -> Option<Published> {
+        self.ruleset
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The Lease annotation value, once something is published.
+    pub fn ruleset_summary(&self) -> Option<Summary> {
+        self.ruleset
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(Published::summary)
+    }
+}
+
+/// `/ruleset`: the published ruleset as JSON, or 503 before the first sync.
+async fn ruleset(State(health): State<Arc<Health>>) -> axum::response::Response {
+    match health.published().map(|p| serde_json::to_string_pretty(&p)) {
+        Some(Ok(json)) => {
+            ([(header::CONTENT_TYPE, "application/json")], json + "\n").into_response()
+        }
+        Some(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no ruleset published yet (no sync has run; the controller has none)\n",
+        )
+            .into_response(),
     }
 }
 
@@ -70,6 +126,7 @@ pub fn router(health: Arc<Health>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/ruleset", get(ruleset))
         .with_state(health)
 }
 

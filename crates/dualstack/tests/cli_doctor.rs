@@ -35,6 +35,15 @@ fn bad_node_flags_exit_2_and_name_the_flag() {
             "/nonexistent/config.yaml: cannot read",
         ),
         (&["--output", "xml"], "invalid value 'xml'"),
+        (
+            &["--desired", "/nonexistent/want.json"],
+            "cannot read --desired /nonexistent/want.json",
+        ),
+        (
+            &["--desired", "-", "--agent-url", "http://127.0.0.1:9655"],
+            "cannot be used with",
+        ),
+        (&["--node", "n1"], "--desired"),
     ];
     for (extra, want) in cases {
         let mut args = vec!["doctor", "node"];
@@ -90,6 +99,7 @@ fn node_json_has_every_check_with_a_fix_for_each_problem() {
             "node.masquerade.ipv4",
             "node.masquerade.ipv6",
             "node.table",
+            "node.table.desired",
         ]
     );
     for c in checks {

@@ -432,3 +432,217 @@ fn an_inconsistent_table_of_ours_fails() {
         "nft delete table inet dualstack"
     );
 }
+
+/// A dump in which node-a (this namespace's addresses) runs a live agent and two Services
+/// have endpoints: `web` (port 80: two IPv4 backends, one IPv6) and `api` (port 443).
+fn desired_dump() -> String {
+    let mut out = r#"apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Node
+  metadata: {name: node-a}
+  status:
+    addresses:
+    - {type: InternalIP, address: 10.0.0.2}
+    - {type: InternalIP, address: "fd00:1::2"}
+    conditions:
+    - {type: Ready, status: "True"}
+- apiVersion: coordination.k8s.io/v1
+  kind: Lease
+  metadata: {name: dualstack-agent-node-a, namespace: dualstack-system}
+  spec: {holderIdentity: node-a, leaseDurationSeconds: 40, renewTime: "2026-01-01T00:00:00.000000Z"}
+"#
+    .to_string();
+    for (name, port, v4, v6) in [
+        ("web", 80, vec!["10.42.0.7", "10.42.0.8"], vec!["fd42::7"]),
+        ("api", 443, vec!["10.42.0.9"], vec!["fd42::9"]),
+    ] {
+        out += &format!(
+            "- apiVersion: v1\n  kind: Service\n  metadata: {{name: {name}, namespace: default, creationTimestamp: \"2025-12-01T00:00:00Z\"}}\n  spec:\n    type: LoadBalancer\n    loadBalancerClass: dualstack.io/lb\n    ipFamilies: [IPv4, IPv6]\n    ipFamilyPolicy: RequireDualStack\n    externalTrafficPolicy: Cluster\n    ports:\n    - {{name: http, port: {port}, protocol: TCP, targetPort: 8080}}\n"
+        );
+        for (family, addrs) in [("IPv4", &v4), ("IPv6", &v6)] {
+            out += &format!(
+                "- apiVersion: discovery.k8s.io/v1\n  kind: EndpointSlice\n  metadata:\n    name: {name}-{}\n    namespace: default\n    labels: {{kubernetes.io/service-name: {name}}}\n  addressType: {family}\n  endpoints:\n",
+                family.to_lowercase()
+            );
+            for a in addrs {
+                out += &format!(
+                    "  - addresses: [\"{a}\"]\n    conditions: {{ready: true, serving: true, terminating: false}}\n    nodeName: node-a\n"
+                );
+            }
+            out += "  ports:\n  - {name: http, port: 8080, protocol: TCP}\n";
+        }
+    }
+    out
+}
+
+/// `dualstack agent --snapshot … --once --publish-ruleset …` inside `ns`.
+fn offline_agent(ns: &Netns, dump: &std::path::Path, published: &std::path::Path) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns.name(), env!("CARGO_BIN_EXE_dualstack")])
+        .args([
+            "agent",
+            "--node",
+            "node-a",
+            "--once",
+            "--now",
+            "2026-01-01T00:00:10Z",
+        ])
+        .arg("--snapshot")
+        .arg(dump)
+        .arg("--publish-ruleset")
+        .arg(published)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn message(report: &Value, id: &str) -> String {
+    check(report, id)["message"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn the_doctor_compares_the_kernel_with_what_the_agent_wants() {
+    if !kernel_tests_enabled("the_doctor_compares_the_kernel_with_what_the_agent_wants") {
+        return;
+    }
+    let n = node();
+    masquerade(&n.node);
+    let dir = std::env::temp_dir().join(format!("dualstack-desired-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dump = dir.join("dump.yaml");
+    let published = dir.join("ruleset.json");
+    std::fs::write(&dump, desired_dump()).unwrap();
+    let desired = published.to_str().unwrap();
+
+    // Nothing programmed yet: the table is absent though the agent wants one.
+    let none = r#"{"node":"node-a","hash":"sha256:0000000000000000000000000000000000000000000000000000000000000000","generation":1,"since":"2026-01-01T00:00:10Z","ruleset":{"table":"dualstack","frontends":[]}}"#;
+    std::fs::write(&published, none).unwrap();
+    let (code, report) = doctor(&n.node, &["--desired", desired]);
+    assert_eq!(
+        (code, failed(&report)),
+        (1, vec!["node.table.desired".to_string()])
+    );
+    assert!(
+        message(&report, "node.table.desired").starts_with("table absent"),
+        "{report:#}"
+    );
+
+    // The agent programs the kernel (netlink) and publishes; the doctor reads the table
+    // with `nft -j` and recomputes the same hash.
+    offline_agent(&n.node, &dump, &published);
+    let want: Value = serde_json::from_str(&std::fs::read_to_string(&published).unwrap()).unwrap();
+    let hash = want["hash"].as_str().unwrap();
+    assert_eq!(
+        want["ruleset"]["frontends"].as_array().unwrap().len(),
+        2,
+        "{want:#}"
+    );
+    let (code, report) = doctor(&n.node, &["--desired", desired]);
+    assert_eq!(code, 0, "{report:#}");
+    let m = message(&report, "node.table.desired");
+    assert!(
+        m.contains("matches what the agent on node-a wants") && m.contains(hash),
+        "{m}"
+    );
+    assert!(m.contains("2 frontend(s)"), "{m}");
+
+    // Tampering inside our table only: web loses its IPv6 DNAT target, api disappears.
+    nft(
+        &n.node,
+        "delete element inet dualstack dnat-masq-addr6 { fd00:1::2 . tcp . 80 }\n",
+    );
+    let table = Nft::new(Runner::in_netns(n.node.name()), "dualstack").unwrap();
+    let observed = table.observe().unwrap().unwrap();
+    let mut script = String::new();
+    for (map, key, _) in observed.elements.iter().chain(&observed.other_elements) {
+        if key.ends_with(". 443") {
+            script += &format!("delete element inet dualstack {map} {{ {key} }}\n");
+        }
+    }
+    assert!(!script.is_empty());
+    nft(&n.node, &script);
+    let (code, report) = doctor(&n.node, &["--desired", desired]);
+    assert_eq!(
+        (code, failed(&report)),
+        (1, vec!["node.table.desired".to_string()])
+    );
+    let m = message(&report, "node.table.desired");
+    for text in [
+        "differs from what the agent on node-a wants",
+        &format!("agent {hash}"),
+        "1 frontend(s) missing from the kernel: default/api:http tcp/443",
+        "default/web:http tcp/80 on 10.0.0.2, fd00:1::2 differs: element dnat-masq-addr6 fd00:1::2 . tcp . 80 : fd42::7 . 8080 missing",
+    ] {
+        assert!(m.contains(text), "missing {text:?} in {m}");
+    }
+    // The self-consistency check alone does not see it.
+    assert_eq!(status(&report, "node.table"), "ok");
+
+    // A stray element of ours, not wanted by the agent.
+    nft(
+        &n.node,
+        "add element inet dualstack dnat-addr4 { 10.0.0.2 . udp . 9999 : 10.42.0.1 . 53 }\n",
+    );
+    let (_, report) = doctor(&n.node, &["--desired", desired]);
+    let m = message(&report, "node.table.desired");
+    assert!(
+        m.contains(
+            "in the kernel that the agent does not want: 10.0.0.2 . udp . 9999 (in dnat-addr4)"
+        ),
+        "{m}"
+    );
+
+    // The agent repairs it (a full sync); the doctor is green again with the same hash.
+    offline_agent(&n.node, &dump, &published);
+    let again: Value = serde_json::from_str(&std::fs::read_to_string(&published).unwrap()).unwrap();
+    assert_eq!(again["hash"], want["hash"]);
+    let (code, report) = doctor(&n.node, &["--desired", desired]);
+    assert_eq!(code, 0, "{report:#}");
+    assert!(message(&report, "node.table.desired").contains("matches"));
+
+    // The Lease form: hash and count only.
+    let summary = format!(
+        "{hash};frontends=2;generation=1;since={}",
+        want["since"].as_str().unwrap()
+    );
+    let lease = dir.join("lease.yaml");
+    std::fs::write(
+        &lease,
+        format!(
+            "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata:\n  name: dualstack-agent-node-a\n  namespace: dualstack-system\n  annotations:\n    dualstack.io/ruleset: \"{summary}\"\nspec: {{holderIdentity: node-a}}\n"
+        ),
+    )
+    .unwrap();
+    let (code, report) = doctor(&n.node, &["--desired", lease.to_str().unwrap()]);
+    assert_eq!(code, 0, "{report:#}");
+    assert!(
+        message(&report, "node.table.desired")
+            .contains("Lease dualstack-system/dualstack-agent-node-a")
+    );
+    nft(
+        &n.node,
+        "delete element inet dualstack dnat-masq-addr6 { fd00:1::2 . tcp . 80 }\n",
+    );
+    let (code, report) = doctor(&n.node, &["--desired", lease.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        message(&report, "node.table.desired").contains("--agent-url"),
+        "{report:#}"
+    );
+
+    // Not published, and an agent that does not answer: warnings, not failures.
+    let (code, report) = doctor(&n.node, &["--agent-url", "http://127.0.0.1:9"]);
+    assert_eq!(status(&report, "node.table.desired"), "warn", "{report:#}");
+    assert_eq!(
+        code, 0,
+        "only the table check could fail here, and it did not"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

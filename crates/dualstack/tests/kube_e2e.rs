@@ -20,7 +20,8 @@ use dualstack_testbed::{
 };
 use k8s_openapi::api::core::v1::Service;
 use kube_lab::{
-    BIN, CLASS, LEASE_SECONDS, Lab, NS, at, client_addr, ingress, service_yaml, slices_yaml,
+    AGENT_HEALTH, BIN, CLASS, LEASE_SECONDS, Lab, NS, at, client_addr, ingress, service_yaml,
+    slices_yaml,
 };
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -880,6 +881,163 @@ fn a_pool_address_is_published_announced_and_served() {
             !addrs.contains("192.0.2.240") && !addrs.contains("fd00:10::f0"),
             "{addrs}"
         );
+    }
+    assert_eq!(lab.all_running(), Vec::<String>::new());
+}
+
+/// `dualstack doctor node --output json` in node `i`'s namespace: the `node.table.desired`
+/// check (the other checks depend on how the lab builds its nodes and are not looked at).
+fn desired_check(lab: &Lab, i: usize, source: &[&str], stdin: Option<&str>) -> serde_json::Value {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("ip")
+        .args(["netns", "exec", lab.nodes[i].ns.name(), BIN.as_str()])
+        .args(["doctor", "node", "--output", "json"])
+        .args(source)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input
+        .write_all(stdin.unwrap_or_default().as_bytes())
+        .unwrap();
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "node.table.desired")
+        .cloned()
+        .unwrap()
+}
+
+/// The live agent publishes what it wants (`GET /ruleset`, Lease annotation
+/// `dualstack.io/ruleset`); the doctor on the node compares the kernel's table with it, names
+/// a tampered frontend, and is green again once the agent's resync has repaired it.
+#[test]
+fn the_doctor_compares_the_kernel_with_the_live_agents_ruleset() {
+    let Some(_serial) = gate("kube_e2e doctor desired", true) else {
+        return;
+    };
+    let mut lab = Lab::start(1);
+    lab.start_controller("controller-a");
+    lab.apply(&service_yaml(
+        "web",
+        "RequireDualStack",
+        "[IPv4, IPv6]",
+        "Cluster",
+        &web_ports(),
+    ));
+    lab.apply(&slices_yaml(
+        "web",
+        &[&lab.nodes[0]],
+        &[("http", "TCP"), ("quic", "UDP")],
+    ));
+    lab.wait_service("web", WAIT, "published on 1 node x 2 families", |s| {
+        ingress(s).len() == 2
+    });
+    let url = format!("http://{AGENT_HEALTH}");
+    let lease_name = format!("dualstack-agent-{}", lab.nodes[0].name);
+    // The agent publishes after its sync; the Lease carries it from the next renewal on.
+    let start = Instant::now();
+    let (check, annotation) = loop {
+        let check = desired_check(&lab, 0, &["--agent-url", &url], None);
+        let lease: serde_json::Value = serde_json::from_str(
+            &lab.api
+                .kubectl(&[
+                    "-n",
+                    "dualstack-system",
+                    "get",
+                    "lease",
+                    &lease_name,
+                    "-o",
+                    "json",
+                ])
+                .unwrap(),
+        )
+        .unwrap();
+        let annotation = lease["metadata"]["annotations"]["dualstack.io/ruleset"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        // The Lease is renewed as soon as a new ruleset is published: both say the same.
+        let hash = annotation.split(';').next().unwrap_or_default();
+        if check["status"] == "ok"
+            && check["message"].as_str().unwrap().contains("2 frontend(s)")
+            && annotation.contains("frontends=2;")
+            && check["message"].as_str().unwrap().contains(hash)
+        {
+            break (check, annotation);
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "{check:#} / {annotation:?}\n{}",
+            lab.table(0)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let message = check["message"].as_str().unwrap();
+    let hash = annotation.split(';').next().unwrap();
+    assert!(
+        message.contains("matches what the agent on") && message.contains(hash),
+        "{message} / {annotation}"
+    );
+
+    // The Lease alone (hash and count), as `kubectl get lease -o yaml | … --desired -`.
+    let lease_yaml = lab
+        .api
+        .kubectl(&[
+            "-n",
+            "dualstack-system",
+            "get",
+            "lease",
+            &lease_name,
+            "-o",
+            "yaml",
+        ])
+        .unwrap();
+    let by_lease = desired_check(&lab, 0, &["--desired", "-"], Some(&lease_yaml));
+    assert_eq!(by_lease["status"], "ok", "{by_lease:#}");
+
+    // Tamper with our table only: the IPv6 http frontend loses its DNAT target.
+    let v6 = lab.nodes[0].lan(true);
+    lab.nodes[0]
+        .ns
+        .nft(&format!(
+            "delete element inet dualstack dnat-masq-addr6 {{ {v6} . tcp . 80 }}\n"
+        ))
+        .unwrap();
+    let broken = desired_check(&lab, 0, &["--agent-url", &url], None);
+    assert_eq!(broken["status"], "fail", "{broken:#}");
+    let message = broken["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("{NS}/web:http tcp/80")) && message.contains("differs"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("element dnat-masq-addr6 {v6} . tcp . 80")),
+        "{message}"
+    );
+
+    // The agent's resync (every 5 s here) repairs it; the doctor is green again.
+    let start = Instant::now();
+    loop {
+        let check = desired_check(&lab, 0, &["--agent-url", &url], None);
+        if check["status"] == "ok" {
+            assert!(
+                check["message"].as_str().unwrap().contains(hash),
+                "{check:#}"
+            );
+            eprintln!(
+                "measure: tampered table -> doctor green again: {:?}",
+                start.elapsed()
+            );
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{check:#}");
+        std::thread::sleep(Duration::from_millis(500));
     }
     assert_eq!(lab.all_running(), Vec::<String>::new());
 }

@@ -14,9 +14,11 @@
 //! | `node.bridge-netfilter` | with a bridge (`cni0`, …): `br_netfilter` loaded, `bridge-nf-call-ip{,6}tables` 1 |
 //! | `node.masquerade.ipv4`, `node.masquerade.ipv6` | a masquerade rule covers the pod network of each family |
 //! | `node.table` | our `table inet dualstack`, if installed, is complete and self-consistent |
+//! | `node.table.desired` | given what the agent publishes (`--agent-url`, `--desired`), the kernel's table holds exactly that: same hash, else which frontends are missing, differ or are extra |
 
 mod addresses;
 mod bridge;
+pub mod desired;
 mod forwarding;
 pub mod ip;
 pub mod masq;
@@ -29,6 +31,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use dualstack_addr::Family;
 use ipnet::IpNet;
 
+pub use desired::Desired;
 pub use ip::{Address, Interface, Route};
 pub use masq::{MasqRule, MasqSource};
 
@@ -96,6 +99,8 @@ pub struct NodeFacts {
     pub pod_cidrs: PodCidrs,
     pub cni: Cni,
     pub table: TableState,
+    /// What the agent wants in the table, if a source was given.
+    pub desired: Desired,
 }
 
 impl NodeFacts {
@@ -176,6 +181,7 @@ pub fn check(facts: &NodeFacts) -> Report {
     checks.push(bridge::check(facts));
     checks.extend(pod_masq::check(facts));
     checks.push(table::check(facts));
+    checks.push(desired::check(facts));
     Report::new(checks)
 }
 
@@ -260,6 +266,7 @@ pub(crate) mod testing {
             },
             cni: Cni::K3sFlannel,
             table: TableState::NotInstalled,
+            desired: Desired::NotAsked,
         }
     }
 }
@@ -278,7 +285,7 @@ mod tests {
             .filter(|c| c.status != Status::Ok)
             .collect();
         assert!(not_ok.is_empty(), "{not_ok:#?}");
-        assert_eq!(report.checks.len(), 12);
+        assert_eq!(report.checks.len(), 13);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Our own `table inet dualstack`, if installed: compared with what the agent programs.
 //!
-//! What is compared (the agent does not report its ruleset anywhere yet, so this is a
-//! self-consistency check of what the kernel holds): every base chain and map the renderer
+//! What is compared here is self-consistency of what the kernel holds (the comparison with
+//! what the agent publishes is `node.table.desired`, [`super::desired`]): every base chain and map the renderer
 //! creates is present ([`dualstack_ruleset::nft::skeleton`]), every element sits in one of
 //! our maps, and every jump element targets a chain that exists. A half-applied or
 //! hand-edited table fails here.

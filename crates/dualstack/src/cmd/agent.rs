@@ -6,7 +6,8 @@
 //!   The rules stay. The agent running is NAME's own, so NAME counts as having a live agent
 //!   even when the dump has no (or an expired) agent Lease for it
 //!   ([`dualstack_agent::count_own_agent_live`]); when nothing is programmed, the output
-//!   says why.
+//!   says why. With `--publish-ruleset FILE` it also writes the ruleset it wanted, as the
+//!   JSON the live agent serves on `GET /ruleset` (for `dualstack doctor node --desired`).
 //! * `--cleanup`: deletes our table (and nothing else), then exits.
 //! * otherwise: the in-cluster agent (see [`crate::cmd::agent_live`]).
 
@@ -36,6 +37,10 @@ pub struct AgentArgs {
     /// when the dump was taken (its newest Lease renewal), or the clock if it has no Lease.
     #[arg(long, value_name = "RFC3339", requires = "snapshot")]
     pub now: Option<Timestamp>,
+    /// Offline: write the ruleset this sync wanted to FILE, as the JSON the live agent serves
+    /// on `GET /ruleset` (for `dualstack doctor node --desired FILE`).
+    #[arg(long, value_name = "FILE", requires = "once")]
+    pub publish_ruleset: Option<std::path::PathBuf>,
     /// Delete our nft table (and nothing else), then exit.
     #[arg(long, conflicts_with_all = ["snapshot", "once"])]
     pub cleanup: bool,
@@ -128,11 +133,42 @@ fn offline(
             other => eprintln!("note: node {node}: {other}"),
         }
     }
-    let report =
-        dualstack_agent::sync_once(&snapshot, &config, node, now, nft).map_err(|e| match e {
-            dualstack_agent::AgentError::UnknownNode { .. } => usage(format!("--node: {e}")),
-            other => anyhow::Error::new(other),
-        })?;
+    // The same engine as `sync_once`, kept to read back what it wanted.
+    let mut syncer = dualstack_agent::Syncer::new(nft, node);
+    let result = syncer.sync(&snapshot, &config, now);
+    if let Some(path) = &args.publish_ruleset {
+        publish(path, node, syncer.wanted(), now)?;
+    }
+    let report = result.map_err(|e| match e {
+        dualstack_agent::AgentError::UnknownNode { .. } => usage(format!("--node: {e}")),
+        other => anyhow::Error::new(other),
+    })?;
     print!("{report}");
     Ok(Outcome::Ok)
+}
+
+/// Writes what the sync wanted (written even when the kernel refused it: that is what the
+/// doctor should compare with). Nothing wanted (kube-proxy mode, unknown node): no file.
+fn publish(
+    path: &std::path::Path,
+    node: &str,
+    wanted: Option<&dualstack_ruleset::Ruleset>,
+    now: Timestamp,
+) -> anyhow::Result<()> {
+    let Some(ruleset) = wanted else {
+        eprintln!(
+            "note: nothing programmed, so no ruleset written to --publish-ruleset {}",
+            path.display()
+        );
+        return Ok(());
+    };
+    let published = dualstack_ruleset::published::Published::next(
+        None,
+        node,
+        ruleset.clone(),
+        &now.to_string(),
+    )?;
+    let json = serde_json::to_string_pretty(&published)? + "\n";
+    std::fs::write(path, json)
+        .with_context(|| format!("writing --publish-ruleset {}", path.display()))
 }

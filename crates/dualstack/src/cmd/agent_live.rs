@@ -4,12 +4,15 @@
 //! * **addresses**: rtnetlink dump + watch of this node's addresses and on-link IPv6
 //!   prefixes (`dualstack_agent::netlink`), restarted with backoff if the socket fails;
 //! * **Lease**: renews `<lease namespace>/dualstack-agent-<node>` every 10 s and at once
-//!   when the addresses change (`dualstack_kube::lease`);
+//!   when the addresses change (`dualstack_kube::lease`), with the identity of the ruleset
+//!   the sync wants (annotation `dualstack.io/ruleset`; a new one is renewed at once);
 //! * **sync** (`nftables` mode only): reflectors on Services, EndpointSlices, Nodes and
 //!   agent Leases; on any change (debounced) the decision runs and this node's frontends
 //!   are programmed — full at start, incremental for small changes — and every
 //!   `--resync-seconds` the table is read back and drift repaired
-//!   (`dualstack_agent::Syncer`). In `kube-proxy` mode nothing is programmed.
+//!   (`dualstack_agent::Syncer`). In `kube-proxy` mode nothing is programmed. After every
+//!   sync the ruleset it wanted — whether or not the kernel took it — is published on the
+//!   health endpoint (`GET /ruleset`) and in the Lease, for `dualstack doctor node`.
 //! * **announce** (both modes): on every change and every second (an announcer's Lease can
 //!   expire without any object changing), the decision runs and this node's pool addresses
 //!   go to the ARP/NDP announcer (`dualstack_agent::announce`); gratuitous ARP / unsolicited
@@ -166,8 +169,18 @@ async fn renew_loop(
         let current = addresses.borrow_and_update().clone();
         match clock() {
             Ok(now) => {
-                match lease::renew_for(&client, &config, &node, &current, now, lease_seconds).await
-                {
+                let ruleset = health.ruleset_summary().map(|s| s.to_string());
+                let renewed = lease::renew_with_ruleset(
+                    &client,
+                    &config,
+                    &node,
+                    &current,
+                    now,
+                    lease_seconds,
+                    ruleset.as_deref(),
+                )
+                .await;
+                match renewed {
                     Ok(_) => {
                         health.metrics.lease_renewed(true);
                         if kube_proxy {
@@ -194,6 +207,7 @@ async fn renew_loop(
                     );
                 }
             },
+            _ = health.ruleset_changed.notified() => {},
             _ = stop.changed() => return,
         }
     }
@@ -261,6 +275,9 @@ async fn sync_loop(
                     tokio::task::block_in_place(|| syncer.sync(&snapshot, &config, now))
                         .map_err(anyhow::Error::new)
                 });
+            if let (Some(wanted), Ok(now)) = (syncer.wanted(), clock()) {
+                health.publish(syncer.node(), wanted, &now.to_string());
+            }
             if record(&health, result, started.elapsed()) {
                 failures = 0;
             } else {

@@ -7,6 +7,7 @@
 //! unreadable input.
 
 mod cluster;
+mod desired;
 mod k3s;
 mod node;
 mod pool;
@@ -19,7 +20,8 @@ use crate::exit::Outcome;
 #[derive(Debug, Subcommand)]
 pub enum DoctorCommand {
     /// Check this node (the current network namespace): forwarding, accept_ra, default
-    /// routes, addresses, br_netfilter, pod masquerade, our nft table. Run as root.
+    /// routes, addresses, br_netfilter, pod masquerade, our nft table (and with --agent-url
+    /// or --desired, whether it holds what the agent wants). Run as root.
     Node(node::NodeArgs),
     /// Check the cluster (kubeconfig): pod CIDRs and InternalIPs per node, DNS, Calico
     /// IPPools, our LoadBalancer Services, a sample of pods.

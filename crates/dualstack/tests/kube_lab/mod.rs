@@ -29,6 +29,9 @@ pub const NS: &str = "e2e";
 pub const LEASE_SECONDS: u32 = 4;
 /// The binary under test; `DUALSTACK_E2E_BIN` points the lab at another build (the release
 /// one, for memory figures).
+/// Where each node's agent serves `/healthz`, `/ruleset`, … inside its node namespace.
+pub const AGENT_HEALTH: &str = "127.0.0.1:9655";
+
 pub static BIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     std::env::var("DUALSTACK_E2E_BIN")
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_dualstack").to_string())
@@ -263,7 +266,9 @@ impl Lab {
             .args(["--node", &node.name])
             .envs(self.config_env.iter().map(|(k, v)| (k, v)))
             .args(["--lease-duration-seconds", &LEASE_SECONDS.to_string()])
-            .args(["--health-addr", "127.0.0.1:0", "--resync-seconds", "5"])
+            // One agent per namespace, so the fixed port never collides; the doctor finds
+            // the agent there (`--agent-url http://127.0.0.1:9655`).
+            .args(["--health-addr", AGENT_HEALTH, "--resync-seconds", "5"])
             .env("KUBECONFIG", &kubeconfig)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())

@@ -10,7 +10,7 @@ use dualstack_addr::Family;
 use dualstack_dataplane::{Nft, Runner};
 use dualstack_doctor::node::{self, NodeFacts, PodCidrs, TableState, ip, masq};
 
-use super::{Output, k3s, print};
+use super::{Output, desired, k3s, print};
 use crate::exit::{Outcome, usage};
 
 #[derive(Debug, Args)]
@@ -23,6 +23,23 @@ pub struct NodeArgs {
     /// Default: /etc/rancher/k3s/config.yaml when it exists.
     #[arg(long, value_name = "FILE")]
     k3s_config: Option<PathBuf>,
+    /// Compare our table with what the agent wants: its health endpoint, e.g.
+    /// http://127.0.0.1:9655 (`GET /ruleset`).
+    #[arg(
+        long,
+        env = "DUALSTACK_AGENT_URL",
+        value_name = "URL",
+        conflicts_with = "desired"
+    )]
+    agent_url: Option<String>,
+    /// Compare our table with what the agent wants, from a file (`-`: stdin): the JSON of
+    /// `GET /ruleset` or of `dualstack agent --once --publish-ruleset`, or the agent's Lease
+    /// (`kubectl get lease -n dualstack-system dualstack-agent-NODE -o yaml`: hash only).
+    #[arg(long, value_name = "FILE")]
+    desired: Option<String>,
+    /// With --desired: whose agent Lease to read when the file holds several.
+    #[arg(long, value_name = "NAME", requires = "desired")]
+    node: Option<String>,
     /// Our nftables table (`table inet NAME`).
     #[arg(long, default_value = "dualstack", value_name = "NAME")]
     table: String,
@@ -36,6 +53,22 @@ pub fn run(args: NodeArgs) -> anyhow::Result<Outcome> {
     let nft = Nft::new(Runner::host(), &args.table)
         .map_err(|e| usage(format!("--table: `{}`: {e}", args.table)))?;
     let k3s = k3s::find(args.k3s_config.as_deref())?;
+    let wanted = match (&args.agent_url, &args.desired) {
+        (Some(url), _) => desired::from_agent(url),
+        (None, Some(file)) => {
+            let text = if file == "-" {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                    .map_err(|e| usage(format!("--desired -: cannot read standard input: {e}")))?;
+                text
+            } else {
+                std::fs::read_to_string(file)
+                    .map_err(|e| usage(format!("cannot read --desired {file}: {e}")))?
+            };
+            desired::from_file(file, &text, args.node.as_deref())
+        }
+        (None, None) => node::Desired::NotAsked,
+    };
     let pod_cidrs = if explicit.is_empty() {
         k3s.as_ref()
             .map(|k| k.pod_cidrs.clone())
@@ -81,6 +114,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<Outcome> {
             },
             Err(e) => TableState::Unreadable(e.to_string()),
         },
+        desired: wanted,
     };
     print(&node::check(&facts), args.output)
 }
