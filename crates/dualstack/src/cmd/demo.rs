@@ -17,7 +17,6 @@ mod flows;
 mod lab;
 mod predict;
 mod render;
-mod signals;
 mod topology;
 
 use std::net::IpAddr;
@@ -30,11 +29,11 @@ use clap::Args;
 use dualstack_addr::Family;
 use dualstack_agent::announce::AnnounceStep;
 use dualstack_lb::{Config, Snapshot, Timestamp};
+use dualstack_signal::Termination;
 use dualstack_testbed::EchoServer;
 
 use crate::exit::{Outcome, usage};
 use lab::DemoLab;
-use signals::Interrupt;
 
 /// Prints a line to stdout, ignoring a closed pipe (`dualstack demo | head`): the report is
 /// cut short, but the demo still runs to the end and removes what it built.
@@ -94,7 +93,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
         }
         return Ok(Outcome::Ok);
     }
-    let interrupt = Interrupt::install()?;
+    let interrupt = Termination::listen()?;
     let result = demo(&args, &interrupt);
     if let (Err(_), Some(signal)) = (&result, interrupt.received()) {
         eprintln!("{signal}: everything the demo created was removed");
@@ -121,7 +120,7 @@ fn client_addrs() -> Vec<IpAddr> {
     Family::BOTH.map(topology::client_addr).to_vec()
 }
 
-fn demo(args: &DemoArgs, interrupt: &Interrupt) -> anyhow::Result<Outcome> {
+fn demo(args: &DemoArgs, interrupt: &Termination) -> anyhow::Result<Outcome> {
     let mut snapshot = Snapshot::parse(SNAPSHOT).context("reading the built-in snapshot")?;
     let config = Config::default();
     let ports = lab::pod_ports(&snapshot);
@@ -285,7 +284,7 @@ fn serve_echo(pod: &str, ports: &[u16]) -> anyhow::Result<Outcome> {
     if ports.is_empty() {
         return Err(usage("--serve-echo needs at least one --port"));
     }
-    let interrupt = Interrupt::install()?;
+    let interrupt = Termination::listen()?;
     let mut servers = Vec::new();
     for port in ports {
         servers.push(
