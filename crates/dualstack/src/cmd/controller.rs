@@ -13,7 +13,9 @@ use clap::Args;
 use dualstack_kube::controller::{self, Settings};
 use dualstack_signal::shutdown_signal;
 
-use super::decision_input::{DecisionArgs, clock};
+use dualstack_lb::time::clock;
+
+use super::decision_input::DecisionArgs;
 use crate::exit::Outcome;
 use crate::health::{self, Health};
 use crate::logging::{self, LogFormat};

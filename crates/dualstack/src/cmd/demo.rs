@@ -20,7 +20,6 @@ mod render;
 mod topology;
 
 use std::net::IpAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use std::sync::{Arc, Mutex};
 
@@ -28,6 +27,7 @@ use anyhow::Context as _;
 use clap::Args;
 use dualstack_addr::Family;
 use dualstack_agent::announce::AnnounceStep;
+use dualstack_lb::time::clock;
 use dualstack_lb::{Config, Snapshot, Timestamp};
 use dualstack_signal::Termination;
 use dualstack_testbed::EchoServer;
@@ -102,10 +102,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
 }
 
 fn now() -> Timestamp {
-    let micros = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
-    Timestamp::from_unix_micros(micros)
+    clock().unwrap_or(Timestamp::from_unix_micros(0))
 }
 
 /// Announce at once and then every few seconds (the demo is short).
