@@ -17,8 +17,9 @@ use kube::discovery::ApiResource;
 use kube::{Client, Config};
 use serde::de::DeserializeOwned;
 
-use super::{Output, k3s, print};
+use super::{k3s, print};
 use crate::exit::{Outcome, usage};
+use crate::output::Format;
 
 /// K3s writes the admin kubeconfig here; tried when nothing else is configured.
 const K3S_KUBECONFIG: &str = "/etc/rancher/k3s/k3s.yaml";
@@ -49,9 +50,9 @@ pub struct ClusterArgs {
     /// How many running pods to sample.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
     pod_sample: u32,
-    /// Output format.
-    #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
-    output: Output,
+    /// Output format: a checklist with the fix under every problem, or `{"checks":[…]}`.
+    #[arg(long, short = 'o', value_enum, default_value_t = Format::Text)]
+    output: Format,
 }
 
 pub fn run(args: ClusterArgs) -> anyhow::Result<Outcome> {
