@@ -196,7 +196,9 @@ pub(crate) mod testing {
             }
             .into(),
             tentative: false,
+            dad_failed: false,
             deprecated: false,
+            temporary: false,
         }
     }
 
