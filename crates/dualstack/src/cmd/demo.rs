@@ -2,11 +2,13 @@
 //!
 //! Builds a two-node dual-stack "cluster" ([`topology`]): a LAN with a client and two nodes,
 //! pods behind the nodes running echo backends. Each node's agent reports its live addresses
-//! in its Lease and programs its nftables table from the built-in snapshot
-//! (`demo/snapshot.yaml`) through the decision core and the agent's sync ([`agent`]). Then it
-//! sends real TCP and UDP flows over IPv4 and IPv6 from the client to every node address and
-//! Service port, and compares each with what the decision predicts ([`predict`]). Finally it
-//! removes everything it created — also on error and on SIGINT/SIGTERM — unless `--keep`.
+//! in its Lease and programs its nftables table from the built-in snapshot ([`SNAPSHOT`])
+//! through the decision core and the agent's sync ([`agent`]). Then it sends real TCP and UDP
+//! flows over IPv4 and IPv6 from the client to every node address and Service port, and
+//! compares each with what the decision predicts ([`predict`]). Topology, snapshot and
+//! prediction are pure and live in the `dualstack-demo` crate; this module does the I/O.
+//! Finally it removes everything it created — also on error and on SIGINT/SIGTERM — unless
+//! `--keep`.
 //!
 //! Exit 0 when every flow went as predicted, 1 when one did not (or something failed),
 //! 2 without root or for a bad argument. Nothing is sent outside the demo's namespaces.
@@ -15,9 +17,7 @@ mod agent;
 mod cleanup;
 mod flows;
 mod lab;
-mod predict;
 mod render;
-mod topology;
 
 use std::net::IpAddr;
 
@@ -27,6 +27,8 @@ use anyhow::Context as _;
 use clap::Args;
 use dualstack_addr::Family;
 use dualstack_agent::announce::AnnounceStep;
+use dualstack_demo::SNAPSHOT;
+use dualstack_demo::{predict, topology};
 use dualstack_lb::time::clock;
 use dualstack_lb::{Config, Snapshot, Timestamp};
 use dualstack_signal::Termination;
@@ -43,9 +45,6 @@ macro_rules! say {
         let _ = writeln!(std::io::stdout().lock(), $($arg)*);
     }};
 }
-
-/// The cluster the demo plays, as `kubectl get … -o yaml` would print it.
-pub const SNAPSHOT: &str = include_str!("demo/snapshot.yaml");
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
