@@ -320,7 +320,9 @@ mod tests {
                 prefix_len: 64,
                 scope: "global".into(),
                 tentative: false,
+                dad_failed: false,
                 deprecated: false,
+                temporary: false,
             })
             .collect();
         addrs.sort_by_key(|a| a.addr);

@@ -17,6 +17,7 @@
 //! * [`controller`]: the controller wiring: reflectors, `kube::runtime::Controller`, leader
 //!   election with `kube-lease-manager` (one active replica).
 //! * [`lease`]: the agent's per-node Lease carrying its live addresses.
+//! * [`doctor`]: the list calls behind `dualstack doctor cluster`, converted for its checks.
 //! * [`uninstall`]: `controller --release-all`, our status and finalizers off every Service.
 //! * [`crd`]: the `LoadBalancerPool` CRD, generated from the core's type.
 
@@ -25,6 +26,7 @@ pub mod controller;
 pub mod convert;
 pub mod crd;
 pub mod decision_cache;
+pub mod doctor;
 pub mod finalizer;
 pub mod lease;
 pub mod reconcile;

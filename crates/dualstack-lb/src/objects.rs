@@ -21,7 +21,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::time::Timestamp;
 
 /// Deserializes `null` as the type's default (kubectl prints `null` for some empty fields).
-fn null_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+/// Public for other crates' object types that mirror the API the same way (the doctor's).
+pub fn null_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: Default + Deserialize<'de>,

@@ -1,11 +1,13 @@
 //! Kubernetes timestamps (`metav1.Time`, `metav1.MicroTime`): RFC 3339 text to an instant.
 //!
-//! The decision core never reads the clock: `now` is an input. This module only converts the
+//! The decision core never reads the clock: `now` is an input. This module converts the
 //! RFC 3339 text the API server prints (`2024-05-01T12:00:00Z`, `2024-05-01T12:00:00.123456Z`,
-//! or with an offset such as `+02:00`) to microseconds since the Unix epoch, and back.
+//! or with an offset such as `+02:00`) to microseconds since the Unix epoch, and back; and it
+//! holds the one [`clock`] the adapters and the binary read that input from.
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -21,6 +23,22 @@ pub struct TimestampError {
     pub why: &'static str,
 }
 
+/// Why the system clock cannot be an instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ClockError {
+    /// The clock reads earlier than the Unix epoch.
+    #[error("the system clock is before 1970")]
+    BeforeEpoch,
+    /// More microseconds since the epoch than an `i64` holds.
+    #[error("the system clock is out of range")]
+    OutOfRange,
+}
+
+/// The current time as a decision input: the system clock, to the microsecond.
+pub fn clock() -> Result<Timestamp, ClockError> {
+    Timestamp::from_system_time(SystemTime::now())
+}
+
 const MICROS: i64 = 1_000_000;
 
 impl Timestamp {
@@ -32,6 +50,15 @@ impl Timestamp {
     /// Microseconds since the Unix epoch.
     pub const fn unix_micros(self) -> i64 {
         self.0
+    }
+
+    /// The instant a [`SystemTime`] stands for.
+    pub fn from_system_time(time: SystemTime) -> Result<Timestamp, ClockError> {
+        let since = time
+            .duration_since(UNIX_EPOCH)
+            .map_err(|_| ClockError::BeforeEpoch)?;
+        let micros = i64::try_from(since.as_micros()).map_err(|_| ClockError::OutOfRange)?;
+        Ok(Timestamp(micros))
     }
 
     /// This instant plus a number of seconds (saturating).
@@ -210,6 +237,22 @@ impl<'de> Deserialize<'de> for Timestamp {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn the_system_clock_is_read_to_the_microsecond() {
+        use std::time::Duration;
+        let at = |d: Duration| Timestamp::from_system_time(UNIX_EPOCH + d);
+        assert_eq!(at(Duration::ZERO), Ok(Timestamp::from_unix_micros(0)));
+        assert_eq!(
+            at(Duration::new(1_714_564_800, 123_456_789)),
+            Ok(Timestamp::from_unix_micros(1_714_564_800_123_456))
+        );
+        assert_eq!(
+            Timestamp::from_system_time(UNIX_EPOCH - Duration::from_secs(1)),
+            Err(ClockError::BeforeEpoch)
+        );
+        assert!(clock().is_ok_and(|now| now > "2024-01-01T00:00:00Z".parse().unwrap()));
+    }
 
     #[test]
     fn parses_what_the_api_server_prints() {

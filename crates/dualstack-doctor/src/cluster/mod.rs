@@ -1,6 +1,7 @@
 //! `dualstack doctor cluster`: is the cluster really dual-stack?
 //!
-//! The binary lists a handful of objects into a [`ClusterFacts`]; [`check`] answers:
+//! `dualstack_kube::doctor` lists a handful of objects into a [`ClusterFacts`]; [`check`]
+//! answers:
 //!
 //! | id | question |
 //! |---|---|
@@ -21,7 +22,7 @@ pub use objects::{IpPool, Node, Pod, Service};
 use crate::Report;
 
 /// Everything [`check`] looks at.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClusterFacts {
     pub nodes: Vec<Node>,
     /// `kube-system/kube-dns`; `None` when it does not exist.

@@ -1,5 +1,6 @@
 //! Interfaces, addresses and default routes, read from `ip -d -j addr show` and
-//! `ip -j -4|-6 route show default` output.
+//! `ip -j -4|-6 route show default` output. [`parse_addrs`] is the project's one reader of
+//! `ip -j addr` (the doctor's node checks, and the demo's agents reporting live addresses).
 
 use std::net::IpAddr;
 
@@ -25,16 +26,20 @@ pub struct Address {
     pub prefix_len: u8,
     /// `global`, `link`, `host`, `site`.
     pub scope: String,
-    /// Duplicate address detection failed or has not finished: not usable yet.
+    /// Duplicate address detection has not finished: not usable yet.
     pub tentative: bool,
+    /// Duplicate address detection failed: not usable.
+    pub dad_failed: bool,
     pub deprecated: bool,
+    /// An RFC 8981 temporary (privacy) address.
+    pub temporary: bool,
 }
 
 impl Address {
     /// Usable as a node address: global scope (global unicast, ULA or private IPv4), and DAD
     /// done.
     pub fn usable(&self) -> bool {
-        self.scope == "global" && !self.tentative
+        self.scope == "global" && !self.tentative && !self.dad_failed
     }
 
     pub fn family(&self) -> Family {
@@ -64,6 +69,7 @@ pub struct Route {
 
 #[derive(Deserialize)]
 struct RawLink {
+    #[serde(default)]
     ifname: String,
     #[serde(default)]
     flags: Vec<String>,
@@ -80,8 +86,10 @@ struct RawLinkInfo {
 
 #[derive(Deserialize)]
 struct RawAddr {
+    #[serde(default)]
     family: String,
-    local: Option<IpAddr>,
+    /// Read as text, so that a malformed one can be named in the error.
+    local: Option<String>,
     prefixlen: Option<u8>,
     #[serde(default)]
     scope: String,
@@ -91,36 +99,52 @@ struct RawAddr {
     dadfailed: bool,
     #[serde(default)]
     deprecated: bool,
+    #[serde(default)]
+    temporary: bool,
 }
 
 /// Parses `ip -d -j addr show` (`-d` adds the link kind; without it kinds are `None`).
+/// Addresses of other families and entries without an address or prefix length are skipped;
+/// an address that does not parse is an error naming it.
 pub fn parse_addrs(json: &str) -> Result<Vec<Interface>, FactError> {
+    const SOURCE: &str = "ip -d -j addr show";
     let raw: Vec<RawLink> = serde_json::from_str(json).map_err(|e| FactError::Json {
-        source_name: "ip -d -j addr show",
+        source_name: SOURCE,
         detail: e.to_string(),
     })?;
-    Ok(raw
-        .into_iter()
-        .map(|l| Interface {
+    let mut out = Vec::with_capacity(raw.len());
+    for l in raw {
+        let mut addrs = Vec::with_capacity(l.addr_info.len());
+        for a in l.addr_info {
+            let Some(local) = a.local else { continue };
+            let addr: IpAddr = local.parse().map_err(|_| FactError::Json {
+                source_name: SOURCE,
+                detail: format!("{local:?} is not an address"),
+            })?;
+            if a.family != "inet" && a.family != "inet6" {
+                continue;
+            }
+            let Some(prefix_len) = a.prefixlen else {
+                continue;
+            };
+            addrs.push(Address {
+                addr,
+                prefix_len,
+                scope: a.scope,
+                tentative: a.tentative,
+                dad_failed: a.dadfailed,
+                deprecated: a.deprecated,
+                temporary: a.temporary,
+            });
+        }
+        out.push(Interface {
             up: l.flags.iter().any(|f| f == "UP"),
             kind: l.linkinfo.and_then(|i| i.info_kind),
-            addrs: l
-                .addr_info
-                .into_iter()
-                .filter(|a| a.family == "inet" || a.family == "inet6")
-                .filter_map(|a| {
-                    Some(Address {
-                        addr: a.local?,
-                        prefix_len: a.prefixlen?,
-                        scope: a.scope,
-                        tentative: a.tentative || a.dadfailed,
-                        deprecated: a.deprecated,
-                    })
-                })
-                .collect(),
+            addrs,
             name: l.ifname,
-        })
-        .collect())
+        });
+    }
+    Ok(out)
 }
 
 #[derive(Deserialize)]
@@ -207,6 +231,39 @@ mod tests {
             0,
             "host scope is not usable"
         );
+    }
+
+    #[test]
+    fn reads_every_address_flag_and_names_a_bad_address() {
+        let json = r#"[{"ifname":"eth0","addr_info":[
+            {"family":"inet6","local":"2001:db8::1","prefixlen":64,"scope":"global","temporary":true},
+            {"family":"inet6","local":"2001:db8::2","prefixlen":64,"scope":"global","deprecated":true},
+            {"family":"inet6","local":"2001:db8::3","prefixlen":64,"scope":"global","tentative":true},
+            {"family":"inet6","local":"2001:db8::4","prefixlen":64,"scope":"global","dadfailed":true},
+            {"family":"inet6","local":"2001:db8::5","scope":"global"},
+            {"family":"link","local":"2001:db8::6","prefixlen":64}]}]"#;
+        let addrs = &parse_addrs(json).unwrap()[0].addrs;
+        let flags: Vec<(bool, bool, bool, bool)> = addrs
+            .iter()
+            .map(|a| (a.temporary, a.deprecated, a.tentative, a.dad_failed))
+            .collect();
+        assert_eq!(
+            flags,
+            [
+                (true, false, false, false),
+                (false, true, false, false),
+                (false, false, true, false),
+                (false, false, false, true),
+            ],
+            "no prefix length or another family: skipped"
+        );
+        let usable: Vec<bool> = addrs.iter().map(Address::usable).collect();
+        assert_eq!(usable, [true, true, false, false]);
+
+        let bad = r#"[{"addr_info":[{"local":"nonsense","scope":"global"}]}]"#;
+        let err = parse_addrs(bad).unwrap_err().to_string();
+        assert!(err.contains("\"nonsense\""), "{err}");
+        assert!(parse_addrs("not json").is_err());
     }
 
     #[test]

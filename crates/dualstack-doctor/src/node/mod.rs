@@ -202,7 +202,9 @@ pub(crate) mod testing {
             }
             .into(),
             tentative: false,
+            dad_failed: false,
             deprecated: false,
+            temporary: false,
         }
     }
 

@@ -34,12 +34,12 @@ use dualstack_dataplane::Dataplane;
 use dualstack_kube::cluster::{self, Cluster};
 use dualstack_kube::lease;
 use dualstack_lb::live::NodeReport;
+use dualstack_lb::time::clock;
 use dualstack_lb::{Config, Mode};
+use dualstack_signal::shutdown_signal;
 use tokio::sync::watch;
 
 use super::agent::AgentArgs;
-use super::controller::shutdown_signal;
-use super::decision_input::clock;
 use crate::exit::Outcome;
 use crate::health::{self, Health};
 use crate::logging;

@@ -11,8 +11,11 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Args;
 use dualstack_kube::controller::{self, Settings};
+use dualstack_signal::shutdown_signal;
 
-use super::decision_input::{DecisionArgs, clock};
+use dualstack_lb::time::clock;
+
+use super::decision_input::DecisionArgs;
 use crate::exit::Outcome;
 use crate::health::{self, Health};
 use crate::logging::{self, LogFormat};
@@ -120,25 +123,4 @@ async fn release_all(args: &ControllerArgs) -> anyhow::Result<Outcome> {
         done.seen
     );
     Ok(Outcome::Ok)
-}
-
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {},
-                _ = int.recv() => {},
-            }
-        }
-        _ => {
-            tracing::error!("cannot listen for SIGTERM/SIGINT; stopping on Ctrl-C only");
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-    tracing::info!("termination signal received");
 }

@@ -1,12 +1,11 @@
 //! What the subcommands that run the LoadBalancer decision share (`lb explain`, `agent`,
-//! `controller`): the configuration flags, reading a cluster dump, and the clock.
+//! `controller`): the configuration flags and reading a cluster dump.
 
 use std::io::Read as _;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::Context as _;
 use clap::Args;
 use dualstack_lb::config::{DEFAULT_CLASS, DEFAULT_LEASE_NAMESPACE};
+use dualstack_lb::time::clock;
 use dualstack_lb::{Config, Mode, Snapshot, Timestamp};
 
 use crate::exit::usage;
@@ -81,15 +80,6 @@ pub fn offline_now(explicit: Option<Timestamp>, snapshot: &Snapshot) -> anyhow::
             );
             Ok(taken)
         }
-        None => clock(),
+        None => Ok(clock()?),
     }
-}
-
-/// The current time as a decision input.
-pub fn clock() -> anyhow::Result<Timestamp> {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .context("the system clock is before 1970")?;
-    let micros = i64::try_from(since.as_micros()).context("the system clock is out of range")?;
-    Ok(Timestamp::from_unix_micros(micros))
 }

@@ -2,11 +2,13 @@
 //!
 //! Builds a two-node dual-stack "cluster" ([`topology`]): a LAN with a client and two nodes,
 //! pods behind the nodes running echo backends. Each node's agent reports its live addresses
-//! in its Lease and programs its nftables table from the built-in snapshot
-//! (`demo/snapshot.yaml`) through the decision core and the agent's sync ([`agent`]). Then it
-//! sends real TCP and UDP flows over IPv4 and IPv6 from the client to every node address and
-//! Service port, and compares each with what the decision predicts ([`predict`]). Finally it
-//! removes everything it created — also on error and on SIGINT/SIGTERM — unless `--keep`.
+//! in its Lease and programs its nftables table from the built-in snapshot ([`SNAPSHOT`])
+//! through the decision core and the agent's sync ([`agent`]). Then it sends real TCP and UDP
+//! flows over IPv4 and IPv6 from the client to every node address and Service port, and
+//! compares each with what the decision predicts ([`predict`]). Topology, snapshot and
+//! prediction are pure and live in the `dualstack-demo` crate; this module does the I/O.
+//! Finally it removes everything it created — also on error and on SIGINT/SIGTERM — unless
+//! `--keep`.
 //!
 //! Exit 0 when every flow went as predicted, 1 when one did not (or something failed),
 //! 2 without root or for a bad argument. Nothing is sent outside the demo's namespaces.
@@ -15,13 +17,9 @@ mod agent;
 mod cleanup;
 mod flows;
 mod lab;
-mod predict;
 mod render;
-mod signals;
-mod topology;
 
 use std::net::IpAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use std::sync::{Arc, Mutex};
 
@@ -29,12 +27,15 @@ use anyhow::Context as _;
 use clap::Args;
 use dualstack_addr::Family;
 use dualstack_agent::announce::AnnounceStep;
+use dualstack_demo::SNAPSHOT;
+use dualstack_demo::{predict, topology};
+use dualstack_lb::time::clock;
 use dualstack_lb::{Config, Snapshot, Timestamp};
+use dualstack_signal::Termination;
 use dualstack_testbed::EchoServer;
 
 use crate::exit::{Outcome, usage};
 use lab::DemoLab;
-use signals::Interrupt;
 
 /// Prints a line to stdout, ignoring a closed pipe (`dualstack demo | head`): the report is
 /// cut short, but the demo still runs to the end and removes what it built.
@@ -44,9 +45,6 @@ macro_rules! say {
         let _ = writeln!(std::io::stdout().lock(), $($arg)*);
     }};
 }
-
-/// The cluster the demo plays, as `kubectl get … -o yaml` would print it.
-pub const SNAPSHOT: &str = include_str!("demo/snapshot.yaml");
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -94,7 +92,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
         }
         return Ok(Outcome::Ok);
     }
-    let interrupt = Interrupt::install()?;
+    let interrupt = Termination::listen()?;
     let result = demo(&args, &interrupt);
     if let (Err(_), Some(signal)) = (&result, interrupt.received()) {
         eprintln!("{signal}: everything the demo created was removed");
@@ -103,10 +101,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
 }
 
 fn now() -> Timestamp {
-    let micros = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
-    Timestamp::from_unix_micros(micros)
+    clock().unwrap_or(Timestamp::from_unix_micros(0))
 }
 
 /// Announce at once and then every few seconds (the demo is short).
@@ -121,7 +116,7 @@ fn client_addrs() -> Vec<IpAddr> {
     Family::BOTH.map(topology::client_addr).to_vec()
 }
 
-fn demo(args: &DemoArgs, interrupt: &Interrupt) -> anyhow::Result<Outcome> {
+fn demo(args: &DemoArgs, interrupt: &Termination) -> anyhow::Result<Outcome> {
     let mut snapshot = Snapshot::parse(SNAPSHOT).context("reading the built-in snapshot")?;
     let config = Config::default();
     let ports = lab::pod_ports(&snapshot);
@@ -285,7 +280,7 @@ fn serve_echo(pod: &str, ports: &[u16]) -> anyhow::Result<Outcome> {
     if ports.is_empty() {
         return Err(usage("--serve-echo needs at least one --port"));
     }
-    let interrupt = Interrupt::install()?;
+    let interrupt = Termination::listen()?;
     let mut servers = Vec::new();
     for port in ports {
         servers.push(

@@ -12,10 +12,11 @@ mod k3s;
 mod node;
 mod pool;
 
-use clap::{Subcommand, ValueEnum};
+use clap::Subcommand;
 use dualstack_doctor::Report;
 
 use crate::exit::Outcome;
+use crate::output::Format;
 
 #[derive(Debug, Subcommand)]
 pub enum DoctorCommand {
@@ -31,16 +32,6 @@ pub enum DoctorCommand {
     Pool(pool::PoolArgs),
 }
 
-/// `--output text|json`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
-pub enum Output {
-    /// A ✓/⚠/✗ checklist with the fix under every problem.
-    #[default]
-    Text,
-    /// `{"checks":[{"id","status","message","fix"}]}`.
-    Json,
-}
-
 pub fn run(command: DoctorCommand) -> anyhow::Result<Outcome> {
     match command {
         DoctorCommand::Node(args) => node::run(args),
@@ -49,11 +40,12 @@ pub fn run(command: DoctorCommand) -> anyhow::Result<Outcome> {
     }
 }
 
-/// Prints the report and maps it to the exit outcome.
-fn print(report: &Report, output: Output) -> anyhow::Result<Outcome> {
+/// Prints the report (text: a ✓/⚠/✗ checklist with the fix under every problem; JSON:
+/// `{"checks":[{"id","status","message","fix"}]}`) and maps it to the exit outcome.
+fn print(report: &Report, output: Format) -> anyhow::Result<Outcome> {
     match output {
-        Output::Text => print!("{}", report.to_text()),
-        Output::Json => println!("{}", serde_json::to_string_pretty(report)?),
+        Format::Text => print!("{}", report.to_text()),
+        Format::Json => println!("{}", serde_json::to_string_pretty(report)?),
     }
     Ok(if report.has_failures() {
         Outcome::Problems

@@ -13,6 +13,7 @@ use dualstack_addr::Family;
 use dualstack_dataplane::{Dataplane, Runner};
 use dualstack_klipper::{FamilyPlan, Forwarding, KlipperConfig, Program, default_table_name};
 use dualstack_ruleset::{Ruleset, validate};
+use dualstack_signal::Termination;
 
 use crate::exit::{Outcome, usage};
 use crate::logging::{self, LogFormat};
@@ -57,6 +58,8 @@ pub fn run(args: KlipperArgs) -> anyhow::Result<Outcome> {
         .with_context(|| "no usable data plane (nf_tables over netlink, nft, iptables-restore)")?;
     tracing::info!(?backend, "data plane chosen");
 
+    // Installed before anything is programmed, so that a signal that arrives mid-way still
+    // leads to cleanup instead of the default "die at once".
     let termination = Termination::listen()?;
     log_families(&program, &config);
 
@@ -175,40 +178,5 @@ fn remove_ready(path: &Path) {
         && e.kind() != std::io::ErrorKind::NotFound
     {
         tracing::warn!(path = %path.display(), error = %e, "could not remove the ready file");
-    }
-}
-
-/// SIGTERM/SIGINT listeners, installed before anything is programmed so that a signal that
-/// arrives mid-way still leads to cleanup instead of the default "die at once".
-struct Termination {
-    runtime: tokio::runtime::Runtime,
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-}
-
-impl Termination {
-    fn listen() -> anyhow::Result<Termination> {
-        use tokio::signal::unix::{SignalKind, signal};
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()
-            .context("starting the signal handler")?;
-        let (term, int) = runtime.block_on(async {
-            anyhow::Ok((
-                signal(SignalKind::terminate()).context("listening for SIGTERM")?,
-                signal(SignalKind::interrupt()).context("listening for SIGINT")?,
-            ))
-        })?;
-        Ok(Termination { runtime, term, int })
-    }
-
-    /// Blocks until SIGTERM or SIGINT arrives (or has arrived since [`Termination::listen`]).
-    fn wait(mut self) {
-        self.runtime.block_on(async {
-            tokio::select! {
-                _ = self.term.recv() => {},
-                _ = self.int.recv() => {},
-            }
-        });
     }
 }

@@ -2,62 +2,39 @@
 //! Lease (renewing it), with the agent's own address filter, and programs the node's table
 //! with the agent's offline sync.
 
-use std::net::IpAddr;
-
 use anyhow::Context as _;
 use dualstack_agent::addresses::{
     AddressFlags, InterfaceAddress, default_excluded, live_addresses,
 };
 use dualstack_agent::{SyncReport, sync_once};
 use dualstack_dataplane::Nft;
+use dualstack_doctor::node::ip;
 use dualstack_lb::live::{ADDRESSES_ANNOTATION, LiveAddress, format_live_addresses};
 use dualstack_lb::{Config, Snapshot, Timestamp};
-use serde_json::Value;
 
-/// Parses `ip -j addr show` output into the interface addresses the agent reads from the
-/// kernel (the live agent gets the same over rtnetlink).
+/// Reads `ip -j addr show` output (with the doctor's parser, the project's one) into the
+/// interface addresses the agent reads from the kernel (the live agent gets the same over
+/// rtnetlink).
 pub fn parse_ip_addr_json(text: &str) -> anyhow::Result<Vec<InterfaceAddress>> {
-    let links: Value = serde_json::from_str(text).context("reading `ip -j addr` output")?;
-    let mut out = Vec::new();
-    for link in links.as_array().into_iter().flatten() {
-        let interface = link
-            .get("ifname")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        for info in link
-            .get("addr_info")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let flag = |name: &str| info.get(name).and_then(Value::as_bool) == Some(true);
-            let Some(local) = info.get("local").and_then(Value::as_str) else {
-                continue;
-            };
-            let addr: IpAddr = local
-                .parse()
-                .with_context(|| format!("`ip -j addr` reported {local:?} as an address"))?;
-            let prefix_len = info
-                .get("prefixlen")
-                .and_then(Value::as_u64)
-                .and_then(|n| u8::try_from(n).ok())
-                .unwrap_or(0);
-            out.push(InterfaceAddress {
-                interface: interface.clone(),
-                addr,
-                prefix_len,
+    let interfaces = ip::parse_addrs(text)?;
+    Ok(interfaces
+        .into_iter()
+        .flat_map(|interface| {
+            let name = interface.name;
+            interface.addrs.into_iter().map(move |a| InterfaceAddress {
+                interface: name.clone(),
+                addr: a.addr,
+                prefix_len: a.prefix_len,
                 flags: AddressFlags {
-                    temporary: flag("temporary"),
-                    deprecated: flag("deprecated"),
-                    tentative: flag("tentative"),
-                    dad_failed: flag("dadfailed"),
+                    temporary: a.temporary,
+                    deprecated: a.deprecated,
+                    tentative: a.tentative,
+                    dad_failed: a.dad_failed,
                 },
                 lifetimes: Default::default(),
-            });
-        }
-    }
-    Ok(out)
+            })
+        })
+        .collect())
 }
 
 /// What the node's agent reports as live, from `ip -j addr show` of the whole node: the
@@ -113,6 +90,8 @@ pub fn sync_node(
 
 #[cfg(test)]
 mod tests {
+    use std::net::IpAddr;
+
     use super::*;
 
     const IP_J: &str = r#"[{"ifindex":1,"ifname":"lo","addr_info":[

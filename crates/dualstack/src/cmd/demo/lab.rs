@@ -11,10 +11,10 @@ use anyhow::{Context as _, bail};
 use dualstack_addr::Family;
 use dualstack_dataplane::{Nft, Runner};
 use dualstack_lb::Snapshot;
+use dualstack_signal::Termination;
 use dualstack_testbed::{EchoServer, Netns, tcp_request, veth};
 use ipnet::IpNet;
 
-use super::signals::Interrupt;
 use super::topology::{self, CLIENT, NODES, PODS, TABLE, ns_name};
 
 /// Everything the demo created. Dropping it removes everything (best effort, silently);
@@ -62,7 +62,7 @@ impl DemoLab {
 
     /// Creates one namespace `dsdemo-<role>`; an existing one means a demo is running or
     /// was left behind.
-    fn add_ns(&mut self, role: &str, interrupt: &Interrupt) -> anyhow::Result<&Netns> {
+    fn add_ns(&mut self, role: &str, interrupt: &Termination) -> anyhow::Result<&Netns> {
         interrupt.check()?;
         let name = ns_name(role);
         if Command::new("ip")
@@ -94,7 +94,7 @@ impl DemoLab {
 
     /// Builds the LAN, the client, the nodes (forwarding on, routes to each other's pods)
     /// and the pods. Nothing is programmed yet.
-    pub fn build(interrupt: &Interrupt) -> anyhow::Result<DemoLab> {
+    pub fn build(interrupt: &Termination) -> anyhow::Result<DemoLab> {
         let mut lab = DemoLab::empty();
         let lan = lab.add_ns("lan", interrupt)?;
         lan.ip(&["link", "add", "br0", "type", "bridge"])?;
@@ -173,7 +173,7 @@ impl DemoLab {
     pub fn start_backends(
         &mut self,
         ports: &BTreeMap<&'static str, Vec<u16>>,
-        interrupt: &Interrupt,
+        interrupt: &Termination,
     ) -> anyhow::Result<()> {
         for (pod, list) in ports {
             for port in list {

@@ -10,8 +10,9 @@ use dualstack_addr::Family;
 use dualstack_dataplane::{Nft, Runner};
 use dualstack_doctor::node::{self, NodeFacts, PodCidrs, TableState, ip, masq};
 
-use super::{Output, desired, k3s, print};
+use super::{desired, k3s, print};
 use crate::exit::{Outcome, usage};
+use crate::output::Format;
 
 #[derive(Debug, Args)]
 pub struct NodeArgs {
@@ -43,9 +44,9 @@ pub struct NodeArgs {
     /// Our nftables table (`table inet NAME`).
     #[arg(long, default_value = "dualstack", value_name = "NAME")]
     table: String,
-    /// Output format.
-    #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
-    output: Output,
+    /// Output format: a checklist with the fix under every problem, or `{"checks":[…]}`.
+    #[arg(long, short = 'o', value_enum, default_value_t = Format::Text)]
+    output: Format,
 }
 
 pub fn run(args: NodeArgs) -> anyhow::Result<Outcome> {

@@ -12,8 +12,9 @@ use dualstack_doctor::pool::{PoolFacts, check};
 use dualstack_lb::Timestamp;
 
 use super::super::decision_input::{DecisionArgs, load_snapshot, offline_now};
-use super::{Output, print};
+use super::print;
 use crate::exit::{Outcome, usage};
+use crate::output::Format;
 
 #[derive(Debug, Args)]
 pub struct PoolArgs {
@@ -34,9 +35,9 @@ pub struct PoolArgs {
     /// Our nftables table (`table inet NAME`).
     #[arg(long, default_value = "dualstack", value_name = "NAME")]
     table: String,
-    /// Output format.
-    #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
-    output: Output,
+    /// Output format: a checklist with the fix under every problem, or `{"checks":[…]}`.
+    #[arg(long, short = 'o', value_enum, default_value_t = Format::Text)]
+    output: Format,
 }
 
 pub fn run(args: PoolArgs) -> anyhow::Result<Outcome> {

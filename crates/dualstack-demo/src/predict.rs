@@ -253,7 +253,7 @@ mod tests {
     use dualstack_lb::{Config, Snapshot, Timestamp, decide};
 
     use super::*;
-    use crate::cmd::demo::{SNAPSHOT, topology};
+    use crate::{SNAPSHOT, topology};
 
     fn decision() -> Decision {
         let snapshot = Snapshot::parse(SNAPSHOT).unwrap();

@@ -217,7 +217,7 @@ mod tests {
     use super::*;
 
     fn snapshot() -> Snapshot {
-        Snapshot::parse(super::super::SNAPSHOT).unwrap()
+        Snapshot::parse(crate::SNAPSHOT).unwrap()
     }
 
     #[test]

@@ -1,0 +1,16 @@
+//! The pure half of `dualstack demo`: no namespaces, no sockets, no kernel.
+//!
+//! * [`topology`]: the demo's little network as data (a client, two nodes, their pods).
+//! * [`SNAPSHOT`]: the same cluster the way Kubernetes would print it; a test keeps both in
+//!   agreement.
+//! * [`predict`]: what the decision predicts for every flow the demo sends, read from the
+//!   frontends it gives each node.
+//!
+//! The binary builds the network from [`topology`], sends the flows [`predict::flows`] lists,
+//! and compares what happened with each [`predict::Expect`].
+
+pub mod predict;
+pub mod topology;
+
+/// The cluster the demo plays, as `kubectl get … -o yaml` would print it.
+pub const SNAPSHOT: &str = include_str!("snapshot.yaml");
