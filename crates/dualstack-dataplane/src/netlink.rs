@@ -394,10 +394,6 @@ pub struct Netlink {
     table: String,
     socket: Arc<Mutex<NftSocket>>,
     shared: Arc<Mutex<BTreeSet<String>>>,
-    /// Set while the table in force carries a pool guard, which the encoder does not write
-    /// yet: such tables go through `nft -f` (and are read back with `nft -j`) until a
-    /// ruleset without a guard is applied again.
-    via_text: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Netlink {
@@ -412,7 +408,6 @@ impl Netlink {
             table: table.to_string(),
             socket: Arc::new(Mutex::new(socket)),
             shared: Arc::default(),
-            via_text: Arc::default(),
         })
     }
 
@@ -441,17 +436,6 @@ impl Netlink {
     /// conntrack entries for its UDP ports.
     pub fn apply(&self, ruleset: &Ruleset) -> Result<(), DataplaneError> {
         self.check_table(ruleset)?;
-        if !ruleset.guard.is_empty() {
-            // The pool guard (anonymous interval sets with counters) is not encoded over
-            // netlink yet: the text path renders it. Same table, same atomicity.
-            self.forget_shared();
-            crate::Nft::new(self.runner.clone(), &self.table)?.apply(ruleset)?;
-            self.via_text
-                .store(true, std::sync::atomic::Ordering::Release);
-            return Ok(());
-        }
-        self.via_text
-            .store(false, std::sync::atomic::Ordering::Release);
         // The batch is validated and encoded before anything that changes state is sent
         // (only the generation id is read first); invalid input is `Invalid`.
         self.forget_shared();
@@ -468,9 +452,6 @@ impl Netlink {
     ) -> Result<(), DataplaneError> {
         if remove.is_empty() && add.is_empty() {
             return Ok(());
-        }
-        if self.via_text.load(std::sync::atomic::Ordering::Acquire) {
-            return crate::Nft::new(self.runner.clone(), &self.table)?.apply_changes(remove, add);
         }
         let present = self.known_shared();
         let table = self.table.clone();
@@ -496,9 +477,6 @@ impl Netlink {
 
     /// Reads our table back by netlink dumps on the handle's socket (no `nft` process).
     pub fn observe(&self) -> Result<Option<crate::Observed>, DataplaneError> {
-        if self.via_text.load(std::sync::atomic::Ordering::Acquire) {
-            return crate::Nft::new(self.runner.clone(), &self.table)?.observe();
-        }
         let mut sock = self.socket.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(sock.observe(&self.table)?)
     }

@@ -12,6 +12,7 @@
 //! * [`names`] makes the stable per-frontend chain names both use, and the names of the
 //!   nft source-range chains frontends with the same ranges share.
 
+mod fast_hash;
 pub mod iptables;
 mod model;
 pub mod names;
