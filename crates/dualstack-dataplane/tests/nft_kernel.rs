@@ -543,12 +543,24 @@ fn netlink_sync_deletes_only_the_udp_flows_of_changed_frontends() {
             assert_eq!(r.server, "b1", "{f} {port}");
         }
     }
-    assert_eq!((flows(53), flows(54)), (2, 2), "one flow per family and port");
+    assert_eq!(
+        (flows(53), flows(54)),
+        (2, 2),
+        "one flow per family and port"
+    );
     // b moves to the second backend; a is untouched.
     let b2 = udp("b", 54, 1);
     nl.apply(&ruleset(vec![a.clone(), b2.clone()])).unwrap();
-    assert_eq!(flows(53), 2, "the unchanged UDP frontend's flows were flushed");
-    assert_eq!(flows(54), 0, "the changed UDP frontend's flows are still there");
+    assert_eq!(
+        flows(53),
+        2,
+        "the unchanged UDP frontend's flows were flushed"
+    );
+    assert_eq!(
+        flows(54),
+        0,
+        "the changed UDP frontend's flows are still there"
+    );
     for f in Family::BOTH {
         assert_eq!(s.udp(0, f, 54, OK).expect("udp reply").server, "b2", "{f}");
     }

@@ -260,8 +260,12 @@ pub fn plan_all(frontends: &[Frontend]) -> Vec<FrontendPlan> {
 /// the planning time at 10,000 frontends.
 #[derive(Debug, Default)]
 pub struct Planner {
-    last: [Option<(Vec<IpNet>, Allowed, Option<String>)>; 2],
+    last: [Option<Remembered>; 2],
 }
+
+/// A frontend's source ranges as given, what they allow in one family, and the shared
+/// chain's name when there is one.
+type Remembered = (Vec<IpNet>, Allowed, Option<String>);
 
 impl Planner {
     /// [`plan`] of `fe`.
