@@ -7,7 +7,7 @@
 //! * [`Dataplane`]: the seam the sync engine programs through — apply a whole ruleset,
 //!   apply incremental changes, read back (drift), clean up;
 //! * [`Netlink`]: nf_tables batches on one long-lived netlink socket, read back by netlink
-//!   dumps (preferred: no process at run time except `conntrack` for UDP flushes);
+//!   dumps, stale UDP flows deleted over ctnetlink (preferred: no process at run time);
 //! * [`Nft`]: the same table through `nft -f -` (fallback, and the test oracle);
 //! * [`IptablesRestore`]: `iptables-restore` into our own chains, for kernels without
 //!   nf_tables NAT;
@@ -16,6 +16,7 @@
 //!   accepts.
 
 mod conntrack;
+mod ctnetlink;
 mod dump;
 pub mod fake;
 pub mod iptables;
@@ -26,7 +27,7 @@ mod probe;
 pub mod readback;
 mod runner;
 
-pub use conntrack::flush_udp;
+pub use conntrack::{UdpFlows, flush_udp};
 pub use iptables::IptablesRestore;
 pub use netlink::{Netlink, NetlinkError, NftSocket};
 pub use nft::{Nft, udp_ports};

@@ -30,7 +30,8 @@ use dualstack_ruleset::{Frontend, Ruleset, nft as render, validate_table_name};
 use netlink_packet_core::NetlinkBuffer;
 use netlink_sys::{Socket, protocols::NETLINK_NETFILTER};
 
-use crate::{DataplaneError, Runner, conntrack, nft::udp_ports};
+use crate::{DataplaneError, Runner, conntrack::UdpFlows};
+use dualstack_addr::Family;
 
 const SUBSYS: u16 = 10;
 const NFT_MSG_NEWGEN: u16 = 15;
@@ -394,10 +395,8 @@ pub struct Netlink {
     table: String,
     socket: Arc<Mutex<NftSocket>>,
     shared: Arc<Mutex<BTreeSet<String>>>,
-    /// Set while the table in force carries a pool guard, which the encoder does not write
-    /// yet: such tables go through `nft -f` (and are read back with `nft -j`) until a
-    /// ruleset without a guard is applied again.
-    via_text: Arc<std::sync::atomic::AtomicBool>,
+    /// The UDP frontends in force, to flush only the flows of those a sync changes.
+    udp: Arc<Mutex<UdpFlows>>,
 }
 
 impl Netlink {
@@ -412,7 +411,7 @@ impl Netlink {
             table: table.to_string(),
             socket: Arc::new(Mutex::new(socket)),
             shared: Arc::default(),
-            via_text: Arc::default(),
+            udp: Arc::default(),
         })
     }
 
@@ -421,7 +420,7 @@ impl Netlink {
         &self.table
     }
 
-    /// Where the conntrack tool and read-back commands run.
+    /// The namespace the handle's socket lives in.
     pub fn runner(&self) -> &Runner {
         &self.runner
     }
@@ -437,27 +436,50 @@ impl Netlink {
         })
     }
 
-    /// Replaces our whole table with `ruleset` in one atomic batch, then flushes UDP
-    /// conntrack entries for its UDP ports.
+    /// Replaces our whole table with `ruleset` in one atomic batch, then deletes the UDP
+    /// conntrack entries of the UDP frontends it added, removed or changed (all of its UDP
+    /// frontends on the handle's first sync), over ctnetlink.
     pub fn apply(&self, ruleset: &Ruleset) -> Result<(), DataplaneError> {
         self.check_table(ruleset)?;
-        if !ruleset.guard.is_empty() {
-            // The pool guard (anonymous interval sets with counters) is not encoded over
-            // netlink yet: the text path renders it. Same table, same atomicity.
-            self.forget_shared();
-            crate::Nft::new(self.runner.clone(), &self.table)?.apply(ruleset)?;
-            self.via_text
-                .store(true, std::sync::atomic::Ordering::Release);
-            return Ok(());
-        }
-        self.via_text
-            .store(false, std::sync::atomic::Ordering::Release);
         // The batch is validated and encoded before anything that changes state is sent
         // (only the generation id is read first); invalid input is `Invalid`.
         self.forget_shared();
+        let (ports, next) = self.udp_state().full(&ruleset.frontends);
         self.transact(|seq, genid| dualstack_nftnl::full(ruleset, seq, genid))?;
         self.remember_shared(render::shared_chains(&ruleset.frontends));
-        conntrack::flush_udp(&self.runner, &udp_ports(&ruleset.frontends))
+        self.flush_udp(&ports, next)
+    }
+
+    fn udp_state(&self) -> UdpFlows {
+        self.udp
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Deletes the UDP flows of `ports` over ctnetlink, then records `next` as the UDP
+    /// frontends in force (or, when the delete fails, nothing: the next sync flushes all).
+    fn flush_udp(&self, ports: &[(Family, u16)], next: UdpFlows) -> Result<(), DataplaneError> {
+        let mut result = Ok(());
+        if !ports.is_empty() {
+            let mut sock = self.socket.lock().unwrap_or_else(PoisonError::into_inner);
+            for family in Family::BOTH {
+                let of: BTreeSet<u16> = ports
+                    .iter()
+                    .filter(|(f, _)| *f == family)
+                    .map(|(_, p)| *p)
+                    .collect();
+                if let Err(e) = sock.delete_udp_flows(family, &of) {
+                    result = Err(DataplaneError::Netlink(e));
+                    break;
+                }
+            }
+        }
+        *self.udp.lock().unwrap_or_else(PoisonError::into_inner) = match result {
+            Ok(()) => next,
+            Err(_) => UdpFlows::default(),
+        };
+        result
     }
 
     /// One incremental batch (see [`crate::Nft::apply_changes`]).
@@ -469,9 +491,6 @@ impl Netlink {
         if remove.is_empty() && add.is_empty() {
             return Ok(());
         }
-        if self.via_text.load(std::sync::atomic::Ordering::Acquire) {
-            return crate::Nft::new(self.runner.clone(), &self.table)?.apply_changes(remove, add);
-        }
         let present = self.known_shared();
         let table = self.table.clone();
         if let Err(e) = self.transact(|seq, genid| {
@@ -481,8 +500,8 @@ impl Netlink {
             return Err(e);
         }
         self.remember_shared(render::shared_chains(add));
-        let all: Vec<Frontend> = remove.iter().chain(add).cloned().collect();
-        conntrack::flush_udp(&self.runner, &udp_ports(&all))
+        let (ports, next) = self.udp_state().changes(remove, add);
+        self.flush_udp(&ports, next)
     }
 
     /// Sends a batch the caller encoded (tests use it to inject failures).
@@ -496,9 +515,6 @@ impl Netlink {
 
     /// Reads our table back by netlink dumps on the handle's socket (no `nft` process).
     pub fn observe(&self) -> Result<Option<crate::Observed>, DataplaneError> {
-        if self.via_text.load(std::sync::atomic::Ordering::Acquire) {
-            return crate::Nft::new(self.runner.clone(), &self.table)?.observe();
-        }
         let mut sock = self.socket.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(sock.observe(&self.table)?)
     }
@@ -506,6 +522,7 @@ impl Netlink {
     /// Deletes our table and nothing else. No error when it does not exist.
     pub fn cleanup(&self) -> Result<(), DataplaneError> {
         self.forget_shared();
+        *self.udp.lock().unwrap_or_else(PoisonError::into_inner) = UdpFlows::default();
         let table = self.table.clone();
         self.transact(|seq, genid| dualstack_nftnl::delete(&table, seq, genid))
     }

@@ -8,7 +8,7 @@ use dualstack_addr::Family;
 use dualstack_ruleset::{Frontend, Protocol, Ruleset, nft as render, validate_table_name};
 
 use crate::readback::{self, Drift, Observed};
-use crate::{DataplaneError, Runner, conntrack};
+use crate::{DataplaneError, Runner, conntrack, conntrack::UdpFlows};
 
 /// The nft data plane for one table.
 ///
@@ -25,6 +25,8 @@ pub struct Nft {
     runner: Runner,
     table: String,
     shared: Arc<Mutex<BTreeSet<String>>>,
+    /// The UDP frontends in force, to flush only the flows of those a sync changes.
+    udp: Arc<Mutex<UdpFlows>>,
 }
 
 impl Nft {
@@ -36,6 +38,7 @@ impl Nft {
             runner,
             table: table.to_string(),
             shared: Arc::default(),
+            udp: Arc::default(),
         })
     }
 
@@ -46,15 +49,33 @@ impl Nft {
 
     /// Replaces our whole table with `ruleset` in one atomic transaction (`nft -f -`): if the
     /// kernel rejects anything, the previous table stays as it was. Afterwards, UDP conntrack
-    /// entries for the ruleset's UDP ports are flushed, so flows that predate the rules
-    /// do not bypass them.
+    /// entries of the UDP frontends the sync added, removed or changed are flushed (all of
+    /// them on the handle's first sync), so flows that predate the rules do not bypass
+    /// them, while an unchanged UDP frontend keeps its flows.
     pub fn apply(&self, ruleset: &Ruleset) -> Result<(), DataplaneError> {
         self.check_table(ruleset)?;
         let text = render::render_full(ruleset)?;
         self.forget_shared();
+        let (ports, next) = self.udp_state().full(&ruleset.frontends);
         self.run_nft(&text)?;
         self.remember_shared(render::shared_chains(&ruleset.frontends));
-        conntrack::flush_udp(&self.runner, &udp_ports(&ruleset.frontends))
+        self.flush_udp(&ports, next)
+    }
+
+    fn udp_state(&self) -> UdpFlows {
+        self.udp
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn flush_udp(&self, ports: &[(Family, u16)], next: UdpFlows) -> Result<(), DataplaneError> {
+        let result = conntrack::flush_udp(&self.runner, ports);
+        *self.udp.lock().unwrap_or_else(PoisonError::into_inner) = match result {
+            Ok(()) => next,
+            Err(_) => UdpFlows::default(),
+        };
+        result
     }
 
     /// Dry run of [`Nft::apply`] (`nft -c -f -`): the kernel validates, nothing changes.
@@ -85,8 +106,8 @@ impl Nft {
             return Err(e);
         }
         self.remember_shared(render::shared_chains(add));
-        let all: Vec<Frontend> = remove.iter().chain(add).cloned().collect();
-        conntrack::flush_udp(&self.runner, &udp_ports(&all))
+        let (ports, next) = self.udp_state().changes(remove, add);
+        self.flush_udp(&ports, next)
     }
 
     /// Runs any nft script in one transaction (used by tests to inject changes, and for
@@ -94,6 +115,7 @@ impl Nft {
     pub fn run_script(&self, text: &str) -> Result<(), DataplaneError> {
         // Whatever the script does, the shared chains it leaves are unknown from here.
         self.forget_shared();
+        *self.udp.lock().unwrap_or_else(PoisonError::into_inner) = UdpFlows::default();
         self.run_nft(text)
     }
 

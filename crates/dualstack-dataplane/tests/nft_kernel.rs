@@ -502,3 +502,73 @@ fn udp_flows_from_before_the_rules_are_flushed() {
     }
     drop(local);
 }
+
+/// Over netlink (ctnetlink, no `conntrack` process), a sync deletes the UDP flows of the
+/// frontends it changes and only those: a UDP Service left as it was keeps its flows
+/// through a full sync, one whose backend changed loses them, and removing a frontend
+/// incrementally deletes its flows.
+#[test]
+fn netlink_sync_deletes_only_the_udp_flows_of_changed_frontends() {
+    if !kernel_tests_enabled("netlink_sync_deletes_only_the_udp_flows_of_changed_frontends") {
+        return;
+    }
+    use dualstack_dataplane::Netlink;
+    let s = Setup::new(1, 2);
+    let nl = Netlink::new(s.runner(), TABLE).unwrap();
+    let udp = |name: &str, port: u16, backend: usize| {
+        frontend(
+            name,
+            Destination::AnyLocal,
+            Protocol::Udp,
+            port,
+            ALL,
+            s.backends(&[backend]),
+            false,
+        )
+    };
+    let flows = |port: u16| -> usize {
+        let port = port.to_string();
+        let out = s
+            .lab
+            .node
+            .exec("conntrack", &["-L", "-p", "udp", "--dport", &port])
+            .unwrap_or_default();
+        out.lines().filter(|l| l.contains("udp")).count()
+    };
+    let (a, b) = (udp("a", 53, 0), udp("b", 54, 0));
+    nl.apply(&ruleset(vec![a.clone(), b.clone()])).unwrap();
+    for f in Family::BOTH {
+        for port in [53, 54] {
+            let r = s.udp(0, f, port, OK).expect("udp reply");
+            assert_eq!(r.server, "b1", "{f} {port}");
+        }
+    }
+    assert_eq!(
+        (flows(53), flows(54)),
+        (2, 2),
+        "one flow per family and port"
+    );
+    // b moves to the second backend; a is untouched.
+    let b2 = udp("b", 54, 1);
+    nl.apply(&ruleset(vec![a.clone(), b2.clone()])).unwrap();
+    assert_eq!(
+        flows(53),
+        2,
+        "the unchanged UDP frontend's flows were flushed"
+    );
+    assert_eq!(
+        flows(54),
+        0,
+        "the changed UDP frontend's flows are still there"
+    );
+    for f in Family::BOTH {
+        assert_eq!(s.udp(0, f, 54, OK).expect("udp reply").server, "b2", "{f}");
+    }
+    // The same ruleset again changes nothing, flows included.
+    nl.apply(&ruleset(vec![a.clone(), b2.clone()])).unwrap();
+    assert_eq!((flows(53), flows(54)), (2, 2));
+    // Removing a incrementally deletes a's flows only.
+    nl.apply_changes(std::slice::from_ref(&a), &[]).unwrap();
+    assert_eq!((flows(53), flows(54)), (0, 2));
+    nl.cleanup().unwrap();
+}

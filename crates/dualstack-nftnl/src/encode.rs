@@ -15,12 +15,12 @@ use std::net::IpAddr;
 use dualstack_addr::Family;
 use dualstack_ruleset::nft::{
     self as render, Body, CHAIN_FILTER_PREROUTING, CHAIN_NAT_OUTPUT, CHAIN_NAT_POSTROUTING,
-    CHAIN_NAT_PREROUTING, Chain, ChainRole, Element, FrontendPlan, Key, MASQUERADE_MARK, Picker,
-    Value,
+    CHAIN_NAT_PREROUTING, CHAIN_POOL_GUARD, Chain, ChainRole, Element, FrontendPlan, Key,
+    MASQUERADE_MARK, Picker, Value,
 };
 use dualstack_ruleset::{
-    Backend, Frontend, InvalidRuleset, Protocol, Ruleset, validate, validate_frontend,
-    validate_table_name,
+    AddressRange, Backend, Frontend, InvalidRuleset, Protocol, Ruleset, validate,
+    validate_frontend, validate_table_name,
 };
 use ipnet::IpNet;
 
@@ -130,15 +130,23 @@ fn full_batch(
     dry_run: bool,
 ) -> Result<FinishedBatch, EncodeError> {
     validate(ruleset)?;
-    let plans: Vec<FrontendPlan> = ruleset.frontends.iter().map(render::plan).collect();
+    let plans: Vec<FrontendPlan> = render::plan_all(&ruleset.frontends);
     let stores = stores()?;
     let mut e = Encoder::new(&ruleset.table, first_seq, genid);
+    // About 60 bytes per element and a few hundred per chain: one allocation.
+    let elements: usize = plans.iter().map(|p| p.elements.len()).sum();
+    let chains: usize = plans.iter().map(|p| p.chains.len()).sum();
+    e.b.reserve(64 * elements + 256 * chains + 16 * 1024);
     e.table_msg(None);
     e.del_table();
     e.table_msg(Some(TABLE_COMMENT));
 
     for (name, ty, hook, prio) in BASE_CHAINS {
         e.base_chain(name, ty, hook, prio);
+    }
+    if !ruleset.guard.is_empty() {
+        // `type filter hook prerouting priority dstnat + 10`.
+        e.base_chain(CHAIN_POOL_GUARD, "filter", 0, -90);
     }
     let mut allow: BTreeMap<&str, &Chain> = BTreeMap::new();
     for chain in plans.iter().flat_map(|p| &p.chains) {
@@ -159,7 +167,8 @@ fn full_batch(
     }
     e.next_id = stores.len() as u32 + 1;
     for store in &stores {
-        e.set(store);
+        let count = per_store.get(store.name).map_or(0, Vec::len);
+        e.set(store, render::map_capacity(count));
         e.ids.insert(store.name, store.id);
         if let Some(elements) = per_store.get_mut(store.name) {
             elements.sort_unstable_by_key(|el| el.key);
@@ -168,6 +177,7 @@ fn full_batch(
     }
 
     e.base_rules();
+    e.guard_rules(&ruleset.guard);
     for chain in plans.iter().flat_map(|p| &p.chains) {
         if chain.role == ChainRole::Frontend {
             e.chain_rules(chain);
@@ -283,36 +293,69 @@ fn addr_octets(addr: IpAddr) -> Vec<u8> {
     }
 }
 
-/// A 1- or 2-byte field padded to a register's 4 bytes.
-fn pad4(out: &mut Vec<u8>, field: &[u8]) {
-    out.extend_from_slice(field);
-    out.resize(out.len() + (4 - field.len() % 4) % 4, 0);
+/// A set key or value (at most 16 address bytes and three 4-byte fields), built on the
+/// stack: tens of thousands are written per full sync.
+struct Field {
+    buf: [u8; 32],
+    len: usize,
 }
 
-fn key_bytes(el: &Element) -> Vec<u8> {
-    let mut out = Vec::with_capacity(24);
+impl Field {
+    fn new() -> Field {
+        Field {
+            buf: [0; 32],
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+
+    fn addr(&mut self, addr: IpAddr) {
+        match addr {
+            IpAddr::V4(a) => self.push(&a.octets()),
+            IpAddr::V6(a) => self.push(&a.octets()),
+        }
+    }
+
+    /// A 1- or 2-byte field padded to a register's 4 bytes (the buffer is zeroed).
+    fn pad4(&mut self, field: &[u8]) {
+        self.push(field);
+        self.len += (4 - field.len() % 4) % 4;
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+fn key_bytes(el: &Element) -> Field {
+    let mut out = Field::new();
     match (&el.key, &el.value) {
         (Key::Local(_, proto, port), Value::Dnat(_)) => {
-            pad4(&mut out, &[l4proto(*proto)]);
-            pad4(&mut out, &port.to_be_bytes());
+            out.pad4(&[l4proto(*proto)]);
+            out.pad4(&port.to_be_bytes());
         }
         (Key::Address(addr, proto, port), _) => {
-            out.extend_from_slice(&addr_octets(*addr));
-            pad4(&mut out, &[l4proto(*proto)]);
-            pad4(&mut out, &port.to_be_bytes());
+            out.addr(*addr);
+            out.pad4(&[l4proto(*proto)]);
+            out.pad4(&port.to_be_bytes());
         }
         (Key::Local(family, proto, port), _) => {
-            pad4(&mut out, &[nfproto(*family)]);
-            pad4(&mut out, &[l4proto(*proto)]);
-            pad4(&mut out, &port.to_be_bytes());
+            out.pad4(&[nfproto(*family)]);
+            out.pad4(&[l4proto(*proto)]);
+            out.pad4(&port.to_be_bytes());
         }
     }
     out
 }
 
-fn backend_bytes(b: &Backend) -> Vec<u8> {
-    let mut out = addr_octets(b.addr);
-    pad4(&mut out, &b.port.to_be_bytes());
+fn backend_bytes(b: &Backend) -> Field {
+    let mut out = Field::new();
+    out.addr(b.addr);
+    out.pad4(&b.port.to_be_bytes());
     out
 }
 
@@ -397,7 +440,7 @@ impl<'a> Encoder<'a> {
         self.b.finish_msg();
     }
 
-    fn set(&mut self, store: &Store) {
+    fn set(&mut self, store: &Store, capacity: u32) {
         let name = store.name;
         self.b
             .begin(MsgType::NewSet, F_CREATE, || format!("add map {name}"));
@@ -409,6 +452,9 @@ impl<'a> Encoder<'a> {
         self.b.u32(6, store.value.id); // NFTA_SET_DATA_TYPE
         self.b.u32(7, store.value.len); // NFTA_SET_DATA_LEN
         self.b.u32(10, store.id); // NFTA_SET_ID
+        self.b.nest(9); // NFTA_SET_DESC
+        self.b.u32(1, capacity); // NFTA_SET_DESC_SIZE
+        self.b.end_nest();
         let udata = if store.value.id == types::TYPE_VERDICT {
             types::UDATA_VMAP
         } else {
@@ -499,12 +545,12 @@ impl<'a> Encoder<'a> {
             }
             self.b.nest(1); // NFTA_LIST_ELEM
             self.b.nest(1); // NFTA_SET_ELEM_KEY
-            self.b.bytes(1, &key_bytes(el));
+            self.b.bytes(1, key_bytes(el).as_slice());
             self.b.end_nest();
             if with_values {
                 self.b.nest(2); // NFTA_SET_ELEM_DATA
                 match &el.value {
-                    Value::Dnat(backend) => self.b.bytes(1, &backend_bytes(backend)),
+                    Value::Dnat(backend) => self.b.bytes(1, backend_bytes(backend).as_slice()),
                     Value::Drop => self.verdict_data(expr::VERDICT_DROP, None),
                     Value::Goto(chain) => self.verdict_data(expr::VERDICT_GOTO, Some(chain)),
                 }
@@ -783,7 +829,7 @@ impl<'a> Encoder<'a> {
                     self.b.bytes(1, &(i as u32).to_ne_bytes());
                     self.b.end_nest();
                     self.b.nest(2);
-                    self.b.bytes(1, &backend_bytes(backend));
+                    self.b.bytes(1, backend_bytes(backend).as_slice());
                     self.b.end_nest();
                     self.b.end_nest();
                 }
@@ -824,6 +870,98 @@ impl<'a> Encoder<'a> {
         }
     }
 
+    /// The pool guard, like the text renderer's: per family with ranges,
+    /// `ip|ip6 daddr { ranges } counter drop`. As nft encodes it: a set written with one
+    /// element becomes a comparison (`cmp eq` for one address, `cmp gte` + `cmp lte` for
+    /// a range), more become an anonymous interval set (overlapping and adjacent ranges
+    /// merged).
+    fn guard_rules(&mut self, guard: &[AddressRange]) {
+        for family in [Family::V4, Family::V6] {
+            let (offset, alen, key_type, udata) = match family {
+                Family::V4 => (16, 4u32, types::TYPE_IPV4, types::UDATA_DADDR4),
+                Family::V6 => (24, 16u32, types::TYPE_IPV6, types::UDATA_DADDR6),
+            };
+            let ranges: Vec<(u128, u128)> = guard
+                .iter()
+                .filter(|r| Family::of(r.first) == family)
+                .map(|r| (addr_int(r.first), addr_int(r.last)))
+                .collect();
+            let set = match ranges.as_slice() {
+                [] => continue,
+                [_] => None,
+                many => {
+                    let elements = interval_elements_of(many.to_vec(), alen);
+                    Some(self.interval_set(key_type, alen, udata, &elements))
+                }
+            };
+            let bytes = |v: u128| -> Vec<u8> { v.to_be_bytes()[16 - alen as usize..].to_vec() };
+            self.rule(CHAIN_POOL_GUARD, |e| {
+                e.nfproto_is(family);
+                let b = &mut e.b;
+                expr::payload(b, Base::Network, offset, alen, REG_1);
+                match (set, ranges.as_slice()) {
+                    (Some(id), _) => expr::lookup(
+                        b,
+                        SetRef {
+                            name: "__set%d",
+                            id,
+                        },
+                        REG_1,
+                        None,
+                        false,
+                    ),
+                    (None, [(first, last)]) if first == last => {
+                        expr::cmp(b, CmpOp::Eq, REG_1, &bytes(*first));
+                    }
+                    (None, [(first, last)]) => {
+                        expr::cmp(b, CmpOp::Gte, REG_1, &bytes(*first));
+                        expr::cmp(b, CmpOp::Lte, REG_1, &bytes(*last));
+                    }
+                    (None, _) => {}
+                }
+                expr::counter(b);
+                expr::verdict(b, expr::VERDICT_DROP);
+            });
+        }
+    }
+
+    /// An anonymous constant interval set with `elements`; returns its id.
+    fn interval_set(
+        &mut self,
+        key_type: u32,
+        alen: u32,
+        udata: &[u8],
+        elements: &[IntervalElement],
+    ) -> u32 {
+        let id = self.anon_set(
+            "__set%d",
+            SET_ANONYMOUS | SET_CONSTANT | SET_INTERVAL,
+            SetType {
+                id: key_type,
+                len: alen,
+            },
+            None,
+            elements.len(),
+            udata,
+        );
+        self.elem_list_header(MsgType::NewSetElem, "__set%d", id);
+        for el in elements {
+            self.b.nest(1);
+            if el.end {
+                self.b.u32(3, ELEM_INTERVAL_END); // NFTA_SET_ELEM_FLAGS
+            }
+            self.b.nest(1);
+            self.b.bytes(1, &el.key);
+            self.b.end_nest();
+            if el.open {
+                self.b.bytes(6, types::UDATA_ELEM_OPEN); // NFTA_SET_ELEM_USERDATA
+            }
+            self.b.end_nest();
+        }
+        self.elem_list_end();
+        id
+    }
+
     /// `ip|ip6 saddr != { nets } drop`; nft turns a single range into a plain comparison.
     fn allow_rule(&mut self, chain: &str, family: Family, nets: &[IpNet]) {
         let (offset, alen, key_type, udata) = match family {
@@ -851,32 +989,7 @@ impl<'a> Encoder<'a> {
             return;
         }
         let elements = interval_elements(nets, alen);
-        let id = self.anon_set(
-            "__set%d",
-            SET_ANONYMOUS | SET_CONSTANT | SET_INTERVAL,
-            SetType {
-                id: key_type,
-                len: alen,
-            },
-            None,
-            elements.len(),
-            udata,
-        );
-        self.elem_list_header(MsgType::NewSetElem, "__set%d", id);
-        for el in &elements {
-            self.b.nest(1);
-            if el.end {
-                self.b.u32(3, ELEM_INTERVAL_END); // NFTA_SET_ELEM_FLAGS
-            }
-            self.b.nest(1);
-            self.b.bytes(1, &el.key);
-            self.b.end_nest();
-            if el.open {
-                self.b.bytes(6, types::UDATA_ELEM_OPEN); // NFTA_SET_ELEM_USERDATA
-            }
-            self.b.end_nest();
-        }
-        self.elem_list_end();
+        let id = self.interval_set(key_type, alen, udata, &elements);
         self.rule(chain, |e| {
             e.nfproto_is(family);
             let b = &mut e.b;
@@ -909,22 +1022,28 @@ struct IntervalElement {
 /// element at 0 first when the first range does not start at 0, and no end element after a
 /// range that runs to the top of the address space.
 fn interval_elements(nets: &[IpNet], alen: u32) -> Vec<IntervalElement> {
+    let ranges: Vec<(u128, u128)> = nets
+        .iter()
+        .map(|n| (addr_int(n.network()), addr_int(n.broadcast())))
+        .collect();
+    interval_elements_of(ranges, alen)
+}
+
+fn addr_int(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+/// [`interval_elements`] of inclusive `(first, last)` ranges.
+fn interval_elements_of(mut ranges: Vec<(u128, u128)>, alen: u32) -> Vec<IntervalElement> {
     let bits = alen * 8;
     let max: u128 = if bits == 128 {
         u128::MAX
     } else {
         (1u128 << bits) - 1
     };
-    let to_int = |a: IpAddr| -> u128 {
-        match a {
-            IpAddr::V4(a) => u128::from(u32::from(a)),
-            IpAddr::V6(a) => u128::from(a),
-        }
-    };
-    let mut ranges: Vec<(u128, u128)> = nets
-        .iter()
-        .map(|n| (to_int(n.network()), to_int(n.broadcast())))
-        .collect();
     ranges.sort_unstable();
     let mut merged: Vec<(u128, u128)> = Vec::new();
     for (s, e) in ranges {

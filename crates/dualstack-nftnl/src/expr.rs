@@ -47,6 +47,8 @@ pub enum MetaKey {
 pub enum CmpOp {
     Eq = 0,
     Neq = 1,
+    Lte = 3,
+    Gte = 5,
 }
 
 fn open(b: &mut Batch, name: &str) {
@@ -126,6 +128,14 @@ pub fn fib_daddr_type(b: &mut Batch, dreg: u32) {
     b.u32(3, 1 << 1); // NFTA_FIB_FLAGS: NFTA_FIB_F_DADDR
     b.u32(2, 3); // NFTA_FIB_RESULT: NFT_FIB_RESULT_ADDRTYPE
     b.u32(1, dreg);
+    close(b);
+}
+
+/// `counter` (starting at 0 packets, 0 bytes, as nft sends it).
+pub fn counter(b: &mut Batch) {
+    open(b, "counter");
+    b.bytes(1, &0u64.to_be_bytes()); // NFTA_COUNTER_BYTES
+    b.bytes(2, &0u64.to_be_bytes()); // NFTA_COUNTER_PACKETS
     close(b);
 }
 

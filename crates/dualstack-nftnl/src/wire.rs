@@ -101,6 +101,11 @@ impl Batch {
         self.what.push(what());
     }
 
+    /// Reserves room for `additional` more bytes (one allocation for a large batch).
+    pub fn reserve(&mut self, additional: usize) {
+        self.buf.reserve(additional);
+    }
+
     /// Ends the message being written.
     pub fn finish_msg(&mut self) {
         if let Some(start) = self.open.take() {

@@ -17,6 +17,7 @@
 //!   nft source-range chains frontends with the same ranges share.
 
 pub mod canonical;
+mod fast_hash;
 pub mod iptables;
 mod model;
 pub mod names;

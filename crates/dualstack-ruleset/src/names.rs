@@ -52,6 +52,24 @@ pub fn frontend_id(name: &str) -> String {
     format!("{readable}-{hash:08x}")
 }
 
+/// What decides [`frontend_id`], without building it: the hash of the full name (the id's
+/// hex part) and a hash of the sanitized readable part. Two names with different keys
+/// have different ids; equal keys mean equal ids unless the 64-bit hashes of two different
+/// readable parts collide (validation then compares the ids themselves).
+pub(crate) fn frontend_id_key(name: &str) -> (u32, u64) {
+    let mut readable = FNV_OFFSET;
+    let mut utf8 = [0u8; 4];
+    for c in name.chars().take(READABLE_MAX) {
+        let c = if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+            c
+        } else {
+            '_'
+        };
+        readable = fnv1a64_from(readable, c.encode_utf8(&mut utf8));
+    }
+    (fnv1a64(name) as u32, readable)
+}
+
 /// The nft chain that picks a backend and DNATs for one frontend and family: `fe4-…`/`fe6-…`.
 pub fn nat_chain(name: &str, family: Family) -> String {
     format!("fe{}-{}", family_digit(family), frontend_id(name))
@@ -118,6 +136,21 @@ mod tests {
         assert_eq!(fnv1a64(""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a64("a"), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(fnv1a64("foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn id_keys_follow_ids() {
+        for (a, b) in [
+            ("a/b", "a:b"),
+            ("web", "web"),
+            ("x".repeat(50).as_str(), "y"),
+        ] {
+            assert_eq!(
+                frontend_id(a) == frontend_id(b),
+                frontend_id_key(a) == frontend_id_key(b),
+                "{a} {b}"
+            );
+        }
     }
 
     #[test]

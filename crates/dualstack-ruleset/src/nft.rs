@@ -119,10 +119,11 @@ use crate::validate::{InvalidRuleset, validate, validate_frontend, validate_tabl
 
 pub use layout::{
     CHAIN_FILTER_PREROUTING, CHAIN_NAT_OUTPUT, CHAIN_NAT_POSTROUTING, CHAIN_NAT_PREROUTING,
+    CHAIN_POOL_GUARD,
 };
 pub use plan::{
-    Allowed, Body, Chain, ChainRole, Element, FrontendPlan, Key, MapKind, Picker, Value,
-    allowed_ranges, plan,
+    Allowed, Body, Chain, ChainRole, Element, FrontendPlan, Key, MapKind, Picker, Planner, Value,
+    allowed_ranges, plan, plan_all,
 };
 
 use layout::{STORES, base_chains, guard_chain, store_index};
@@ -132,6 +133,27 @@ pub const TABLE_COMMENT: &str = "managed by dualstack; do not edit";
 
 /// Masquerade mark bit (shared meaning with kube-proxy's `KUBE-MARK-MASQ`).
 pub const MASQUERADE_MARK: u32 = 0x4000;
+
+/// Smallest capacity a map is declared with.
+pub const MIN_MAP_CAPACITY: u32 = 1024;
+
+/// The capacity (`size N`) a full sync declares for a map that gets `count` elements: twice
+/// the count, at least [`MIN_MAP_CAPACITY`], rounded up to a power of two.
+///
+/// Why declare one: without it the kernel starts a map as a hash table of a few buckets and
+/// grows it by rehashing while the batch inserts — for 20,000 elements about half of the
+/// kernel's share of a full sync. With it the kernel sizes the table once. The capacity is
+/// also a limit: an incremental change that would take a map past it is refused whole
+/// (`ENFILE`, nothing changes), and the agent then replaces the table with a full sync, which
+/// declares a new capacity from the new count. Doubling leaves room for as many incremental
+/// additions as the map already holds.
+pub fn map_capacity(count: usize) -> u32 {
+    let wanted = u32::try_from(count.saturating_mul(2)).unwrap_or(u32::MAX);
+    wanted
+        .max(MIN_MAP_CAPACITY)
+        .checked_next_power_of_two()
+        .unwrap_or(u32::MAX)
+}
 
 /// What we expect in the kernel for a ruleset: every non-base chain and every element of
 /// our maps. The applier compares it with what `nft -j list table` reports to
@@ -147,7 +169,7 @@ pub struct Expected {
 pub fn render_full(ruleset: &Ruleset) -> Result<String, InvalidRuleset> {
     validate(ruleset)?;
     let t = &ruleset.table;
-    let plans: Vec<FrontendPlan> = ruleset.frontends.iter().map(plan).collect();
+    let plans: Vec<FrontendPlan> = plan_all(&ruleset.frontends);
 
     // Elements per map, sorted by key (keys are unique within a map: validation forbids
     // overlapping frontends), so the text does not depend on the order of frontends.
@@ -166,6 +188,7 @@ pub fn render_full(ruleset: &Ruleset) -> Result<String, InvalidRuleset> {
     for (store, elements) in STORES.iter().zip(&mut per_store) {
         let _ = writeln!(out, "\tmap {} {{", store.name);
         let _ = writeln!(out, "\t\ttype {} : {};", store.key_type, store.value_type);
+        let _ = writeln!(out, "\t\tsize {};", map_capacity(elements.len()));
         if !elements.is_empty() {
             elements.sort_unstable_by_key(|e| e.key);
             let _ = writeln!(out, "\t\telements = {{");
@@ -318,7 +341,7 @@ pub fn expected(ruleset: &Ruleset) -> Result<Expected, InvalidRuleset> {
     if let Some((name, _, _)) = guard_chain(&ruleset.guard) {
         exp.chains.insert(name.to_string());
     }
-    for p in ruleset.frontends.iter().map(plan) {
+    for p in plan_all(&ruleset.frontends) {
         exp.chains.extend(p.chains.into_iter().map(|c| c.name));
         exp.elements.extend(p.elements);
     }
@@ -329,8 +352,13 @@ pub fn expected(ruleset: &Ruleset) -> Result<Expected, InvalidRuleset> {
 /// frontends leaves in the table, and what [`render_changes`] adding them ensures).
 pub fn shared_chains(frontends: &[Frontend]) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
+    let mut done: BTreeSet<(dualstack_addr::Family, &[ipnet::IpNet])> = BTreeSet::new();
     for fe in frontends {
         for family in fe.served_families() {
+            // Each distinct range list is normalised and named once.
+            if !done.insert((family, fe.source_ranges.as_slice())) {
+                continue;
+            }
             if let Allowed::Only(nets) = allowed_ranges(fe, family) {
                 out.insert(crate::names::allow_chain(family, &nets));
             }

@@ -4,9 +4,11 @@
 //! `iptables-restore`. All problems are reported at once ([`InvalidRuleset`]), each naming
 //! the frontend and the offending value.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::net::IpAddr;
+
+use crate::fast_hash::{FastMap, map_with_capacity};
 
 use dualstack_addr::Family;
 use ipnet::IpNet;
@@ -159,18 +161,20 @@ pub fn validate_frontend(index: usize, fe: &Frontend) -> Vec<RulesetError> {
     if fe.port == 0 {
         errors.push(RulesetError::ZeroPort { frontend: name() });
     }
-    let mut destination_families = BTreeSet::new();
+    // Per family: does the frontend have a destination of it (IPv4, IPv6)?
+    let mut destination_families = [false; 2];
+    let slot = |f: Family| usize::from(f == Family::V6);
     match &fe.destination {
         Destination::AnyLocal => {
-            destination_families.extend(Family::BOTH);
+            destination_families = [true; 2];
         }
         Destination::Addresses(addrs) => {
             if addrs.is_empty() {
                 errors.push(RulesetError::NoDestinationAddress { frontend: name() });
             }
-            let mut seen = BTreeSet::new();
+            let mut seen = Seen::new(addrs.len());
             for addr in addrs {
-                destination_families.insert(Family::of(*addr));
+                destination_families[slot(Family::of(*addr))] = true;
                 if !seen.insert(*addr) {
                     errors.push(RulesetError::DuplicateDestination {
                         frontend: name(),
@@ -188,7 +192,7 @@ pub fn validate_frontend(index: usize, fe: &Frontend) -> Vec<RulesetError> {
             }
         }
     }
-    let mut seen = BTreeSet::new();
+    let mut seen = Seen::new(fe.backends.len());
     for backend in &fe.backends {
         if backend.port == 0 {
             errors.push(RulesetError::ZeroBackendPort {
@@ -210,7 +214,7 @@ pub fn validate_frontend(index: usize, fe: &Frontend) -> Vec<RulesetError> {
                 reason,
             });
         }
-        if !destination_families.contains(&backend.family()) {
+        if !destination_families[slot(backend.family())] {
             errors.push(RulesetError::BackendFamilyNotServed {
                 frontend: name(),
                 family: backend.family(),
@@ -219,6 +223,43 @@ pub fn validate_frontend(index: usize, fe: &Frontend) -> Vec<RulesetError> {
         }
     }
     errors
+}
+
+/// Duplicate detection for the short lists of one frontend: a linear scan up to a few
+/// dozen entries (no allocation beyond the list), a set beyond.
+struct Seen<T> {
+    list: Vec<T>,
+    set: Option<BTreeSet<T>>,
+}
+
+impl<T: Ord + Copy> Seen<T> {
+    const LINEAR_MAX: usize = 32;
+
+    fn new(len: usize) -> Seen<T> {
+        if len <= Self::LINEAR_MAX {
+            Seen {
+                list: Vec::with_capacity(len),
+                set: None,
+            }
+        } else {
+            Seen {
+                list: Vec::new(),
+                set: Some(BTreeSet::new()),
+            }
+        }
+    }
+
+    /// False when `v` was inserted before.
+    fn insert(&mut self, v: T) -> bool {
+        match &mut self.set {
+            Some(set) => set.insert(v),
+            None if self.list.contains(&v) => false,
+            None => {
+                self.list.push(v);
+                true
+            }
+        }
+    }
 }
 
 /// Checks a whole ruleset: the table name, every frontend, and that no two frontends take
@@ -241,8 +282,10 @@ pub fn validate(ruleset: &Ruleset) -> Result<(), InvalidRuleset> {
             });
         }
     }
-    let mut names: HashMap<&str, usize> = HashMap::new();
-    let mut ids: HashMap<String, usize> = HashMap::new();
+    let n = ruleset.frontends.len();
+    let mut names: FastMap<&str, usize> = map_with_capacity(n);
+    // Keyed by what decides the generated id, so no id string is built per frontend.
+    let mut ids: FastMap<(u32, u64), usize> = map_with_capacity(n);
     for (index, fe) in ruleset.frontends.iter().enumerate() {
         errors.extend(validate_frontend(index, fe));
         if fe.name.is_empty() {
@@ -254,12 +297,16 @@ pub fn validate(ruleset: &Ruleset) -> Result<(), InvalidRuleset> {
                 first,
                 second: index,
             });
-        } else if let Some(first) = ids.insert(names::frontend_id(&fe.name), index) {
-            errors.push(RulesetError::ChainNameCollision {
-                first: ruleset.frontends[first].name.clone(),
-                second: fe.name.clone(),
-                chain: names::frontend_id(&fe.name),
-            });
+        } else if let Some(first) = ids.insert(names::frontend_id_key(&fe.name), index) {
+            let chain = names::frontend_id(&fe.name);
+            // Equal keys, so equal ids unless two readable parts' hashes collided.
+            if names::frontend_id(&ruleset.frontends[first].name) == chain {
+                errors.push(RulesetError::ChainNameCollision {
+                    first: ruleset.frontends[first].name.clone(),
+                    second: fe.name.clone(),
+                    chain,
+                });
+            }
         }
     }
     errors.extend(overlaps(&ruleset.frontends));
@@ -275,9 +322,18 @@ pub fn validate(ruleset: &Ruleset) -> Result<(), InvalidRuleset> {
 /// (64-bit, so only a deliberately crafted pair could): they must not share it.
 fn allow_chain_collisions(frontends: &[Frontend]) -> Vec<RulesetError> {
     let mut errors = Vec::new();
-    let mut seen: HashMap<String, (usize, Vec<IpNet>)> = HashMap::new();
+    let mut seen: FastMap<String, (usize, Vec<IpNet>)> = FastMap::default();
+    // Frontends usually share a handful of range lists: each distinct (family, list as
+    // given) is normalised and named once.
+    let mut done: FastMap<(Family, &[IpNet]), ()> = FastMap::default();
     for (index, fe) in frontends.iter().enumerate() {
         for family in fe.served_families() {
+            if done
+                .insert((family, fe.source_ranges.as_slice()), ())
+                .is_some()
+            {
+                continue;
+            }
             let Allowed::Only(nets) = allowed_ranges(fe, family) else {
                 continue;
             };
@@ -313,24 +369,35 @@ enum Claim {
 /// protocol and port, because "any local address" may include that address.
 fn overlaps(frontends: &[Frontend]) -> Vec<RulesetError> {
     let mut errors = Vec::new();
-    let mut exact: HashMap<(Claim, Protocol, u16), usize> = HashMap::new();
-    let mut local: HashMap<(Family, Protocol, u16), usize> = HashMap::new();
-    let mut bound: HashMap<(Family, Protocol, u16), (usize, IpAddr)> = HashMap::new();
+    let n = frontends.len();
+    let mut exact: FastMap<(Claim, Protocol, u16), usize> = map_with_capacity(2 * n);
+    let mut local: FastMap<(Family, Protocol, u16), usize> = FastMap::default();
+    let mut bound: FastMap<(Family, Protocol, u16), (usize, IpAddr)> = map_with_capacity(2 * n);
+    let mut claims: Vec<Claim> = Vec::new();
     for (index, fe) in frontends.iter().enumerate() {
         for family in fe.served_families() {
             let fpp = (family, fe.protocol, fe.port);
-            let claims: Vec<Claim> = match &fe.destination {
-                Destination::AnyLocal => vec![Claim::AnyLocal(family)],
+            claims.clear();
+            match &fe.destination {
+                Destination::AnyLocal => claims.push(Claim::AnyLocal(family)),
                 Destination::Addresses(addrs) => {
-                    let set: BTreeSet<IpAddr> = addrs
-                        .iter()
-                        .copied()
-                        .filter(|a| Family::of(*a) == family)
-                        .collect();
-                    set.into_iter().map(Claim::Address).collect()
+                    claims.extend(
+                        addrs
+                            .iter()
+                            .filter(|a| Family::of(**a) == family)
+                            .map(|a| Claim::Address(*a)),
+                    );
+                    // In address order, once each (what names the address in an error).
+                    if claims.len() > 1 {
+                        claims.sort_unstable_by_key(|c| match c {
+                            Claim::Address(a) => Some(*a),
+                            Claim::AnyLocal(_) => None,
+                        });
+                        claims.dedup();
+                    }
                 }
-            };
-            for claim in claims {
+            }
+            for &claim in &claims {
                 let conflict = match claim {
                     Claim::AnyLocal(_) => exact
                         .get(&(claim, fe.protocol, fe.port))

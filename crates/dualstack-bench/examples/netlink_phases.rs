@@ -1,0 +1,116 @@
+//! Phase timings of a netlink full sync and one change at N Services (release build, as
+//! root, in a throwaway namespace): the encoding alone; `Netlink::apply` (generation +
+//! encode + send + every ack); the kernel's part alone (a batch sent on a socket of its
+//! own, timed from the end of its encoding); then one frontend added and removed, `ADDS`
+//! times (default: `runs`). Every figure is a median, as wall time and as the calling
+//! thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`: the kernel processes a batch inside the
+//! `sendmsg` of the sending thread, so this counts our code and the kernel's work for us,
+//! but not the time other processes hold the CPU — the figure to compare on a loaded
+//! machine).
+//!
+//! `cargo run --release -p dualstack-bench --example netlink_phases -- 10000 7`
+
+use std::time::Instant;
+
+use dualstack_bench::workload::Workload;
+use dualstack_dataplane::{Netlink, NftSocket, Runner};
+use dualstack_testbed::Netns;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn cpu_ms() -> f64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .map_or(0.0, |t| t.tv_sec() as f64 * 1e3 + t.tv_nsec() as f64 / 1e6)
+}
+
+/// Wall and thread-CPU samples of one measurement.
+#[derive(Default)]
+struct Samples {
+    wall: Vec<f64>,
+    cpu: Vec<f64>,
+}
+
+impl Samples {
+    fn time<T>(&mut self, f: impl FnOnce() -> T) -> T {
+        let (t, c) = (Instant::now(), cpu_ms());
+        let out = f();
+        self.cpu.push(cpu_ms() - c);
+        self.wall.push(t.elapsed().as_secs_f64() * 1e3);
+        out
+    }
+
+    fn show(&self, what: &str) -> String {
+        format!(
+            "{what}={:.3}ms (cpu {:.3})",
+            median(self.wall.clone()),
+            median(self.cpu.clone())
+        )
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let n: usize = args.get(1).map_or(Ok(10_000), |s| s.parse())?;
+    let runs: usize = args.get(2).map_or(Ok(7), |s| s.parse())?;
+    let adds: usize = std::env::var("ADDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(runs);
+    let w = Workload::sync("10.0.1.1".parse()?, "fd00:1::1".parse()?);
+    let ruleset = w.ruleset("bench", n).ok_or("n")?;
+    let extra = w.frontend(n).ok_or("n")?;
+    let ns = Netns::new("phases")?;
+    ns.run_in(move || -> Result<(), String> {
+        let e = |x: &dyn std::fmt::Display| x.to_string();
+        let nl = Netlink::new(Runner::host(), "bench").map_err(|x| e(&x))?;
+        let mut enc = Samples::default();
+        let mut full = Samples::default();
+        let mut add = Samples::default();
+        let mut rem = Samples::default();
+        let mut kern = Samples::default();
+        let mut bytes = 0;
+        for _ in 0..runs {
+            let b = enc
+                .time(|| dualstack_nftnl::full(&ruleset, 1, 0))
+                .map_err(|x| e(&x))?;
+            bytes = b.bytes.len();
+            drop(b);
+            full.time(|| nl.apply(&ruleset)).map_err(|x| e(&x))?;
+        }
+        for _ in 0..adds {
+            add.time(|| nl.apply_changes(&[], std::slice::from_ref(&extra)))
+                .map_err(|x| e(&x))?;
+            rem.time(|| nl.apply_changes(std::slice::from_ref(&extra), &[]))
+                .map_err(|x| e(&x))?;
+        }
+        nl.cleanup().map_err(|x| e(&x))?;
+        // The kernel's part alone: timed from the end of the encoding to the last ack.
+        let mut sock = NftSocket::open().map_err(|x| e(&x))?;
+        for _ in 0..runs {
+            let mut pre = None;
+            sock.transact(|seq, genid| {
+                let b = dualstack_nftnl::full(&ruleset, seq, genid);
+                pre = Some((Instant::now(), cpu_ms()));
+                b
+            })
+            .map_err(|x| e(&x))?;
+            if let Some((wall, c)) = pre {
+                kern.cpu.push(cpu_ms() - c);
+                kern.wall.push(wall.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        println!(
+            "n={n} runs={runs} adds={adds} {} {} {} {} {} batch={bytes}B",
+            enc.show("encode"),
+            full.show("full"),
+            kern.show("kernel"),
+            add.show("add"),
+            rem.show("remove"),
+        );
+        Ok(())
+    })??;
+    Ok(())
+}
