@@ -192,6 +192,8 @@ pub struct Syncer<D = Nft> {
     applied_guard: Vec<AddressRange>,
     /// The ruleset the last sync aimed for, whether or not the kernel took it.
     wanted: Option<Ruleset>,
+    /// When time alone changes the last decision (a prefix's lifetime or grace time ends).
+    next_change: Option<Timestamp>,
 }
 
 impl<D: Dataplane> Syncer<D> {
@@ -205,7 +207,15 @@ impl<D: Dataplane> Syncer<D> {
             guard: Vec::new(),
             applied_guard: Vec::new(),
             wanted: None,
+            next_change: None,
         }
+    }
+
+    /// When time alone changes the last sync's decision (a prefix of a pool that follows the
+    /// nodes' prefix ends its lifetime or grace time): sync again then, even if nothing else
+    /// changes.
+    pub fn next_change(&self) -> Option<Timestamp> {
+        self.next_change
     }
 
     /// Use incremental transactions for at most `max` changed frontends (0: always full).
@@ -269,6 +279,7 @@ impl<D: Dataplane> Syncer<D> {
             return Ok(self.report(SyncKind::NotProgrammed, Vec::new()));
         }
         let decision = dualstack_lb::decide(snapshot, config, now);
+        self.next_change = decision.next_change;
         let ruleset = node_ruleset(&decision, &self.node, self.plane.table());
         self.guard = ruleset.guard;
         let mut report = self.apply(ruleset.frontends)?;

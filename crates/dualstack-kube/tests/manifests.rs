@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
+use dualstack_testbed::integral_numbers;
 use k8s_openapi::api::admissionregistration::v1::{
     ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
 };
@@ -37,30 +38,14 @@ struct Objects {
     admission_policy_bindings: Vec<ValidatingAdmissionPolicyBinding>,
 }
 
-/// `value` with every integral float written as an integer: `k8s-openapi` keeps a schema's
-/// `minimum`/`maximum` as `f64`, so `64` comes back as `64.0`, which is the same bound.
-fn integral(value: Value) -> Value {
-    match value {
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 9.0e15 => Value::from(f as i64),
-            _ => Value::Number(n),
-        },
-        Value::Array(items) => Value::Array(items.into_iter().map(integral).collect()),
-        Value::Object(map) => {
-            Value::Object(map.into_iter().map(|(k, v)| (k, integral(v))).collect())
-        }
-        other => other,
-    }
-}
-
 /// Parses into `T` and checks nothing was lost or misspelt (a round trip gives the input).
 fn typed<T: DeserializeOwned + Serialize>(file: &str, doc: &Value) -> T {
     let object: T = serde_json::from_value(doc.clone())
         .unwrap_or_else(|e| panic!("{file}: {} does not parse: {e}", doc["kind"]));
     let back = serde_json::to_value(&object).unwrap();
     assert_eq!(
-        integral(back),
-        integral(doc.clone()),
+        integral_numbers(back),
+        integral_numbers(doc.clone()),
         "{file}: {} {} has fields its type does not know (typo?)",
         doc["kind"],
         doc["metadata"]["name"]

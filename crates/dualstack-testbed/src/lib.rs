@@ -31,6 +31,7 @@
 mod echo;
 mod forward;
 mod gate;
+mod json;
 mod kube_api;
 mod lab;
 mod netns;
@@ -40,6 +41,7 @@ use std::net::SocketAddr;
 pub use echo::{EchoServer, Reply, tcp_request, tcp_request_here, udp_request, udp_request_here};
 pub use forward::LoopbackForward;
 pub use gate::{REQUIRE_ENV, is_root, kernel_tests_enabled};
+pub use json::integral_numbers;
 pub use kube_api::{KubeApi, REQUIRE_KUBE_ENV, kube_tests_enabled, repo_root};
 pub use lab::{Host, Lab};
 pub use netns::{Netns, veth};

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
-use dualstack_testbed::{KubeApi, REQUIRE_KUBE_ENV, repo_root};
+use dualstack_testbed::{KubeApi, REQUIRE_KUBE_ENV, integral_numbers, repo_root};
 use k8s_openapi::api::admissionregistration::v1::{
     ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
 };
@@ -123,11 +123,13 @@ fn documents(what: &str, text: &str) -> Vec<Value> {
 fn canonical<T: DeserializeOwned + Serialize>(what: &str, doc: &Value) -> Value {
     let object: T = serde_json::from_value(doc.clone())
         .unwrap_or_else(|e| panic!("{what}: {} does not parse: {e}", doc["kind"]));
-    let back = serde_json::to_value(&object).unwrap();
+    let back = integral_numbers(serde_json::to_value(&object).unwrap());
     assert_eq!(
-        &back, doc,
+        back,
+        integral_numbers(doc.clone()),
         "{what}: {} {} has fields its type does not know (typo?)",
-        doc["kind"], doc["metadata"]["name"]
+        doc["kind"],
+        doc["metadata"]["name"]
     );
     back
 }

@@ -25,6 +25,7 @@ use reliability::{Backend, broken, hold};
 
 const A: &str = "2001:db8:a:1";
 const B: &str = "2001:db8:b:1";
+const C: &str = "2001:db8:c:1";
 /// Where the pods' persistent echo listens (the lab's one-shot echo has 8080).
 const BACKEND: u16 = 7000;
 const PORT: u16 = 9100;
@@ -311,5 +312,44 @@ fn a_prefix_pool_follows_the_routers_prefix_make_before_break() {
         lease.starts_with(&format!("{B}::/64;dev=eth0;since=")),
         "{lease}"
     );
+
+    // With a grace time, a superseded prefix goes long before its valid lifetime ends: time
+    // alone withdraws it (the controller's and the agents' deadline, no object changes).
+    lab.apply(
+        "apiVersion: dualstack.io/v1alpha1\nkind: LoadBalancerPool\nmetadata: {name: home}\nspec:\n  addresses: [\"192.0.2.240-192.0.2.247\"]\n  ipv6Prefix: {hosts: \"::f0-::ff\", graceSeconds: 5}\n  autoAssign: false\n",
+    );
+    let newest = ip(&format!("{C}::f0"));
+    let switched = Instant::now();
+    router.advertise(C, 600, 300);
+    lab.wait_service(
+        "home-web",
+        Duration::from_secs(30),
+        "given the C address",
+        |s| ingress(s).contains(&newest),
+    );
+    lab.wait_service(
+        "home-web",
+        Duration::from_secs(30),
+        "rid of B after the grace time",
+        |s| ingress(s) == vec![v4, newest],
+    );
+    let graced = switched.elapsed();
+    eprintln!(
+        "measure: superseded prefix withdrawn {graced:?} after the switch (graceSeconds 5, valid lifetime 600 s)"
+    );
+    assert!(
+        graced >= Duration::from_secs(4),
+        "withdrawn before the grace time: {graced:?}"
+    );
+    let gone = Instant::now();
+    let b_text = new.to_string();
+    while (0..lab.nodes.len()).any(|i| lab.table(i).contains(&b_text)) {
+        assert!(
+            gone.elapsed() < Duration::from_secs(10),
+            "a node still programs {new} after its withdrawal"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(round_trip(&lab, SocketAddr::new(newest, PORT)));
     assert_eq!(lab.all_running(), Vec::<String>::new());
 }

@@ -288,7 +288,15 @@ async fn sync_loop(
         let retry = if pending {
             Duration::from_millis(500).saturating_mul(1 << failures.min(7))
         } else {
-            Duration::MAX
+            // Time alone changes the decision at a prefix's deadline: sync again then.
+            match (syncer.next_change(), clock()) {
+                (Some(at), Ok(now)) => Duration::from_micros(
+                    u64::try_from(at.unix_micros().saturating_sub(now.unix_micros()))
+                        .unwrap_or(0)
+                        .saturating_add(1),
+                ),
+                _ => Duration::MAX,
+            }
         };
         tokio::select! {
             r = changes.changed() => {
@@ -313,7 +321,7 @@ async fn sync_loop(
                     }
                 }
             }
-            _ = tokio::time::sleep(retry) => {}
+            _ = tokio::time::sleep(retry) => pending = true,
             _ = stop.changed() => return,
         }
     }
