@@ -124,14 +124,7 @@ pub async fn renew_for(
     now: Timestamp,
     duration_seconds: i32,
 ) -> Result<Lease, kube::Error> {
-    let api: Api<Lease> = Api::namespaced(client.clone(), &config.lease_namespace);
-    let lease = agent_lease_for(config, node, report, now, duration_seconds);
-    api.patch(
-        &Config::lease_name(node),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&lease),
-    )
-    .await
+    renew_with_ruleset(client, config, node, report, now, duration_seconds, None).await
 }
 
 /// Adds the [`RULESET_ANNOTATION`] to an agent Lease (pure). With `None` (nothing synced

@@ -237,11 +237,14 @@ pub(crate) fn view(
     let (used, skipped) = pool_nodes(pool, nodes, labels);
     let mut by_subnet: BTreeMap<Ipv6Net, PrefixState> = BTreeMap::new();
     let mut per_node: BTreeMap<&str, BTreeSet<Ipv6Net>> = BTreeMap::new();
-    let mut problems: Vec<String> = Vec::new();
+    // Nodes whose reports cannot be read, and why.
+    let mut unreadable: BTreeMap<&str, &str> = BTreeMap::new();
     for node in &used {
         let set = per_node.entry(node.name.as_str()).or_default();
         match &node.prefixes {
-            Err(why) => problems.push(format!("{}: {why}", node.name)),
+            Err(why) => {
+                unreadable.insert(node.name.as_str(), why.as_str());
+            }
             Ok(reports) => {
                 for (subnet, r) in node_subnets(follow, reports, now) {
                     set.insert(subnet);
@@ -368,10 +371,10 @@ pub(crate) fn view(
         );
         let mut why: Vec<String> = per_node
             .keys()
-            .filter(|n| !problems.iter().any(|p| p.starts_with(&format!("{n}:"))))
+            .filter(|n| !unreadable.contains_key(*n))
             .map(|n| format!("{n}: none"))
             .collect();
-        why.extend(problems.iter().cloned());
+        why.extend(unreadable.iter().map(|(n, w)| format!("{n}: {w}")));
         why.extend(skipped.iter().cloned());
         if let Some(withdrawn) = by_subnet.values().find(|s| !s.active()) {
             why.push(format!("{} withdrawn: {}", withdrawn.subnet, withdrawn.withdrawal()));
