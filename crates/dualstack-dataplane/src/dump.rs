@@ -2,18 +2,23 @@
 //! into the same [`Observed`] the `nft -j` parser produces, so drift detection needs no
 //! `nft` process: the table's existence (`NFT_MSG_GETTABLE`), its chains
 //! (`NFT_MSG_GETCHAIN` dump, filtered to our table) and the elements of each of our maps
-//! (`NFT_MSG_GETSETELEM` dump), decoded with the map's declared types.
+//! (`NFT_MSG_GETSETELEM` dump), decoded with the map's declared types; and, before a full
+//! sync, the names of its chains and named maps with their capacity ([`Present`],
+//! `NFT_MSG_GETSET` dump), which the in-place replace needs.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use dualstack_ruleset::nft as render;
+use dualstack_ruleset::nft::{self as render, Present};
 
 use crate::netlink::{NetlinkError, NftSocket};
 use crate::readback::Observed;
 
 const GETTABLE: u16 = 1;
 const GETCHAIN: u16 = 4;
+const GETSET: u16 = 10;
 const GETSETELEM: u16 = 13;
+/// `NFT_SET_ANONYMOUS`: sets bound to one rule, not ours to flush or delete.
+const SET_ANONYMOUS: u32 = 0x1;
 const NLM_F_DUMP: u16 = 0x300;
 const ENOENT: i32 = 2;
 
@@ -151,25 +156,72 @@ impl NftSocket {
         }
     }
 
-    /// Our table as the kernel holds it: `Ok(None)` when it does not exist.
-    pub fn observe(&mut self, table: &str) -> Result<Option<Observed>, NetlinkError> {
+    /// Whether our table exists.
+    fn table_exists(&mut self, table: &str) -> Result<bool, NetlinkError> {
         match self.collect(GETTABLE, 0, &[(1, table)])? {
-            Err(ENOENT) => return Ok(None),
-            Err(errno) => return Err(crate::netlink::rejected("get table".into(), errno, None)),
-            Ok(_) => {}
+            Err(ENOENT) => Ok(false),
+            Err(errno) => Err(crate::netlink::rejected("get table".into(), errno, None)),
+            Ok(_) => Ok(true),
         }
-        let mut observed = Observed::default();
+    }
+
+    /// The names of every chain of our table.
+    fn chain_names(&mut self, table: &str) -> Result<Vec<String>, NetlinkError> {
         let chains = self
             .collect(GETCHAIN, NLM_F_DUMP, &[])?
             .map_err(|errno| crate::netlink::rejected("dump chains".into(), errno, None))?;
+        let mut out = Vec::new();
         for payload in chains {
             let a = attrs(payload.get(4..).unwrap_or_default());
             if get(&a, 1).map(text).as_deref() == Some(table)
                 && let Some(name) = get(&a, 3)
             {
-                observed.chains.insert(text(name));
+                out.push(text(name));
             }
         }
+        Ok(out)
+    }
+
+    /// Our table's chains and named maps (with their capacity), as a full sync replacing
+    /// it in place needs them: `Ok(None)` when the table does not exist.
+    pub fn present(&mut self, table: &str) -> Result<Option<Present>, NetlinkError> {
+        if !self.table_exists(table)? {
+            return Ok(None);
+        }
+        let mut present = Present {
+            chains: self.chain_names(table)?.into_iter().collect(),
+            ..Present::default()
+        };
+        let sets = self
+            .collect(GETSET, NLM_F_DUMP, &[(1, table)])?
+            .map_err(|errno| crate::netlink::rejected("dump maps".into(), errno, None))?;
+        for payload in sets {
+            let a = attrs(payload.get(4..).unwrap_or_default());
+            let be32 = |d: &[u8]| d.try_into().ok().map(u32::from_be_bytes);
+            let flags = get(&a, 3).and_then(be32).unwrap_or(0);
+            if get(&a, 1).map(text).as_deref() != Some(table) || flags & SET_ANONYMOUS != 0 {
+                continue;
+            }
+            let Some(name) = get(&a, 2).map(text) else {
+                continue;
+            };
+            let size = get(&a, 9)
+                .and_then(|desc| get(&attrs(desc), 1).and_then(be32))
+                .unwrap_or(0);
+            present.maps.insert(name, size);
+        }
+        Ok(Some(present))
+    }
+
+    /// Our table as the kernel holds it: `Ok(None)` when it does not exist.
+    pub fn observe(&mut self, table: &str) -> Result<Option<Observed>, NetlinkError> {
+        if !self.table_exists(table)? {
+            return Ok(None);
+        }
+        let mut observed = Observed {
+            chains: self.chain_names(table)?.into_iter().collect(),
+            ..Observed::default()
+        };
         for (map, key_type, value_type) in render::stores() {
             let replies = match self.collect(GETSETELEM, NLM_F_DUMP, &[(1, table), (2, map)])? {
                 Ok(r) => r,

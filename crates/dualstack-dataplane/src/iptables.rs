@@ -2,11 +2,13 @@
 //! `DUALSTACK-*` chains (rendering in [`dualstack_ruleset::iptables`]). Each family is
 //! synced by reading its current state with `*-save`, then one restore run.
 
+use std::sync::{Arc, Mutex, PoisonError};
+
 use dualstack_addr::Family;
 use dualstack_ruleset::Ruleset;
 use dualstack_ruleset::iptables::{Owned, render_cleanup, render_sync};
 
-use crate::{DataplaneError, Runner, conntrack, nft::udp_ports};
+use crate::{DataplaneError, Runner, conntrack, conntrack::UdpFlows};
 
 /// Seconds `*-restore` waits for the xtables lock.
 const LOCK_WAIT: &str = "5";
@@ -16,6 +18,9 @@ const LOCK_WAIT: &str = "5";
 pub struct IptablesRestore {
     runner: Runner,
     table: String,
+    /// The UDP frontends in force, to flush only the flows of those a sync changes
+    /// (shared by clones, like the nf_tables appliers').
+    udp: Arc<Mutex<UdpFlows>>,
 }
 
 fn tools(family: Family) -> (&'static str, &'static str) {
@@ -27,10 +32,7 @@ fn tools(family: Family) -> (&'static str, &'static str) {
 
 impl IptablesRestore {
     pub fn new(runner: Runner) -> IptablesRestore {
-        IptablesRestore {
-            runner,
-            table: dualstack_ruleset::DEFAULT_TABLE.to_string(),
-        }
+        IptablesRestore::with_table(runner, dualstack_ruleset::DEFAULT_TABLE)
     }
 
     /// The same, for rulesets that carry table name `table` (iptables has no table of ours;
@@ -39,6 +41,7 @@ impl IptablesRestore {
         IptablesRestore {
             runner,
             table: table.to_string(),
+            udp: Arc::default(),
         }
     }
 
@@ -57,8 +60,10 @@ impl IptablesRestore {
         Ok(Owned::parse(&text))
     }
 
-    /// Makes both families match `ruleset` (one restore per family), then flushes UDP
-    /// conntrack entries for its UDP ports.
+    /// Makes both families match `ruleset` (one restore per family), then deletes the UDP
+    /// conntrack entries of the UDP frontends it added, removed or changed (all of its UDP
+    /// frontends on the handle's first sync, or after a failed one), so that a flow to an
+    /// unchanged UDP Service keeps its NAT binding.
     pub fn apply(&self, ruleset: &Ruleset) -> Result<(), DataplaneError> {
         // Validate (and render) both families before touching either.
         let mut scripts = Vec::new();
@@ -66,14 +71,29 @@ impl IptablesRestore {
             let current = self.owned(family)?;
             scripts.push((family, render_sync(ruleset, family, &current)?));
         }
+        let (ports, next) = self.lock_udp().full(&ruleset.frontends);
         for (family, text) in scripts {
-            self.restore(family, &text)?;
+            if let Err(e) = self.restore(family, &text) {
+                *self.lock_udp() = UdpFlows::default();
+                return Err(e);
+            }
         }
-        conntrack::flush_udp(&self.runner, &udp_ports(&ruleset.frontends))
+        let result = conntrack::flush_udp(&self.runner, &ports);
+        *self.lock_udp() = if result.is_ok() {
+            next
+        } else {
+            UdpFlows::default()
+        };
+        result
+    }
+
+    fn lock_udp(&self) -> std::sync::MutexGuard<'_, UdpFlows> {
+        self.udp.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Removes every chain and jump of ours in both families, nothing else. Idempotent.
     pub fn cleanup(&self) -> Result<(), DataplaneError> {
+        *self.lock_udp() = UdpFlows::default();
         for family in Family::BOTH {
             let text = render_cleanup(&self.owned(family)?);
             if !text.is_empty() {

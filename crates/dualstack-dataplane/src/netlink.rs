@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use dualstack_nftnl::{EncodeError, FinishedBatch};
+use dualstack_ruleset::nft::Present;
 use dualstack_ruleset::{Frontend, Ruleset, nft as render, validate_table_name};
 use netlink_packet_core::NetlinkBuffer;
 use netlink_sys::{Socket, protocols::NETLINK_NETFILTER};
@@ -225,10 +226,32 @@ impl NftSocket {
     where
         F: FnMut(u32, u32) -> Result<FinishedBatch, EncodeError>,
     {
+        self.transact_reading(None, |first, genid, _| build(first, genid))
+    }
+
+    /// [`NftSocket::transact`] for a batch that depends on what of `table` the kernel has
+    /// ([`Present`], `None` when the table does not exist): read after the generation id,
+    /// so a change in between makes the kernel refuse the batch, and it is rebuilt from a
+    /// fresh reading.
+    pub fn transact_over<F>(&mut self, table: &str, build: F) -> Result<(), NetlinkError>
+    where
+        F: FnMut(u32, u32, Option<&Present>) -> Result<FinishedBatch, EncodeError>,
+    {
+        self.transact_reading(Some(table), build)
+    }
+
+    fn transact_reading<F>(&mut self, table: Option<&str>, mut build: F) -> Result<(), NetlinkError>
+    where
+        F: FnMut(u32, u32, Option<&Present>) -> Result<FinishedBatch, EncodeError>,
+    {
         for _ in 0..2 {
             let genid = self.generation()?;
+            let present = match table {
+                Some(t) => self.present(t)?,
+                None => None,
+            };
             let first = self.next_seq();
-            let batch = build(first, genid)?;
+            let batch = build(first, genid, present.as_ref())?;
             // Reserve the batch's sequence numbers.
             self.seq = batch.next_seq.wrapping_sub(1);
             match self.send_batch(&batch) {
@@ -387,6 +410,13 @@ fn gen_id(payload: &[u8]) -> Result<u32, NetlinkError> {
     ))
 }
 
+fn netlink_error(e: NetlinkError) -> DataplaneError {
+    match e {
+        NetlinkError::Encode(e) => encode_error(e),
+        other => DataplaneError::Netlink(other),
+    }
+}
+
 /// The netlink data plane for one table. Clones share the socket (and the memory of the
 /// shared `allow*` chains the handle's own transactions left, as [`crate::Nft`] keeps it).
 #[derive(Debug, Clone)]
@@ -430,22 +460,28 @@ impl Netlink {
         F: FnMut(u32, u32) -> Result<FinishedBatch, EncodeError>,
     {
         let mut sock = self.socket.lock().unwrap_or_else(PoisonError::into_inner);
-        sock.transact(build).map_err(|e| match e {
-            NetlinkError::Encode(e) => encode_error(e),
-            other => DataplaneError::Netlink(other),
-        })
+        sock.transact(build).map_err(netlink_error)
     }
 
     /// Replaces our whole table with `ruleset` in one atomic batch, then deletes the UDP
     /// conntrack entries of the UDP frontends it added, removed or changed (all of its UDP
-    /// frontends on the handle's first sync), over ctnetlink.
+    /// frontends on the handle's first sync), over ctnetlink. When the table exists it is
+    /// replaced in place (chains and maps flushed and refilled, the hooks kept:
+    /// [`render::InPlace`]), so that no packet crossing the commit misses a rule.
     pub fn apply(&self, ruleset: &Ruleset) -> Result<(), DataplaneError> {
         self.check_table(ruleset)?;
         // The batch is validated and encoded before anything that changes state is sent
-        // (only the generation id is read first); invalid input is `Invalid`.
+        // (only the generation id and the table's chain and map names are read first);
+        // invalid input is `Invalid`.
         self.forget_shared();
         let (ports, next) = self.udp_state().full(&ruleset.frontends);
-        self.transact(|seq, genid| dualstack_nftnl::full(ruleset, seq, genid))?;
+        let mut sock = self.socket.lock().unwrap_or_else(PoisonError::into_inner);
+        sock.transact_over(&self.table, |seq, genid, present| match present {
+            Some(present) => dualstack_nftnl::full_in_place(ruleset, present, seq, genid),
+            None => dualstack_nftnl::full(ruleset, seq, genid),
+        })
+        .map_err(netlink_error)?;
+        drop(sock);
         self.remember_shared(render::shared_chains(&ruleset.frontends));
         self.flush_udp(&ports, next)
     }

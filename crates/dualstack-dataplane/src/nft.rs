@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use dualstack_addr::Family;
+use dualstack_ruleset::nft::Present;
 use dualstack_ruleset::{Frontend, Protocol, Ruleset, nft as render, validate_table_name};
 
 use crate::readback::{self, Drift, Observed};
@@ -54,7 +55,12 @@ impl Nft {
     /// them, while an unchanged UDP frontend keeps its flows.
     pub fn apply(&self, ruleset: &Ruleset) -> Result<(), DataplaneError> {
         self.check_table(ruleset)?;
-        let text = render::render_full(ruleset)?;
+        // Validated before anything is read or run.
+        dualstack_ruleset::validate(ruleset)?;
+        let text = match self.present()? {
+            Some(present) => render::render_full_in_place(ruleset, &present)?,
+            None => render::render_full(ruleset)?,
+        };
         self.forget_shared();
         let (ports, next) = self.udp_state().full(&ruleset.frontends);
         self.run_nft(&text)?;
@@ -138,6 +144,29 @@ impl Nft {
                 stderr: out.stderr,
             })
         }
+    }
+
+    /// Our table's chains and maps with their capacity (two `nft` runs, no elements or
+    /// rules listed), for a full sync that replaces the table in place: `Ok(None)` when the
+    /// table does not exist. A table changed between this reading and the transaction
+    /// makes `nft` refuse the transaction (a flush or delete of what is gone), and nothing
+    /// changes.
+    pub fn present(&self) -> Result<Option<Present>, DataplaneError> {
+        let mut present = Present::default();
+        for args in [
+            &["-j", "list", "chains", "inet"][..],
+            &["-t", "-j", "list", "maps", "inet"],
+        ] {
+            let out = self.runner.output("nft", args, "")?;
+            if !out.success {
+                return Err(DataplaneError::Failed {
+                    command: format!("nft {}", args.join(" ")),
+                    stderr: out.stderr,
+                });
+            }
+            readback::parse_present(&out.stdout, &self.table, &mut present)?;
+        }
+        Ok((!present.chains.is_empty() || !present.maps.is_empty()).then_some(present))
     }
 
     /// Reads our table back and parses its chains and map elements.

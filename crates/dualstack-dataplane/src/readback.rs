@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use dualstack_ruleset::nft::{Element, Expected, is_shared_chain};
+use dualstack_ruleset::nft::{Element, Expected, Present, is_shared_chain};
 use serde_json::Value;
 
 use crate::DataplaneError;
@@ -38,6 +38,36 @@ impl Drift {
             && self.missing_elements.is_empty()
             && self.unexpected_elements.is_empty()
     }
+}
+
+/// Adds the chains (from `nft -j list chains inet`) or maps (from `nft -t -j list maps inet`)
+/// of `table` to `present`: what a full sync replacing the table in place needs.
+pub fn parse_present(json: &str, table: &str, present: &mut Present) -> Result<(), DataplaneError> {
+    let bad = |detail: String| DataplaneError::BadJson { detail };
+    let root: Value = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
+    let items = root
+        .get("nftables")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("no top-level \"nftables\" array".into()))?;
+    let ours = |o: &Value| {
+        o.get("family").and_then(Value::as_str) == Some("inet")
+            && o.get("table").and_then(Value::as_str) == Some(table)
+    };
+    for item in items {
+        if let Some(chain) = item.get("chain").filter(|c| ours(c)) {
+            let name = chain.get("name").and_then(Value::as_str);
+            let name = name.ok_or_else(|| bad(format!("chain without a name: {chain}")))?;
+            present.chains.insert(name.to_string());
+        } else if let Some(map) = item.get("map").filter(|m| ours(m)) {
+            let name = map.get("name").and_then(Value::as_str);
+            let name = name.ok_or_else(|| bad(format!("map without a name: {map}")))?;
+            let size = map.get("size").and_then(Value::as_u64).unwrap_or(0);
+            present
+                .maps
+                .insert(name.to_string(), u32::try_from(size).unwrap_or(u32::MAX));
+        }
+    }
+    Ok(())
 }
 
 /// Parses `nft -j list table …` output. Checks `json_schema_version` is 1.

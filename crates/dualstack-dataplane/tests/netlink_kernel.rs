@@ -71,9 +71,32 @@ impl Pair {
 }
 
 /// The listing without handles and counters, set elements sorted (a set has no order).
+/// Objects are ordered by kind and name (a table replaced in place lists its kept chains
+/// and maps before new ones, a fresh table in declaration order), rules stay in their
+/// chain's order.
 fn normalized(json: &Option<String>) -> Option<Value> {
     let v: Value = serde_json::from_str(json.as_deref()?).unwrap();
-    Some(strip(v))
+    let mut v = strip(v);
+    if let Some(items) = v.get_mut("nftables").and_then(Value::as_array_mut) {
+        let key = |item: &Value| -> (u8, String) {
+            let (kind, object) = item
+                .as_object()
+                .and_then(|o| o.iter().next())
+                .map(|(k, v)| (k.as_str(), v))
+                .unwrap_or(("", &Value::Null));
+            let name = |field: &str| object[field].as_str().unwrap_or_default().to_string();
+            match kind {
+                "metainfo" => (0, String::new()),
+                "table" => (1, name("name")),
+                "map" | "set" => (2, name("name")),
+                "chain" => (3, name("name")),
+                "rule" => (4, name("chain")),
+                _ => (5, item.to_string()),
+            }
+        };
+        items.sort_by_cached_key(key);
+    }
+    Some(v)
 }
 
 fn strip(v: Value) -> Value {
@@ -273,7 +296,7 @@ fn a_batch_failing_mid_way_changes_nothing_and_other_tables_stay() {
     let err = pair
         .netlink
         .transact_raw(|seq, genid| {
-            dualstack_nftnl::full_then(&smaller, seq, genid, |b| {
+            dualstack_nftnl::full_then(&smaller, None, seq, genid, |b| {
                 b.begin(MsgType::NewRule, 0x400 | 0x800, || "bogus rule".into());
                 b.str(1, TABLE);
                 b.str(2, "no-such-chain");
@@ -288,6 +311,30 @@ fn a_batch_failing_mid_way_changes_nothing_and_other_tables_stay() {
         }
         other => panic!("unexpected error {other}"),
     }
+    assert_eq!(pair.nl_lister.list_json().unwrap(), before);
+    // The same for the in-place replace (what a full sync over an existing table sends):
+    // chains and maps flushed, some deleted, then the bogus rule.
+    let present = NftSocket::open_in_netns(pair.nl_ns.name())
+        .unwrap()
+        .present(TABLE)
+        .unwrap()
+        .expect("the table exists");
+    assert!(
+        present.chains.len() > 4 && present.maps.len() == 14,
+        "{present:?}"
+    );
+    let err = pair
+        .netlink
+        .transact_raw(|seq, genid| {
+            dualstack_nftnl::full_then(&smaller, Some(&present), seq, genid, |b| {
+                b.begin(MsgType::NewRule, 0x400 | 0x800, || "bogus rule".into());
+                b.str(1, TABLE);
+                b.str(2, "no-such-chain");
+                b.finish_msg();
+            })
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("bogus rule"), "{err}");
     assert_eq!(pair.nl_lister.list_json().unwrap(), before);
     // The socket is still usable after a refused batch.
     pair.netlink.apply(&smaller).unwrap();
@@ -707,4 +754,145 @@ fn a_pool_guard_over_netlink_lists_like_the_text_path() {
         .exec("nft", &["list", "table", "inet", TABLE])
         .unwrap();
     assert!(!listed.contains("pool-guard"), "{listed}");
+}
+
+// ---- full syncs over a table in use ----
+
+/// The kernel handles of our table and of its base chains (`nft -j` lists handles).
+fn hooks(lister: &Nft) -> Vec<(String, u64)> {
+    let json: Value = serde_json::from_str(&lister.list_json().unwrap().unwrap()).unwrap();
+    let mut out = Vec::new();
+    for item in json["nftables"].as_array().unwrap() {
+        if let Some(t) = item.get("table") {
+            out.push(("table".to_string(), t["handle"].as_u64().unwrap()));
+        }
+        if let Some(c) = item.get("chain").filter(|c| c.get("hook").is_some()) {
+            let name = c["name"].as_str().unwrap().to_string();
+            out.push((name, c["handle"].as_u64().unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A full sync over a table in use replaces it in place — the table and its base chains
+/// (the hooks packets run through) keep their kernel handles, so no packet crosses the
+/// commit between an old and a new hook — and ends exactly like a fresh table, for both
+/// appliers: random pairs of rulesets, each applied over the other and compared with the
+/// second applied to an empty namespace. Includes a pool guard that comes and goes.
+#[test]
+fn a_full_sync_over_a_table_in_use_keeps_the_hooks_and_ends_like_a_fresh_table() {
+    if !kernel_tests_enabled(
+        "a_full_sync_over_a_table_in_use_keeps_the_hooks_and_ends_like_a_fresh_table",
+    ) {
+        return;
+    }
+    use dualstack_ruleset::AddressRange;
+    let pair = Pair::new();
+    let text_lister = Nft::new(Runner::in_netns(pair.text_ns.name()), TABLE).unwrap();
+    let guard = vec![AddressRange {
+        first: ip("192.0.2.200"),
+        last: ip("192.0.2.209"),
+    }];
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 16,
+        ..ProptestConfig::default()
+    });
+    let strategy = (arb_ruleset(), arb_ruleset(), any::<(bool, bool)>());
+    runner
+        .run(&strategy, |(mut first, mut second, (g1, g2))| {
+            if g1 {
+                first.guard = guard.clone();
+            }
+            if g2 {
+                second.guard = guard.clone();
+            }
+            prop_assume!(dualstack_ruleset::validate(&first).is_ok());
+            prop_assume!(dualstack_ruleset::validate(&second).is_ok());
+            // netlink in place, nft fresh; then the other way round.
+            for netlink_in_place in [true, false] {
+                let (in_place, fresh): (&dyn Dataplane, &dyn Dataplane) = if netlink_in_place {
+                    (&pair.netlink, &pair.nft)
+                } else {
+                    (&pair.nft, &pair.netlink)
+                };
+                let lister = if netlink_in_place {
+                    &pair.nl_lister
+                } else {
+                    &text_lister
+                };
+                in_place.apply(&first).unwrap();
+                let before = hooks(lister);
+                in_place
+                    .apply(&second)
+                    .map_err(|e| TestCaseError::fail(format!("{}: {e}", in_place.kind())))?;
+                let after = hooks(lister);
+                // The guard is a base chain of its own: compare the four that stay.
+                let common = |h: &[(String, u64)]| -> Vec<(String, u64)> {
+                    h.iter()
+                        .filter(|(n, _)| n != "pool-guard")
+                        .cloned()
+                        .collect()
+                };
+                prop_assert_eq!(
+                    common(&before),
+                    common(&after),
+                    "{} replaced a hook",
+                    in_place.kind()
+                );
+                fresh.cleanup().unwrap();
+                fresh.apply(&second).unwrap();
+                pair.same().map_err(TestCaseError::fail)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// A map that outgrows its capacity is declared anew inside the in-place replace (the
+/// kernel keeps a map's `size` on re-declaration), with the table and hooks kept.
+#[test]
+fn a_full_sync_that_outgrows_a_map_declares_it_anew_in_place() {
+    if !kernel_tests_enabled("a_full_sync_that_outgrows_a_map_declares_it_anew_in_place") {
+        return;
+    }
+    let pair = Pair::new();
+    let many = |n: u16| Ruleset {
+        table: TABLE.into(),
+        guard: Vec::new(),
+        frontends: (0..n)
+            .map(|i| Frontend {
+                name: format!("default/svc-{i}"),
+                destination: Destination::Addresses(vec![ip("192.0.2.10")]),
+                protocol: Protocol::Tcp,
+                port: 1000 + i,
+                source_ranges: Vec::new(),
+                backends: vec![b("10.42.0.7:8080")],
+                selection: Selection::Random,
+                masquerade: true,
+            })
+            .collect(),
+    };
+    let size_of = |lister: &Nft, map: &str| -> u64 {
+        let json: Value = serde_json::from_str(&lister.list_json().unwrap().unwrap()).unwrap();
+        json["nftables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|i| i.get("map"))
+            .find(|m| m["name"] == map)
+            .and_then(|m| m["size"].as_u64())
+            .unwrap()
+    };
+    pair.check(&many(10)).unwrap();
+    let before = hooks(&pair.nl_lister);
+    assert_eq!(size_of(&pair.nl_lister, "dnat-masq-addr4"), 1024);
+    // 600 elements need a capacity of 2048.
+    pair.check(&many(600)).unwrap();
+    assert_eq!(hooks(&pair.nl_lister), before);
+    assert_eq!(size_of(&pair.nl_lister, "dnat-masq-addr4"), 2048);
+    // Shrinking keeps the larger map (no new map, so no lookup can miss).
+    pair.check(&many(10)).unwrap();
+    assert_eq!(size_of(&pair.nl_lister, "dnat-masq-addr4"), 2048);
+    assert_eq!(hooks(&pair.nl_lister), before);
 }

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 
 use common::*;
 use dualstack_addr::Family;
-use dualstack_dataplane::{Backend as Plane, DataplaneError, Nft, probe};
+use dualstack_dataplane::{Backend as Plane, DataplaneError, Nft, Runner, probe};
 use dualstack_ruleset::{Destination, Protocol, Ruleset, nft as render};
 use dualstack_testbed::{EchoServer, kernel_tests_enabled, tcp_request};
 
@@ -503,18 +503,20 @@ fn udp_flows_from_before_the_rules_are_flushed() {
     drop(local);
 }
 
-/// Over netlink (ctnetlink, no `conntrack` process), a sync deletes the UDP flows of the
-/// frontends it changes and only those: a UDP Service left as it was keeps its flows
-/// through a full sync, one whose backend changed loses them, and removing a frontend
-/// incrementally deletes its flows.
-#[test]
-fn netlink_sync_deletes_only_the_udp_flows_of_changed_frontends() {
-    if !kernel_tests_enabled("netlink_sync_deletes_only_the_udp_flows_of_changed_frontends") {
+/// A sync deletes the UDP flows of the frontends it changes and only those: a UDP Service
+/// left as it was keeps its flows through a full sync, one whose backend changed loses
+/// them, and removing a frontend (incrementally, where the applier can) deletes its
+/// flows. Over netlink this is ctnetlink (no `conntrack` process); the `nft -f` and
+/// `iptables-restore` appliers run `conntrack -D` for the changed ports only.
+fn sync_deletes_only_the_udp_flows_of_changed_frontends(
+    test: &str,
+    plane: impl Fn(Runner) -> Box<dyn dualstack_dataplane::Dataplane>,
+) {
+    if !kernel_tests_enabled(test) {
         return;
     }
-    use dualstack_dataplane::Netlink;
     let s = Setup::new(1, 2);
-    let nl = Netlink::new(s.runner(), TABLE).unwrap();
+    let nl = plane(s.runner());
     let udp = |name: &str, port: u16, backend: usize| {
         frontend(
             name,
@@ -554,21 +556,51 @@ fn netlink_sync_deletes_only_the_udp_flows_of_changed_frontends() {
     assert_eq!(
         flows(53),
         2,
-        "the unchanged UDP frontend's flows were flushed"
+        "{}: the unchanged UDP frontend's flows were flushed",
+        nl.kind()
     );
     assert_eq!(
         flows(54),
         0,
-        "the changed UDP frontend's flows are still there"
+        "{}: the changed UDP frontend's flows are still there",
+        nl.kind()
     );
     for f in Family::BOTH {
         assert_eq!(s.udp(0, f, 54, OK).expect("udp reply").server, "b2", "{f}");
     }
     // The same ruleset again changes nothing, flows included.
     nl.apply(&ruleset(vec![a.clone(), b2.clone()])).unwrap();
-    assert_eq!((flows(53), flows(54)), (2, 2));
-    // Removing a incrementally deletes a's flows only.
-    nl.apply_changes(std::slice::from_ref(&a), &[]).unwrap();
-    assert_eq!((flows(53), flows(54)), (0, 2));
+    assert_eq!((flows(53), flows(54)), (2, 2), "{}", nl.kind());
+    // Removing a deletes a's flows only.
+    if nl.incremental() {
+        nl.apply_changes(std::slice::from_ref(&a), &[]).unwrap();
+    } else {
+        nl.apply(&ruleset(vec![b2.clone()])).unwrap();
+    }
+    assert_eq!((flows(53), flows(54)), (0, 2), "{}", nl.kind());
     nl.cleanup().unwrap();
+}
+
+#[test]
+fn netlink_sync_deletes_only_the_udp_flows_of_changed_frontends() {
+    sync_deletes_only_the_udp_flows_of_changed_frontends(
+        "netlink_sync_deletes_only_the_udp_flows_of_changed_frontends",
+        |r| Box::new(dualstack_dataplane::Netlink::new(r, TABLE).unwrap()),
+    );
+}
+
+#[test]
+fn nft_sync_deletes_only_the_udp_flows_of_changed_frontends() {
+    sync_deletes_only_the_udp_flows_of_changed_frontends(
+        "nft_sync_deletes_only_the_udp_flows_of_changed_frontends",
+        |r| Box::new(Nft::new(r, TABLE).unwrap()),
+    );
+}
+
+#[test]
+fn iptables_restore_sync_deletes_only_the_udp_flows_of_changed_frontends() {
+    sync_deletes_only_the_udp_flows_of_changed_frontends(
+        "iptables_restore_sync_deletes_only_the_udp_flows_of_changed_frontends",
+        |r| Box::new(dualstack_dataplane::IptablesRestore::with_table(r, TABLE)),
+    );
 }

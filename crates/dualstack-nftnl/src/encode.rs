@@ -15,8 +15,8 @@ use std::net::IpAddr;
 use dualstack_addr::Family;
 use dualstack_ruleset::nft::{
     self as render, Body, CHAIN_FILTER_PREROUTING, CHAIN_NAT_OUTPUT, CHAIN_NAT_POSTROUTING,
-    CHAIN_NAT_PREROUTING, CHAIN_POOL_GUARD, Chain, ChainRole, Element, FrontendPlan, Key,
-    MASQUERADE_MARK, Picker, Value,
+    CHAIN_NAT_PREROUTING, CHAIN_POOL_GUARD, Chain, ChainRole, Element, FrontendPlan, InPlace, Key,
+    MASQUERADE_MARK, Picker, Present, Value,
 };
 use dualstack_ruleset::{
     AddressRange, Backend, Frontend, InvalidRuleset, Protocol, Ruleset, validate,
@@ -96,10 +96,24 @@ struct Encoder<'a> {
     next_id: u32,
 }
 
-/// The full-sync batch: our table created if absent, deleted, and declared anew with every
-/// map, chain, rule and element — one transaction, like [`render::render_full`].
+/// The full-sync batch for a kernel without our table (or whose contents are unknown): our
+/// table created if absent, deleted, and declared anew with every map, chain, rule and
+/// element — one transaction, like [`render::render_full`]. Over a table in use, send
+/// [`full_in_place`].
 pub fn full(ruleset: &Ruleset, first_seq: u32, genid: u32) -> Result<FinishedBatch, EncodeError> {
-    full_then(ruleset, first_seq, genid, |_| {})
+    full_then(ruleset, None, first_seq, genid, |_| {})
+}
+
+/// The full-sync batch over our table as the kernel has it, like
+/// [`render::render_full_in_place`]: chains and maps flushed and refilled, what the ruleset
+/// no longer has deleted, the table and its base chains kept (see [`render::InPlace`]).
+pub fn full_in_place(
+    ruleset: &Ruleset,
+    present: &Present,
+    first_seq: u32,
+    genid: u32,
+) -> Result<FinishedBatch, EncodeError> {
+    full_then(ruleset, Some(present), first_seq, genid, |_| {})
 }
 
 /// [`full`] as a dry run: the kernel validates every message and aborts (nothing changes).
@@ -108,22 +122,25 @@ pub fn full_check(
     first_seq: u32,
     genid: u32,
 ) -> Result<FinishedBatch, EncodeError> {
-    full_batch(ruleset, first_seq, genid, |_| {}, true)
+    full_batch(ruleset, None, first_seq, genid, |_| {}, true)
 }
 
-/// [`full`], with `extra` messages written after the table's and before the batch ends
-/// (tests use it to inject a failure after the old table is already deleted in the batch).
+/// [`full`] (`present: None`) or [`full_in_place`], with `extra` messages written after
+/// the table's and before the batch ends (tests use it to inject a failure after the old
+/// table is already emptied in the batch).
 pub fn full_then(
     ruleset: &Ruleset,
+    present: Option<&Present>,
     first_seq: u32,
     genid: u32,
     extra: impl FnOnce(&mut Batch),
 ) -> Result<FinishedBatch, EncodeError> {
-    full_batch(ruleset, first_seq, genid, extra, false)
+    full_batch(ruleset, present, first_seq, genid, extra, false)
 }
 
 fn full_batch(
     ruleset: &Ruleset,
+    present: Option<&Present>,
     first_seq: u32,
     genid: u32,
     extra: impl FnOnce(&mut Batch),
@@ -137,8 +154,23 @@ fn full_batch(
     let elements: usize = plans.iter().map(|p| p.elements.len()).sum();
     let chains: usize = plans.iter().map(|p| p.chains.len()).sum();
     e.b.reserve(64 * elements + 256 * chains + 16 * 1024);
+    let steps = InPlace::plan(ruleset, &plans, present.unwrap_or(&Present::default()));
     e.table_msg(None);
-    e.del_table();
+    if present.is_none() {
+        e.del_table();
+    }
+    for chain in &steps.flush_chains {
+        e.flush_chain(chain);
+    }
+    for map in &steps.flush_maps {
+        e.flush_set(map);
+    }
+    for chain in &steps.delete_chains {
+        e.del_chain(chain);
+    }
+    for map in &steps.delete_maps {
+        e.del_set(map);
+    }
     e.table_msg(Some(TABLE_COMMENT));
 
     for (name, ty, hook, prio) in BASE_CHAINS {
@@ -168,7 +200,12 @@ fn full_batch(
     e.next_id = stores.len() as u32 + 1;
     for store in &stores {
         let count = per_store.get(store.name).map_or(0, Vec::len);
-        e.set(store, render::map_capacity(count));
+        let capacity = steps
+            .capacity
+            .get(store.name)
+            .copied()
+            .unwrap_or_else(|| render::map_capacity(count));
+        e.set(store, capacity);
         e.ids.insert(store.name, store.id);
         if let Some(elements) = per_store.get_mut(store.name) {
             elements.sort_unstable_by_key(|el| el.key);
@@ -437,6 +474,23 @@ impl<'a> Encoder<'a> {
             .begin(MsgType::DelRule, 0, || format!("flush chain {name}"));
         self.b.str(1, self.table); // NFTA_RULE_TABLE
         self.b.str(2, name); // NFTA_RULE_CHAIN
+        self.b.finish_msg();
+    }
+
+    /// `flush map`: an element delete naming only the map removes all its elements.
+    fn flush_set(&mut self, name: &str) {
+        self.b
+            .begin(MsgType::DelSetElem, 0, || format!("flush map {name}"));
+        self.b.str(1, self.table); // NFTA_SET_ELEM_LIST_TABLE
+        self.b.str(2, name); // NFTA_SET_ELEM_LIST_SET
+        self.b.finish_msg();
+    }
+
+    fn del_set(&mut self, name: &str) {
+        self.b
+            .begin(MsgType::DelSet, 0, || format!("delete map {name}"));
+        self.b.str(1, self.table); // NFTA_SET_TABLE
+        self.b.str(2, name); // NFTA_SET_NAME
         self.b.finish_msg();
     }
 

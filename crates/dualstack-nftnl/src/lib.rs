@@ -33,7 +33,7 @@ pub mod expr;
 pub mod types;
 pub mod wire;
 
-pub use encode::{changes, delete, full, full_check, full_then};
+pub use encode::{changes, delete, full, full_check, full_in_place, full_then};
 pub use wire::{Batch, FinishedBatch};
 
 /// Why a batch could not be encoded (nothing was sent).

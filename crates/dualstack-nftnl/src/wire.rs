@@ -37,6 +37,7 @@ pub enum MsgType {
     NewRule = 6,
     DelRule = 8,
     NewSet = 9,
+    DelSet = 11,
     NewSetElem = 12,
     DelSetElem = 14,
 }

@@ -92,6 +92,9 @@
 //! # Transactions
 //! * [`render_full`]: `table inet T {}` + `delete table inet T` + the whole table, applied
 //!   as one `nft -f -` transaction — all or nothing, the previous table stays if rejected.
+//!   Over a table in use the appliers send [`render_full_in_place`]: the same table reached
+//!   by flushing and refilling chains and maps, so the hooks stay and no packet crossing
+//!   the commit misses a rule ([`InPlace`]).
 //! * [`render_changes`]: incremental, one transaction that removes some frontends' elements
 //!   (and `fe*` chains) and adds others'. For frontends with one backend per family that is
 //!   `delete element` / `add element` only; an `allow*` chain a new frontend needs is
@@ -108,6 +111,7 @@
 //! * [`render_delete`]: `table inet T {}` + `delete table inet T` — idempotent cleanup that
 //!   touches nothing but our table.
 
+mod in_place;
 mod layout;
 mod plan;
 
@@ -117,6 +121,7 @@ use std::fmt::Write as _;
 use crate::model::{Frontend, Ruleset};
 use crate::validate::{InvalidRuleset, validate, validate_frontend, validate_table_name};
 
+pub use in_place::{InPlace, Present};
 pub use layout::{
     CHAIN_FILTER_PREROUTING, CHAIN_NAT_OUTPUT, CHAIN_NAT_POSTROUTING, CHAIN_NAT_PREROUTING,
     CHAIN_POOL_GUARD,
@@ -164,13 +169,70 @@ pub struct Expected {
     pub elements: BTreeSet<Element>,
 }
 
-/// The full-sync transaction: creates the table if absent, deletes it, and declares it
-/// anew with every map, set, chain and element — atomic as one `nft -f -` run.
+/// The full-sync transaction for a kernel without our table (or whose contents are
+/// unknown): creates the table if absent, deletes it, and declares it anew with every map,
+/// set, chain and element — atomic as one `nft -f -` run. This is the text users and tests
+/// read (`demo --show-rules`, the doctor, snapshots). Over a table in use, appliers send
+/// [`render_full_in_place`] instead (see [`InPlace`] for why).
 pub fn render_full(ruleset: &Ruleset) -> Result<String, InvalidRuleset> {
     validate(ruleset)?;
     let t = &ruleset.table;
     let plans: Vec<FrontendPlan> = plan_all(&ruleset.frontends);
+    let capacity = InPlace::plan(ruleset, &plans, &Present::default()).capacity;
+    let mut out = String::with_capacity(200 + 64 * element_count(&plans));
+    let _ = writeln!(out, "table inet {t} {{}}");
+    let _ = writeln!(out, "delete table inet {t}");
+    write_table(&mut out, ruleset, &plans, &capacity);
+    Ok(out)
+}
 
+/// The full-sync transaction over our table as the kernel has it (`present`): the same
+/// table as [`render_full`] declares, reached by flushing and refilling the table's chains
+/// and maps instead of replacing the table, so that no packet crosses the commit without
+/// a rule (see [`InPlace`]). With an empty `present` it is [`render_full`] without the
+/// delete.
+pub fn render_full_in_place(
+    ruleset: &Ruleset,
+    present: &Present,
+) -> Result<String, InvalidRuleset> {
+    validate(ruleset)?;
+    let t = &ruleset.table;
+    let plans: Vec<FrontendPlan> = plan_all(&ruleset.frontends);
+    let steps = InPlace::plan(ruleset, &plans, present);
+    let mut out = String::with_capacity(
+        200 + 64 * element_count(&plans)
+            + 48 * (steps.flush_chains.len() + steps.delete_chains.len()),
+    );
+    let _ = writeln!(out, "table inet {t} {{}}");
+    for chain in &steps.flush_chains {
+        let _ = writeln!(out, "flush chain inet {t} {chain}");
+    }
+    for map in &steps.flush_maps {
+        let _ = writeln!(out, "flush map inet {t} {map}");
+    }
+    for chain in &steps.delete_chains {
+        let _ = writeln!(out, "delete chain inet {t} {chain}");
+    }
+    for map in &steps.delete_maps {
+        let _ = writeln!(out, "delete map inet {t} {map}");
+    }
+    write_table(&mut out, ruleset, &plans, &steps.capacity);
+    Ok(out)
+}
+
+fn element_count(plans: &[FrontendPlan]) -> usize {
+    plans.iter().map(|p| p.elements.len()).sum()
+}
+
+/// The `table inet T { … }` block: comment, maps with `size` from `capacity` and their
+/// elements, base chains, the pool guard, frontend chains, shared allow chains.
+fn write_table(
+    out: &mut String,
+    ruleset: &Ruleset,
+    plans: &[FrontendPlan],
+    capacity: &BTreeMap<&'static str, u32>,
+) {
+    let t = &ruleset.table;
     // Elements per map, sorted by key (keys are unique within a map: validation forbids
     // overlapping frontends), so the text does not depend on the order of frontends.
     let mut per_store: Vec<Vec<&Element>> = vec![Vec::new(); STORES.len()];
@@ -179,16 +241,16 @@ pub fn render_full(ruleset: &Ruleset) -> Result<String, InvalidRuleset> {
             per_store[i].push(e);
         }
     }
-
-    let mut out = String::with_capacity(200 + 64 * per_store.iter().map(Vec::len).sum::<usize>());
-    let _ = writeln!(out, "table inet {t} {{}}");
-    let _ = writeln!(out, "delete table inet {t}");
     let _ = writeln!(out, "table inet {t} {{");
     let _ = writeln!(out, "\tcomment \"{TABLE_COMMENT}\"");
     for (store, elements) in STORES.iter().zip(&mut per_store) {
+        let size = capacity
+            .get(store.name)
+            .copied()
+            .unwrap_or_else(|| map_capacity(elements.len()));
         let _ = writeln!(out, "\tmap {} {{", store.name);
         let _ = writeln!(out, "\t\ttype {} : {};", store.key_type, store.value_type);
-        let _ = writeln!(out, "\t\tsize {};", map_capacity(elements.len()));
+        let _ = writeln!(out, "\t\tsize {size};");
         if !elements.is_empty() {
             elements.sort_unstable_by_key(|e| e.key);
             let _ = writeln!(out, "\t\telements = {{");
@@ -240,7 +302,6 @@ pub fn render_full(ruleset: &Ruleset) -> Result<String, InvalidRuleset> {
         let _ = writeln!(out, "\t}}");
     }
     let _ = writeln!(out, "}}");
-    Ok(out)
 }
 
 /// An incremental transaction on an existing table (made by [`render_full`]): removes the

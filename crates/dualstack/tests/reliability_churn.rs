@@ -236,24 +236,13 @@ fn churn_under_load(applier: Applier, max_incremental: Option<usize>) {
         "{label}: held connections to the unchanged Service broken"
     );
     assert_eq!(stats.tcp_failed, 0, "{label}: {stats}");
-    // Known gap (RELIABILITY.md § 3): every full sync flushes the UDP conntrack entries of
-    // *every* UDP frontend, unchanged ones included, so a request in flight at that instant
-    // loses its reply's reverse NAT. At most one per full sync; none for incremental syncs,
-    // which flush only the ports they change.
-    assert!(
-        stats.udp_failed <= figures.full as u64,
-        "{label}: more UDP failures than full syncs: {stats}; {figures}"
-    );
-    assert!(
-        stats.sticky_lost <= figures.full as u64,
-        "{label}: the long-lived UDP flow lost more replies than there were full syncs: {stats}"
-    );
-    // Incremental syncs flush only the churned ports: the unchanged Service's long-lived
-    // flow keeps its conntrack entry, so it never moves and loses nothing.
-    if figures.full == 0 {
-        assert_eq!(moves, 0, "{label}: the long-lived UDP flow moved: {stats}");
-        assert_eq!(stats.sticky_lost, 0, "{label}: {stats}");
-    }
+    // Every applier deletes only the UDP flows of the frontends a sync changes, and a full
+    // sync replaces the table in place (no moment without a rule): the unchanged Service's
+    // UDP requests all get answers, and its long-lived flow keeps its conntrack entry, so
+    // it never moves to another backend and loses nothing.
+    assert_eq!(stats.udp_failed, 0, "{label}: {stats}; {figures}");
+    assert_eq!(moves, 0, "{label}: the long-lived UDP flow moved: {stats}");
+    assert_eq!(stats.sticky_lost, 0, "{label}: {stats}");
     assert!(stats.tcp_ok > 0 && stats.udp_ok > 0, "{stats}");
     assert!(figures.changes > 0, "{figures}");
     match max_incremental {
@@ -272,7 +261,6 @@ fn churn_netlink_incremental_leaves_unchanged_services_alone() {
 }
 
 #[test]
-#[ignore = "known race, not fixed yet: a full sync replaces the whole table, and a new connection crossing the commit can miss its DNAT (2 refused of 9,349 in 60 s at 14.5 full syncs/s); the agent's default path is incremental. Run with --ignored (RELIABILITY.md, section 3)"]
 fn churn_netlink_full_leaves_unchanged_services_alone() {
     if !kernel_tests_enabled("churn_netlink_full_leaves_unchanged_services_alone") {
         return;
@@ -289,7 +277,6 @@ fn churn_nft_incremental_leaves_unchanged_services_alone() {
 }
 
 #[test]
-#[ignore = "known race, not fixed yet: a full sync replaces the whole table, and a new connection crossing the commit can miss its DNAT (2 refused of 9,349 in 60 s at 14.5 full syncs/s); the agent's default path is incremental. Run with --ignored (RELIABILITY.md, section 3)"]
 fn churn_nft_full_leaves_unchanged_services_alone() {
     if !kernel_tests_enabled("churn_nft_full_leaves_unchanged_services_alone") {
         return;
