@@ -21,6 +21,7 @@ use dualstack_addr::Family;
 use serde::Serialize;
 
 use crate::allocate::Origin;
+use crate::service_key::ServiceKey;
 
 /// One address a node announces (ARP for IPv4, NDP for IPv6).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -42,8 +43,9 @@ pub struct PoolAddress {
     pub ip: IpAddr,
     pub family: Family,
     pub pool: String,
-    /// `namespace/name` of each Service on it, oldest first, with how it got it.
-    pub services: Vec<(String, Origin)>,
+    /// Each Service on it (serialized as `namespace/name`), oldest first, with how it got
+    /// it.
+    pub services: Vec<(ServiceKey, Origin)>,
     /// The announcing node; `None` when no node can (see `candidates`).
     pub announcer: Option<String>,
     /// Nodes that could announce it, by name.

@@ -12,11 +12,7 @@ use dualstack_ruleset::{Destination, Frontend, Protocol, Selection};
 use ipnet::IpNet;
 
 use crate::allocate::{Allocation, allocate};
-use crate::conditions::{
-    Condition, REASON_FAMILY_UNAVAILABLE, REASON_INVALID_SPEC, REASON_NO_CONFLICT,
-    REASON_NO_ELIGIBLE_NODES, REASON_NO_LOCAL_ENDPOINTS, REASON_PORT_CONFLICT, REASON_READY,
-    TYPE_PORT_CONFLICT, TYPE_READY, events_for,
-};
+use crate::conditions::{Condition, ConditionType, Reason, events_for};
 use crate::config::{Config, Mode};
 use crate::decision::{
     Conflict, Decision, DropReason, IgnoredService, Ingress, NodeFrontends, NodeVerdict, PortWhy,
@@ -29,6 +25,7 @@ use crate::policy::{IpFamilyPolicy, SpecError, TrafficPolicy};
 use crate::pool::Pool;
 use crate::pool_mode;
 use crate::prefix_pool::{self, PrefixView};
+use crate::service_key::ServiceKey;
 use crate::snapshot::Snapshot;
 use crate::time::Timestamp;
 
@@ -160,7 +157,7 @@ pub fn decide(snapshot: &Snapshot, config: &Config, now: Timestamp) -> Decision 
         labels: &labels,
     };
 
-    let mut claims: BTreeMap<(IpAddr, Protocol, u16), String> = BTreeMap::new();
+    let mut claims: BTreeMap<(IpAddr, Protocol, u16), ServiceKey> = BTreeMap::new();
     let mut frontends: BTreeMap<String, Vec<Frontend>> =
         nodes.iter().map(|n| (n.name.clone(), Vec::new())).collect();
     let mut services = Vec::new();
@@ -415,11 +412,11 @@ fn decide_service(
     nodes: &[NodeFacts],
     allow_list: bool,
     config: &Config,
-    claims: &mut BTreeMap<(IpAddr, Protocol, u16), String>,
+    claims: &mut BTreeMap<(IpAddr, Protocol, u16), ServiceKey>,
 ) -> (ServiceDecision, Vec<(String, Frontend)>) {
     let namespace = service.metadata.namespace.clone();
     let name = service.metadata.name.clone();
-    let me = format!("{namespace}/{name}");
+    let me = ServiceKey::of(service);
     let mut why = ServiceWhy {
         load_balancer_class: service.spec.load_balancer_class.clone(),
         created: service.metadata.creation_timestamp,
@@ -451,9 +448,9 @@ fn decide_service(
     };
     let no_conflict = || {
         Condition::new(
-            TYPE_PORT_CONFLICT,
+            ConditionType::PortConflict,
             false,
-            REASON_NO_CONFLICT,
+            Reason::NoConflict,
             "no older Service claims the same node address, protocol and port".into(),
         )
     };
@@ -461,7 +458,12 @@ fn decide_service(
     let mut plan = match plan {
         Ok(plan) => plan,
         Err(error) => {
-            let ready = Condition::new(TYPE_READY, false, REASON_INVALID_SPEC, error.to_string());
+            let ready = Condition::new(
+                ConditionType::LoadBalancerReady,
+                false,
+                Reason::InvalidSpec,
+                error.to_string(),
+            );
             return (finish(why, Vec::new(), ready, no_conflict()), Vec::new());
         }
     };
@@ -567,7 +569,8 @@ fn decide_service(
             Err((reason, message)) => {
                 why.notes.extend(allocation.notes.iter().cloned());
                 why.nodes = verdicts;
-                let ready = Condition::new(TYPE_READY, false, reason, message);
+                let ready =
+                    Condition::new(ConditionType::LoadBalancerReady, false, reason, message);
                 return (finish(why, Vec::new(), ready, no_conflict()), Vec::new());
             }
         };
@@ -601,7 +604,7 @@ fn decide_service(
     if candidates.is_empty() {
         let (reason, message) = no_candidates_message(&plan, nodes, &verdicts);
         why.nodes = verdicts;
-        let ready = Condition::new(TYPE_READY, false, reason, message);
+        let ready = Condition::new(ConditionType::LoadBalancerReady, false, reason, message);
         return (finish(why, Vec::new(), ready, no_conflict()), Vec::new());
     }
 
@@ -640,9 +643,9 @@ fn decide_service(
         no_conflict()
     } else {
         Condition::new(
-            TYPE_PORT_CONFLICT,
+            ConditionType::PortConflict,
             true,
-            REASON_PORT_CONFLICT,
+            Reason::PortConflict,
             format!(
                 "not served where an older Service holds the same address, protocol and port: {}",
                 list(all_conflicts.iter().map(|(node, c)| format!(
@@ -703,16 +706,16 @@ fn decide_service(
 
     let ready = if !required_missing.is_empty() {
         Some(Condition::new(
-            TYPE_READY,
+            ConditionType::LoadBalancerReady,
             false,
-            REASON_FAMILY_UNAVAILABLE,
+            Reason::FamilyUnavailable,
             format!("not served: {}", required_missing.join("; ")),
         ))
     } else if served.is_empty() {
         Some(Condition::new(
-            TYPE_READY,
+            ConditionType::LoadBalancerReady,
             false,
-            REASON_PORT_CONFLICT,
+            Reason::PortConflict,
             "not served: every candidate address is held by an older Service on the same protocol and port".into(),
         ))
     } else {
@@ -804,9 +807,9 @@ fn decide_service(
         .map(|ip| Ingress { ip: *ip, ip_mode })
         .collect();
     let ready = Condition::new(
-        TYPE_READY,
+        ConditionType::LoadBalancerReady,
         true,
-        REASON_READY,
+        Reason::Ready,
         format!(
             "served on {taken_nodes} node(s) for {} with ipMode {ip_mode}",
             served
@@ -824,9 +827,9 @@ fn no_candidates_message(
     plan: &Plan,
     nodes: &[NodeFacts],
     verdicts: &[NodeVerdict],
-) -> (&'static str, String) {
+) -> (Reason, String) {
     if nodes.is_empty() {
-        return (REASON_NO_ELIGIBLE_NODES, "the snapshot has no nodes".into());
+        return (Reason::NoEligibleNodes, "the snapshot has no nodes".into());
     }
     let reasons: Vec<&DropReason> = verdicts.iter().filter_map(|v| v.dropped.as_ref()).collect();
     let all = |f: &dyn Fn(&DropReason) -> bool| reasons.iter().all(|r| f(r));
@@ -840,7 +843,7 @@ fn no_candidates_message(
     if all(&|r| matches!(r, DropReason::NoAddress { .. })) {
         let families = family_names(&plan.families);
         return (
-            REASON_FAMILY_UNAVAILABLE,
+            Reason::FamilyUnavailable,
             format!(
                 "no eligible node has a usable {families} address ({})",
                 list(nodes.iter().map(|n| format!(
@@ -869,7 +872,7 @@ fn no_candidates_message(
             .map(|v| v.node.clone())
             .collect();
         return (
-            REASON_NO_LOCAL_ENDPOINTS,
+            Reason::NoLocalEndpoints,
             format!(
                 "externalTrafficPolicy is Local and no eligible node ({}) has a ready endpoint",
                 eligible.join(", ")
@@ -878,7 +881,7 @@ fn no_candidates_message(
     }
     if all(&|r| matches!(r, DropReason::ExcludedByLabel)) {
         return (
-            REASON_NO_ELIGIBLE_NODES,
+            Reason::NoEligibleNodes,
             format!(
                 "no eligible node: all {} node(s) carry label {} ({})",
                 nodes.len(),
@@ -892,7 +895,7 @@ fn no_candidates_message(
         );
     }
     (
-        REASON_NO_ELIGIBLE_NODES,
+        Reason::NoEligibleNodes,
         format!("no eligible node: {}", listed()),
     )
 }

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::announce::{Announcement, PoolAddress, PoolReport};
 use crate::conditions::{Condition, Event};
+use crate::service_key::ServiceKey;
 use crate::time::Timestamp;
 
 /// Everything decided for one snapshot.
@@ -48,6 +49,11 @@ impl Decision {
             .iter()
             .find(|n| n.name == node)
             .map_or(&[], |n| n.frontends.as_slice())
+    }
+
+    /// The decision for the Service `key`, if we own it.
+    pub fn service_by_key(&self, key: &ServiceKey) -> Option<&ServiceDecision> {
+        self.service(&key.namespace, &key.name)
     }
 
     /// The decision for one Service we own.
@@ -97,6 +103,13 @@ pub struct ServiceDecision {
     pub events: Vec<Event>,
     /// Why: the inputs read and the verdict on every node.
     pub why: ServiceWhy,
+}
+
+impl ServiceDecision {
+    /// The Service's `namespace/name`.
+    pub fn key(&self) -> ServiceKey {
+        ServiceKey::new(&self.namespace, &self.name)
+    }
 }
 
 /// One `status.loadBalancer.ingress` entry.
@@ -203,8 +216,8 @@ pub struct Conflict {
     pub ip: IpAddr,
     pub protocol: Protocol,
     pub port: u16,
-    /// `namespace/name` of the Service that keeps it.
-    pub winner: String,
+    /// The Service that keeps it (serialized as `namespace/name`).
+    pub winner: ServiceKey,
 }
 
 /// Why a node does not serve a Service.

@@ -173,6 +173,7 @@ pub mod pool;
 mod pool_mode;
 pub mod prefix_pool;
 pub mod prefixes;
+pub mod service_key;
 pub mod snapshot;
 pub mod time;
 
@@ -186,5 +187,6 @@ pub use nodes::{
     DRAINING_TAINTS, ENABLELB_LABEL, EXCLUDE_LABEL, LBPOOL_LABEL, LBPOOL_LABEL_PREFIX,
     POOL_LABEL_PREFIX,
 };
+pub use service_key::ServiceKey;
 pub use snapshot::{Snapshot, SnapshotError};
 pub use time::Timestamp;
