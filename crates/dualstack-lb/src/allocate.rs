@@ -132,9 +132,13 @@ impl std::fmt::Display for Origin {
 /// One pool address a Service got.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Assigned {
+    /// The address (for a prefix-following pool: the host part until expanded).
     pub ip: IpAddr,
+    /// Its family.
     pub family: Family,
+    /// The pool it is from.
     pub pool: String,
+    /// How the Service came to hold it.
     pub origin: Origin,
     /// For a pool that follows the nodes' prefix: the host part and the prefix behind `ip`
     /// (allocation itself hands out the host part; [`crate::prefix_pool::expand`] fills this).
@@ -147,7 +151,9 @@ pub struct Assigned {
 pub struct Failure {
     /// `None`: the Service as a whole (an annotation that does not parse, an unknown pool).
     pub family: Option<Family>,
+    /// The condition reason this failure becomes.
     pub reason: Reason,
+    /// What failed, for a person.
     pub message: String,
 }
 
@@ -156,7 +162,9 @@ pub struct Failure {
 pub struct Allocation {
     /// In `ipFamilies` order.
     pub assigned: Vec<Assigned>,
+    /// Families (or the whole Service) that got no address.
     pub failures: Vec<Failure>,
+    /// Anything worth knowing that is not a failure (a requested address ignored, …).
     pub notes: Vec<String>,
 }
 

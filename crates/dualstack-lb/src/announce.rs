@@ -27,8 +27,11 @@ use crate::service_key::ServiceKey;
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Announcement {
+    /// The announcing node.
     pub node: String,
+    /// The address it answers ARP/NDP for.
     pub ip: IpAddr,
+    /// The pool the address is from.
     pub pool: String,
     /// The pool's `spec.interfaces`; empty: the interface that holds [`Self::via`].
     pub interfaces: Vec<String>,
@@ -40,8 +43,11 @@ pub struct Announcement {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PoolAddress {
+    /// The address.
     pub ip: IpAddr,
+    /// Its family.
     pub family: Family,
+    /// The pool it is from.
     pub pool: String,
     /// Each Service on it (serialized as `namespace/name`), oldest first, with how it got
     /// it.
@@ -56,10 +62,15 @@ pub struct PoolAddress {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PoolReport {
+    /// The pool's name.
     pub name: String,
+    /// The pool's `spec.addresses` entries, as written.
     pub addresses: Vec<String>,
+    /// `spec.autoAssign`: Services that name no pool and ask for no address get addresses here.
     pub auto_assign: bool,
+    /// `spec.nodeSelector`, as `key=value`.
     pub node_selector: Vec<String>,
+    /// `spec.interfaces` (empty: the interface that holds the node's own address).
     pub interfaces: Vec<String>,
     /// The usable pool's address ranges, first to last (empty when the pool has errors).
     pub ranges: Vec<(IpAddr, IpAddr)>,

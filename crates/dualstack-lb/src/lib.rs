@@ -172,6 +172,8 @@
 //! | `dualstack.io/PortConflict` | False | `NoConflict` | no port lost |
 //! | `dualstack.io/PortConflict` | True | `PortConflict` | some address + protocol + port is kept by an older Service (named) |
 
+#![warn(missing_docs)]
+
 pub mod allocate;
 pub mod announce;
 mod classify;

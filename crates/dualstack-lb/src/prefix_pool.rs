@@ -82,11 +82,13 @@ pub struct PrefixState {
     pub learned: BTreeSet<Ipv6Net>,
     /// Node → the interface it reports the prefix on.
     pub nodes: BTreeMap<String, String>,
+    /// When the first node got it; `None`: unknown.
     pub since: Option<Timestamp>,
     /// `None`: forever.
     pub preferred_until: Option<Timestamp>,
     /// `None`: forever.
     pub valid_until: Option<Timestamp>,
+    /// Where it is in its life (active, superseded, withdrawn, …).
     pub status: PrefixStatus,
     /// The newer prefix that superseded this one, and when it appeared.
     pub superseded_by: Option<(Ipv6Net, Option<Timestamp>)>,
