@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use dualstack_lb::Decision;
-use dualstack_lb::conditions::TYPE_READY;
+use dualstack_lb::conditions::ConditionType;
 
 /// At most this many Service names are listed per reason.
 const NAMES: usize = 3;
@@ -39,7 +39,11 @@ pub fn why_nothing(decision: &Decision, node: &str) -> Vec<String> {
             Some(dropped) => format!("node {node}: {dropped}"),
             // Not dropped on this node, yet not served: the Service as a whole is not (its
             // spec, a required family, port conflicts); its Ready condition says why.
-            None => match service.conditions.iter().find(|c| c.type_ == TYPE_READY) {
+            None => match service
+                .conditions
+                .iter()
+                .find(|c| c.type_ == ConditionType::LoadBalancerReady)
+            {
                 Some(c) => format!("{}: {}", c.reason, c.message),
                 None => "not served".to_string(),
             },

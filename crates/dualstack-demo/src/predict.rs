@@ -106,11 +106,7 @@ pub fn flows(decision: &Decision, client: &[IpAddr]) -> Vec<Flow> {
                 decision
                     .services
                     .iter()
-                    .filter(|s| {
-                        a.services
-                            .iter()
-                            .any(|(k, _)| *k == format!("{}/{}", s.namespace, s.name))
-                    })
+                    .filter(|s| a.services.iter().any(|(k, _)| k.is(&s.namespace, &s.name)))
                     .flat_map(|s| s.why.ports.iter().map(|p| (p.port, p.protocol)))
                     .collect()
             })
@@ -222,7 +218,7 @@ fn why_not(decision: &Decision, target: &Target, protocol: Protocol, port: u16) 
         {
             continue;
         }
-        let name = format!("{}/{}", service.namespace, service.name);
+        let name = service.key();
         let on_pool = decision
             .pool_addresses
             .iter()

@@ -134,7 +134,7 @@ pub fn check(facts: &PoolFacts) -> Report {
                 record
                     .services
                     .iter()
-                    .any(|(k, _)| *k == format!("{}/{}", s.namespace, s.name))
+                    .any(|(k, _)| k.is(&s.namespace, &s.name))
             })
             .flat_map(|s| s.why.nodes.iter())
             .filter_map(|v| v.dropped.as_ref().map(|r| format!("{}: {r}", v.node)))

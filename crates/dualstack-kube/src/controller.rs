@@ -143,8 +143,8 @@ pub async fn run(
             cluster::change_stream(kick_rx),
         );
         let affected = futures::stream::unfold(retrigger_rx, |mut rx| async move {
-            let (namespace, name): (String, String) = rx.recv().await?;
-            Some((ObjectRef::new(&name).within(&namespace), rx))
+            let key: dualstack_lb::ServiceKey = rx.recv().await?;
+            Some((ObjectRef::new(&key.name).within(&key.namespace), rx))
         });
         ctrl.reconcile_all_on(triggers)
             .reconcile_on(affected)

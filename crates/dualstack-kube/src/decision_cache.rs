@@ -32,8 +32,7 @@ use tokio::sync::Mutex;
 use crate::cluster::Fingerprint;
 use crate::lease::{CONFIG_ANNOTATION, config_summary};
 
-/// `(namespace, name)` of a Service.
-pub type ServiceKey = (String, String);
+pub use dualstack_lb::ServiceKey;
 
 /// The decision and what it was computed from.
 #[derive(Debug)]
@@ -84,12 +83,7 @@ impl Cached {
         let prints = snapshot
             .services
             .iter()
-            .map(|s| {
-                (
-                    (s.metadata.namespace.clone(), s.metadata.name.clone()),
-                    s.clone().fingerprint(),
-                )
-            })
+            .map(|s| (ServiceKey::of(s), s.clone().fingerprint()))
             .collect();
         let config_mismatches = config_mismatches(&snapshot, config);
         let decision = decide(&snapshot, config, now);
@@ -103,7 +97,7 @@ impl Cached {
             .services
             .iter()
             .enumerate()
-            .map(|(i, s)| ((s.namespace.clone(), s.name.clone()), i))
+            .map(|(i, s)| (s.key(), i))
             .collect();
         Cached {
             decision,
@@ -123,12 +117,12 @@ impl Cached {
             .services
             .iter()
             .filter(|now| {
-                let key = (now.namespace.clone(), now.name.clone());
+                let key = now.key();
                 before.and_then(|b| b.service(&key)).is_none_or(|was| {
                     was.ingress != now.ingress || was.conditions != now.conditions
                 })
             })
-            .map(|s| (s.namespace.clone(), s.name.clone()))
+            .map(ServiceDecision::key)
             .collect()
     }
 
@@ -290,7 +284,7 @@ items:
     }
 
     fn key() -> ServiceKey {
-        ("default".into(), "web".into())
+        ServiceKey::new("default", "web")
     }
 
     fn print(s: &Snapshot) -> u64 {
@@ -321,7 +315,7 @@ items:
             vec![key()],
             "everything is new the first time"
         );
-        let younger_key: ServiceKey = ("default".into(), "younger".into());
+        let younger_key = ServiceKey::new("default", "younger");
         let (second, _) = cache
             .get_fresh(
                 &younger_key,

@@ -103,7 +103,7 @@ pub struct Context {
     /// Receives the other Services whose outcome a new decision changed, so that exactly
     /// they are reconciled (instead of every Service).
     pub retrigger: Option<tokio::sync::mpsc::UnboundedSender<ServiceKey>>,
-    failures: Mutex<HashMap<String, u32>>,
+    failures: Mutex<HashMap<ServiceKey, u32>>,
 }
 
 impl Context {
@@ -129,15 +129,15 @@ impl Context {
         }
     }
 
-    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
+    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<ServiceKey, u32>> {
         self.failures
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
-fn key(svc: &Service) -> String {
-    format!("{}/{}", svc.namespace().unwrap_or_default(), svc.name_any())
+fn key(svc: &Service) -> ServiceKey {
+    ServiceKey::new(svc.namespace().unwrap_or_default(), svc.name_any())
 }
 
 fn to_time(ts: Timestamp) -> Time {
@@ -210,13 +210,13 @@ pub async fn decision_for(
     let name = current.name_any();
     let newest: dualstack_lb::objects::Service = convert(current, "Service")?;
     let print = newest.clone().fingerprint();
-    let key = (namespace, name);
+    let key = ServiceKey::new(namespace, name);
     let (cached, fresh) = decisions
         .get_fresh(&key, print, generation, now, config, || {
             let mut snapshot = cluster.snapshot()?;
             snapshot
                 .services
-                .retain(|s| !(s.metadata.namespace == key.0 && s.metadata.name == key.1));
+                .retain(|s| !key.is(&s.metadata.namespace, &s.metadata.name));
             snapshot.services.push(newest);
             Ok::<_, Error>(snapshot)
         })
@@ -324,12 +324,11 @@ pub async fn reconcile_inner(svc: &Service, ctx: &Context) -> Result<Outcome, Er
             .events
             .iter()
             .map(|e| Event {
-                type_: if e.type_ == "Normal" {
-                    EventType::Normal
-                } else {
-                    EventType::Warning
+                type_: match e.type_ {
+                    dualstack_lb::conditions::EventType::Normal => EventType::Normal,
+                    dualstack_lb::conditions::EventType::Warning => EventType::Warning,
                 },
-                reason: e.reason.clone(),
+                reason: e.reason.to_string(),
                 note: Some(e.message.clone()),
                 action: "Reconcile".to_string(),
                 secondary: None,

@@ -68,9 +68,9 @@ pub fn desired_conditions(svc: &Service, decision: &ServiceDecision, now: Time) 
             .find(|old| old.type_ == c.type_ && old.status == c.status)
             .map_or_else(|| now.clone(), |old| old.last_transition_time.clone());
         Condition {
-            type_: c.type_.clone(),
-            status: c.status.clone(),
-            reason: c.reason.clone(),
+            type_: c.type_.to_string(),
+            status: c.status.to_string(),
+            reason: c.reason.to_string(),
             message: c.message.clone(),
             observed_generation: generation,
             last_transition_time: since,
@@ -161,9 +161,9 @@ mod tests {
 
     fn decision(ready: bool, ingress: &[&str]) -> ServiceDecision {
         let cond = |type_: &str, status: &str, reason: &str| CoreCondition {
-            type_: type_.into(),
-            status: status.into(),
-            reason: reason.into(),
+            type_: type_.parse().unwrap(),
+            status: status.parse().unwrap(),
+            reason: reason.parse().unwrap(),
             message: format!("{reason} message"),
         };
         ServiceDecision {

@@ -41,11 +41,9 @@ use dualstack_addr::Family;
 use dualstack_ruleset::Protocol;
 use serde::Serialize;
 
-use crate::conditions::{
-    REASON_ADDRESS_IN_USE, REASON_ADDRESS_NOT_IN_POOL, REASON_FAMILY_UNAVAILABLE,
-    REASON_INVALID_SPEC, REASON_POOL_EXHAUSTED, REASON_POOL_NOT_FOUND, REASON_SHARING_CLASH,
-};
+use crate::conditions::Reason;
 use crate::pool::{Pool, from_int, to_int};
+use crate::service_key::ServiceKey;
 
 /// Service annotation: the pool to draw from.
 pub const POOL_ANNOTATION: &str = "dualstack.io/pool";
@@ -57,8 +55,8 @@ pub const SHARING_KEY_ANNOTATION: &str = "dualstack.io/sharing-key";
 /// What allocation needs to know about one Service.
 #[derive(Debug, Clone)]
 pub(crate) struct Request {
-    /// `namespace/name`.
-    pub key: String,
+    /// The Service asking.
+    pub key: ServiceKey,
     /// Families to serve, in `ipFamilies` order.
     pub families: Vec<Family>,
     pub ports: BTreeSet<(Protocol, u16)>,
@@ -134,9 +132,13 @@ impl std::fmt::Display for Origin {
 /// One pool address a Service got.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Assigned {
+    /// The address (for a prefix-following pool: the host part until expanded).
     pub ip: IpAddr,
+    /// Its family.
     pub family: Family,
+    /// The pool it is from.
     pub pool: String,
+    /// How the Service came to hold it.
     pub origin: Origin,
     /// For a pool that follows the nodes' prefix: the host part and the prefix behind `ip`
     /// (allocation itself hands out the host part; [`crate::prefix_pool::expand`] fills this).
@@ -149,7 +151,9 @@ pub struct Assigned {
 pub struct Failure {
     /// `None`: the Service as a whole (an annotation that does not parse, an unknown pool).
     pub family: Option<Family>,
-    pub reason: &'static str,
+    /// The condition reason this failure becomes.
+    pub reason: Reason,
+    /// What failed, for a person.
     pub message: String,
 }
 
@@ -158,7 +162,9 @@ pub struct Failure {
 pub struct Allocation {
     /// In `ipFamilies` order.
     pub assigned: Vec<Assigned>,
+    /// Families (or the whole Service) that got no address.
     pub failures: Vec<Failure>,
+    /// Anything worth knowing that is not a failure (a requested address ignored, …).
     pub notes: Vec<String>,
 }
 
@@ -168,8 +174,8 @@ struct Holding {
     pool: String,
     key: Option<String>,
     local: bool,
-    ports: BTreeMap<(Protocol, u16), String>,
-    holders: Vec<String>,
+    ports: BTreeMap<(Protocol, u16), ServiceKey>,
+    holders: Vec<ServiceKey>,
 }
 
 /// Why a Service cannot join a holding.
@@ -182,7 +188,12 @@ enum Refusal {
 
 impl Holding {
     fn refusal(&self, request: &Request) -> Option<Refusal> {
-        let holders = self.holders.join(", ");
+        let holders = self
+            .holders
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
         match (&request.sharing_key, &self.key) {
             (Some(mine), Some(theirs)) if mine == theirs => {}
             _ => return Some(Refusal::InUse(holders)),
@@ -299,7 +310,7 @@ pub(crate) fn allocate(requests: &[Request], pools: &[Pool]) -> Vec<Allocation> 
         if let Err(message) = &request.requested {
             out[i].failures.push(Failure {
                 family: None,
-                reason: REASON_INVALID_SPEC,
+                reason: Reason::InvalidSpec,
                 message: message.clone(),
             });
             live[i] = false;
@@ -308,7 +319,7 @@ pub(crate) fn allocate(requests: &[Request], pools: &[Pool]) -> Vec<Allocation> 
                 None => {
                     out[i].failures.push(Failure {
                         family: None,
-                        reason: REASON_POOL_NOT_FOUND,
+                        reason: Reason::PoolNotFound,
                         message: format!(
                             "{POOL_ANNOTATION} names pool {name:?}, which does not exist"
                         ),
@@ -318,7 +329,7 @@ pub(crate) fn allocate(requests: &[Request], pools: &[Pool]) -> Vec<Allocation> 
                 Some(pool) if !pool.usable() => {
                     out[i].failures.push(Failure {
                         family: None,
-                        reason: REASON_POOL_NOT_FOUND,
+                        reason: Reason::PoolNotFound,
                         message: format!("pool {name:?} is not usable: {}", pool.errors.join("; ")),
                     });
                     live[i] = false;
@@ -415,7 +426,7 @@ pub(crate) fn allocate(requests: &[Request], pools: &[Pool]) -> Vec<Allocation> 
             let Some(pool) = pool else {
                 out[i].failures.push(Failure {
                     family: Some(family),
-                    reason: REASON_ADDRESS_NOT_IN_POOL,
+                    reason: Reason::AddressNotInPool,
                     message: match &request.pool {
                         Some(name) => format!("requested {ip} is not in pool {name:?}"),
                         None => format!("requested {ip} is in no usable pool"),
@@ -438,12 +449,12 @@ pub(crate) fn allocate(requests: &[Request], pools: &[Pool]) -> Vec<Allocation> 
                 }
                 Some(Some(Refusal::InUse(who))) => out[i].failures.push(Failure {
                     family: Some(family),
-                    reason: REASON_ADDRESS_IN_USE,
+                    reason: Reason::AddressInUse,
                     message: format!("requested {ip} is in use by {who}"),
                 }),
                 Some(Some(Refusal::Clash(why))) => out[i].failures.push(Failure {
                     family: Some(family),
-                    reason: REASON_SHARING_CLASH,
+                    reason: Reason::SharingClash,
                     message: format!("requested {ip} cannot be shared with {why}"),
                 }),
             }
@@ -472,7 +483,7 @@ pub(crate) fn allocate(requests: &[Request], pools: &[Pool]) -> Vec<Allocation> 
                 };
                 out[i].failures.push(Failure {
                     family: Some(*family),
-                    reason: REASON_FAMILY_UNAVAILABLE,
+                    reason: Reason::FamilyUnavailable,
                     message,
                 });
                 continue;
@@ -507,7 +518,7 @@ pub(crate) fn allocate(requests: &[Request], pools: &[Pool]) -> Vec<Allocation> 
                 }
                 None => out[i].failures.push(Failure {
                     family: Some(*family),
-                    reason: REASON_POOL_EXHAUSTED,
+                    reason: Reason::PoolExhausted,
                     message: format!(
                         "no free {} address: {}",
                         family.k8s_name(),
@@ -545,9 +556,15 @@ mod tests {
         Pool::from_object(&object)
     }
 
-    fn request(key: &str, families: &[Family]) -> Request {
+    /// `"ns/name"` as a key.
+    fn key(text: &str) -> ServiceKey {
+        let (namespace, name) = text.split_once('/').unwrap();
+        ServiceKey::new(namespace, name)
+    }
+
+    fn request(text: &str, families: &[Family]) -> Request {
         Request {
-            key: key.into(),
+            key: key(text),
             families: families.to_vec(),
             ports: [(Protocol::Tcp, 80)].into(),
             local: false,
@@ -582,7 +599,7 @@ mod tests {
         assert_eq!(ips(&out[0]), ["2001:db8::10", "192.0.2.10"]);
         assert_eq!(ips(&out[1]), ["2001:db8::11", "192.0.2.11"]);
         assert!(out[2].assigned.is_empty());
-        assert_eq!(out[2].failures[0].reason, REASON_POOL_EXHAUSTED);
+        assert_eq!(out[2].failures[0].reason, Reason::PoolExhausted);
         assert!(out[2].failures[0].message.contains("pool \"lan\" has 2"));
     }
 
@@ -616,14 +633,14 @@ mod tests {
     fn missing_family_unknown_pool_and_bad_annotation() {
         let pools = [pool("v4", &["192.0.2.10/32"], true)];
         let out = allocate(&[request("a/s", &DUAL)], &pools);
-        assert_eq!(out[0].failures[0].reason, REASON_FAMILY_UNAVAILABLE);
+        assert_eq!(out[0].failures[0].reason, Reason::FamilyUnavailable);
         assert_eq!(ips(&out[0]), ["192.0.2.10"]);
 
         let mut r = request("a/s", &DUAL);
         r.pool = Some("nope".into());
         assert_eq!(
             allocate(&[r], &pools)[0].failures[0].reason,
-            REASON_POOL_NOT_FOUND
+            Reason::PoolNotFound
         );
         assert!(
             parse_requested(Some(&"192.0.2.1, 192.0.2.2".to_string()))
@@ -654,15 +671,15 @@ mod tests {
         );
         assert_eq!(ips(&out[0]), ["192.0.2.15"]);
         assert_eq!(ips(&out[1]), ["192.0.2.15"]);
-        assert_eq!(out[2].failures[0].reason, REASON_SHARING_CLASH);
+        assert_eq!(out[2].failures[0].reason, Reason::SharingClash);
         assert!(
             out[2].failures[0]
                 .message
                 .contains("a/one (both use 80/tcp)")
         );
-        assert_eq!(out[3].failures[0].reason, REASON_ADDRESS_IN_USE);
+        assert_eq!(out[3].failures[0].reason, Reason::AddressInUse);
         assert!(out[3].failures[0].message.contains("a/one, a/two"));
-        assert_eq!(out[4].failures[0].reason, REASON_ADDRESS_NOT_IN_POOL);
+        assert_eq!(out[4].failures[0].reason, Reason::AddressNotInPool);
     }
 
     #[test]
@@ -671,7 +688,7 @@ mod tests {
         let mut a = request("a/dns-tcp", &[Family::V4]);
         a.sharing_key = Some("dns".into());
         let mut b = a.clone();
-        b.key = "a/dns-udp".into();
+        b.key = key("a/dns-udp");
         b.ports = [(Protocol::Udp, 80)].into();
         let out = allocate(&[a, b, request("a/other", &[Family::V4])], &pools);
         assert_eq!(ips(&out[0]), ["192.0.2.10"]);

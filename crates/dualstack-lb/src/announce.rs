@@ -21,13 +21,17 @@ use dualstack_addr::Family;
 use serde::Serialize;
 
 use crate::allocate::Origin;
+use crate::service_key::ServiceKey;
 
 /// One address a node announces (ARP for IPv4, NDP for IPv6).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Announcement {
+    /// The announcing node.
     pub node: String,
+    /// The address it answers ARP/NDP for.
     pub ip: IpAddr,
+    /// The pool the address is from.
     pub pool: String,
     /// The pool's `spec.interfaces`; empty: the interface that holds [`Self::via`].
     pub interfaces: Vec<String>,
@@ -39,11 +43,15 @@ pub struct Announcement {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PoolAddress {
+    /// The address.
     pub ip: IpAddr,
+    /// Its family.
     pub family: Family,
+    /// The pool it is from.
     pub pool: String,
-    /// `namespace/name` of each Service on it, oldest first, with how it got it.
-    pub services: Vec<(String, Origin)>,
+    /// Each Service on it (serialized as `namespace/name`), oldest first, with how it got
+    /// it.
+    pub services: Vec<(ServiceKey, Origin)>,
     /// The announcing node; `None` when no node can (see `candidates`).
     pub announcer: Option<String>,
     /// Nodes that could announce it, by name.
@@ -54,10 +62,15 @@ pub struct PoolAddress {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PoolReport {
+    /// The pool's name.
     pub name: String,
+    /// The pool's `spec.addresses` entries, as written.
     pub addresses: Vec<String>,
+    /// `spec.autoAssign`: Services that name no pool and ask for no address get addresses here.
     pub auto_assign: bool,
+    /// `spec.nodeSelector`, as `key=value`.
     pub node_selector: Vec<String>,
+    /// `spec.interfaces` (empty: the interface that holds the node's own address).
     pub interfaces: Vec<String>,
     /// The usable pool's address ranges, first to last (empty when the pool has errors).
     pub ranges: Vec<(IpAddr, IpAddr)>,

@@ -75,6 +75,7 @@ pub struct Config {
     pub class: String,
     /// Also handle `type: LoadBalancer` Services with no `loadBalancerClass`.
     pub default_class: bool,
+    /// Who carries the traffic: our agent (`nftables`) or kube-proxy.
     pub mode: Mode,
     /// Namespace of the per-node agent Leases.
     pub lease_namespace: String,

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::announce::{Announcement, PoolAddress, PoolReport};
 use crate::conditions::{Condition, Event};
+use crate::service_key::ServiceKey;
 use crate::time::Timestamp;
 
 /// Everything decided for one snapshot.
@@ -48,6 +49,11 @@ impl Decision {
             .iter()
             .find(|n| n.name == node)
             .map_or(&[], |n| n.frontends.as_slice())
+    }
+
+    /// The decision for the Service `key`, if we own it.
+    pub fn service_by_key(&self, key: &ServiceKey) -> Option<&ServiceDecision> {
+        self.service(&key.namespace, &key.name)
     }
 
     /// The decision for one Service we own.
@@ -89,20 +95,32 @@ impl Decision {
 /// The decision for one Service.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ServiceDecision {
+    /// The Service's namespace.
     pub namespace: String,
+    /// The Service's name.
     pub name: String,
     /// The desired `status.loadBalancer.ingress`, ordered by `spec.ipFamilies`, then address.
     pub ingress: Vec<Ingress>,
+    /// Our conditions: `LoadBalancerReady` and `PortConflict` (and `PrefixMismatch` for prefix-following pools).
     pub conditions: Vec<Condition>,
+    /// The Events to record: one `Warning` per problem condition, plus `Normal` prefix steps.
     pub events: Vec<Event>,
     /// Why: the inputs read and the verdict on every node.
     pub why: ServiceWhy,
+}
+
+impl ServiceDecision {
+    /// The Service's `namespace/name`.
+    pub fn key(&self) -> ServiceKey {
+        ServiceKey::new(&self.namespace, &self.name)
+    }
 }
 
 /// One `status.loadBalancer.ingress` entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Ingress {
+    /// The published address.
     pub ip: IpAddr,
     /// `Proxy` (nftables mode) or `VIP` (kube-proxy mode).
     pub ip_mode: crate::policy::IpMode,
@@ -112,16 +130,23 @@ pub struct Ingress {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceWhy {
+    /// `spec.loadBalancerClass`, when set.
     pub load_balancer_class: Option<String>,
+    /// `metadata.creationTimestamp` (older Services win conflicts).
     pub created: Option<Timestamp>,
     /// Families served in this order (after `SingleStack` truncation).
     pub families: Vec<Family>,
+    /// `spec.ipFamilyPolicy` (the default when unset or unknown).
     pub ip_family_policy: crate::policy::IpFamilyPolicy,
+    /// `spec.externalTrafficPolicy` (the default when unset or unknown).
     pub external_traffic_policy: crate::policy::TrafficPolicy,
+    /// The frontends' source ranges, normalized (both "everything" ranges when the spec has none).
     pub source_ranges: Vec<IpNet>,
     /// The Service's `lbpool` label, when set.
     pub pool: Option<String>,
+    /// The Service's ports, by name.
     pub ports: Vec<PortWhy>,
+    /// The verdict on every node, by node name.
     pub nodes: Vec<NodeVerdict>,
     /// Anything else worth knowing (a family not served, no ready endpoints, …).
     pub notes: Vec<String>,
@@ -137,10 +162,13 @@ pub struct ServiceWhy {
 pub struct PortWhy {
     /// The port's name, or its number when unnamed (the frontend-name suffix).
     pub name: String,
+    /// The port's protocol.
     pub protocol: Protocol,
+    /// The port number clients connect to.
     pub port: u16,
     /// Usable endpoints (ready, or serving and not terminating) per family.
     pub ready_ipv4: usize,
+    /// See `ready_ipv4`.
     pub ready_ipv6: usize,
 }
 
@@ -148,6 +176,7 @@ pub struct PortWhy {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeVerdict {
+    /// The node's name.
     pub node: String,
     /// Serves the Service (on at least one address).
     pub taken: bool,
@@ -163,8 +192,11 @@ pub struct NodeVerdict {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChosenAddress {
+    /// The address.
     pub ip: IpAddr,
+    /// Its family.
     pub family: Family,
+    /// Where it came from.
     pub source: AddressSource,
     /// `global`, `ULA`, `private`; plus why a fallback was used.
     pub detail: String,
@@ -176,8 +208,10 @@ pub enum AddressSource {
     /// Reported live by the node's agent in its Lease.
     #[serde(rename = "agent")]
     Agent,
+    /// The node's `ExternalIP` (no live agent address of the family).
     #[serde(rename = "ExternalIP")]
     ExternalIp,
+    /// The node's `InternalIP` (no live agent or external address of the family).
     #[serde(rename = "InternalIP")]
     InternalIp,
     /// A pool address (see `Decision::pool_addresses`).
@@ -200,11 +234,14 @@ impl fmt::Display for AddressSource {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Conflict {
+    /// The node address lost.
     pub ip: IpAddr,
+    /// The protocol of the port lost.
     pub protocol: Protocol,
+    /// The port lost.
     pub port: u16,
-    /// `namespace/name` of the Service that keeps it.
-    pub winner: String,
+    /// The Service that keeps it (serialized as `namespace/name`).
+    pub winner: ServiceKey,
 }
 
 /// Why a node does not serve a Service.
@@ -212,33 +249,70 @@ pub struct Conflict {
 #[serde(tag = "code", rename_all = "camelCase")]
 pub enum DropReason {
     /// The Node has `metadata.deletionTimestamp`: it is being deleted.
-    Deleting { since: String },
+    Deleting {
+        /// The `deletionTimestamp`.
+        since: String,
+    },
     /// The node's `Ready` condition is not `True`.
-    NotReady { status: String },
+    NotReady {
+        /// The `Ready` status (and reason), or that it is missing.
+        status: String,
+    },
     /// The node's `NetworkUnavailable` condition is `True` (its pod network is not set up).
-    NetworkUnavailable { reason: Option<String> },
+    NetworkUnavailable {
+        /// The condition's reason, when it has one.
+        reason: Option<String>,
+    },
     /// Cordoned (`spec.unschedulable`) and carrying a draining taint.
-    Draining { taint: String },
+    Draining {
+        /// The draining taint found.
+        taint: String,
+    },
     /// nftables mode needs the node's agent; it has no Lease.
-    NoAgentLease { lease: String },
+    NoAgentLease {
+        /// The Lease looked for (`namespace/name`).
+        lease: String,
+    },
     /// The agent Lease was not renewed in time.
-    LeaseExpired { lease: String, expired: String },
+    LeaseExpired {
+        /// The Lease (`namespace/name`).
+        lease: String,
+        /// When it expired (`renewTime + leaseDurationSeconds`), or what it lacks.
+        expired: String,
+    },
     /// The agent Lease is held by someone else.
-    LeaseHolderMismatch { lease: String, holder: String },
+    LeaseHolderMismatch {
+        /// The Lease (`namespace/name`).
+        lease: String,
+        /// Its `holderIdentity`.
+        holder: String,
+    },
     /// `node.kubernetes.io/exclude-from-external-load-balancers` is set.
     ExcludedByLabel,
     /// Allow-list mode (some node has the `enablelb` label) and this one is not `true`.
-    NotEnabled { value: Option<String> },
+    NotEnabled {
+        /// The node's `enablelb` label value, if any.
+        value: Option<String>,
+    },
     /// The Service asks for a pool this node is not in.
-    NotInPool { pool: String },
+    NotInPool {
+        /// The pool the Service asks for.
+        pool: String,
+    },
     /// `externalTrafficPolicy: Local` and no usable endpoint runs here.
     NoLocalEndpoint,
     /// No usable address of any family the Service uses.
-    NoAddress { families: String },
+    NoAddress {
+        /// The Service's families (`IPv4 or IPv6`).
+        families: String,
+    },
     /// Every address lost a port conflict (see `conflicts`).
     PortConflict,
     /// Pool mode: this node may announce none of the Service's pool addresses.
-    CannotAnnounce { why: String },
+    CannotAnnounce {
+        /// Why, for a person.
+        why: String,
+    },
 }
 
 impl fmt::Display for DropReason {
@@ -296,14 +370,19 @@ impl fmt::Display for DropReason {
 /// The frontends one node's agent programs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NodeFrontends {
+    /// The node's name.
     pub name: String,
+    /// Sorted by name.
     pub frontends: Vec<Frontend>,
 }
 
 /// A `type: LoadBalancer` Service that is not ours.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct IgnoredService {
+    /// The Service's namespace.
     pub namespace: String,
+    /// The Service's name.
     pub name: String,
+    /// Why it is not ours (type or class).
     pub reason: String,
 }

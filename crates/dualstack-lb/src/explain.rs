@@ -70,7 +70,7 @@ pub fn explain(decision: &Decision, config: &Config, now: Timestamp) -> String {
 
 fn service_text(out: &mut String, service: &ServiceDecision) {
     let why = &service.why;
-    let _ = writeln!(out, "service {}/{}", service.namespace, service.name);
+    let _ = writeln!(out, "service {}", service.key());
     let _ = writeln!(
         out,
         "  class {}, created {}",

@@ -12,6 +12,22 @@
 //! into them. [`Snapshot::parse`] reads a `List`, a single object or a multi-document YAML
 //! stream, ignoring kinds we do not use.
 //!
+//! # Where the rules live
+//!
+//! [`decide`] (`src/decide/mod.rs`) orders the work: ownership, Services oldest first, pool
+//! allocation over all of them, then the pool records and the sorted output. Each Service
+//! passes through one module per stage, in this order:
+//!
+//! 1. `decide/spec.rs` — the plan from the Service's spec: families, ports with their
+//!    backends, source ranges (or `InvalidSpec`);
+//! 2. `decide/selection.rs` — node selection: the verdict on every node, local endpoints,
+//!    K3s pools, and the pool addresses each node can carry in pool mode;
+//! 3. `decide/conflicts.rs` — port and address conflicts with older Services;
+//! 4. `decide/status.rs` — families served, ingress, conditions and frontends;
+//!
+//! with `decide/messages.rs` holding the human text they share. Condition and Event strings
+//! are the typed [`conditions`]; Services are keyed by [`ServiceKey`].
+//!
 //! # The rules, in plain words
 //!
 //! **Ownership.** A Service is ours when `spec.type` is `LoadBalancer` and its
@@ -156,6 +172,8 @@
 //! | `dualstack.io/PortConflict` | False | `NoConflict` | no port lost |
 //! | `dualstack.io/PortConflict` | True | `PortConflict` | some address + protocol + port is kept by an older Service (named) |
 
+#![warn(missing_docs)]
+
 pub mod allocate;
 pub mod announce;
 mod classify;
@@ -173,6 +191,7 @@ pub mod pool;
 mod pool_mode;
 pub mod prefix_pool;
 pub mod prefixes;
+pub mod service_key;
 pub mod snapshot;
 pub mod time;
 
@@ -186,5 +205,6 @@ pub use nodes::{
     DRAINING_TAINTS, ENABLELB_LABEL, EXCLUDE_LABEL, LBPOOL_LABEL, LBPOOL_LABEL_PREFIX,
     POOL_LABEL_PREFIX,
 };
+pub use service_key::ServiceKey;
 pub use snapshot::{Snapshot, SnapshotError};
 pub use time::Timestamp;

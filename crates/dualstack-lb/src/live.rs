@@ -34,6 +34,7 @@ pub const ADDRESSES_ANNOTATION: &str = "dualstack.io/addresses";
 /// One address an agent reported, with its flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct LiveAddress {
+    /// The address.
     pub addr: IpAddr,
     /// An RFC 8981 temporary (privacy) address.
     pub temporary: bool,
@@ -57,7 +58,9 @@ impl LiveAddress {
 /// ([`crate::prefixes::PREFIXES_ANNOTATION`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeReport {
+    /// The live addresses, as listed.
     pub addresses: Vec<LiveAddress>,
+    /// The on-link global IPv6 prefixes, as listed.
     pub prefixes: Vec<crate::prefixes::ReportedPrefix>,
 }
 
@@ -65,11 +68,27 @@ pub struct NodeReport {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LiveAddressError {
     #[error("entry {entry:?} of {ADDRESSES_ANNOTATION}: {address:?} is not an IP address")]
-    BadAddress { entry: String, address: String },
+    /// An entry whose address does not parse.
+    BadAddress {
+        /// The whole entry, as written.
+        entry: String,
+        /// The address part.
+        address: String,
+    },
     #[error("entry {entry:?} of {ADDRESSES_ANNOTATION}: flag {flag:?} is not a lower-case word")]
-    BadFlag { entry: String, flag: String },
+    /// An entry with a flag that is not a lower-case word.
+    BadFlag {
+        /// The whole entry, as written.
+        entry: String,
+        /// The flag.
+        flag: String,
+    },
     #[error("{ADDRESSES_ANNOTATION} lists {address} more than once")]
-    Duplicate { address: IpAddr },
+    /// The same address twice.
+    Duplicate {
+        /// The address.
+        address: IpAddr,
+    },
 }
 
 /// Parses an annotation value (see the module docs for the format).

@@ -34,13 +34,17 @@ where
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ObjectMeta {
+    /// `metadata.name`.
     #[serde(deserialize_with = "null_default")]
     pub name: String,
+    /// `metadata.namespace` (empty for cluster-scoped objects).
     #[serde(deserialize_with = "null_default")]
     pub namespace: String,
+    /// `metadata.creationTimestamp` (older Services win port conflicts).
     pub creation_timestamp: Option<Timestamp>,
     /// Set once the object is being deleted (finalizers may keep it visible for a while).
     pub deletion_timestamp: Option<Timestamp>,
+    /// `metadata.labels`.
     #[serde(deserialize_with = "null_default")]
     pub labels: BTreeMap<String, String>,
     /// Only the annotations the decision reads ([`ANNOTATION_PREFIXES`]); others — such as
@@ -95,7 +99,9 @@ where
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Service {
+    /// `metadata`.
     pub metadata: ObjectMeta,
+    /// `spec`.
     pub spec: ServiceSpec,
     /// The published status: pool allocation keeps the addresses recorded here.
     pub status: ServiceStatus,
@@ -105,6 +111,7 @@ pub struct Service {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ServiceStatus {
+    /// `status.loadBalancer`.
     #[serde(deserialize_with = "null_default")]
     pub load_balancer: LoadBalancerStatus,
 }
@@ -113,6 +120,7 @@ pub struct ServiceStatus {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct LoadBalancerStatus {
+    /// `status.loadBalancer.ingress`.
     #[serde(deserialize_with = "null_default")]
     pub ingress: Vec<LoadBalancerIngress>,
 }
@@ -121,6 +129,7 @@ pub struct LoadBalancerStatus {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct LoadBalancerIngress {
+    /// `ip` (hostname-only entries have none).
     pub ip: Option<String>,
 }
 
@@ -131,6 +140,7 @@ pub struct ServiceSpec {
     /// `ClusterIP` (the API default), `NodePort`, `LoadBalancer`, `ExternalName`.
     #[serde(rename = "type")]
     pub type_: Option<String>,
+    /// `spec.loadBalancerClass`: who implements the Service (ours is configured).
     pub load_balancer_class: Option<String>,
     /// Allocated families in order (`IPv4`, `IPv6`); the first is the primary.
     #[serde(deserialize_with = "null_default")]
@@ -140,12 +150,15 @@ pub struct ServiceSpec {
     /// `spec.clusterIPs`: the allocated ClusterIPs, primary first (`None` for headless).
     #[serde(rename = "clusterIPs", deserialize_with = "null_default")]
     pub cluster_ips: Vec<String>,
+    /// `spec.ports`.
     #[serde(deserialize_with = "null_default")]
     pub ports: Vec<ServicePort>,
     /// `Cluster` (the API default) or `Local`.
     pub external_traffic_policy: Option<String>,
+    /// `spec.loadBalancerSourceRanges`: CIDRs allowed to connect (empty: everyone).
     #[serde(deserialize_with = "null_default")]
     pub load_balancer_source_ranges: Vec<String>,
+    /// `spec.allocateLoadBalancerNodePorts` (read, never needed: we do not use node ports).
     pub allocate_load_balancer_node_ports: Option<bool>,
 }
 
@@ -153,11 +166,15 @@ pub struct ServiceSpec {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ServicePort {
+    /// `name` (required when the Service has several ports).
     pub name: Option<String>,
     /// `TCP` (the API default), `UDP` or `SCTP`.
     pub protocol: Option<String>,
+    /// `port`: what clients connect to.
     pub port: u16,
+    /// `targetPort`: the backend's port number or name.
     pub target_port: Option<IntOrString>,
+    /// `nodePort` (not used).
     pub node_port: Option<u16>,
 }
 
@@ -165,7 +182,9 @@ pub struct ServicePort {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum IntOrString {
+    /// A port number.
     Int(i64),
+    /// A port name.
     String(String),
 }
 
@@ -173,8 +192,11 @@ pub enum IntOrString {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Node {
+    /// `metadata`.
     pub metadata: ObjectMeta,
+    /// `spec`.
     pub spec: NodeSpec,
+    /// `status`.
     pub status: NodeStatus,
 }
 
@@ -182,8 +204,10 @@ pub struct Node {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct NodeSpec {
+    /// `spec.unschedulable`: cordoned.
     #[serde(deserialize_with = "null_default")]
     pub unschedulable: bool,
+    /// `spec.taints`.
     #[serde(deserialize_with = "null_default")]
     pub taints: Vec<Taint>,
 }
@@ -192,8 +216,10 @@ pub struct NodeSpec {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Taint {
+    /// `key`.
     #[serde(deserialize_with = "null_default")]
     pub key: String,
+    /// `value`.
     pub value: Option<String>,
     /// `NoSchedule`, `PreferNoSchedule` or `NoExecute`.
     #[serde(deserialize_with = "null_default")]
@@ -204,8 +230,10 @@ pub struct Taint {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct NodeStatus {
+    /// `status.addresses`.
     #[serde(deserialize_with = "null_default")]
     pub addresses: Vec<NodeAddress>,
+    /// `status.conditions`.
     #[serde(deserialize_with = "null_default")]
     pub conditions: Vec<NodeCondition>,
 }
@@ -214,8 +242,10 @@ pub struct NodeStatus {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct NodeAddress {
+    /// `type`.
     #[serde(rename = "type")]
     pub type_: String,
+    /// `address`.
     pub address: String,
 }
 
@@ -223,10 +253,12 @@ pub struct NodeAddress {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct NodeCondition {
+    /// `type` (`Ready`, `NetworkUnavailable`, …).
     #[serde(rename = "type")]
     pub type_: String,
     /// `True`, `False` or `Unknown`.
     pub status: String,
+    /// `reason`, when set.
     pub reason: Option<String>,
 }
 
@@ -234,11 +266,14 @@ pub struct NodeCondition {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct EndpointSlice {
+    /// `metadata` (the `kubernetes.io/service-name` label ties it to its Service).
     pub metadata: ObjectMeta,
     /// `IPv4`, `IPv6` or `FQDN`.
     pub address_type: String,
+    /// `endpoints`.
     #[serde(deserialize_with = "null_default")]
     pub endpoints: Vec<Endpoint>,
+    /// `ports`.
     #[serde(deserialize_with = "null_default")]
     pub ports: Vec<EndpointPort>,
 }
@@ -247,9 +282,12 @@ pub struct EndpointSlice {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Endpoint {
+    /// `addresses` (the first is used).
     #[serde(deserialize_with = "null_default")]
     pub addresses: Vec<String>,
+    /// `conditions`.
     pub conditions: EndpointConditions,
+    /// `nodeName`: where the endpoint runs (needed for `externalTrafficPolicy: Local`).
     pub node_name: Option<String>,
 }
 
@@ -257,8 +295,11 @@ pub struct Endpoint {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct EndpointConditions {
+    /// `ready`: serving and not terminating.
     pub ready: Option<bool>,
+    /// `serving`: passes its readiness probe (even while terminating).
     pub serving: Option<bool>,
+    /// `terminating`.
     pub terminating: Option<bool>,
 }
 
@@ -266,8 +307,11 @@ pub struct EndpointConditions {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct EndpointPort {
+    /// `name`: matches the Service port's name.
     pub name: Option<String>,
+    /// `protocol`.
     pub protocol: Option<String>,
+    /// `port`: the backend's port number.
     pub port: Option<u16>,
 }
 
@@ -275,7 +319,9 @@ pub struct EndpointPort {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Lease {
+    /// `metadata` (`<lease namespace>/dualstack-agent-<node>` for our agents).
     pub metadata: ObjectMeta,
+    /// `spec`.
     pub spec: LeaseSpec,
 }
 
@@ -283,8 +329,11 @@ pub struct Lease {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct LeaseSpec {
+    /// `holderIdentity`: the agent's identity (its node name).
     pub holder_identity: Option<String>,
+    /// `leaseDurationSeconds`.
     pub lease_duration_seconds: Option<i64>,
+    /// `renewTime`: the agent's last renewal.
     pub renew_time: Option<Timestamp>,
 }
 

@@ -11,17 +11,28 @@ use serde::Serialize;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SpecError {
     #[error("spec.ipFamilyPolicy {0:?} is not SingleStack, PreferDualStack or RequireDualStack")]
+    /// An unknown `spec.ipFamilyPolicy` (the value).
     FamilyPolicy(String),
     #[error("spec.externalTrafficPolicy {0:?} is not Cluster or Local")]
+    /// An unknown `spec.externalTrafficPolicy` (the value).
     TrafficPolicy(String),
     #[error("spec.ipFamilies is empty and spec.clusterIPs has no address")]
+    /// Neither `spec.ipFamilies` nor `spec.clusterIPs` names a family.
     NoFamilies,
     #[error("loadBalancerSourceRanges entry {0:?} is not a CIDR")]
+    /// A source range that does not parse (the entry).
     SourceRange(String),
     #[error("spec.ports is empty")]
+    /// No ports.
     NoPorts,
     #[error("port {port} has protocol {protocol:?}, not TCP, UDP or SCTP")]
-    Protocol { port: u16, protocol: String },
+    /// A port with an unknown protocol.
+    Protocol {
+        /// The port number.
+        port: u16,
+        /// The protocol as written.
+        protocol: String,
+    },
 }
 
 /// `spec.ipFamilyPolicy`.

@@ -38,7 +38,9 @@ pub const POOL_KIND: &str = "LoadBalancerPool";
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct LoadBalancerPool {
+    /// `metadata` (the pool's name is `metadata.name`).
     pub metadata: ObjectMeta,
+    /// `spec`.
     pub spec: PoolSpec,
 }
 
@@ -151,8 +153,11 @@ fn require_hosts(schema: &mut schemars::Schema) {
 /// An inclusive run of addresses of one family, as integers (IPv4 in the low 32 bits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Span {
+    /// The family of every address in it.
     pub family: Family,
+    /// The first address.
     pub first: u128,
+    /// The last address (inclusive).
     pub last: u128,
 }
 
@@ -198,33 +203,54 @@ pub fn from_int(family: Family, n: u128) -> IpAddr {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PoolError {
     #[error("{0:?} is not a CIDR, a first-last range or an address")]
+    /// Not a CIDR, range or address (the entry).
     Unparsable(String),
     #[error("{text:?} has host bits set (did you mean {network}?)")]
-    HostBits { text: String, network: IpNet },
+    /// A CIDR with host bits set.
+    HostBits {
+        /// The entry.
+        text: String,
+        /// The network it probably means.
+        network: IpNet,
+    },
     #[error("{0:?} mixes IPv4 and IPv6")]
+    /// A range from one family to the other (the entry).
     MixedFamilies(String),
     #[error("{0:?} ends before it starts")]
+    /// A range whose end is before its start (the entry).
     Reversed(String),
     #[error("{0:?} holds no usable address")]
+    /// An entry without a usable address (the entry).
     Empty(String),
     #[error("spec.addresses is empty and there is no spec.ipv6Prefix")]
+    /// No `spec.addresses` and no `spec.ipv6Prefix`.
     NoAddresses,
     #[error("spec.ipv6Prefix.hosts {0:?} is not a range, CIDR or address of IPv6 host parts")]
+    /// `spec.ipv6Prefix.hosts` does not parse (the value).
     BadHosts(String),
     #[error(
         "spec.ipv6Prefix.hosts {0:?} sets bits of the prefix: host parts are the low 64 bits (like ::f0-::ff)"
     )]
+    /// `spec.ipv6Prefix.hosts` reaches into the prefix bits (the value).
     HostsNotHostPart(String),
     #[error(
         "spec.addresses lists IPv6 entry {0:?} although spec.ipv6Prefix gives the pool's IPv6 addresses"
     )]
+    /// Fixed IPv6 addresses in a pool that follows the prefix (the entry).
     FixedAndFollowing(String),
     #[error("spec.ipv6Prefix.prefixLength {0} is not 1 to 64")]
+    /// `spec.ipv6Prefix.prefixLength` out of 1 to 64 (the value).
     PrefixLength(u8),
     #[error(
         "spec.ipv6Prefix.subnetId {id:?} is not a hexadecimal number of at most {bits} bits (64 - prefixLength)"
     )]
-    SubnetId { id: String, bits: u8 },
+    /// `spec.ipv6Prefix.subnetId` is not hexadecimal or too long.
+    SubnetId {
+        /// The value.
+        id: String,
+        /// The bits it may use (64 - prefixLength).
+        bits: u8,
+    },
 }
 
 /// Parses one `spec.addresses` entry.
@@ -290,11 +316,14 @@ pub fn parse_entry(text: &str) -> Result<Span, PoolError> {
 pub struct Follow {
     /// The host parts, as a span of IPv6 "addresses" below 2^64 (`::f0` to `::ff`).
     pub hosts: Span,
+    /// `spec.ipv6Prefix.interface`: only prefixes the nodes report on this interface.
     pub interface: Option<String>,
     /// Bits kept from the learned prefix (1 to 64).
     pub prefix_length: u8,
     /// Placed in the bits between `prefix_length` and 64.
     pub subnet_id: u64,
+    /// `spec.ipv6Prefix.graceSeconds`: how long an old prefix's address stays published
+    /// after a newer prefix appears (`None`: while the old prefix is valid).
     pub grace_seconds: Option<u32>,
 }
 
@@ -370,13 +399,17 @@ pub fn combine(subnet: ipnet::Ipv6Net, host: IpAddr) -> Ipv6Addr {
 /// A pool read and checked: its spans per family, or why it is unusable.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pool {
+    /// `metadata.name`.
     pub name: String,
     /// Spans in `spec.addresses` order; for a pool with `spec.ipv6Prefix`, its IPv6 span is
     /// the span of host parts ([`Follow::hosts`]), which allocation hands out like
     /// addresses and [`crate::prefix_pool`] combines with the current prefixes.
     pub spans: Vec<Span>,
+    /// `spec.nodeSelector`: the labels a node needs to announce the pool's addresses.
     pub node_selector: BTreeMap<String, String>,
+    /// `spec.interfaces` to announce on (empty: the one holding the node's address).
     pub interfaces: Vec<String>,
+    /// `spec.autoAssign`: Services that ask for nothing get addresses here.
     pub auto_assign: bool,
     /// `spec.ipv6Prefix`, when the pool follows the nodes' prefix.
     pub follow: Option<Follow>,

@@ -10,15 +10,13 @@ use dualstack_ruleset::{Destination, Frontend};
 
 use crate::allocate::{Allocation, Request, parse_requested};
 use crate::announce::{Announcement, PoolAddress, PoolReport, choose};
-use crate::conditions::{
-    Condition, REASON_FAMILY_UNAVAILABLE, REASON_PREFIX_MISMATCH, REASON_PREFIXES_AGREE,
-    TYPE_PREFIX_MISMATCH,
-};
+use crate::conditions::{Condition, ConditionType, Reason};
 use crate::decision::{AddressSource, ChosenAddress, ServiceDecision};
 use crate::nodes::NodeFacts;
 use crate::objects::Service;
 use crate::pool::{Pool, combine};
 use crate::prefix_pool::{self, PrefixView};
+use crate::service_key::ServiceKey;
 
 /// The allocation request of a Service with these families, ports and traffic policy.
 pub(crate) fn request(
@@ -35,7 +33,7 @@ pub(crate) fn request(
             .filter(|v| !v.is_empty())
     };
     Request {
-        key: format!("{}/{}", service.metadata.namespace, service.metadata.name),
+        key: ServiceKey::of(service),
         families: families.to_vec(),
         ports,
         local,
@@ -54,7 +52,7 @@ pub(crate) fn request(
 
 /// The families served and notes, or the (reason, message) of the condition that keeps the
 /// Service from being served.
-pub(crate) type Verdict = Result<(Vec<Family>, Vec<String>), (&'static str, String)>;
+pub(crate) type Verdict = Result<(Vec<Family>, Vec<String>), (Reason, String)>;
 
 /// What an allocation means under the family policy: the families served and notes, or the
 /// condition (reason, message) that keeps the Service from being served.
@@ -92,7 +90,7 @@ pub(crate) fn verdict(
         return Err(match first {
             Some(f) => (f.reason, format!("not served: {}", f.message)),
             None => (
-                REASON_FAMILY_UNAVAILABLE,
+                Reason::FamilyUnavailable,
                 "not served: no pool address".into(),
             ),
         });
@@ -278,7 +276,7 @@ pub(crate) fn finish(
     // Node → interface, for addresses of a prefix that nodes report on an interface.
     let mut prefix_interfaces: BTreeMap<IpAddr, BTreeMap<String, String>> = BTreeMap::new();
     for s in &served {
-        let me = format!("{}/{}", s.decision.namespace, s.decision.name);
+        let me = s.decision.key();
         for assigned in &s.allocation.assigned {
             if !s.decision.ingress.iter().any(|i| i.ip == assigned.ip) {
                 continue;
@@ -406,16 +404,16 @@ pub(crate) fn prefix_outcome(
         .collect();
     let condition = if mismatches.is_empty() {
         Condition::new(
-            TYPE_PREFIX_MISMATCH,
+            ConditionType::PrefixMismatch,
             false,
-            REASON_PREFIXES_AGREE,
+            Reason::PrefixesAgree,
             "the pool's nodes report the same IPv6 prefixes".into(),
         )
     } else {
         Condition::new(
-            TYPE_PREFIX_MISMATCH,
+            ConditionType::PrefixMismatch,
             true,
-            REASON_PREFIX_MISMATCH,
+            Reason::PrefixMismatch,
             format!(
                 "nodes report different IPv6 prefixes ({}); addresses in a prefix are announced only by nodes that have it",
                 mismatches.join("; ")

@@ -38,7 +38,7 @@ use ipnet::Ipv6Net;
 use serde::Serialize;
 
 use crate::allocate::{Allocation, Assigned, Failure};
-use crate::conditions::{Event, REASON_NO_PREFIX};
+use crate::conditions::{Event, EventType, Reason};
 use crate::nodes::NodeFacts;
 use crate::pool::{Follow, Pool, combine};
 use crate::prefixes::{ReportedPrefix, followable};
@@ -82,11 +82,13 @@ pub struct PrefixState {
     pub learned: BTreeSet<Ipv6Net>,
     /// Node → the interface it reports the prefix on.
     pub nodes: BTreeMap<String, String>,
+    /// When the first node got it; `None`: unknown.
     pub since: Option<Timestamp>,
     /// `None`: forever.
     pub preferred_until: Option<Timestamp>,
     /// `None`: forever.
     pub valid_until: Option<Timestamp>,
+    /// Where it is in its life (active, superseded, withdrawn, …).
     pub status: PrefixStatus,
     /// The newer prefix that superseded this one, and when it appeared.
     pub superseded_by: Option<(Ipv6Net, Option<Timestamp>)>,
@@ -434,7 +436,7 @@ pub(crate) fn expand(
                 if out.len() == before {
                     allocation.failures.push(Failure {
                         family: Some(Family::V6),
-                        reason: REASON_NO_PREFIX,
+                        reason: Reason::NoPrefix,
                         message: view.missing.clone().unwrap_or_else(|| {
                             format!("pool {:?} has no active prefix", assigned.pool)
                         }),
@@ -481,8 +483,8 @@ pub(crate) fn transition_events(
             continue;
         }
         events.push(Event {
-            type_: "Normal".to_string(),
-            reason: "PrefixAdded".to_string(),
+            type_: EventType::Normal,
+            reason: Reason::PrefixAdded,
             message: format!(
                 "{} published: prefix {} appeared on {}; host part {} kept, {} stays while its prefix is valid",
                 assigned.ip,
@@ -508,8 +510,8 @@ pub(crate) fn transition_events(
                 None => "no node of the pool reports its prefix any more".to_string(),
             };
             events.push(Event {
-                type_: "Normal".to_string(),
-                reason: "PrefixWithdrawn".to_string(),
+                type_: EventType::Normal,
+                reason: Reason::PrefixWithdrawn,
                 message: format!("{ip} withdrawn: {why}"),
             });
         }

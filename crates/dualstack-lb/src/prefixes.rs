@@ -39,7 +39,9 @@ pub const PREFIXES_ANNOTATION: &str = "dualstack.io/prefixes";
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReportedPrefix {
+    /// The prefix.
     pub prefix: Ipv6Net,
+    /// The interface it is on link on.
     pub interface: String,
     /// When the node got it; `None`: unknown.
     pub since: Option<Timestamp>,
@@ -65,23 +67,55 @@ impl ReportedPrefix {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PrefixesError {
     #[error("entry {entry:?} of {PREFIXES_ANNOTATION}: {prefix:?} is not an IPv6 prefix")]
-    BadPrefix { entry: String, prefix: String },
+    /// An entry whose prefix does not parse.
+    BadPrefix {
+        /// The whole entry, as written.
+        entry: String,
+        /// The prefix part.
+        prefix: String,
+    },
     #[error(
         "entry {entry:?} of {PREFIXES_ANNOTATION}: {prefix} is not a network of length 1 to 64"
     )]
-    BadLength { entry: String, prefix: Ipv6Net },
-    #[error("entry {entry:?} of {PREFIXES_ANNOTATION}: field {field:?} is not key=value")]
-    BadField { entry: String, field: String },
-    #[error("entry {entry:?} of {PREFIXES_ANNOTATION}: {key}={value:?} is not a time")]
-    BadTime {
+    /// A prefix that is not a network of length 1 to 64.
+    BadLength {
+        /// The whole entry, as written.
         entry: String,
+        /// The prefix.
+        prefix: Ipv6Net,
+    },
+    #[error("entry {entry:?} of {PREFIXES_ANNOTATION}: field {field:?} is not key=value")]
+    /// A field that is not `key=value`.
+    BadField {
+        /// The whole entry, as written.
+        entry: String,
+        /// The field.
+        field: String,
+    },
+    #[error("entry {entry:?} of {PREFIXES_ANNOTATION}: {key}={value:?} is not a time")]
+    /// A lifetime field whose value is not a time.
+    BadTime {
+        /// The whole entry, as written.
+        entry: String,
+        /// The field's key.
         key: String,
+        /// The field's value.
         value: String,
     },
     #[error("entry {entry:?} of {PREFIXES_ANNOTATION} has no dev=")]
-    NoInterface { entry: String },
+    /// An entry without `dev=`.
+    NoInterface {
+        /// The whole entry, as written.
+        entry: String,
+    },
     #[error("{PREFIXES_ANNOTATION} lists {prefix} on {interface} more than once")]
-    Duplicate { prefix: Ipv6Net, interface: String },
+    /// The same prefix on the same interface twice.
+    Duplicate {
+        /// The prefix.
+        prefix: Ipv6Net,
+        /// The interface.
+        interface: String,
+    },
 }
 
 fn lifetime(entry: &str, key: &str, value: &str) -> Result<Option<Timestamp>, PrefixesError> {

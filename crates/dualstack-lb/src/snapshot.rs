@@ -19,9 +19,13 @@ use crate::pool::LoadBalancerPool;
 /// Everything the decision reads about a cluster. Order does not matter: the decision sorts.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
+    /// Every Service (ours or not: the decision checks ownership).
     pub services: Vec<Service>,
+    /// Every Node.
     pub nodes: Vec<Node>,
+    /// Every EndpointSlice.
     pub endpoint_slices: Vec<EndpointSlice>,
+    /// The agent Leases (others are ignored by name).
     pub leases: Vec<Lease>,
     /// `dualstack.io/v1alpha1 LoadBalancerPool`s; none: node mode for every Service.
     pub pools: Vec<LoadBalancerPool>,
@@ -31,28 +35,45 @@ pub struct Snapshot {
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
     #[error("not valid JSON: {0}")]
+    /// The input looks like JSON and does not parse.
     Json(serde_json::Error),
     #[error("not valid YAML: {0}")]
+    /// The input is not valid YAML.
     Yaml(serde_saphyr::Error),
     #[error("document {document}: expected an object or a List, found {found}")]
+    /// A document (or List item) that is not an object.
     NotAnObject {
+        /// The document's number in the input, from 1.
         document: usize,
+        /// What it is instead (`a sequence`, `a string`, …).
         found: &'static str,
     },
     #[error("document {document}: {kind} {name}: {error}")]
+    /// An object of a kind we read that does not have the shape we expect.
     BadObject {
+        /// The document's number in the input, from 1.
         document: usize,
+        /// Its `kind`.
         kind: String,
+        /// Its `namespace/name` (or name).
         name: String,
+        /// What does not fit.
         error: serde_json::Error,
     },
     #[error(
         "no Kubernetes object in the input (nothing has a `kind`): expected the output of \
          `kubectl get svc,endpointslices,nodes,leases -A -o yaml`"
     )]
+    /// Nothing in the input has a `kind`.
     NoObjects,
     #[error("{kind} {name} appears more than once in the input")]
-    Duplicate { kind: String, name: String },
+    /// The same object twice.
+    Duplicate {
+        /// Its `kind`.
+        kind: String,
+        /// Its `namespace/name` (or name).
+        name: String,
+    },
 }
 
 fn type_name(value: &Value) -> &'static str {

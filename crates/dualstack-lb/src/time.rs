@@ -19,7 +19,9 @@ pub struct Timestamp(i64);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("timestamp {value:?} is not RFC 3339 (like 2024-05-01T12:00:00Z): {why}")]
 pub struct TimestampError {
+    /// The text.
     pub value: String,
+    /// What is wrong with it.
     pub why: &'static str,
 }
 

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use common::publish;
 use dualstack_lb::allocate::Origin;
-use dualstack_lb::conditions::TYPE_READY;
+use dualstack_lb::conditions::ConditionType;
 use dualstack_lb::decision::ServiceDecision;
 use dualstack_lb::{Config, Decision, Mode, Snapshot, Timestamp, decide, explain};
 use dualstack_ruleset::Destination;
@@ -47,9 +47,13 @@ fn ready(d: &Decision, key: &str) -> (String, String, String) {
     let c = svc(d, key)
         .conditions
         .iter()
-        .find(|c| c.type_ == TYPE_READY)
+        .find(|c| c.type_ == ConditionType::LoadBalancerReady)
         .unwrap();
-    (c.status.clone(), c.reason.clone(), c.message.clone())
+    (
+        c.status.to_string(),
+        c.reason.to_string(),
+        c.message.clone(),
+    )
 }
 
 fn announcer(d: &Decision, ip: &str) -> Option<String> {
@@ -107,7 +111,10 @@ fn the_fixture_allocates_shares_and_refuses_with_named_causes() {
         .find(|a| a.ip.to_string() == "192.168.1.245")
         .unwrap();
     assert_eq!(
-        dns.services,
+        dns.services
+            .iter()
+            .map(|(k, o)| (k.to_string(), *o))
+            .collect::<Vec<_>>(),
         [
             ("dns/dns-tcp".to_string(), Origin::Requested),
             ("dns/dns-udp".to_string(), Origin::Requested)

@@ -11,7 +11,7 @@ mod common;
 use std::net::IpAddr;
 
 use common::publish;
-use dualstack_lb::conditions::{TYPE_PREFIX_MISMATCH, TYPE_READY};
+use dualstack_lb::conditions::ConditionType;
 use dualstack_lb::decision::ServiceDecision;
 use dualstack_lb::{Config, Decision, Snapshot, Timestamp, decide, explain};
 use dualstack_ruleset::Destination;
@@ -117,20 +117,24 @@ fn ingress(d: &Decision, name: &str) -> Vec<String> {
         .collect()
 }
 
-fn condition(d: &Decision, name: &str, type_: &str) -> (String, String, String) {
+fn condition(d: &Decision, name: &str, type_: ConditionType) -> (String, String, String) {
     let c = svc(d, name)
         .conditions
         .iter()
         .find(|c| c.type_ == type_)
         .unwrap_or_else(|| panic!("{name} has no {type_}"));
-    (c.status.clone(), c.reason.clone(), c.message.clone())
+    (
+        c.status.to_string(),
+        c.reason.to_string(),
+        c.message.clone(),
+    )
 }
 
 fn events(d: &Decision, name: &str) -> Vec<(String, String)> {
     svc(d, name)
         .events
         .iter()
-        .map(|e| (e.reason.clone(), e.message.clone()))
+        .map(|e| (e.reason.to_string(), e.message.clone()))
         .collect()
 }
 
@@ -158,8 +162,14 @@ fn a_prefix_change_is_make_before_break_and_keeps_the_host_part() {
     assert_eq!(ingress(&d1, "web"), ["2001:db8:a:1::f0", "192.168.1.240"]);
     assert_eq!(ingress(&d1, "dns"), ["2001:db8:a:1::f5", "192.168.1.241"]);
     assert_eq!(ingress(&d1, "api"), ["2001:db8:a:1::f1", "192.168.1.242"]);
-    assert_eq!(condition(&d1, "web", TYPE_READY).0, "True");
-    assert_eq!(condition(&d1, "web", TYPE_PREFIX_MISMATCH).0, "False");
+    assert_eq!(
+        condition(&d1, "web", ConditionType::LoadBalancerReady).0,
+        "True"
+    );
+    assert_eq!(
+        condition(&d1, "web", ConditionType::PrefixMismatch).0,
+        "False"
+    );
     let announced: Vec<_> = d1
         .announcements
         .iter()
@@ -262,7 +272,7 @@ fn no_prefix_and_disagreeing_nodes_are_conditions_naming_them() {
         svc(&d, "web").why.notes
     );
     // RequireDualStack: not served at all.
-    let (status, reason, message) = condition(&d, "api", TYPE_READY);
+    let (status, reason, message) = condition(&d, "api", ConditionType::LoadBalancerReady);
     assert_eq!((status.as_str(), reason.as_str()), ("False", "NoPrefix"));
     assert!(message.contains("RequireDualStack"), "{message}");
     assert!(ingress(&d, "api").is_empty());
@@ -272,7 +282,7 @@ fn no_prefix_and_disagreeing_nodes_are_conditions_naming_them() {
     let b: Report = (B, 100, 1900, 3700);
     let split = snapshot(&[a, b], &[a], None, at(200));
     let d = decide(&split, &config, at(200));
-    let (status, reason, message) = condition(&d, "web", TYPE_PREFIX_MISMATCH);
+    let (status, reason, message) = condition(&d, "web", ConditionType::PrefixMismatch);
     assert_eq!(
         (status.as_str(), reason.as_str()),
         ("True", "PrefixMismatch")

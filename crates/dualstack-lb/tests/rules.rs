@@ -3,7 +3,7 @@
 // Test helpers may panic on fixtures they build themselves.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use dualstack_lb::conditions::{TYPE_PORT_CONFLICT, TYPE_READY};
+use dualstack_lb::conditions::ConditionType;
 use dualstack_lb::decision::{AddressSource, DropReason, ServiceDecision};
 use dualstack_lb::{Config, Decision, Mode, Snapshot, Timestamp, decide};
 use dualstack_ruleset::{Destination, Protocol};
@@ -147,9 +147,9 @@ fn ingress(s: &ServiceDecision) -> Vec<String> {
     s.ingress.iter().map(|i| i.ip.to_string()).collect()
 }
 
-fn condition<'a>(s: &'a ServiceDecision, type_: &str) -> (&'a str, &'a str, &'a str) {
+fn condition(s: &ServiceDecision, type_: ConditionType) -> (&str, &str, &str) {
     let c = s.conditions.iter().find(|c| c.type_ == type_).unwrap();
-    (&c.status, &c.reason, &c.message)
+    (c.status.as_str(), c.reason.as_str(), &c.message)
 }
 
 fn drop_of(s: &ServiceDecision, node: &str) -> Option<DropReason> {
@@ -311,7 +311,7 @@ fn empty_ip_families_take_the_families_of_the_cluster_ips() {
     ));
     let d = run_default(items);
     let s = d.service("shop", "web").unwrap();
-    assert_eq!(condition(s, TYPE_READY).1, "Ready");
+    assert_eq!(condition(s, ConditionType::LoadBalancerReady).1, "Ready");
     assert_eq!(
         ingress(s),
         ["2001:db8::1", "2001:db8::2", "10.0.0.1", "10.0.0.2"]
@@ -351,7 +351,7 @@ fn empty_ip_families_take_the_families_of_the_cluster_ips() {
     let d = run_default(items);
     let s = d.service("shop", "web").unwrap();
     assert_eq!(
-        condition(s, TYPE_READY),
+        condition(s, ConditionType::LoadBalancerReady),
         (
             "False",
             "InvalidSpec",
@@ -383,7 +383,7 @@ fn prefer_dual_stack_takes_what_exists() {
     let d = run_default(items);
     let s = d.service("shop", "web").unwrap();
     assert_eq!(ingress(s), ["10.0.0.1"]);
-    assert_eq!(condition(s, TYPE_READY).0, "True");
+    assert_eq!(condition(s, ConditionType::LoadBalancerReady).0, "True");
     assert!(
         s.why
             .notes
@@ -417,7 +417,7 @@ fn require_dual_stack_with_a_family_missing_is_a_condition_and_event_not_a_half_
         let d = run_default(items);
         let s = d.service("shop", "web").unwrap();
         assert!(s.ingress.is_empty());
-        let (status, reason, message) = condition(s, TYPE_READY);
+        let (status, reason, message) = condition(s, ConditionType::LoadBalancerReady);
         assert_eq!((status, reason), ("False", "FamilyUnavailable"));
         assert!(
             message.contains("RequireDualStack and IPv6 is unavailable"),
@@ -675,7 +675,7 @@ fn exclusion_label_is_honoured_and_reported_loudly_when_it_leaves_no_node() {
     ];
     let d = run_default(items.clone());
     let s = &d.services[0];
-    let (status, reason, message) = condition(s, TYPE_READY);
+    let (status, reason, message) = condition(s, ConditionType::LoadBalancerReady);
     assert_eq!((status, reason), ("False", "NoEligibleNodes"));
     assert_eq!(
         message,
@@ -817,7 +817,10 @@ fn deleting_and_network_unavailable_nodes_are_not_served() {
         .filter(|i| i["metadata"]["name"] != "node-c")
         .collect();
     let d = run_default(items);
-    let (status, reason, message) = condition(d.service("shop", "web").unwrap(), TYPE_READY);
+    let (status, reason, message) = condition(
+        d.service("shop", "web").unwrap(),
+        ConditionType::LoadBalancerReady,
+    );
     assert_eq!((status, reason), ("False", "NoEligibleNodes"));
     assert_eq!(
         message,
@@ -930,7 +933,7 @@ fn local_without_any_ready_endpoint_says_so() {
         json!({"externalTrafficPolicy": "Local"}),
     ));
     let d = run_default(items);
-    let (status, reason, message) = condition(&d.services[0], TYPE_READY);
+    let (status, reason, message) = condition(&d.services[0], ConditionType::LoadBalancerReady);
     assert_eq!((status, reason), ("False", "NoLocalEndpoints"));
     assert_eq!(
         message,
@@ -994,7 +997,7 @@ fn an_unusable_source_range_fails_closed() {
         json!({"loadBalancerSourceRanges": ["192.0.2.0/33"]}),
     ));
     let d = run_default(items);
-    let (status, reason, message) = condition(&d.services[0], TYPE_READY);
+    let (status, reason, message) = condition(&d.services[0], ConditionType::LoadBalancerReady);
     assert_eq!((status, reason), ("False", "InvalidSpec"));
     assert!(message.contains("\"192.0.2.0/33\""), "{message}");
     assert!(d.nodes.iter().all(|n| n.frontends.is_empty()));
@@ -1035,15 +1038,15 @@ fn port_conflicts_the_older_service_keeps_the_port() {
     let new = d.service("shop", "new").unwrap();
     assert_eq!(ingress(old), ["10.0.0.1", "2001:db8::1"]);
     assert_eq!(ingress(new), ["10.0.0.2", "2001:db8::2"]);
-    let (status, reason, message) = condition(new, TYPE_PORT_CONFLICT);
+    let (status, reason, message) = condition(new, ConditionType::PortConflict);
     assert_eq!((status, reason), ("True", "PortConflict"));
     assert!(
         message.contains("443/tcp on 10.0.0.1 (node node-a) is kept by shop/old"),
         "{message}"
     );
-    assert_eq!(condition(new, TYPE_READY).0, "True");
+    assert_eq!(condition(new, ConditionType::LoadBalancerReady).0, "True");
     assert_eq!(new.events.len(), 1);
-    assert_eq!(condition(old, TYPE_PORT_CONFLICT).0, "False");
+    assert_eq!(condition(old, ConditionType::PortConflict).0, "False");
     assert_eq!(ingress(d.service("shop", "quic").unwrap()).len(), 4);
     let on_a: Vec<&str> = d
         .frontends_for("node-a")
@@ -1068,7 +1071,7 @@ fn port_conflict_ties_break_by_name_and_a_total_loss_is_not_ready() {
     assert_eq!(ingress(d.service("a-team", "web").unwrap()).len(), 4);
     let loser = d.service("b-team", "web").unwrap();
     assert!(loser.ingress.is_empty());
-    let (status, reason, _) = condition(loser, TYPE_READY);
+    let (status, reason, _) = condition(loser, ConditionType::LoadBalancerReady);
     assert_eq!((status, reason), ("False", "PortConflict"));
     assert_eq!(drop_of(loser, "node-a"), Some(DropReason::PortConflict));
     assert_eq!(loser.events.len(), 2);

@@ -100,7 +100,7 @@ pub fn announcements(
         out.push_str("  (no pool address in use)\n");
     }
     for a in &decision.pool_addresses {
-        let services = join(a.services.iter().map(|(s, _)| s.clone()), ", ");
+        let services = join(a.services.iter().map(|(s, _)| s.to_string()), ", ");
         let by = a.announcer.as_deref().unwrap_or("nobody");
         let standby = join(
             a.candidates

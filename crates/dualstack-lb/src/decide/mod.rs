@@ -1,0 +1,431 @@
+//! The decision function: a snapshot and a configuration in, a [`Decision`] out.
+//!
+//! The rules are stated in plain words in the crate documentation. This module owns the
+//! order: ownership, then every owned Service oldest first (so an older Service keeps a
+//! contested address + protocol + port), pool allocation over all of them at once, and
+//! finally the pool records and the sorted output. Each Service goes through the stages in
+//! turn:
+//!
+//! 1. [`spec`]: the [`Plan`](spec::Plan) read from the Service's spec (families, ports,
+//!    source ranges), or `InvalidSpec`;
+//! 2. [`selection`]: the verdict on every node and the candidates left (pool addresses in
+//!    pool mode);
+//! 3. [`conflicts`]: addresses lost to older Services, and the `PortConflict` condition;
+//! 4. [`status`]: families served, `LoadBalancerReady`, ingress and frontends.
+//!
+//! [`messages`] holds the human text the stages share.
+
+mod conflicts;
+mod messages;
+mod selection;
+mod spec;
+mod status;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use dualstack_ruleset::Frontend;
+
+use crate::allocate::{Allocation, allocate};
+use crate::announce::{Announcement, PoolAddress, PoolReport};
+use crate::conditions::{Condition, ConditionType, Reason};
+use crate::config::{Config, Mode};
+use crate::decision::{Decision, IgnoredService, NodeFrontends, ServiceDecision};
+use crate::endpoints::SERVICE_NAME_LABEL;
+use crate::nodes::{NodeFacts, allow_list_mode, node_facts};
+use crate::objects::{EndpointSlice, Service};
+use crate::policy::SpecError;
+use crate::pool::Pool;
+use crate::pool_mode;
+use crate::prefix_pool::{self, PrefixView};
+use crate::service_key::ServiceKey;
+use crate::snapshot::Snapshot;
+use crate::time::Timestamp;
+
+use conflicts::Claims;
+use spec::Plan;
+pub use spec::SOURCE_RANGES_ANNOTATION;
+
+/// Whether we own a Service; `Err` says why not (for explanations).
+pub fn ownership(service: &Service, config: &Config) -> Result<(), String> {
+    let type_ = service.spec.type_.as_deref().unwrap_or("ClusterIP");
+    if type_ != "LoadBalancer" {
+        return Err(format!("type {type_} is not LoadBalancer"));
+    }
+    match service.spec.load_balancer_class.as_deref() {
+        Some(class) if class == config.class => Ok(()),
+        Some(class) => Err(format!(
+            "loadBalancerClass {class:?} is not ours ({:?})",
+            config.class
+        )),
+        None if config.default_class => Ok(()),
+        None => Err(format!(
+            "no loadBalancerClass and we are not the default class (ours is {:?})",
+            config.class
+        )),
+    }
+}
+
+/// Node labels by node name.
+type Labels<'a> = BTreeMap<&'a str, &'a BTreeMap<String, String>>;
+
+/// What pool mode needs besides the node facts.
+struct PoolContext<'a> {
+    pools: &'a [Pool],
+    labels: &'a Labels<'a>,
+}
+
+/// Decides status, conditions, Events and per-node frontends for every Service we own.
+/// Pure: `now` decides which agent Leases have expired.
+pub fn decide(snapshot: &Snapshot, config: &Config, now: Timestamp) -> Decision {
+    let leases: Vec<_> = snapshot.leases.iter().collect();
+    let mut nodes: Vec<NodeFacts> = snapshot
+        .nodes
+        .iter()
+        .map(|n| node_facts(n, &leases, config, now))
+        .collect();
+    nodes.sort_by(|a, b| a.name.cmp(&b.name));
+    let allow_list = allow_list_mode(&nodes);
+    let slices = slices_by_service(snapshot);
+
+    let (mut owned, mut ignored) = owned_services(snapshot, config);
+    // Oldest first: an older Service keeps a contested address + protocol + port.
+    owned.sort_by(|a, b| priority(a).cmp(&priority(b)));
+    let plans: Vec<Result<Plan, SpecError>> = owned
+        .iter()
+        .map(|s| {
+            let key = (s.metadata.namespace.as_str(), s.metadata.name.as_str());
+            spec::plan(s, slices.get(&key).map(Vec::as_slice).unwrap_or_default())
+        })
+        .collect();
+
+    // Pool mode: allocation over every owned Service at once (no pool: nothing changes).
+    let mut pools: Vec<Pool> = snapshot.pools.iter().map(Pool::from_object).collect();
+    pools.sort_by(|a, b| a.name.cmp(&b.name));
+    let labels: Labels<'_> = snapshot
+        .nodes
+        .iter()
+        .map(|n| (n.metadata.name.as_str(), &n.metadata.labels))
+        .collect();
+    let views = prefix_views(&pools, &nodes, &labels, now);
+    let (allocations, statuses) = allocate_pools(&owned, &plans, &pools, &views);
+    let pool_context = PoolContext {
+        pools: &pools,
+        labels: &labels,
+    };
+
+    let inputs = Inputs {
+        nodes: &nodes,
+        allow_list,
+        config,
+        pools: &pool_context,
+    };
+    let (mut services, frontends, pool_programmed) =
+        decide_in_order(owned, plans, &allocations, &inputs);
+    let (pool_addresses, announcements, pool_reports) = finish_pools(
+        &mut services,
+        &allocations,
+        pool_programmed,
+        &statuses,
+        &PoolsSeen {
+            pools: &pools,
+            nodes: &nodes,
+            views: &views,
+        },
+    );
+    let next_change = views.values().filter_map(|v| v.next_change).min();
+
+    services.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    ignored.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    let nodes = frontends
+        .into_iter()
+        .map(|(name, mut frontends)| {
+            frontends.sort();
+            NodeFrontends { name, frontends }
+        })
+        .collect();
+    Decision {
+        services,
+        nodes,
+        ignored,
+        pool_addresses,
+        announcements,
+        pools: pool_reports,
+        next_change,
+    }
+}
+
+/// What every Service is decided against.
+struct Inputs<'a> {
+    nodes: &'a [NodeFacts],
+    allow_list: bool,
+    config: &'a Config,
+    pools: &'a PoolContext<'a>,
+}
+
+/// The frontends of every node, by node name.
+type NodeMap = BTreeMap<String, Vec<Frontend>>;
+
+/// What one Service programs: `(node, frontend)`.
+type Programmed = Vec<(String, Frontend)>;
+
+/// Decides the owned Services in order (oldest first: the claims of each constrain the
+/// next). Returns the decisions, the frontends per node (every node listed; none in
+/// `kube-proxy` mode), and what each pool-mode Service programs.
+fn decide_in_order(
+    owned: Vec<&Service>,
+    plans: Vec<Result<Plan, SpecError>>,
+    allocations: &[Option<Allocation>],
+    inputs: &Inputs<'_>,
+) -> (Vec<ServiceDecision>, NodeMap, Vec<Programmed>) {
+    let mut claims = Claims::new();
+    let mut frontends: NodeMap = inputs
+        .nodes
+        .iter()
+        .map(|n| (n.name.clone(), Vec::new()))
+        .collect();
+    let mut services = Vec::new();
+    let mut pool_programmed = Vec::new();
+    for ((service, plan), allocation) in owned.into_iter().zip(plans).zip(allocations) {
+        let pool_mode = allocation.as_ref().map(|a| (a, inputs.pools));
+        let (decision, programmed) = decide_service(service, plan, pool_mode, inputs, &mut claims);
+        if allocation.is_some() {
+            pool_programmed.push(programmed.clone());
+        }
+        if inputs.config.mode == Mode::Nftables {
+            for (node, frontend) in programmed {
+                frontends.entry(node).or_default().push(frontend);
+            }
+        }
+        services.push(decision);
+    }
+    (services, frontends, pool_programmed)
+}
+
+/// EndpointSlices by `(namespace, service name)`, each list sorted by slice name (same input
+/// in any order).
+fn slices_by_service(snapshot: &Snapshot) -> BTreeMap<(&str, &str), Vec<&EndpointSlice>> {
+    let mut slices: BTreeMap<(&str, &str), Vec<&EndpointSlice>> = BTreeMap::new();
+    for slice in &snapshot.endpoint_slices {
+        if let Some(service) = slice.metadata.labels.get(SERVICE_NAME_LABEL) {
+            slices
+                .entry((slice.metadata.namespace.as_str(), service.as_str()))
+                .or_default()
+                .push(slice);
+        }
+    }
+    for list in slices.values_mut() {
+        list.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    }
+    slices
+}
+
+/// The Services we own, and the LoadBalancer Services we do not (with why).
+fn owned_services<'s>(
+    snapshot: &'s Snapshot,
+    config: &Config,
+) -> (Vec<&'s Service>, Vec<IgnoredService>) {
+    let mut owned = Vec::new();
+    let mut ignored = Vec::new();
+    for service in &snapshot.services {
+        match ownership(service, config) {
+            Ok(()) => owned.push(service),
+            Err(reason) if service.spec.type_.as_deref() == Some("LoadBalancer") => {
+                ignored.push(IgnoredService {
+                    namespace: service.metadata.namespace.clone(),
+                    name: service.metadata.name.clone(),
+                    reason,
+                });
+            }
+            Err(_) => {}
+        }
+    }
+    (owned, ignored)
+}
+
+/// Pools that follow the nodes' IPv6 prefix: what their nodes report now.
+fn prefix_views(
+    pools: &[Pool],
+    nodes: &[NodeFacts],
+    labels: &Labels<'_>,
+    now: Timestamp,
+) -> BTreeMap<String, PrefixView> {
+    pools
+        .iter()
+        .filter(|p| p.usable())
+        .filter_map(|p| {
+            let follow = p.follows()?;
+            Some((
+                p.name.clone(),
+                prefix_pool::view(p, follow, nodes, labels, now),
+            ))
+        })
+        .collect()
+}
+
+/// Per owned Service (in `owned` order): its pool allocation (`None`: node mode) and, with
+/// prefix-following pools, the addresses its status publishes now.
+fn allocate_pools(
+    owned: &[&Service],
+    plans: &[Result<Plan, SpecError>],
+    pools: &[Pool],
+    views: &BTreeMap<String, PrefixView>,
+) -> (Vec<Option<Allocation>>, Vec<Vec<IpAddr>>) {
+    let mut allocations: Vec<Option<Allocation>> = vec![None; owned.len()];
+    let mut statuses: Vec<Vec<IpAddr>> = vec![Vec::new(); owned.len()];
+    if pools.is_empty() {
+        return (allocations, statuses);
+    }
+    let mut requests = Vec::new();
+    let mut index = Vec::new();
+    for (i, (service, plan)) in owned.iter().zip(plans).enumerate() {
+        let Ok(plan) = plan else { continue };
+        let ports = plan.ports.iter().map(|p| (p.protocol, p.port)).collect();
+        let request = pool_mode::request(service, &plan.families, ports, plan.local);
+        if request.uses_pools(pools) {
+            requests.push(request);
+            index.push(i);
+        }
+    }
+    for ((i, mut allocation), request) in index
+        .into_iter()
+        .zip(allocate(&requests, pools))
+        .zip(&requests)
+    {
+        if !views.is_empty() {
+            prefix_pool::expand(&mut allocation, pools, views);
+            statuses[i] = request.status.clone();
+        }
+        allocations[i] = Some(allocation);
+    }
+    (allocations, statuses)
+}
+
+/// The pools and what their nodes report, for [`finish_pools`].
+struct PoolsSeen<'a> {
+    pools: &'a [Pool],
+    nodes: &'a [NodeFacts],
+    views: &'a BTreeMap<String, PrefixView>,
+}
+
+/// After every Service is decided (in `owned` order, as `allocations`, `pool_programmed`
+/// for the pool-mode ones and `statuses`): the pool address records, announcements and pool
+/// reports, with the node verdicts and prefix outcomes of the pool-mode Services updated.
+fn finish_pools(
+    services: &mut [ServiceDecision],
+    allocations: &[Option<Allocation>],
+    pool_programmed: Vec<Programmed>,
+    statuses: &[Vec<IpAddr>],
+    seen: &PoolsSeen<'_>,
+) -> (Vec<PoolAddress>, Vec<Announcement>, Vec<PoolReport>) {
+    let served: Vec<pool_mode::Served> = services
+        .iter()
+        .zip(allocations)
+        .filter_map(|(decision, allocation)| allocation.as_ref().map(|a| (decision, a)))
+        .zip(pool_programmed)
+        .map(|((decision, allocation), programmed)| pool_mode::Served {
+            allocation,
+            decision,
+            programmed,
+        })
+        .collect();
+    let (pool_addresses, announcements, pool_reports) =
+        pool_mode::finish(served, seen.pools, seen.nodes, seen.views);
+    pool_mode::label_verdicts(services, &pool_addresses);
+    if !seen.views.is_empty() {
+        for ((service, allocation), status) in services.iter_mut().zip(allocations).zip(statuses) {
+            if let Some(allocation) = allocation {
+                pool_mode::prefix_outcome(service, allocation, status, seen.pools, seen.views);
+            }
+        }
+    }
+    (pool_addresses, announcements, pool_reports)
+}
+
+fn priority(service: &Service) -> (bool, Option<Timestamp>, &str, &str) {
+    let created = service.metadata.creation_timestamp;
+    (
+        created.is_none(),
+        created,
+        &service.metadata.namespace,
+        &service.metadata.name,
+    )
+}
+
+/// One Service through the stages, in order; each early return is a Service not served
+/// (no ingress, no frontends) with the condition that says why.
+fn decide_service(
+    service: &Service,
+    plan: Result<Plan, SpecError>,
+    pool_mode: Option<(&Allocation, &PoolContext)>,
+    inputs: &Inputs<'_>,
+    claims: &mut Claims,
+) -> (ServiceDecision, Programmed) {
+    let nodes = inputs.nodes;
+    let me = ServiceKey::of(service);
+    let mut why = spec::initial_why(service);
+    let not_ready = |reason: Reason, message: String| {
+        Condition::new(ConditionType::LoadBalancerReady, false, reason, message)
+    };
+    let refused = |why, ready| {
+        let decision = status::outcome(service, why, Vec::new(), ready, conflicts::no_conflict());
+        (decision, Vec::new())
+    };
+
+    // 1. The spec.
+    let mut plan = match plan {
+        Ok(plan) => plan,
+        Err(error) => return refused(why, not_ready(Reason::InvalidSpec, error.to_string())),
+    };
+    spec::explain_plan(&plan, &mut why);
+
+    // 2. Node selection (pool addresses in pool mode).
+    let (mut verdicts, mut candidates) = selection::candidates(&plan, nodes, inputs.allow_list);
+    if let Some((allocation, context)) = pool_mode {
+        match selection::pool_addresses(
+            allocation,
+            context,
+            &mut plan,
+            &mut verdicts,
+            &mut candidates,
+        ) {
+            Ok(notes) => why.notes.extend(notes),
+            Err((reason, message)) => {
+                why.notes.extend(allocation.notes.iter().cloned());
+                why.nodes = verdicts;
+                return refused(why, not_ready(reason, message));
+            }
+        }
+    }
+    if candidates.is_empty() {
+        let (reason, message) = messages::no_candidates_message(&plan, nodes, &verdicts);
+        why.nodes = verdicts;
+        return refused(why, not_ready(reason, message));
+    }
+
+    // 3. Port conflicts with older Services.
+    conflicts::drop_lost(&mut candidates, &plan, claims, &me);
+    let conflict = conflicts::condition(&candidates);
+
+    // 4. Status: refused (claims nothing, publishes nothing) or served.
+    let served = status::served_families(&plan, &candidates);
+    if let Some(ready) = status::refusal(&plan, &served, &candidates) {
+        status::record_refused(&mut verdicts, &candidates);
+        why.nodes = verdicts;
+        let decision = status::outcome(service, why, Vec::new(), ready, conflict);
+        return (decision, Vec::new());
+    }
+    status::note_missing(&plan, &served, &candidates, &mut why);
+    let out = status::serve(
+        &plan,
+        &served,
+        &candidates,
+        &mut verdicts,
+        inputs.config,
+        claims,
+        &me,
+    );
+    why.nodes = verdicts;
+    let decision = status::outcome(service, why, out.ingress, out.ready, conflict);
+    (decision, out.programmed)
+}
