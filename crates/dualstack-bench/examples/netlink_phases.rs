@@ -1,7 +1,9 @@
 //! Phase timings of a netlink full sync and one change at N Services (release build, as
 //! root, in a throwaway namespace): the encoding alone; `Netlink::apply` (generation +
 //! encode + send + every ack); the kernel's part alone (a batch sent on a socket of its
-//! own, timed from the end of its encoding); then one frontend added and removed, `ADDS`
+//! own, timed from the end of its encoding: into an empty namespace, and over the table in
+//! use — the in-place replace, after reading what the table has); then one frontend added
+//! and removed, `ADDS`
 //! times (default: `runs`). Every figure is a median, as wall time and as the calling
 //! thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`: the kernel processes a batch inside the
 //! `sendmsg` of the sending thread, so this counts our code and the kernel's work for us,
@@ -87,9 +89,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .map_err(|x| e(&x))?;
         }
         nl.cleanup().map_err(|x| e(&x))?;
-        // The kernel's part alone: timed from the end of the encoding to the last ack.
+        // The kernel's part alone: timed from the end of the encoding to the last ack. Into
+        // an empty namespace (the table deleted before each run: a first sync), and over the
+        // table in use (what `apply` sends after the first sync: the in-place replace).
         let mut sock = NftSocket::open().map_err(|x| e(&x))?;
+        let mut dump = Samples::default();
+        let mut kern_in_place = Samples::default();
         for _ in 0..runs {
+            sock.transact(|seq, genid| dualstack_nftnl::delete("bench", seq, genid))
+                .map_err(|x| e(&x))?;
             let mut pre = None;
             sock.transact(|seq, genid| {
                 let b = dualstack_nftnl::full(&ruleset, seq, genid);
@@ -102,11 +110,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 kern.wall.push(wall.elapsed().as_secs_f64() * 1e3);
             }
         }
+        for _ in 0..runs {
+            dump.time(|| sock.present("bench")).map_err(|x| e(&x))?;
+            let mut pre = None;
+            sock.transact_over("bench", |seq, genid, present| {
+                let b = match present {
+                    Some(p) => dualstack_nftnl::full_in_place(&ruleset, p, seq, genid),
+                    None => dualstack_nftnl::full(&ruleset, seq, genid),
+                };
+                pre = Some((Instant::now(), cpu_ms()));
+                b
+            })
+            .map_err(|x| e(&x))?;
+            if let Some((wall, c)) = pre {
+                kern_in_place.cpu.push(cpu_ms() - c);
+                kern_in_place.wall.push(wall.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        sock.transact(|seq, genid| dualstack_nftnl::delete("bench", seq, genid))
+            .map_err(|x| e(&x))?;
         println!(
-            "n={n} runs={runs} adds={adds} {} {} {} {} {} batch={bytes}B",
+            "n={n} runs={runs} adds={adds} {} {} {} {} {} {} {} batch={bytes}B",
             enc.show("encode"),
             full.show("full"),
-            kern.show("kernel"),
+            kern.show("kernel-fresh"),
+            dump.show("read-present"),
+            kern_in_place.show("kernel-in-place"),
             add.show("add"),
             rem.show("remove"),
         );
