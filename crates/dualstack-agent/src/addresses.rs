@@ -50,6 +50,17 @@ pub struct AddressFlags {
     pub dad_failed: bool,
 }
 
+/// Lifetimes the kernel reports for one address (`IFA_CACHEINFO`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lifetimes {
+    /// Remaining valid lifetime in seconds; `None`: forever.
+    pub valid_seconds: Option<u32>,
+    /// Remaining preferred lifetime in seconds; `None`: forever.
+    pub preferred_seconds: Option<u32>,
+    /// Creation time, in hundredths of a second since boot.
+    pub created_centis: Option<u32>,
+}
+
 /// One address of one interface, as the kernel reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InterfaceAddress {
@@ -58,7 +69,7 @@ pub struct InterfaceAddress {
     pub prefix_len: u8,
     pub flags: AddressFlags,
     /// Remaining lifetimes and creation time (for the prefixes of [`crate::prefixes`]).
-    pub lifetimes: crate::prefixes::Lifetimes,
+    pub lifetimes: Lifetimes,
 }
 
 /// Whether `interface` matches one of `patterns` (exact, or prefix with a trailing `*`).

@@ -24,18 +24,8 @@ use dualstack_lb::Timestamp;
 use dualstack_lb::prefixes::{ReportedPrefix, followable};
 use ipnet::Ipv6Net;
 
+pub use crate::addresses::Lifetimes;
 use crate::addresses::{InterfaceAddress, interface_excluded};
-
-/// Lifetimes the kernel reports for one address (`IFA_CACHEINFO`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Lifetimes {
-    /// Remaining valid lifetime in seconds; `None`: forever.
-    pub valid_seconds: Option<u32>,
-    /// Remaining preferred lifetime in seconds; `None`: forever.
-    pub preferred_seconds: Option<u32>,
-    /// Creation time, in hundredths of a second since boot.
-    pub created_centis: Option<u32>,
-}
 
 /// Times that differ by at most this many seconds are the same (rounding of a dump).
 pub const JITTER_SECONDS: i64 = 2;

@@ -141,9 +141,9 @@ pub struct Assigned {
     /// How the Service came to hold it.
     pub origin: Origin,
     /// For a pool that follows the nodes' prefix: the host part and the prefix behind `ip`
-    /// (allocation itself hands out the host part; [`crate::prefix_pool::expand`] fills this).
+    /// (allocation itself hands out the host part; the prefix pool's expansion fills this).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub prefix: Option<crate::prefix_pool::PrefixUse>,
+    pub prefix: Option<crate::prefix_state::PrefixUse>,
 }
 
 /// A family (or the whole Service) that got no address, and why.

@@ -343,17 +343,17 @@ impl fmt::Display for DropReason {
                 )
             }
             DropReason::ExcludedByLabel => {
-                write!(f, "excluded by label {}", crate::nodes::EXCLUDE_LABEL)
+                write!(f, "excluded by label {}", crate::labels::EXCLUDE_LABEL)
             }
             DropReason::NotEnabled { value: None } => write!(
                 f,
                 "allow-list mode (some node has {}) and this node lacks it",
-                crate::nodes::ENABLELB_LABEL
+                crate::labels::ENABLELB_LABEL
             ),
             DropReason::NotEnabled { value: Some(v) } => write!(
                 f,
                 "allow-list mode and this node has {}={v:?}, not \"true\"",
-                crate::nodes::ENABLELB_LABEL
+                crate::labels::ENABLELB_LABEL
             ),
             DropReason::NotInPool { pool } => write!(f, "not in pool {pool:?}"),
             DropReason::NoLocalEndpoint => write!(

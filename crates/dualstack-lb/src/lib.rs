@@ -183,6 +183,7 @@ mod decide;
 pub mod decision;
 mod endpoints;
 pub mod explain;
+pub mod labels;
 pub mod live;
 mod nodes;
 pub mod objects;
@@ -190,6 +191,7 @@ pub mod policy;
 pub mod pool;
 mod pool_mode;
 pub mod prefix_pool;
+pub mod prefix_state;
 pub mod prefixes;
 pub mod service_key;
 pub mod snapshot;
@@ -201,7 +203,7 @@ pub use decide::{SOURCE_RANGES_ANNOTATION, decide, ownership};
 pub use decision::Decision;
 pub use endpoints::SERVICE_NAME_LABEL;
 pub use explain::explain;
-pub use nodes::{
+pub use labels::{
     DRAINING_TAINTS, ENABLELB_LABEL, EXCLUDE_LABEL, LBPOOL_LABEL, LBPOOL_LABEL_PREFIX,
     POOL_LABEL_PREFIX,
 };

@@ -151,3 +151,27 @@ impl Ruleset {
         }
     }
 }
+
+/// Which clients of one family a frontend admits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Allowed {
+    Everything,
+    Nothing,
+    /// Non-empty, merged (no overlaps, host bits cleared), sorted.
+    Only(Vec<IpNet>),
+}
+
+/// The source ranges of one family, normalised: merged, with host bits cleared.
+pub fn allowed_ranges(fe: &Frontend, family: Family) -> Allowed {
+    let nets: Vec<IpNet> = fe.source_ranges_of(family).map(|n| n.trunc()).collect();
+    if nets.is_empty() {
+        Allowed::Nothing
+    } else if nets.iter().any(|n| n.prefix_len() == 0) {
+        Allowed::Everything
+    } else if nets.len() == 1 {
+        // Already merged (the common case; `aggregate` costs several allocations).
+        Allowed::Only(nets)
+    } else {
+        Allowed::Only(IpNet::aggregate(&nets))
+    }
+}

@@ -13,9 +13,9 @@ use crate::fast_hash::{FastMap, map_with_capacity};
 use dualstack_addr::Family;
 use ipnet::IpNet;
 
+use crate::model::{Allowed, allowed_ranges};
 use crate::model::{Backend, Destination, Frontend, Protocol, Ruleset};
 use crate::names;
-use crate::nft::{Allowed, allowed_ranges};
 
 /// Longest table name we accept (nft allows more; we keep it short and readable).
 pub const TABLE_NAME_MAX: usize = 64;

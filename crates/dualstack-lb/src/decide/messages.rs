@@ -99,7 +99,7 @@ pub(super) fn no_candidates_message(
             format!(
                 "no eligible node: all {} node(s) carry label {} ({})",
                 nodes.len(),
-                crate::nodes::EXCLUDE_LABEL,
+                crate::labels::EXCLUDE_LABEL,
                 nodes
                     .iter()
                     .map(|n| n.name.as_str())

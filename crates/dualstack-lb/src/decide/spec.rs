@@ -11,7 +11,7 @@ use ipnet::IpNet;
 
 use crate::decision::{PortWhy, ServiceWhy};
 use crate::endpoints::{Located, backends, protocol};
-use crate::nodes::LBPOOL_LABEL;
+use crate::labels::LBPOOL_LABEL;
 use crate::objects::{EndpointSlice, Service, ServicePort, ServiceSpec};
 use crate::policy::{IpFamilyPolicy, SpecError, TrafficPolicy};
 

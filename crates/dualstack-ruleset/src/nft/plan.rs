@@ -17,6 +17,7 @@ use std::net::IpAddr;
 use dualstack_addr::Family;
 use ipnet::IpNet;
 
+pub use crate::model::{Allowed, allowed_ranges};
 use crate::model::{Backend, Destination, Frontend, Protocol, Selection};
 use crate::names;
 use crate::nft::MASQUERADE_MARK;
@@ -372,30 +373,6 @@ fn plan_family(
         }
     };
     out.chains.extend(nat_chain.into_iter().chain(allow_chain));
-}
-
-/// Which clients of one family a frontend admits.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Allowed {
-    Everything,
-    Nothing,
-    /// Non-empty, merged (no overlaps, host bits cleared), sorted.
-    Only(Vec<IpNet>),
-}
-
-/// The source ranges of one family, normalised: merged, with host bits cleared.
-pub fn allowed_ranges(fe: &Frontend, family: Family) -> Allowed {
-    let nets: Vec<IpNet> = fe.source_ranges_of(family).map(|n| n.trunc()).collect();
-    if nets.is_empty() {
-        Allowed::Nothing
-    } else if nets.iter().any(|n| n.prefix_len() == 0) {
-        Allowed::Everything
-    } else if nets.len() == 1 {
-        // Already merged (the common case; `aggregate` costs several allocations).
-        Allowed::Only(nets)
-    } else {
-        Allowed::Only(IpNet::aggregate(&nets))
-    }
 }
 
 pub fn nft_family_word(family: Family) -> &'static str {
