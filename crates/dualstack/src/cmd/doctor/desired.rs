@@ -253,10 +253,10 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn reads_what_the_health_endpoint_serves() {
         use std::sync::Arc;
-        let health = Arc::new(crate::health::Health::default());
+        let health = Arc::new(dualstack_kube::health::Health::default());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let router = crate::health::router(Arc::clone(&health));
+        let router = dualstack_kube::health::router(Arc::clone(&health));
         tokio::spawn(async move { axum::serve(listener, router).await });
         let get = |url: String| tokio::task::spawn_blocking(move || from_agent(&url));
 
