@@ -38,6 +38,7 @@ pub type ServiceKey = (String, String);
 /// The decision and what it was computed from.
 #[derive(Debug)]
 pub struct Cached {
+    /// The decision itself.
     pub decision: Decision,
     index: HashMap<ServiceKey, usize>,
     prints: HashMap<ServiceKey, u64>,

