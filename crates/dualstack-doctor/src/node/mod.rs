@@ -23,6 +23,7 @@ mod forwarding;
 pub mod ip;
 pub mod masq;
 mod pod_masq;
+pub mod published;
 mod ra;
 mod table;
 
