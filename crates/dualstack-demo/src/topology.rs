@@ -218,6 +218,27 @@ pub fn owner_of(addr: IpAddr) -> String {
     pod_by_addr(addr).map_or_else(|| addr.to_string(), |p| p.name.to_string())
 }
 
+/// The ports each pod serves: every EndpointSlice port of an endpoint that is the pod.
+pub fn pod_ports(
+    snapshot: &dualstack_lb::Snapshot,
+) -> std::collections::BTreeMap<&'static str, Vec<u16>> {
+    let mut out: std::collections::BTreeMap<&'static str, Vec<u16>> =
+        std::collections::BTreeMap::new();
+    for slice in &snapshot.endpoint_slices {
+        for endpoint in &slice.endpoints {
+            for addr in endpoint.addresses.iter().filter_map(|a| a.parse().ok()) {
+                if let Some(pod) = pod_by_addr(addr) {
+                    let ports = out.entry(pod.name).or_default();
+                    ports.extend(slice.ports.iter().filter_map(|p| p.port));
+                    ports.sort_unstable();
+                    ports.dedup();
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -317,5 +338,20 @@ mod tests {
         assert_eq!(owner_of("198.51.100.129".parse().unwrap()), "node-2");
         assert_eq!(owner_of("2001:db8:42:2::50".parse().unwrap()), "canary-1");
         assert_eq!(owner_of("203.0.113.9".parse().unwrap()), "203.0.113.9");
+    }
+
+    #[test]
+    fn pods_serve_their_slice_ports() {
+        let snapshot = dualstack_lb::Snapshot::parse(crate::SNAPSHOT).unwrap();
+        let ports = pod_ports(&snapshot);
+        let expected: std::collections::BTreeMap<&str, Vec<u16>> =
+            std::collections::BTreeMap::from([
+                ("api-1", vec![9443]),
+                ("canary-1", vec![9443]),
+                ("legacy-1", vec![8080]),
+                ("web-1", vec![8080, 8443]),
+                ("web-2", vec![8080, 8443]),
+            ]);
+        assert_eq!(ports, expected);
     }
 }

@@ -118,7 +118,7 @@ fn client_addrs() -> Vec<IpAddr> {
 fn demo(args: &DemoArgs, interrupt: &Termination) -> anyhow::Result<Outcome> {
     let mut snapshot = Snapshot::parse(SNAPSHOT).context("reading the built-in snapshot")?;
     let config = Config::default();
-    let ports = lab::pod_ports(&snapshot);
+    let ports = topology::pod_ports(&snapshot);
 
     say!(
         "dualstack demo: {} nodes, {} pods and a client in network namespaces {}*; \
