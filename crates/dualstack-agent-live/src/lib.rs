@@ -10,7 +10,6 @@
 //! by design (the demo and the offline agent use it without a cluster). On top of both, it
 //! creates no cycle and rebuilds only when either side changes.
 //!
-//!
 //! Three loops, one process:
 //! * **addresses**: rtnetlink dump + watch of this node's addresses and on-link IPv6
 //!   prefixes (`dualstack_agent::netlink`), restarted with backoff if the socket fails;
