@@ -9,8 +9,10 @@ use serde::{Deserialize, Serialize};
 /// An IP family. Orders IPv4 before IPv6.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Family {
+    /// IPv4 (`ipv4` in JSON, as Kubernetes writes `ipFamilies` in lower case here).
     #[serde(rename = "ipv4")]
     V4,
+    /// IPv6 (`ipv6` in JSON).
     #[serde(rename = "ipv6")]
     V6,
 }

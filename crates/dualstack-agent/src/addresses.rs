@@ -64,9 +64,13 @@ pub struct Lifetimes {
 /// One address of one interface, as the kernel reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InterfaceAddress {
+    /// The interface's name.
     pub interface: String,
+    /// The address.
     pub addr: IpAddr,
+    /// Its on-link prefix length.
     pub prefix_len: u8,
+    /// The kernel flags that decide whether it is usable.
     pub flags: AddressFlags,
     /// Remaining lifetimes and creation time (for the prefixes of [`crate::prefixes`]).
     pub lifetimes: Lifetimes,

@@ -31,13 +31,18 @@ pub const REDUMP: Duration = Duration::from_secs(30);
 /// Why reading addresses failed.
 #[derive(Debug, thiserror::Error)]
 pub enum NetlinkError {
+    /// The rtnetlink socket could not be opened (no permission, no netlink in this namespace).
     #[error("could not open a netlink socket: {0}")]
     Socket(std::io::Error),
+    /// The kernel refused a dump request.
     #[error("netlink {what} dump failed: {source}")]
     Dump {
+        /// What was being dumped (`link` or `address`).
         what: &'static str,
+        /// The rtnetlink error.
         source: rtnetlink::Error,
     },
+    /// The kernel closed the netlink connection while the watch ran.
     #[error("the netlink connection closed")]
     Closed,
 }

@@ -22,11 +22,19 @@ pub enum OwnLease {
     AlreadyLive,
     /// The dump has no Lease for the node; one held by the node was added (without live
     /// addresses, so the node's addresses come from its Node object).
-    Added { lease: String },
+    Added {
+        /// The Lease's `namespace/name`.
+        lease: String,
+    },
     /// The dump's Lease was expired or held by another identity (`was`); it now says the
     /// node holds it, renewed now. Live addresses it carried are dropped: they are as old as
     /// the Lease.
-    Renewed { lease: String, was: String },
+    Renewed {
+        /// The Lease's `namespace/name`.
+        lease: String,
+        /// Why it did not count, as a phrase (`expired at …`, `is held by "n2"`).
+        was: String,
+    },
 }
 
 impl fmt::Display for OwnLease {

@@ -19,7 +19,9 @@ pub enum Plan {
     /// Remove the old versions of changed/removed frontends, add the new versions of
     /// changed/added ones, in one transaction.
     Incremental {
+        /// The frontends to take out, as they are in the kernel now.
         remove: Vec<Frontend>,
+        /// The frontends to put in, as they should be.
         add: Vec<Frontend>,
     },
 }

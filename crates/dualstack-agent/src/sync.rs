@@ -17,16 +17,26 @@ use crate::plan::{DEFAULT_MAX_INCREMENTAL, Plan, plan};
 pub enum AgentError {
     /// `--node` names no Node of the snapshot.
     #[error("node {node:?} is not in the snapshot (nodes: {known})")]
-    UnknownNode { node: String, known: String },
+    UnknownNode {
+        /// The name given.
+        node: String,
+        /// The snapshot's node names, comma-separated.
+        known: String,
+    },
     /// The decision produced frontends the data plane refuses (a bug in the core).
     #[error("the frontends decided for node {node:?} are not a valid ruleset: {source}")]
     Invalid {
+        /// The node the frontends were decided for.
         node: String,
+        /// What is wrong with them.
         source: InvalidRuleset,
     },
+    /// The data plane could not program or read the table.
     #[error("programming table inet {table}: {source}")]
     Dataplane {
+        /// Our table's name.
         table: String,
+        /// The data plane's error.
         source: DataplaneError,
     },
 }
@@ -52,7 +62,12 @@ pub enum SyncKind {
     /// The whole table was replaced in one transaction.
     Full(FullReason),
     /// Only the changed frontends were replaced, in one transaction.
-    Incremental { removed: usize, added: usize },
+    Incremental {
+        /// Frontends taken out (old versions of changed ones included).
+        removed: usize,
+        /// Frontends put in (new versions of changed ones included).
+        added: usize,
+    },
     /// The kernel already had exactly these frontends; nothing ran.
     Unchanged,
     /// `kube-proxy` mode: the agent programs nothing.
@@ -62,8 +77,11 @@ pub enum SyncKind {
 /// The result of one sync, for logs, metrics and the CLI.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncReport {
+    /// The node synced.
     pub node: String,
+    /// Our table's name.
     pub table: String,
+    /// What the sync did.
     pub kind: SyncKind,
     /// The frontends now in the table (sorted by name).
     pub frontends: Vec<Frontend>,

@@ -46,11 +46,15 @@ impl Default for Options {
 /// What one interface's worker reports.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InterfaceStatus {
+    /// The interface the worker answers on.
     pub interface: String,
+    /// The addresses it answers ARP/NDP for there.
     pub addresses: BTreeSet<IpAddr>,
     /// Solicited-node groups joined.
     pub groups: BTreeSet<std::net::Ipv6Addr>,
+    /// Requests answered so far (ARP replies and solicited NAs).
     pub answered: u64,
+    /// Unsolicited announcements sent so far (gratuitous ARP, unsolicited NAs).
     pub announced: u64,
     /// The last error (socket, send, membership), if any.
     pub error: Option<String>,

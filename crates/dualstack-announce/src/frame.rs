@@ -35,16 +35,24 @@ const IPV6_HEADER: usize = 40;
 pub enum Request {
     /// ARP "who has `target`?".
     Arp {
+        /// The asker's hardware address, where the reply goes.
         sender_mac: Mac,
+        /// The asker's IPv4 address.
         sender_ip: Ipv4Addr,
+        /// The address asked for.
         target: Ipv4Addr,
     },
     /// ICMPv6 Neighbor Solicitation for `target`.
     Solicit {
+        /// The Ethernet source of the frame.
         frame_src: Mac,
+        /// The IPv6 source (`::` during duplicate address detection).
         src: Ipv6Addr,
+        /// The IPv6 destination (usually the solicited-node group).
         dst: Ipv6Addr,
+        /// The address asked for.
         target: Ipv6Addr,
+        /// The asker's source link-layer address option, if present.
         lladdr: Option<Mac>,
     },
 }
@@ -323,6 +331,7 @@ pub fn neighbor_solicit(
 /// A Neighbor Advertisement as received (for probes and tests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Advert {
+    /// The address advertised.
     pub target: Ipv6Addr,
     /// The S flag.
     pub solicited: bool,
@@ -330,6 +339,7 @@ pub struct Advert {
     pub override_: bool,
     /// The target link-layer address option.
     pub lladdr: Option<Mac>,
+    /// The IPv6 hop limit (255 for a valid NDP message).
     pub hop_limit: u8,
     /// The IPv6 destination.
     pub dst: Ipv6Addr,

@@ -12,8 +12,11 @@ use crate::frame::Mac;
 /// One interface.
 #[derive(Debug, Clone)]
 pub struct Link {
+    /// The interface name.
     pub name: String,
+    /// The kernel's interface index.
     pub index: u32,
+    /// Its hardware address, which our replies carry.
     pub mac: Mac,
     /// The first link-local IPv6 address (source of our advertisements), if any.
     pub link_local: Option<Ipv6Addr>,

@@ -12,7 +12,9 @@ use crate::link::Link;
 /// One address to announce on one interface.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Target {
+    /// The pool address.
     pub ip: IpAddr,
+    /// The interface whose LAN it is on, where it is announced.
     pub interface: String,
 }
 

@@ -38,9 +38,11 @@ const BULK_ROUNDS: usize = 3;
 /// What to measure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DatapathOptions {
+    /// The Ns (numbers of programmed Services) to measure at, ascending.
     pub services: Vec<usize>,
     /// Measured connections per scenario and family, spread over the rounds.
     pub connections: usize,
+    /// How many rounds the connections are spread over (each starts with a warm-up).
     pub rounds: usize,
     /// Bytes per bulk transfer; 0 skips the bulk test.
     pub bulk_bytes: u64,
@@ -64,9 +66,11 @@ pub enum Plane {
 /// Latency and rate for one scenario and family.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConnectionResult {
+    /// Which data plane the node ran.
     pub plane: Plane,
     /// Frontends programmed (`null` for the direct path).
     pub services: Option<usize>,
+    /// Which family the connections used.
     pub family: Family,
     /// Time for `connect()` to complete: SYN out, SYN-ACK back through the node.
     pub connect: Latency,
@@ -78,9 +82,13 @@ pub struct ConnectionResult {
 /// Bulk throughput for one path and family.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BulkResult {
+    /// Which path the transfer took.
     pub plane: Plane,
+    /// Frontends programmed (`null` for the direct path).
     pub services: Option<usize>,
+    /// Which family the transfer used.
     pub family: Family,
+    /// Bytes per transfer.
     pub bytes: u64,
     /// Median over transfers.
     pub gbit_per_sec: f64,
@@ -89,7 +97,9 @@ pub struct BulkResult {
 /// The ratios the targets are stated in, per family.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DatapathRatios {
+    /// Which family the ratios are for.
     pub family: Family,
+    /// The N the ratios are for.
     pub services: usize,
     /// Median connect latency, nft at this N ÷ nft at the smallest N measured.
     pub nft_over_nft_smallest: Option<f64>,
@@ -104,13 +114,21 @@ pub struct DatapathRatios {
 /// The whole report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DatapathReport {
+    /// Which bench wrote the report (`datapath`).
     pub bench: &'static str,
+    /// The machine it ran on.
     pub machine: Machine,
+    /// Measured connections per scenario and family.
     pub connections: usize,
+    /// Rounds the connections were spread over.
     pub rounds: usize,
+    /// Connections thrown away before each round.
     pub warmup_per_round: usize,
+    /// Latency and rate per scenario and family.
     pub results: Vec<ConnectionResult>,
+    /// The ratios the targets are stated in.
     pub ratios: Vec<DatapathRatios>,
+    /// Bulk throughput per path and family.
     pub bulk: Vec<BulkResult>,
     /// Bulk throughput through DNAT ÷ direct, per family.
     pub bulk_ratios: Vec<BulkRatio>,
@@ -119,7 +137,9 @@ pub struct DatapathReport {
 /// Bulk throughput through DNAT ÷ direct for one family.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BulkRatio {
+    /// Which family.
     pub family: Family,
+    /// Throughput through DNAT ÷ direct; `None` when either was not measured.
     pub dnat_over_direct: Option<f64>,
 }
 

@@ -35,23 +35,33 @@ pub use workload::MAX_SERVICES;
 /// Why a benchmark could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
+    /// `--services` asked for a number of Services the workload cannot generate.
     #[error("--services: {0} is out of range (1 to {MAX_SERVICES})")]
     Services(usize),
+    /// `--services` was given no number.
     #[error("--services: the list is empty")]
     NoServices,
+    /// The network namespaces could not be set up or driven.
     #[error(transparent)]
     Testbed(#[from] TestbedError),
+    /// The data plane refused the generated table.
     #[error(transparent)]
     Dataplane(#[from] DataplaneError),
+    /// The generated ruleset is invalid (a bug in the workload).
     #[error(transparent)]
     Invalid(#[from] InvalidRuleset),
+    /// A guard against touching the host: the measuring thread is not in the bench's namespace.
     #[error("refusing to run: this thread is not inside the bench namespace {0}")]
     NotInNamespace(String),
+    /// A file or process the bench needs failed.
     #[error("{what}: {source}")]
     Io {
+        /// What was being done, for the message.
         what: String,
+        /// The underlying error.
         source: std::io::Error,
     },
+    /// A measurement could not be taken (a connection failed, a tool printed nonsense).
     #[error("{0}")]
     Measurement(String),
 }

@@ -7,9 +7,13 @@ use serde::Serialize;
 /// What a reader needs to judge the numbers.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Machine {
+    /// CPUs available to the bench.
     pub nproc: usize,
+    /// `uname -r`.
     pub kernel: String,
+    /// `nft --version`, or `unavailable`.
     pub nft: String,
+    /// `iptables --version`, or `unavailable`.
     pub iptables: String,
     /// `/proc/loadavg` when the bench started: other work on the machine adds noise.
     pub loadavg: String,

@@ -30,6 +30,7 @@ const POLL: std::time::Duration = std::time::Duration::from_millis(2);
 /// When the generated agent Lease was renewed, and the decision time passed to the agent
 /// (`--now`), so the Lease is live however old the dump is.
 pub const RENEWED: &str = "2025-01-01T00:00:00Z";
+/// The decision time passed to the measured agent (`--now`), 10 s after [`RENEWED`].
 pub const NOW: &str = "2025-01-01T00:00:10Z";
 /// The table the measured agent programs (inside its namespace).
 const TABLE: &str = "dualstack-bench";
@@ -37,6 +38,7 @@ const TABLE: &str = "dualstack-bench";
 /// What to measure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemoryOptions {
+    /// The Ns (numbers of Services in the dump) to measure at.
     pub services: Vec<usize>,
     /// The `dualstack` binary to measure (normally the running one).
     pub exe: PathBuf,
@@ -45,23 +47,30 @@ pub struct MemoryOptions {
 /// One measurement.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MemoryResult {
+    /// How many Services the dump held.
     pub services: usize,
+    /// The command line that was measured.
     pub command: String,
     /// Peak resident set size of the agent process itself (`VmHWM`).
     pub max_rss_kib: u64,
+    /// `max_rss_kib` in MiB.
     pub max_rss_mib: f64,
     /// Peak resident set size of the `nft` child seen while polling (0 if none was seen).
     pub nft_child_max_rss_kib: u64,
     /// Size of the generated dump the agent read.
     pub snapshot_bytes: usize,
+    /// How long the agent ran, start to exit.
     pub wall_ms: f64,
 }
 
 /// The whole report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MemoryReport {
+    /// Which bench wrote the report (`memory`).
     pub bench: &'static str,
+    /// The machine it ran on.
     pub machine: Machine,
+    /// One measurement per N.
     pub results: Vec<MemoryResult>,
 }
 

@@ -7,9 +7,13 @@ use serde::Serialize;
 /// Median, minimum and maximum of a few runs, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Runs {
+    /// The median run.
     pub median_ms: f64,
+    /// The fastest run.
     pub min_ms: f64,
+    /// The slowest run.
     pub max_ms: f64,
+    /// How many runs there were.
     pub runs: usize,
 }
 
@@ -29,8 +33,11 @@ impl Runs {
 /// Median and 99th percentile of many samples, in microseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Latency {
+    /// The median sample.
     pub median_us: f64,
+    /// The 99th percentile.
     pub p99_us: f64,
+    /// How many samples there were.
     pub samples: usize,
 }
 

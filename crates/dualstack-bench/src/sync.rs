@@ -22,6 +22,7 @@ const TABLE: &str = "dualstack-bench";
 /// What to measure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncOptions {
+    /// The Ns (numbers of Services) to measure at.
     pub services: Vec<usize>,
     /// Repetitions of each measurement (medians are reported).
     pub runs: usize,
@@ -33,25 +34,32 @@ pub struct SyncOptions {
 /// Everything measured for one N.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SyncResult {
+    /// The N measured.
     pub services: usize,
     /// Median full sync (render + `nft -f -`, replacing the table).
     pub full_sync_ms: f64,
+    /// Every full-sync run.
     pub full_sync: Runs,
     /// Median render time alone (pure, no process), included in `full_sync_ms`.
     pub render_ms: f64,
     /// The slower of the add and remove medians.
     pub incremental_ms: f64,
+    /// Adding one Service to N, every run.
     pub incremental_add: Runs,
+    /// Removing one Service from N + 1, every run.
     pub incremental_remove: Runs,
     /// Median klipper-style time; `null` when over budget (see `klipper_style`).
     pub klipper_style_ms: Option<f64>,
+    /// The klipper-lb baseline: one `iptables` process per rule.
     pub klipper_style: KlipperStyle,
     /// Median `iptables-restore` fallback sync (save + restore, both families); fewer runs
     /// than asked when they exceed the budget (see `restore.runs`).
     pub restore_ms: f64,
+    /// Every `iptables-restore` run.
     pub restore: Runs,
     /// The same table and changes over netlink.
     pub netlink: NetlinkSync,
+    /// The ratios the targets are stated in.
     pub ratios: SyncRatios,
 }
 
@@ -60,6 +68,7 @@ pub struct SyncResult {
 pub struct NetlinkSync {
     /// Median full sync (encode + send + every ack), replacing the table.
     pub full_sync_ms: f64,
+    /// Every full-sync run.
     pub full_sync: Runs,
     /// Median encoding time alone (pure, bytes out), included in `full_sync_ms`.
     pub encode_ms: f64,
@@ -67,16 +76,20 @@ pub struct NetlinkSync {
     pub batch_bytes: usize,
     /// The slower of the add and remove medians.
     pub incremental_ms: f64,
+    /// Adding one Service, every run.
     pub incremental_add: Runs,
+    /// Removing one Service, every run.
     pub incremental_remove: Runs,
 }
 
 /// The klipper-style baseline for one N.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct KlipperStyle {
+    /// `iptables` processes klipper-lb runs per Service.
     pub commands_per_service: usize,
     /// Completed runs (absent when the first run went over budget).
     pub runs: Option<Runs>,
+    /// Whether the first run went over the budget (then `runs` is absent).
     pub over_budget: bool,
     /// Services programmed in the run that hit the budget (or N when none did).
     pub services_done: usize,
@@ -102,10 +115,15 @@ pub struct SyncRatios {
 /// The whole report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SyncReport {
+    /// Which bench wrote the report (`sync`).
     pub bench: &'static str,
+    /// The machine it ran on.
     pub machine: Machine,
+    /// Repetitions asked for per measurement.
     pub runs: usize,
+    /// The time allowed per N for each process-heavy baseline, in seconds.
     pub budget_secs: f64,
+    /// Everything measured, per N.
     pub results: Vec<SyncResult>,
 }
 

@@ -25,7 +25,12 @@ pub enum Backends {
     /// what a cluster with N Services looks like to the rule programmer.
     PerService,
     /// Every Service forwards to the same real host (the data-path bench's backend).
-    Shared { v4: IpAddr, v6: IpAddr },
+    Shared {
+        /// The backend's IPv4 address.
+        v4: IpAddr,
+        /// The backend's IPv6 address.
+        v6: IpAddr,
+    },
 }
 
 /// A generated set of Services on one node.
@@ -33,7 +38,9 @@ pub enum Backends {
 pub struct Workload {
     /// The node's IPv4 and IPv6 address the frontends listen on.
     pub node_v4: IpAddr,
+    /// The node's IPv6 address the frontends listen on.
     pub node_v6: IpAddr,
+    /// Where the frontends forward to.
     pub backends: Backends,
     /// Allowed client ranges (one per family keeps the source-range checks in play).
     pub source_ranges: Vec<IpNet>,

@@ -1,3 +1,5 @@
+// documented in its own change
+#![allow(missing_docs)]
 //! Applies rulesets to the kernel and reads them back (adapter). Every decision — what to
 //! render, what a frontend needs — lives in the pure [`dualstack_ruleset`] crate (and its
 //! netlink encoding in the pure `dualstack_nftnl`); this crate talks to the kernel, in the

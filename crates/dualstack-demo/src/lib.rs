@@ -5,11 +5,15 @@
 //!   agreement.
 //! * [`predict`]: what the decision predicts for every flow the demo sends, read from the
 //!   frontends it gives each node.
+//! * [`observe`]: what happened to a flow, and whether it matches its prediction.
+//! * [`render`]: the report the demo prints, as text.
 //!
 //! The binary builds the network from [`topology`], sends the flows [`predict::flows`] lists,
 //! and compares what happened with each [`predict::Expect`].
 
+pub mod observe;
 pub mod predict;
+pub mod render;
 pub mod topology;
 
 /// The cluster the demo plays, as `kubectl get … -o yaml` would print it.

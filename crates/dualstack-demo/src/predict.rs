@@ -20,8 +20,11 @@ use dualstack_ruleset::{Destination, Frontend, Protocol};
 /// A node address a flow is sent to.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Target {
+    /// The node the address belongs to.
     pub node: String,
+    /// The address's family.
     pub family: Family,
+    /// The address itself.
     pub addr: IpAddr,
 }
 
@@ -41,21 +44,30 @@ pub enum Expect {
     Answer {
         /// The frontend (`namespace/name:port`) that takes the flow.
         frontend: String,
+        /// The pods that may answer (one of them does).
         backends: Vec<IpAddr>,
+        /// Which source address the answering backend should see.
         sees: Sees,
         /// Services that wanted the same port here and lost it (port conflicts).
         losers: Vec<String>,
     },
     /// Nothing answers (refused or silence), and why.
-    Nothing { why: String },
+    Nothing {
+        /// Why nothing answers (no frontend on the port, a source range, a family not served, …).
+        why: String,
+    },
 }
 
 /// One flow: from the client, to a node address, protocol and port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Flow {
+    /// The node address the flow is sent to.
     pub target: Target,
+    /// The flow's protocol.
     pub protocol: Protocol,
+    /// The port it is sent to.
     pub port: u16,
+    /// What the decision says should happen.
     pub expect: Expect,
 }
 

@@ -30,7 +30,9 @@ pub const TABLE: &str = dualstack_ruleset::DEFAULT_TABLE;
 /// An address with its prefix length, as configured on an interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr {
+    /// The address.
     pub addr: IpAddr,
+    /// Its prefix length.
     pub len: u8,
 }
 
@@ -55,6 +57,7 @@ impl Cidr {
         format!("{}/{}", self.addr, self.len)
     }
 
+    /// The family of [`Cidr::addr`].
     pub fn family(&self) -> Family {
         Family::of(self.addr)
     }
@@ -63,6 +66,7 @@ impl Cidr {
 /// A node: its LAN addresses and the gateway addresses of its pod bridge.
 #[derive(Debug, Clone, Copy)]
 pub struct DemoNode {
+    /// The node's name (`node-1`), as the cluster dump knows it.
     pub name: &'static str,
     /// On the node's `eth0` in the LAN (the first of each family is the one other nodes
     /// route pod traffic to).
@@ -74,13 +78,17 @@ pub struct DemoNode {
 /// A pod: a namespace behind its node's `cni0`, addresses in the node's pod ranges.
 #[derive(Debug, Clone, Copy)]
 pub struct DemoPod {
+    /// The pod's name (`web-1`), as the cluster dump knows it.
     pub name: &'static str,
+    /// The node whose `cni0` it hangs off.
     pub node: &'static str,
     /// One IPv4 and one IPv6 address (prefix lengths are the node's `cni` ones).
     pub addrs: [IpAddr; 2],
 }
 
+/// The prefix length of the IPv4 LAN.
 pub const LAN_V4: u8 = 24;
+/// The prefix length of the IPv6 LAN.
 pub const LAN_V6: u8 = 64;
 
 /// The outside client, on the LAN.
@@ -89,6 +97,7 @@ pub const CLIENT: [Cidr; 2] = [
     Cidr::v6([0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x100], LAN_V6),
 ];
 
+/// The demo's nodes, each with its LAN addresses and pod gateways.
 pub const NODES: [DemoNode; 2] = [
     DemoNode {
         name: "node-1",
@@ -126,6 +135,7 @@ const fn pod(name: &'static str, node: &'static str, v4: u8, net6: u16, host6: u
     }
 }
 
+/// The demo's pods, spread over the nodes.
 pub const PODS: [DemoPod; 5] = [
     pod("web-1", "node-1", 10, 1, 0x10),
     pod("api-1", "node-1", 20, 1, 0x20),
@@ -178,6 +188,7 @@ impl DemoNode {
 }
 
 impl DemoPod {
+    /// The pod's address of `family`.
     pub fn addr(&self, family: Family) -> IpAddr {
         match family {
             Family::V4 => self.addrs[0],
@@ -205,6 +216,27 @@ pub fn owner_of(addr: IpAddr) -> String {
         return n.name.to_string();
     }
     pod_by_addr(addr).map_or_else(|| addr.to_string(), |p| p.name.to_string())
+}
+
+/// The ports each pod serves: every EndpointSlice port of an endpoint that is the pod.
+pub fn pod_ports(
+    snapshot: &dualstack_lb::Snapshot,
+) -> std::collections::BTreeMap<&'static str, Vec<u16>> {
+    let mut out: std::collections::BTreeMap<&'static str, Vec<u16>> =
+        std::collections::BTreeMap::new();
+    for slice in &snapshot.endpoint_slices {
+        for endpoint in &slice.endpoints {
+            for addr in endpoint.addresses.iter().filter_map(|a| a.parse().ok()) {
+                if let Some(pod) = pod_by_addr(addr) {
+                    let ports = out.entry(pod.name).or_default();
+                    ports.extend(slice.ports.iter().filter_map(|p| p.port));
+                    ports.sort_unstable();
+                    ports.dedup();
+                }
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -306,5 +338,20 @@ mod tests {
         assert_eq!(owner_of("198.51.100.129".parse().unwrap()), "node-2");
         assert_eq!(owner_of("2001:db8:42:2::50".parse().unwrap()), "canary-1");
         assert_eq!(owner_of("203.0.113.9".parse().unwrap()), "203.0.113.9");
+    }
+
+    #[test]
+    fn pods_serve_their_slice_ports() {
+        let snapshot = dualstack_lb::Snapshot::parse(crate::SNAPSHOT).unwrap();
+        let ports = pod_ports(&snapshot);
+        let expected: std::collections::BTreeMap<&str, Vec<u16>> =
+            std::collections::BTreeMap::from([
+                ("api-1", vec![9443]),
+                ("canary-1", vec![9443]),
+                ("legacy-1", vec![8080]),
+                ("web-1", vec![8080, 8443]),
+                ("web-2", vec![8080, 8443]),
+            ]);
+        assert_eq!(ports, expected);
     }
 }

@@ -21,13 +21,17 @@ use crate::{Check, Report};
 /// What `doctor pool` knows.
 #[derive(Debug, Clone)]
 pub struct PoolFacts<'a> {
+    /// The pool address asked about.
     pub address: IpAddr,
+    /// The cluster's decision: which Service holds the address and which node announces it.
     pub decision: &'a Decision,
     /// The node the local facts were read on, if any.
     pub node: Option<String>,
+    /// That node's interfaces, if read there.
     pub interfaces: Vec<Interface>,
     /// `/proc/net/igmp6` of that node.
     pub igmp6: Option<String>,
+    /// Our table on that node, if read there.
     pub table: Option<TableState>,
 }
 

@@ -8,8 +8,11 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// Works as it should.
     Ok,
+    /// Works, but not the way it should (or only partly); see the fix.
     Warn,
+    /// Broken: something the cluster needs does not work; see the fix.
     Fail,
 }
 
@@ -28,13 +31,18 @@ impl Status {
 /// can be pasted as is (angle-bracket placeholders only where the value cannot be known).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Check {
+    /// A stable dotted identifier (`node.forwarding.ipv6`), for filtering and docs.
     pub id: String,
+    /// The verdict.
     pub status: Status,
+    /// What was found, with the values.
     pub message: String,
+    /// What to run or write to fix it; `None` only when the check is ok.
     pub fix: Option<String>,
 }
 
 impl Check {
+    /// A passing check (no fix).
     pub fn ok(id: impl Into<String>, message: impl Into<String>) -> Check {
         Check {
             id: id.into(),
@@ -44,6 +52,7 @@ impl Check {
         }
     }
 
+    /// A warning, with the fix.
     pub fn warn(
         id: impl Into<String>,
         message: impl Into<String>,
@@ -57,6 +66,7 @@ impl Check {
         }
     }
 
+    /// A failure, with the fix.
     pub fn fail(
         id: impl Into<String>,
         message: impl Into<String>,
@@ -74,10 +84,12 @@ impl Check {
 /// All checks of one run, in the order they were made.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Report {
+    /// Every check, in the order it was made.
     pub checks: Vec<Check>,
 }
 
 impl Report {
+    /// A report of `checks`, in that order.
     pub fn new(checks: Vec<Check>) -> Report {
         Report { checks }
     }

@@ -30,6 +30,7 @@ pub struct KlipperConfig {
     pub src_port: u16,
     /// Allowed client ranges, both families. `0.0.0.0/0` and `::/0` when `SRC_RANGES` is empty.
     pub src_ranges: Vec<IpNet>,
+    /// `DEST_PROTO`: the protocol forwarded.
     pub protocol: Protocol,
     /// The port to forward to (the Service port, or the NodePort for ETP=Local).
     pub dest_port: u16,
@@ -51,47 +52,89 @@ impl KlipperConfig {
 /// Why the environment cannot be used. Each variant names the variable and the value.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ContractError {
+    /// A port variable is unset or empty.
     #[error("{var} is not set; it must be a port number from 1 to 65535")]
-    MissingPort { var: &'static str },
+    MissingPort {
+        /// The variable (`SRC_PORT`, `DEST_PORT`).
+        var: &'static str,
+    },
+    /// A port variable is not a number from 1 to 65535.
     #[error("{var}={value:?} is not a port number from 1 to 65535")]
-    BadPort { var: &'static str, value: String },
+    BadPort {
+        /// The variable.
+        var: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// A port written with a sign or leading zeros, which Go's klipper-lb reads differently.
     #[error(
         "{var}={value:?} is not a plain port number: write it as digits only, without a sign \
          or leading zeros ({plain})"
     )]
     PortNotPlain {
+        /// The variable.
         var: &'static str,
+        /// Its value.
         value: String,
+        /// The same port written plainly.
         plain: String,
     },
+    /// `DEST_PROTO` is unset or empty.
     #[error("DEST_PROTO is not set; it must be TCP, UDP or SCTP")]
     MissingProtocol,
+    /// `DEST_PROTO` is not TCP, UDP or SCTP.
     #[error("DEST_PROTO={value:?} is not a protocol we forward; use TCP, UDP or SCTP")]
-    BadProtocol { value: String },
+    BadProtocol {
+        /// Its value.
+        value: String,
+    },
+    /// An entry of a destination list is not an address.
     #[error("{var} entry {entry:?} is not an IP address")]
-    BadAddress { var: &'static str, entry: String },
+    BadAddress {
+        /// The variable (`DEST_IPS`, `DEST_IP`, `DEST_IP6`).
+        var: &'static str,
+        /// The entry.
+        entry: String,
+    },
+    /// An IPv4 address in `DEST_IP6`.
     #[error("DEST_IP6 entry {entry:?} is an IPv4 address; put it in DEST_IPS or DEST_IP")]
-    WrongFamily { entry: String },
+    WrongFamily {
+        /// The entry.
+        entry: String,
+    },
+    /// A destination address nothing can be forwarded to (unspecified, multicast, loopback, …).
     #[error(
         "{var} entry {entry:?} cannot be a destination ({why}); \
          destinations are Service ClusterIPs or node addresses"
     )]
     UnusableDestination {
+        /// The variable.
         var: &'static str,
+        /// The entry.
         entry: String,
+        /// What kind of address it is.
         why: &'static str,
     },
+    /// An IPv4-mapped IPv6 destination (`::ffff:a.b.c.d`).
     #[error(
         "{var} entry {entry:?} is an IPv4-mapped IPv6 address, which never appears on the \
          wire; write the IPv4 address {ipv4} instead"
     )]
     Ipv4Mapped {
+        /// The variable.
         var: &'static str,
+        /// The entry.
         entry: String,
+        /// The IPv4 address it maps.
         ipv4: std::net::Ipv4Addr,
     },
+    /// An entry of `SRC_RANGES` is neither an address nor a CIDR range.
     #[error("SRC_RANGES entry {entry:?} is not an address or CIDR range")]
-    BadRange { entry: String },
+    BadRange {
+        /// The entry.
+        entry: String,
+    },
+    /// No destination in any of the destination variables.
     #[error("no destination: DEST_IPS, DEST_IP and DEST_IP6 are all empty or unset")]
     NoDestination,
 }

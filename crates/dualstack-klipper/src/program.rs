@@ -21,11 +21,14 @@ use crate::contract::KlipperConfig;
 /// Whether the namespace forwards each family (the values of the forwarding sysctls).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Forwarding {
+    /// `net.ipv4.ip_forward` is 1.
     pub v4: bool,
+    /// `net.ipv6.conf.all.forwarding` is 1.
     pub v6: bool,
 }
 
 impl Forwarding {
+    /// Whether `family` is forwarded.
     pub fn enabled(self, family: Family) -> bool {
         match family {
             Family::V4 => self.v4,
@@ -40,11 +43,16 @@ pub enum FamilyPlan {
     /// Forwarded to these destinations, from these source ranges (empty: every client of
     /// this family is refused, because `SRC_RANGES` lists only the other family).
     Served {
+        /// The Service's addresses of this family, forwarded to.
         destinations: Vec<IpAddr>,
+        /// The client ranges of this family let through.
         src_ranges: Vec<IpNet>,
     },
     /// Destinations exist but the family's forwarding sysctl is not 1.
-    NotForwarding { destinations: Vec<IpAddr> },
+    NotForwarding {
+        /// The destinations that cannot be reached while forwarding is off.
+        destinations: Vec<IpAddr>,
+    },
     /// No destination of this family was given.
     NoDestination,
 }
@@ -52,7 +60,9 @@ pub enum FamilyPlan {
 /// The ruleset to program and what it means per family, IPv4 first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Program {
+    /// What to program into the pod's table.
     pub ruleset: Ruleset,
+    /// What happens to each family, for the startup report.
     pub families: [(Family, FamilyPlan); 2],
 }
 

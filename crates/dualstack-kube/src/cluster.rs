@@ -32,9 +32,13 @@ use crate::convert::{ConvertError, convert};
 /// Stores of everything the decision reads.
 #[derive(Clone)]
 pub struct Cluster {
+    /// Services (every namespace).
     pub services: Store<Service>,
+    /// EndpointSlices (every namespace): the ready endpoints per Service.
     pub slices: Store<EndpointSlice>,
+    /// Nodes: addresses, labels and conditions.
     pub nodes: Store<Node>,
+    /// Our agents' Leases (in the Lease namespace): which nodes run an agent, and their live addresses.
     pub leases: Store<Lease>,
     /// `LoadBalancerPool`s (cluster-scoped, `dualstack.io/v1alpha1`); empty while the CRD is
     /// not installed, which leaves every Service in node mode.
@@ -104,12 +108,17 @@ where
 
 /// Reflectors that are running, and the change counter they bump.
 pub struct Watches {
+    /// EndpointSlices (every namespace).
     pub slices: Store<EndpointSlice>,
+    /// Nodes.
     pub nodes: Store<Node>,
+    /// Our agents' Leases.
     pub leases: Store<Lease>,
+    /// `LoadBalancerPool`s; empty while the CRD is not installed.
     pub pools: Store<DynamicObject>,
     /// Only when asked for: the controller gets its Services from its `Controller`.
     pub services: Option<Store<Service>>,
+    /// Bumped on every change any reflector sees; whoever syncs waits on it.
     pub changes: watch::Receiver<u64>,
 }
 

@@ -26,20 +26,25 @@ pub const LEADER_LEASE: &str = "dualstack-controller";
 /// Why the controller stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
+    /// Electing or renewing the leader Lease failed.
     #[error("leader election failed: {0}")]
     Leader(#[from] kube_lease_manager::LeaseManagerError),
+    /// The leader-election task ended while the controller still ran.
     #[error("leader election stopped unexpectedly")]
     LeaderTaskEnded,
 }
 
 /// Settings of a controller run.
 pub struct Settings {
+    /// The decision's settings (class, mode, pools).
     pub config: dualstack_lb::Config,
     /// Namespace of the leader-election Lease (the controller's own namespace).
     pub namespace: String,
     /// This replica's identity (its pod name).
     pub identity: String,
+    /// The decision's `now` (a function so tests can fix it).
     pub clock: Arc<dyn Fn() -> dualstack_lb::Timestamp + Send + Sync>,
+    /// Called after every reconcile with its outcome and duration (the metrics).
     pub observer: Option<Observer>,
     /// Receives `true` while this replica leads.
     pub leader: Option<watch::Sender<bool>>,

@@ -8,8 +8,11 @@ use serde::de::DeserializeOwned;
 #[derive(Debug, thiserror::Error)]
 #[error("converting {kind} {name} for the decision: {source}")]
 pub struct ConvertError {
+    /// The object's kind (`Service`, `Node`, …).
     pub kind: &'static str,
+    /// Its `namespace/name` or name.
     pub name: String,
+    /// Why its JSON did not fit the core's type.
     pub source: serde_json::Error,
 }
 

@@ -37,6 +37,7 @@ pub use dualstack_lb::ServiceKey;
 /// The decision and what it was computed from.
 #[derive(Debug)]
 pub struct Cached {
+    /// The decision itself.
     pub decision: Decision,
     index: HashMap<ServiceKey, usize>,
     prints: HashMap<ServiceKey, u64>,

@@ -15,13 +15,16 @@ use crate::convert::{ConvertError, convert};
 /// A list or get that failed, or an object that did not convert.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
+    /// A list or get call failed.
     #[error("{what}: {source}")]
     Api {
         /// `listing nodes`, `reading service kube-system/kube-dns`, …
         what: &'static str,
+        /// The client's error.
         #[source]
         source: kube::Error,
     },
+    /// A fetched object did not convert to the doctor's types.
     #[error(transparent)]
     Convert(#[from] ConvertError),
 }

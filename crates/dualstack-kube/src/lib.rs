@@ -20,6 +20,10 @@
 //! * [`doctor`]: the list calls behind `dualstack doctor cluster`, converted for its checks.
 //! * [`uninstall`]: `controller --release-all`, our status and finalizers off every Service.
 //! * [`crd`]: the `LoadBalancerPool` CRD, generated from the core's type.
+//! * [`health`] and [`metrics`]: the one port both long-running processes serve
+//!   (`/healthz`, `/readyz`, `/metrics`, and the agent's `/ruleset`). They hold no Kubernetes
+//!   client; they live here, beside [`controller`], so that the controller and the agent
+//!   runtime (`dualstack-agent-live`, which depends on this crate) share one copy.
 
 pub mod cluster;
 pub mod controller;
@@ -28,7 +32,9 @@ pub mod crd;
 pub mod decision_cache;
 pub mod doctor;
 pub mod finalizer;
+pub mod health;
 pub mod lease;
+pub mod metrics;
 pub mod reconcile;
 pub mod status;
 pub mod uninstall;

@@ -36,17 +36,23 @@ use crate::status;
 pub const RESYNC: Duration = Duration::from_secs(60);
 /// Backoff after the first failure; doubled per consecutive failure, up to [`MAX_BACKOFF`].
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+/// The longest backoff between retries of one failing Service.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 /// Why a reconcile failed. All of these are retried with backoff.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A call to the API server failed.
     #[error("failed to {action} Service {service}: {source}")]
     Api {
+        /// What was being done (`patch the status of`, `add our finalizer to`, …).
         action: &'static str,
+        /// The Service's `namespace/name`.
         service: String,
+        /// The client's error.
         source: kube::Error,
     },
+    /// A cluster object did not convert for the decision.
     #[error(transparent)]
     Convert(#[from] ConvertError),
 }
@@ -85,12 +91,17 @@ pub type Observer = Arc<dyn Fn(&'static str, Duration) + Send + Sync>;
 
 /// Everything reconcile needs.
 pub struct Context {
+    /// The API client for patches and Events.
     pub client: Client,
+    /// The decision's settings.
     pub config: Config,
+    /// The reflector stores the decision reads.
     pub cluster: Cluster,
+    /// Publishes the Events.
     pub recorder: Recorder,
     /// The decision's `now` (a function so tests can fix it).
     pub clock: Arc<dyn Fn() -> Timestamp + Send + Sync>,
+    /// Called after every reconcile with its outcome and duration.
     pub observer: Option<Observer>,
     /// Bumped when a reconcile changed what other Services may decide (an address or port
     /// freed or taken): the controller then reconciles every Service once more.
@@ -107,6 +118,7 @@ pub struct Context {
 }
 
 impl Context {
+    /// A context with no observer and no cross-Service retriggering (the controller wires those in).
     pub fn new(
         client: Client,
         config: Config,

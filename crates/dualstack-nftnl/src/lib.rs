@@ -1,3 +1,5 @@
+// documented in its own change
+#![allow(missing_docs)]
 //! Our nftables table as nf_tables netlink batches — pure encoding, bytes out, no sockets.
 //!
 //! * [`encode`]: the full-sync, incremental and cleanup batches for a

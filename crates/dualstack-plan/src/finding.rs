@@ -38,7 +38,9 @@ impl fmt::Display for Severity {
 /// One problem (or note) about the checked configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
+    /// How bad it is.
     pub severity: Severity,
+    /// The stable identifier of the rule it breaks (for filtering and docs).
     pub code: Code,
     /// What is wrong, naming the setting and its value.
     pub message: String,

@@ -9,12 +9,16 @@ use serde::Serialize;
 /// (`-rc1`, `+k3s1`, `+up27.0.2`) are ignored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Version {
+    /// The first number (`1` in `v1.35.2+k3s1`).
     pub major: u32,
+    /// The second number (`35`).
     pub minor: u32,
+    /// The third number (`2`).
     pub patch: u32,
 }
 
 impl Version {
+    /// The version `major.minor.patch`.
     pub const fn new(major: u32, minor: u32, patch: u32) -> Self {
         Version {
             major,

@@ -10,10 +10,13 @@ use serde::{Deserialize, Serialize};
 /// Transport protocol of a frontend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Protocol {
+    /// TCP (`tcp` in nft, `TCP` in Kubernetes objects).
     #[serde(rename = "TCP")]
     Tcp,
+    /// UDP (`udp` in nft, `UDP` in Kubernetes objects).
     #[serde(rename = "UDP")]
     Udp,
+    /// SCTP (`sctp` in nft, `SCTP` in Kubernetes objects).
     #[serde(rename = "SCTP")]
     Sctp,
 }
@@ -48,11 +51,14 @@ pub enum Destination {
 /// One backend: an address and port to DNAT to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Backend {
+    /// Where to send the connection (a pod, or the ClusterIP in klipper mode).
     pub addr: IpAddr,
+    /// The backend's port (the Service's target port, not the frontend's).
     pub port: u16,
 }
 
 impl Backend {
+    /// The family of [`Backend::addr`]; a backend only serves clients of its own family.
     pub fn family(&self) -> Family {
         Family::of(self.addr)
     }
@@ -78,8 +84,11 @@ pub struct Frontend {
     /// Stable, human-readable name (for example `default/traefik:websecure`); used in
     /// comments, logs and errors. Unique within a ruleset.
     pub name: String,
+    /// Which addresses of this node the frontend answers on.
     pub destination: Destination,
+    /// The transport protocol it takes.
     pub protocol: Protocol,
+    /// The port clients connect to (the Service port).
     pub port: u16,
     /// Allowed client source ranges, both families in one list. A family with no range
     /// here is denied entirely: listing only IPv4 ranges blocks every IPv6 client.
@@ -87,6 +96,7 @@ pub struct Frontend {
     pub source_ranges: Vec<IpNet>,
     /// Backends, both families in one list. A family with no backend is not served.
     pub backends: Vec<Backend>,
+    /// How a new connection picks one of several backends of its family.
     #[serde(default)]
     pub selection: Selection,
     /// Source-NAT (masquerade) forwarded traffic so replies come back through us.
@@ -97,7 +107,9 @@ pub struct Frontend {
 /// An inclusive range of addresses of one family (`first <= last`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct AddressRange {
+    /// The lowest address of the range.
     pub first: IpAddr,
+    /// The highest address, inclusive; same family as `first`.
     pub last: IpAddr,
 }
 
@@ -107,6 +119,7 @@ pub struct AddressRange {
 pub struct Ruleset {
     /// The nft table name (`table inet <name>`), `dualstack` by default.
     pub table: String,
+    /// Everything the table serves, one entry per Service port and destination set.
     pub frontends: Vec<Frontend>,
     /// Dedicated (pool) address ranges: traffic to them that no frontend took is dropped,
     /// so a node that receives it (it is not the announcer, or the port is not a Service's)
@@ -155,7 +168,9 @@ impl Ruleset {
 /// Which clients of one family a frontend admits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Allowed {
+    /// Every client: a `::/0` or `0.0.0.0/0` range was listed; no check needed.
     Everything,
+    /// No client: no range of this family was listed, so the family is denied.
     Nothing,
     /// Non-empty, merged (no overlaps, host bits cleared), sorted.
     Only(Vec<IpNet>),

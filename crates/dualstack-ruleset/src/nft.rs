@@ -165,7 +165,9 @@ pub fn map_capacity(count: usize) -> u32 {
 /// detect drift.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Expected {
+    /// Names of the non-base chains (frontend picks and shared allow chains).
     pub chains: BTreeSet<String>,
+    /// Every element of our maps, with its map.
     pub elements: BTreeSet<Element>,
 }
 

@@ -29,12 +29,15 @@ pub const RULESET_ANNOTATION: &str = "dualstack.io/ruleset";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Published {
+    /// The node whose agent wants this ruleset.
     pub node: String,
     /// [`Canonical::hash`] of `ruleset`.
     pub hash: String,
+    /// How many distinct rulesets this agent process has wanted, this one included.
     pub generation: u64,
     /// RFC 3339: when this ruleset became the wanted one.
     pub since: String,
+    /// The whole ruleset.
     pub ruleset: Ruleset,
 }
 
@@ -78,9 +81,13 @@ impl Published {
 /// The value of [`RULESET_ANNOTATION`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
+    /// [`Canonical::hash`] of the ruleset, `sha256:` and 64 hex digits.
     pub hash: String,
+    /// How many frontends it has.
     pub frontends: usize,
+    /// As in [`Published::generation`].
     pub generation: u64,
+    /// RFC 3339: when it became the wanted one.
     pub since: String,
 }
 
@@ -97,12 +104,22 @@ impl fmt::Display for Summary {
 /// Why a [`RULESET_ANNOTATION`] value could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SummaryError {
+    /// The hash part is not `sha256:` followed by 64 lower-case hex digits.
     #[error(
         "{RULESET_ANNOTATION} {value:?}: the hash must be sha256: and 64 lower-case hex digits"
     )]
-    Hash { value: String },
+    Hash {
+        /// The whole annotation value.
+        value: String,
+    },
+    /// A `key=number` part is missing or not a number.
     #[error("{RULESET_ANNOTATION} {value:?}: {field} is missing or not a number")]
-    Field { value: String, field: &'static str },
+    Field {
+        /// The whole annotation value.
+        value: String,
+        /// Which part (`frontends` or `generation`).
+        field: &'static str,
+    },
 }
 
 impl FromStr for Summary {

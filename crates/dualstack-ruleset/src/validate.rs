@@ -25,77 +25,148 @@ pub const FRONTEND_NAME_MAX: usize = 253;
 /// One problem in a ruleset.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RulesetError {
+    /// The table name cannot be used as `table inet NAME`.
     #[error("table name {name:?} is invalid: {reason}")]
-    InvalidTableName { name: String, reason: &'static str },
-    #[error("guard range {first}-{last} mixes families or ends before it starts")]
-    InvalidGuardRange {
-        first: std::net::IpAddr,
-        last: std::net::IpAddr,
-    },
-    #[error("frontend #{index}: name is empty")]
-    EmptyName { index: usize },
-    #[error("frontend {frontend:?}: name is invalid: {reason}")]
-    InvalidName {
-        frontend: String,
+    InvalidTableName {
+        /// The name as given.
+        name: String,
+        /// Which rule of nft's identifier syntax it breaks.
         reason: &'static str,
     },
+    /// A guard range whose ends are of different families, or whose end comes before its start.
+    #[error("guard range {first}-{last} mixes families or ends before it starts")]
+    InvalidGuardRange {
+        /// Where the range starts.
+        first: std::net::IpAddr,
+        /// Where it ends.
+        last: std::net::IpAddr,
+    },
+    /// A frontend without a name (names become chain and set names).
+    #[error("frontend #{index}: name is empty")]
+    EmptyName {
+        /// The frontend's position in the ruleset, from 0.
+        index: usize,
+    },
+    /// A frontend name that nft would not accept inside a generated identifier.
+    #[error("frontend {frontend:?}: name is invalid: {reason}")]
+    InvalidName {
+        /// The name as given.
+        frontend: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+    /// Two frontends share a name.
     #[error("frontends #{first} and #{second} are both named {name:?}; names must be unique")]
     DuplicateName {
+        /// The shared name.
         name: String,
+        /// Position of the first frontend with it.
         first: usize,
+        /// Position of the second one.
         second: usize,
     },
+    /// A frontend listening on port 0.
     #[error("frontend {frontend:?}: port 0 is not a valid frontend port")]
-    ZeroPort { frontend: String },
+    ZeroPort {
+        /// The frontend's name.
+        frontend: String,
+    },
+    /// A backend with port 0.
     #[error("frontend {frontend:?}: backend {backend} has port 0")]
-    ZeroBackendPort { frontend: String, backend: String },
+    ZeroBackendPort {
+        /// The frontend's name.
+        frontend: String,
+        /// The backend as `addr:port`.
+        backend: String,
+    },
+    /// A frontend bound to an empty list of addresses, which would match nothing.
     #[error(
         "frontend {frontend:?}: destination address list is empty (use AnyLocal for every local address)"
     )]
-    NoDestinationAddress { frontend: String },
+    NoDestinationAddress {
+        /// The frontend's name.
+        frontend: String,
+    },
+    /// The same destination address twice in one frontend.
     #[error("frontend {frontend:?}: destination address {addr} is listed twice")]
-    DuplicateDestination { frontend: String, addr: IpAddr },
+    DuplicateDestination {
+        /// The frontend's name.
+        frontend: String,
+        /// The repeated address.
+        addr: IpAddr,
+    },
+    /// An address that cannot take part in DNAT (unspecified, multicast, …).
     #[error("frontend {frontend:?}: {role} address {addr} is {reason}")]
     UnusableAddress {
+        /// The frontend's name.
         frontend: String,
+        /// Where it appears: `destination` or `backend`.
         role: &'static str,
+        /// The address.
         addr: IpAddr,
+        /// What is wrong with it.
         reason: &'static str,
     },
+    /// The same backend twice in one frontend.
     #[error("frontend {frontend:?}: backend {backend} is listed twice")]
-    DuplicateBackend { frontend: String, backend: String },
+    DuplicateBackend {
+        /// The frontend's name.
+        frontend: String,
+        /// The repeated backend as `addr:port`.
+        backend: String,
+    },
+    /// A backend of a family the frontend does not listen on, so no packet could reach it.
     #[error(
         "frontend {frontend:?}: {family} backend {backend}, but the frontend has no {family} destination address"
     )]
     BackendFamilyNotServed {
+        /// The frontend's name.
         frontend: String,
+        /// The backend's family.
         family: Family,
+        /// The backend as `addr:port`.
         backend: String,
     },
+    /// Two frontends claim the same family, protocol and port on a common destination.
     #[error("frontends {first:?} and {second:?} both take {family} {protocol} port {port} on {on}")]
     Overlap {
+        /// The first frontend's name.
         first: String,
+        /// The second frontend's name.
         second: String,
+        /// The family both claim.
         family: Family,
+        /// The protocol both claim.
         protocol: Protocol,
+        /// The port both claim.
         port: u16,
+        /// The destination they share (an address, or every local address).
         on: String,
     },
+    /// Two frontend names that map to the same generated chain name.
     #[error(
         "frontends {first:?} and {second:?} get the same generated chain name {chain:?}; rename one"
     )]
     ChainNameCollision {
+        /// The first frontend's name.
         first: String,
+        /// The second frontend's name.
         second: String,
+        /// The chain name both would get.
         chain: String,
     },
+    /// Two different source-range lists that map to the same shared allow-chain name.
     #[error(
         "frontends {first:?} and {second:?} have different {family} source ranges that get the same shared chain name {chain:?}; change one's ranges"
     )]
     AllowChainCollision {
+        /// The first frontend's name.
         first: String,
+        /// The second frontend's name.
         second: String,
+        /// The family of the ranges.
         family: Family,
+        /// The chain name both would get.
         chain: String,
     },
 }

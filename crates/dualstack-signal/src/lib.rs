@@ -44,7 +44,9 @@ pub enum SignalError {
     /// The kernel refused a handler.
     #[error("listening for {signal}: {source}")]
     Listen {
+        /// The signal whose handler was refused.
         signal: Signal,
+        /// The kernel's error.
         #[source]
         source: std::io::Error,
     },

@@ -19,7 +19,9 @@ const UDP_POLL: Duration = Duration::from_millis(50);
 /// What an echo server answered: its id and the client address it saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
+    /// The id the server was started with, so a test knows which backend answered.
     pub server: String,
+    /// The client address the server saw (after any NAT).
     pub peer: IpAddr,
 }
 

@@ -18,6 +18,7 @@ use crate::netns::{Netns, veth};
 /// One host attached to the node.
 #[derive(Debug)]
 pub struct Host {
+    /// The host's network namespace.
     pub ns: Netns,
     /// Link number (1-based): the host's subnet is `10.0.<n>.0/24` and `fd00:<n>::/64`.
     pub link: u8,

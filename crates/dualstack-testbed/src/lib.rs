@@ -49,41 +49,82 @@ pub use netns::{Netns, veth};
 /// Everything that can go wrong building or using a test bed.
 #[derive(Debug, thiserror::Error)]
 pub enum TestbedError {
+    /// A program (`ip`, `nft`, …) could not be started.
     #[error("could not start {program}: {source}")]
     Spawn {
+        /// The program.
         program: String,
+        /// Why it could not start.
         source: std::io::Error,
     },
+    /// A command ran and failed.
     #[error("`{command}` failed: {stderr}")]
-    Command { command: String, stderr: String },
+    Command {
+        /// The command line.
+        command: String,
+        /// What it printed on standard error.
+        stderr: String,
+    },
+    /// A named network namespace could not be opened.
     #[error("could not open network namespace {name}: {source}")]
     OpenNetns {
+        /// The namespace's name.
         name: String,
+        /// Why.
         source: std::io::Error,
     },
+    /// `setns(2)` into a network namespace failed.
     #[error("could not enter network namespace: {0}")]
     Setns(nix::Error),
+    /// A closure run inside a network namespace panicked.
     #[error("a thread running inside a network namespace panicked")]
     ThreadPanicked,
+    /// An echo server could not bind its port.
     #[error("could not bind echo server on port {port}: {source}")]
-    Bind { port: u16, source: std::io::Error },
+    Bind {
+        /// The port.
+        port: u16,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A test client's request failed.
     #[error("{protocol} request to {to} failed: {source}")]
     Client {
+        /// `tcp`, `udp` or `sctp`.
         protocol: &'static str,
+        /// Where it was sent.
         to: SocketAddr,
+        /// Why it failed.
         source: std::io::Error,
     },
+    /// A server answered something that is not an echo reply.
     #[error("unexpected reply from {to}: {text:?}")]
-    BadReply { to: SocketAddr, text: String },
+    BadReply {
+        /// Who answered.
+        to: SocketAddr,
+        /// What it said.
+        text: String,
+    },
+    /// A sysctl could not be read or written.
     #[error("could not access sysctl {key}: {source}")]
-    Sysctl { key: String, source: std::io::Error },
+    Sysctl {
+        /// The sysctl's key.
+        key: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// More hosts were asked of a lab than its addressing plan has room for.
     #[error("a lab holds at most 255 hosts")]
     TooManyHosts,
+    /// A file or socket operation of the test bed failed.
     #[error("could not {what}: {source}")]
     Io {
+        /// What was being done.
         what: String,
+        /// Why.
         source: std::io::Error,
     },
+    /// The in-process test API server failed.
     #[error("test API server: {0}")]
     KubeApi(String),
 }

@@ -3,10 +3,8 @@
 
 mod cmd;
 mod exit;
-mod health;
 mod input_files;
 mod logging;
-mod metrics;
 mod output;
 mod sysctl;
 

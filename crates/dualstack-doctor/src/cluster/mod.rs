@@ -24,6 +24,7 @@ use crate::Report;
 /// Everything [`check`] looks at.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClusterFacts {
+    /// Every Node, with its `spec.podCIDRs` and addresses.
     pub nodes: Vec<Node>,
     /// `kube-system/kube-dns`; `None` when it does not exist.
     pub dns: Option<Service>,

@@ -34,18 +34,36 @@ pub enum Desired {
     #[default]
     NotAsked,
     /// The source answered that nothing is published yet.
-    NotPublished { source: String, reason: String },
+    NotPublished {
+        /// Where it was asked (the URL or file).
+        source: String,
+        /// What the source said.
+        reason: String,
+    },
     /// The source could not be reached or read.
-    Unreadable { source: String, reason: String },
+    Unreadable {
+        /// The URL or file that failed.
+        source: String,
+        /// Why it could not be read.
+        reason: String,
+    },
     /// The full ruleset (health endpoint, offline agent's file).
     Full {
+        /// Where it came from.
         source: String,
+        /// The ruleset with its hash, generation and node.
         published: Published,
     },
     /// Only the Lease annotation: hash and count.
-    Summary { source: String, summary: Summary },
+    Summary {
+        /// Where it came from (a Lease file).
+        source: String,
+        /// The annotation: hash, frontend count, generation.
+        summary: Summary,
+    },
 }
 
+/// The `node.table.desired` check: does the kernel's table hold what the agent wants (every frontend, chain and element), as far as the given source tells?
 pub fn check(f: &NodeFacts) -> Check {
     let fix_source = "pass what the agent publishes: --agent-url http://127.0.0.1:9655 (the agent's health endpoint, GET /ruleset) or --desired FILE (`curl …/ruleset`, `dualstack agent … --once --publish-ruleset FILE`, or the agent Lease as YAML)";
     let (source, want_hash, count, details) = match &f.desired {

@@ -12,17 +12,22 @@ use super::FactError;
 /// One network interface and its addresses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Interface {
+    /// The interface name (`eth0`).
     pub name: String,
     /// `linkinfo.info_kind` (`bridge`, `veth`, `vxlan`, …); `None` for plain devices.
     pub kind: Option<String>,
+    /// Whether the link is administratively up.
     pub up: bool,
+    /// Its addresses, both families.
     pub addrs: Vec<Address>,
 }
 
 /// One address on an interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Address {
+    /// The address.
     pub addr: IpAddr,
+    /// The on-link prefix length.
     pub prefix_len: u8,
     /// `global`, `link`, `host`, `site`.
     pub scope: String,
@@ -30,6 +35,7 @@ pub struct Address {
     pub tentative: bool,
     /// Duplicate address detection failed: not usable.
     pub dad_failed: bool,
+    /// Its preferred lifetime is over (for example its prefix is being withdrawn): kept, but not chosen for new connections.
     pub deprecated: bool,
     /// An RFC 8981 temporary (privacy) address.
     pub temporary: bool,
@@ -42,6 +48,7 @@ impl Address {
         self.scope == "global" && !self.tentative && !self.dad_failed
     }
 
+    /// The family of [`Address::addr`].
     pub fn family(&self) -> Family {
         Family::of(self.addr)
     }
@@ -59,8 +66,11 @@ impl Interface {
 /// One default route (one per next hop for multipath routes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
+    /// Which family the route is for.
     pub family: Family,
+    /// The interface it leaves by, if named.
     pub dev: Option<String>,
+    /// The next hop, if any (none for on-link or point-to-point routes).
     pub gateway: Option<IpAddr>,
     /// `ra` for routes learned from router advertisements, `static`, `dhcp`, … `None` when
     /// `ip` omits it (`boot`).

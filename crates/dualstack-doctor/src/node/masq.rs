@@ -34,9 +34,11 @@ pub enum MasqSource {
 /// One masquerade rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MasqRule {
+    /// Which family's traffic it masquerades.
     pub family: Family,
     /// Where it is, e.g. `ip6tables nat FLANNEL-POSTRTG` or `nft ip6 nat FLANNEL-POSTRTG`.
     pub location: String,
+    /// Which traffic it matches, as far as the rule says.
     pub source: MasqSource,
 }
 

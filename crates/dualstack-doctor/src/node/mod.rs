@@ -23,6 +23,7 @@ mod forwarding;
 pub mod ip;
 pub mod masq;
 mod pod_masq;
+pub mod published;
 mod ra;
 mod table;
 
@@ -40,9 +41,12 @@ use crate::Report;
 /// A fact could not be read from a tool's output.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FactError {
+    /// A fact source printed something other than the JSON expected.
     #[error("cannot read the output of `{source_name}`: {detail}")]
     Json {
+        /// The command whose output it was (`ip -j addr`, `nft -j list ruleset`, …).
         source_name: &'static str,
+        /// The parser's message.
         detail: String,
     },
 }
@@ -50,6 +54,7 @@ pub enum FactError {
 /// The pod networks to find masquerade rules for, and where they came from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PodCidrs {
+    /// The pod ranges of this node, both families.
     pub cidrs: Vec<IpNet>,
     /// `--pod-cidr`, `/etc/rancher/k3s/config.yaml:3`, …; empty when unknown.
     pub source: String,
@@ -78,9 +83,13 @@ pub enum TableState {
     /// Its chains, its jump elements `(map, key, target chain)`, and its other elements
     /// `(map, key, value)`: DNAT targets of single-backend frontends, `drop` verdicts.
     Present {
+        /// The table's name.
         name: String,
+        /// Names of its non-base chains.
         chains: BTreeSet<String>,
+        /// Its jump elements: `(map, key, target chain)`.
         elements: BTreeSet<(String, String, String)>,
+        /// Its other elements: `(map, key, value)`.
         other_elements: BTreeSet<(String, String, String)>,
     },
 }
@@ -91,13 +100,17 @@ pub struct NodeFacts {
     /// Sysctl values by `sysctl(8)` key (interface names with `/` for their dots); a missing
     /// key could not be read (absent in this kernel or namespace).
     pub sysctls: BTreeMap<String, String>,
+    /// Every interface with its addresses.
     pub interfaces: Vec<Interface>,
     /// Default routes of both families.
     pub routes: Vec<Route>,
     /// Masquerade rules from nft and iptables; `None` when no ruleset could be read.
     pub masquerade: Option<Vec<MasqRule>>,
+    /// The pod ranges masquerade rules should cover.
     pub pod_cidrs: PodCidrs,
+    /// What the K3s config says about the CNI, for the masquerade fix.
     pub cni: Cni,
+    /// Our table as read back.
     pub table: TableState,
     /// What the agent wants in the table, if a source was given.
     pub desired: Desired,
@@ -125,6 +138,7 @@ impl NodeFacts {
         out
     }
 
+    /// The interface called `name`, if this node has one.
     pub fn interface(&self, name: &str) -> Option<&Interface> {
         self.interfaces.iter().find(|i| i.name == name)
     }

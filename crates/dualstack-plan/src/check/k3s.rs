@@ -15,6 +15,7 @@ use crate::version::Version;
 
 /// K3s defaults (`docs/cli/server.md`, §2.1).
 pub const DEFAULT_CLUSTER_CIDR: &str = "10.42.0.0/16";
+/// The K3s default `service-cidr` (IPv4 only), used when the configuration sets none.
 pub const DEFAULT_SERVICE_CIDR: &str = "10.43.0.0/16";
 
 /// The cluster's address settings as the components see them.
@@ -24,13 +25,18 @@ pub struct ClusterView {
     pub pods: List,
     /// Service ranges as kube-apiserver allocates them.
     pub services: List,
+    /// `node-ip` as configured, if set (one address per family for dual-stack).
     pub node_ip: Option<List>,
+    /// `cluster-dns` as configured, if set.
     pub cluster_dns: Option<List>,
+    /// Whether flannel is the CNI (not `flannel-backend: none`), so flannel's rules apply.
     pub flannel: bool,
+    /// The K3s version, when the inputs or `--k3s-version` name one.
     pub version: Option<Version>,
 }
 
 impl ClusterView {
+    /// Whether the pods or the services are configured for both families.
     pub fn is_dual(&self) -> bool {
         self.pods.is_dual() || self.services.is_dual()
     }

@@ -17,10 +17,12 @@ use crate::input::Sourced;
 pub struct Entry {
     /// The prefix (host bits cleared, as Go's `net.ParseCIDR` does) or the address as a /32, /128.
     pub net: IpNet,
+    /// The family of `net`.
     pub family: Family,
 }
 
 impl Entry {
+    /// The address of the entry (the network address of a prefix).
     pub fn addr(&self) -> IpAddr {
         self.net.addr()
     }
@@ -29,15 +31,20 @@ impl Entry {
 /// Whether a list holds prefixes or plain addresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryKind {
+    /// The list holds CIDRs (`cluster-cidr`, `service-cidr`).
     Prefix,
+    /// The list holds plain addresses (`node-ip`, `cluster-dns`).
     Address,
 }
 
 /// A parsed list: its name (the option), where it came from, and its good entries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct List {
+    /// The option the list came from, for messages (`cluster-cidr`).
     pub name: String,
+    /// Where it was written (file and line), when known.
     pub source: Option<String>,
+    /// The entries that parsed; the rest became findings.
     pub entries: Vec<Entry>,
 }
 

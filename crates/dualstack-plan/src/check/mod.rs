@@ -24,7 +24,9 @@ pub struct CheckInput {
     pub k3s: Option<K3sOptions>,
     /// Where the command systemd runs differs from the unit file's layout.
     pub unit_problems: Vec<UnitProblem>,
+    /// The Calico pools and settings, if a Calico input was given.
     pub calico: Option<CalicoConfig>,
+    /// The Traefik Service settings, if a Traefik input was given.
     pub traefik: Option<TraefikValues>,
     /// `--k3s-version`; wins over a version found in the inputs.
     pub k3s_version: Option<Version>,
@@ -61,6 +63,7 @@ pub fn check(input: &CheckInput) -> Vec<Finding> {
 pub struct CheckFiles {
     /// `config.yaml` first, then `config.yaml.d/*.yaml` in alphabetical order.
     pub k3s_config: Vec<(String, String)>,
+    /// The K3s systemd unit (`k3s.service`): `(name, contents)`.
     pub k3s_service: Option<(String, String)>,
     /// The unit's drop-ins (`k3s.service.d/*.conf`), in systemd's order (by file name).
     pub k3s_service_drop_ins: Vec<(String, String)>,
@@ -69,8 +72,11 @@ pub struct CheckFiles {
     pub k3s_env_files: Vec<(String, Option<String>)>,
     /// `--k3s-args`: K3s arguments as one string.
     pub k3s_args: Option<String>,
+    /// The Calico input (operator `Installation`, `IPPool`s or calico-node manifest): `(name, contents)`.
     pub calico: Option<(String, String)>,
+    /// The Traefik values or `HelmChartConfig`: `(name, contents)`.
     pub traefik: Option<(String, String)>,
+    /// `--k3s-version`: wins over a version found in the inputs.
     pub k3s_version: Option<Version>,
     /// `--traefik-chart`: the chart version, for a HelmChartConfig (which carries none).
     /// A version the file itself names wins.

@@ -15,6 +15,7 @@ fn quoted(items: &[String]) -> String {
         .join(", ")
 }
 
+/// Adds a finding for each place where the command systemd runs differs from what the unit file's layout suggests, with the fix.
 pub fn check_unit(problems: &[UnitProblem], findings: &mut Vec<Finding>) {
     // Where the block ends on a `\` followed by text, that text is also where the stray words
     // come from: one fix for both.

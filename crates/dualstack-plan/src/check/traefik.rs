@@ -10,6 +10,7 @@ use crate::version::Version;
 /// The first chart version that reads only `service.spec.*`.
 pub const SPEC_KEYS_FROM_MAJOR: u32 = 40;
 
+/// Adds findings about Traefik's Service settings: dual-stack keys written where the chart version does not read them, and (on a dual-stack cluster) a Service left single-stack.
 pub fn check_traefik(values: &TraefikValues, dual_stack: bool, findings: &mut Vec<Finding>) {
     let version = values.chart_version.as_ref().map(|v| v.value);
     let new_layout = version.map(|v| v.major >= SPEC_KEYS_FROM_MAJOR);

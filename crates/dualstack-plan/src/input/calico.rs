@@ -22,21 +22,28 @@ pub enum PoolSource {
 /// One Calico IP pool, with Calico's defaults applied where the input left a field out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CalicoPool {
+    /// The pool's name (generated for env and Installation pools, as Calico names them).
     pub name: String,
+    /// The pool's CIDR, as written.
     pub cidr: Sourced<String>,
+    /// `blockSize`, if written (Calico's default depends on the family).
     pub block_size: Option<Sourced<String>>,
     /// IPIP on (any mode other than Never/Disabled).
     pub ipip: bool,
     /// VXLAN on.
     pub vxlan: bool,
+    /// Whether Calico masquerades traffic from the pool leaving the cluster.
     pub nat_outgoing: bool,
+    /// Whether the pool hands out no addresses.
     pub disabled: bool,
+    /// Which kind of input defined it.
     pub source: PoolSource,
 }
 
 /// Everything read from the Calico inputs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CalicoConfig {
+    /// Every pool found, in input order.
     pub pools: Vec<CalicoPool>,
     /// `FELIX_IPV6SUPPORT` env of calico-node (manifest installs).
     pub felix_ipv6_support: Option<Sourced<String>>,

@@ -19,7 +19,9 @@ use super::{Origin, Sourced};
 /// One argument and where it was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Arg {
+    /// The argument as K3s receives it.
     pub text: String,
+    /// The file and line it was written on.
     pub origin: Origin,
 }
 

@@ -18,9 +18,13 @@ use crate::version::Version;
 /// K3s's own components that take `--<component>-arg key=value` pass-through flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Component {
+    /// kube-apiserver (`--kube-apiserver-arg`).
     ApiServer,
+    /// kube-controller-manager (`--kube-controller-manager-arg`).
     ControllerManager,
+    /// kube-proxy (`--kube-proxy-arg`).
     KubeProxy,
+    /// The kubelet (`--kubelet-arg`).
     Kubelet,
 }
 
@@ -35,6 +39,7 @@ impl Component {
         }
     }
 
+    /// Every component, in the order findings list them.
     pub const ALL: [Component; 4] = [
         Component::ApiServer,
         Component::ControllerManager,

@@ -22,11 +22,14 @@ use serde::Serialize;
 /// Where a value was read: a file name (as the user gave it) and a 1-based line when known.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Origin {
+    /// The file name as the user gave it (or a label such as `--k3s-args`).
     pub file: String,
+    /// The 1-based line, when known.
     pub line: Option<usize>,
 }
 
 impl Origin {
+    /// Where `file` says, at `line` when known.
     pub fn new(file: impl Into<String>, line: Option<usize>) -> Self {
         Origin {
             file: file.into(),
@@ -47,20 +50,35 @@ impl fmt::Display for Origin {
 /// A value and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sourced<T> {
+    /// The value itself.
     pub value: T,
+    /// Where it was read.
     pub origin: Origin,
 }
 
 /// An input that cannot be read as what it claims to be (exit 2 at the CLI).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InputError {
+    /// A file that is not YAML.
     #[error("{file}: not valid YAML: {message}")]
-    Yaml { file: String, message: String },
+    Yaml {
+        /// The file's name.
+        file: String,
+        /// The YAML parser's message.
+        message: String,
+    },
+    /// A file that is YAML but not what was expected (a wrong kind, a field of the wrong type).
     #[error("{file}: {message}")]
-    Invalid { file: String, message: String },
+    Invalid {
+        /// The file's name.
+        file: String,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 impl InputError {
+    /// An [`InputError::Invalid`] about `file`.
     pub fn invalid(file: &str, message: impl Into<String>) -> Self {
         InputError::Invalid {
             file: file.to_owned(),

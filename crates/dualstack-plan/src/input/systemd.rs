@@ -41,6 +41,7 @@ pub enum EndCause {
 pub struct EndsEarly {
     /// The last line systemd reads as part of `ExecStart=`.
     pub origin: Origin,
+    /// Why the command ends there.
     pub cause: EndCause,
     /// The lines after it that systemd reads as separate (unknown, ignored) settings:
     /// (1-based line, trimmed text without a trailing `\`).
@@ -52,10 +53,13 @@ pub struct EndsEarly {
 /// Where the command systemd runs differs from the file's layout, or cannot be known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UnitProblem {
+    /// `ExecStart=` ends before the file's layout suggests it does.
     EndsEarly(EndsEarly),
     /// Words K3s receives that are neither flags nor flag values.
     Stray {
+        /// Where the stray words are.
         origin: Origin,
+        /// The stray words.
         words: Vec<String>,
         /// Flags K3s does not read because it stopped reading flags at a stray word.
         unread: Vec<String>,
@@ -64,19 +68,25 @@ pub enum UnitProblem {
     },
     /// A word with an escape systemd does not know, kept verbatim (backslash and all).
     UnknownEscape {
+        /// Where the word is.
         origin: Origin,
+        /// The word, as systemd keeps it.
         word: String,
     },
     /// More than one command for a service that is not `Type=oneshot`: systemd refuses it.
     MultipleExecStart {
         /// How many commands (several `ExecStart=`, or `;` in one).
         count: usize,
+        /// Where each command was written.
         origins: Vec<Origin>,
+        /// The unit's `Type=` (`simple` when unset).
         service_type: String,
     },
     /// `$NAME` / `${NAME}` with no value from `Environment=` or an environment file read.
     UnsetVariable {
+        /// Where the variable is used.
         origin: Origin,
+        /// The variable's name.
         name: String,
         /// Environment files the unit names that were not available to read.
         unread_files: Vec<String>,
@@ -86,6 +96,7 @@ pub enum UnitProblem {
 /// An `EnvironmentFile=` the unit names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvFileRef {
+    /// The path as written, without a leading `-`.
     pub path: String,
     /// Written with a leading `-`: a missing file is no error.
     pub optional: bool,
@@ -98,6 +109,7 @@ pub struct K3sUnit {
     pub options: K3sOptions,
     /// The command systemd runs (`argv[0]` first).
     pub argv: Vec<String>,
+    /// Where the command systemd runs differs from the file's layout.
     pub problems: Vec<UnitProblem>,
 }
 

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 /// One word as systemd extracted it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Word {
+    /// The word after unquoting and unescaping.
     pub text: String,
     /// Byte offset of the word's first character in the value it came from.
     pub start: usize,
@@ -28,10 +29,20 @@ pub struct Word {
 /// A value systemd cannot split.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WordError {
+    /// A quote that does not close: systemd ignores the whole line.
     #[error("unbalanced {quote} quote starting at byte {at}: systemd ignores the whole line")]
-    UnbalancedQuote { quote: char, at: usize },
+    UnbalancedQuote {
+        /// The quote character (`'` or `"`).
+        quote: char,
+        /// Byte offset of the opening quote.
+        at: usize,
+    },
+    /// An escape sequence systemd refuses.
     #[error("invalid escape sequence at byte {at}")]
-    Escape { at: usize },
+    Escape {
+        /// Byte offset of the backslash.
+        at: usize,
+    },
 }
 
 /// How to treat escapes and quotes (systemd's `EXTRACT_*` flags).
@@ -377,6 +388,7 @@ fn split_value(value: &str) -> Vec<String> {
 /// The result of expanding one word.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expanded {
+    /// The words it expands to (`$NAME` alone splits at whitespace, `${NAME}` does not).
     pub words: Vec<String>,
     /// Variables the word refers to.
     pub refers_to: Vec<String>,

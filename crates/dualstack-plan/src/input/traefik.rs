@@ -29,6 +29,7 @@ pub enum TraefikSource {
 /// The dual-stack Service settings found in Traefik values.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TraefikValues {
+    /// What kind of document the values came from.
     pub source: TraefikSource,
     /// Chart version from `spec.version` or the chart URL.
     pub chart_version: Option<Sourced<Version>>,

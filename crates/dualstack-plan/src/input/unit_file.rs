@@ -30,10 +30,13 @@ pub struct Segment {
 pub struct Assignment {
     /// The section it is in, without brackets (`Service`); empty before the first header.
     pub section: String,
+    /// The setting's name (`ExecStart`).
     pub key: String,
+    /// Its value, with continuation lines joined as systemd joins them.
     pub value: String,
     /// 1-based first and last physical line of the logical line.
     pub first_line: usize,
+    /// See `first_line`.
     pub last_line: usize,
     /// The physical lines the value is made of, in order of offset.
     pub segments: Vec<Segment>,
@@ -53,15 +56,22 @@ impl Assignment {
 /// One logical line of a unit file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Logical {
+    /// A `[Section]` header.
     Section {
+        /// The section's name, without brackets.
         name: String,
+        /// Its 1-based line.
         line: usize,
     },
+    /// A `Key=Value` line.
     Assignment(Assignment),
     /// A line systemd ignores (no `=`, or nothing before it): its trimmed text.
     Ignored {
+        /// The ignored line's trimmed text.
         text: String,
+        /// Its 1-based first physical line.
         first_line: usize,
+        /// Its 1-based last physical line.
         last_line: usize,
     },
 }
@@ -69,7 +79,9 @@ pub enum Logical {
 /// A unit file as systemd reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnitFile {
+    /// The file's name, for messages.
     pub name: String,
+    /// The logical lines, in order.
     pub lines: Vec<Logical>,
     /// The physical lines, without their line ends, for messages.
     pub physical: Vec<String>,

@@ -19,7 +19,9 @@ use crate::version::Version;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Cni {
+    /// Flannel, K3s's default: pod CIDRs per node from the node mask, nothing else to configure.
     Flannel,
+    /// Calico: IP pools per family, handed out to nodes in blocks (`calico_block_size`).
     Calico,
 }
 
@@ -32,13 +34,21 @@ pub struct PlanOptions {
     pub ipv6_generated: bool,
     /// The IPv4 space pods and services are carved from (pods first, services after them).
     pub ipv4_base: Ipv4Net,
+    /// The family listed first everywhere (cluster CIDRs, service CIDRs, `ipFamilies` defaults).
     pub primary: Family,
+    /// How many nodes the cluster must be able to hold; sizes the cluster CIDRs.
     pub max_nodes: u32,
+    /// How many pods one node must be able to run; sizes the node masks.
     pub pods_per_node: u32,
+    /// How many Services must fit; sizes the service CIDRs.
     pub services: u32,
+    /// The cluster's DNS domain (K3s `--cluster-domain`).
     pub cluster_domain: String,
+    /// The K3s release the files are for, when known (some rules depend on it).
     pub k3s_version: Option<Version>,
+    /// The CNI the files are for.
     pub cni: Cni,
+    /// The bundled Traefik chart version the `HelmChartConfig` targets.
     pub traefik_chart: Version,
     /// Whether K3s's ServiceLB is replaced by dualstack (`disable: [servicelb]`).
     pub replace_servicelb: bool,
@@ -79,36 +89,56 @@ pub struct Capacity {
 /// One family's part of the plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FamilyPlan {
+    /// Which family this part is for.
     pub family: Family,
+    /// The pod range (K3s `cluster-cidr`).
     pub cluster_cidr: IpNet,
+    /// The Service range (K3s `service-cidr`).
     pub service_cidr: IpNet,
+    /// The prefix length of each node's pod range (`node-cidr-mask-size-ipv4`/`-ipv6`).
     pub node_mask: u8,
+    /// The CoreDNS Service address (K3s `cluster-dns`), index 10 of the service range.
     pub cluster_dns: IpAddr,
+    /// The prefix length of Calico's per-node blocks (`blockSize`).
     pub calico_block_size: u8,
+    /// How many nodes the cluster range holds at this node mask.
     pub nodes: Capacity,
+    /// How many pods one node's range holds.
     pub pods_per_node: Capacity,
+    /// How many Services the service range holds.
     pub services: Capacity,
+    /// How many Calico blocks the cluster range holds.
     pub calico_blocks: Capacity,
 }
 
 /// A consistent dual-stack plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Plan {
+    /// The IPv6 /48 everything IPv6 is carved from.
     pub ipv6_prefix: Ipv6Net,
+    /// Whether that prefix was generated here (RFC 4193) rather than given.
     pub ipv6_generated: bool,
+    /// The family listed first everywhere.
     pub primary: Family,
+    /// The CNI the files are for.
     pub cni: Cni,
+    /// The cluster's DNS domain.
     pub cluster_domain: String,
+    /// The K3s release the files are for, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub k3s_version: Option<Version>,
+    /// The Traefik chart version the `HelmChartConfig` targets.
     pub traefik_chart: Version,
+    /// Whether K3s's ServiceLB is disabled in favour of dualstack.
     pub replace_servicelb: bool,
+    /// How many nodes the plan was sized for.
     pub max_nodes: u32,
     /// Both families, primary first.
     pub families: Vec<FamilyPlan>,
 }
 
 impl Plan {
+    /// This family's part of the plan, if the plan has it.
     pub fn family(&self, family: Family) -> Option<&FamilyPlan> {
         self.families.iter().find(|f| f.family == family)
     }
@@ -122,10 +152,14 @@ impl Plan {
 /// Why the options cannot make a plan. Messages name the option and its value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
+    /// An option value the planner cannot use.
     #[error("--{option} {value}: {reason}")]
     Option {
+        /// The option's name, without `--`.
         option: &'static str,
+        /// The value as given.
         value: String,
+        /// Why it cannot be used.
         reason: String,
     },
 }

@@ -13,14 +13,21 @@ use crate::plan::{Cni, Plan};
 /// One rendered file: a path relative to the output directory, and its contents.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderedFile {
+    /// Where the file goes, relative to the output directory.
     pub path: &'static str,
+    /// What it holds.
     pub contents: String,
 }
 
+/// The K3s configuration (`/etc/rancher/k3s/config.yaml` on each server).
 pub const K3S_CONFIG: &str = "k3s/config.yaml";
+/// The Calico operator `Installation` with both pools.
 pub const CALICO_INSTALLATION: &str = "calico/installation.yaml";
+/// Calico `IPPool` resources, for manifest installs.
 pub const CALICO_IPPOOLS: &str = "calico/ippools.yaml";
+/// Traefik's `HelmChartConfig`, making its Service dual-stack.
 pub const TRAEFIK_CONFIG: &str = "traefik/helmchartconfig.yaml";
+/// The plan itself as JSON (what `plan --json` prints).
 pub const PLAN_JSON: &str = "plan.json";
 
 /// A double-quoted YAML scalar.

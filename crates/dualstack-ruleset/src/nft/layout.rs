@@ -5,8 +5,11 @@ use super::MASQUERADE_MARK;
 
 /// Base chain names.
 pub const CHAIN_FILTER_PREROUTING: &str = "filter-prerouting";
+/// The DNAT hook for traffic arriving from outside (`prerouting`, priority `dstnat - 10`).
 pub const CHAIN_NAT_PREROUTING: &str = "nat-prerouting";
+/// The DNAT hook for locally generated traffic (`output`, priority `dstnat - 10`).
 pub const CHAIN_NAT_OUTPUT: &str = "nat-output";
+/// Masquerades marked connections on the way out (`postrouting`, priority `srcnat`).
 pub const CHAIN_NAT_POSTROUTING: &str = "nat-postrouting";
 /// Drops traffic to dedicated addresses that no frontend took (only with a guard).
 pub const CHAIN_POOL_GUARD: &str = "pool-guard";

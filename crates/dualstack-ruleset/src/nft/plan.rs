@@ -91,8 +91,11 @@ pub enum Value {
 /// One element of one of our maps.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Element {
+    /// The map the element belongs to (for example `dnat-addr4`).
     pub map: &'static str,
+    /// What the element matches.
     pub key: Key,
+    /// What a match leads to.
     pub value: Value,
 }
 
@@ -155,9 +158,13 @@ pub enum ChainRole {
 /// One non-base chain: name, comment, rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chain {
+    /// The chain's name in our table.
     pub name: String,
+    /// Why it exists, which decides when an incremental change may remove it.
     pub role: ChainRole,
+    /// The nft comment on the chain (the frontend's name), if any.
     pub comment: Option<String>,
+    /// The chain's rules.
     pub body: Body,
 }
 
@@ -167,7 +174,10 @@ pub enum Picker {
     /// `numgen random mod N`.
     Random,
     /// `jhash ip|ip6 saddr . th sport mod N seed S`.
-    Hash { seed: u32 },
+    Hash {
+        /// The `jhash` seed, derived from the frontend's name so it stays the same across syncs.
+        seed: u32,
+    },
 }
 
 /// A chain's rules, as a typed description (the text is [`Body::rules`]; the netlink
@@ -178,9 +188,13 @@ pub enum Body {
     /// `meta mark set meta mark | 0x4000`, then
     /// `meta l4proto P dnat ip|ip6 to <picker> mod N map { i : addr . port, … }`.
     Pick {
+        /// The family of every backend in this chain.
         family: Family,
+        /// The frontend's protocol (the `meta l4proto` of the DNAT rule).
         protocol: Protocol,
+        /// Whether to mark the connection for masquerade in `nat-postrouting`.
         masquerade: bool,
+        /// How the backend index is chosen.
         picker: Picker,
         /// Sorted; element `i` of the map is `backends[i]`.
         backends: Vec<Backend>,
@@ -239,7 +253,9 @@ impl Body {
 /// Everything one frontend puts in the table.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FrontendPlan {
+    /// Map elements, keyed on address or family, protocol and port.
     pub elements: Vec<Element>,
+    /// The non-base chains the elements jump to.
     pub chains: Vec<Chain>,
 }
 
@@ -375,6 +391,7 @@ fn plan_family(
     out.chains.extend(nat_chain.into_iter().chain(allow_chain));
 }
 
+/// `ip` or `ip6`: the word nft uses for a family in `saddr`/`daddr` matches and `dnat` statements.
 pub fn nft_family_word(family: Family) -> &'static str {
     match family {
         Family::V4 => "ip",

@@ -9,18 +9,22 @@
 //!   says why. With `--publish-ruleset FILE` it also writes the ruleset it wanted, as the
 //!   JSON the live agent serves on `GET /ruleset` (for `dualstack doctor node --desired`).
 //! * `--cleanup`: deletes our table (and nothing else), then exits.
-//! * otherwise: the in-cluster agent (see [`crate::cmd::agent_live`]).
+//! * otherwise: the in-cluster agent ([`dualstack_agent_live::run`]).
+
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
 use dualstack_agent::OwnLease;
+use dualstack_agent::addresses::default_excluded;
 use dualstack_dataplane::{Dataplane, DataplaneError, Runner};
 use dualstack_lb::{Mode, Timestamp};
 use dualstack_ruleset::DEFAULT_TABLE;
+use dualstack_signal::shutdown_signal;
 
 use super::decision_input::{DecisionArgs, load_snapshot, offline_now};
 use crate::exit::{Outcome, usage};
-use crate::logging::LogFormat;
+use crate::logging::{self, LogFormat};
 
 #[derive(Debug, Args)]
 pub struct AgentArgs {
@@ -113,8 +117,26 @@ pub fn run(args: AgentArgs) -> anyhow::Result<Outcome> {
     };
     match &args.snapshot {
         Some(file) => offline(&args, &node, file, nft.as_ref()),
-        None => super::agent_live::run(args, node, nft),
+        None => live(args, node, nft),
     }
+}
+
+/// The in-cluster agent, until SIGTERM/SIGINT.
+fn live(args: AgentArgs, node: String, nft: Box<dyn Dataplane>) -> anyhow::Result<Outcome> {
+    logging::init(args.log_format);
+    let opts = dualstack_agent_live::Options {
+        node,
+        dataplane: nft,
+        config: args.decision.config(),
+        health_addr: args.health_addr,
+        lease_duration_seconds: args.lease_duration_seconds,
+        resync: Duration::from_secs(args.resync_seconds),
+        exclude_interfaces: args.exclude_interfaces.unwrap_or_else(default_excluded),
+        announce_interval: Duration::from_secs(args.announce_interval_seconds),
+    };
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(dualstack_agent_live::run(opts, shutdown_signal()))?;
+    Ok(Outcome::Ok)
 }
 
 fn offline(

@@ -11,13 +11,13 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Args;
 use dualstack_kube::controller::{self, Settings};
+use dualstack_kube::health::{self, Health};
 use dualstack_signal::shutdown_signal;
 
 use dualstack_lb::time::clock;
 
 use super::decision_input::DecisionArgs;
 use crate::exit::Outcome;
-use crate::health::{self, Health};
 use crate::logging::{self, LogFormat};
 
 #[derive(Debug, Args)]

@@ -17,7 +17,6 @@ mod agent;
 mod cleanup;
 mod flows;
 mod lab;
-mod render;
 
 use std::net::IpAddr;
 
@@ -28,7 +27,7 @@ use clap::Args;
 use dualstack_addr::Family;
 use dualstack_agent::announce::AnnounceStep;
 use dualstack_demo::SNAPSHOT;
-use dualstack_demo::{predict, topology};
+use dualstack_demo::{predict, render, topology};
 use dualstack_lb::time::clock;
 use dualstack_lb::{Config, Snapshot, Timestamp};
 use dualstack_signal::Termination;
@@ -119,7 +118,7 @@ fn client_addrs() -> Vec<IpAddr> {
 fn demo(args: &DemoArgs, interrupt: &Termination) -> anyhow::Result<Outcome> {
     let mut snapshot = Snapshot::parse(SNAPSHOT).context("reading the built-in snapshot")?;
     let config = Config::default();
-    let ports = lab::pod_ports(&snapshot);
+    let ports = topology::pod_ports(&snapshot);
 
     say!(
         "dualstack demo: {} nodes, {} pods and a client in network namespaces {}*; \
@@ -187,7 +186,7 @@ fn demo(args: &DemoArgs, interrupt: &Termination) -> anyhow::Result<Outcome> {
             &decision,
             &announcers
                 .iter()
-                .map(|(n, _, r)| (*n, r))
+                .flat_map(|(n, _, r)| r.targets.iter().map(|t| (*n, t.ip, t.interface.as_str())))
                 .collect::<Vec<_>>()
         )
     );
@@ -198,7 +197,7 @@ fn demo(args: &DemoArgs, interrupt: &Termination) -> anyhow::Result<Outcome> {
     for flow in predict::flows(&decision, &client) {
         interrupt.check()?;
         let seen = flows::send(lab.ns("client")?, &flow);
-        let ok = flows::matches(&flow, &seen);
+        let ok = dualstack_demo::observe::matches(&flow, &seen);
         results.push((flow, seen, ok));
     }
     say!("{}", render::flows(&results, &client));

@@ -1,7 +1,6 @@
 //! One module per subcommand. Each parses its own flags, calls the core, and prints.
 
 pub mod agent;
-pub mod agent_live;
 pub mod bench;
 pub mod completions;
 pub mod controller;

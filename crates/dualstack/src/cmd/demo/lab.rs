@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use dualstack_addr::Family;
 use dualstack_dataplane::{Nft, Runner};
-use dualstack_lb::Snapshot;
 use dualstack_signal::Termination;
 use dualstack_testbed::{EchoServer, Netns, tcp_request, veth};
 use ipnet::IpNet;
@@ -25,24 +24,6 @@ pub struct DemoLab {
     nfts: Vec<(String, Nft)>,
     /// In creation order; removed in reverse.
     namespaces: Vec<Netns>,
-}
-
-/// The ports each pod serves: every EndpointSlice port of an endpoint that is the pod.
-pub fn pod_ports(snapshot: &Snapshot) -> BTreeMap<&'static str, Vec<u16>> {
-    let mut out: BTreeMap<&'static str, Vec<u16>> = BTreeMap::new();
-    for slice in &snapshot.endpoint_slices {
-        for endpoint in &slice.endpoints {
-            for addr in endpoint.addresses.iter().filter_map(|a| a.parse().ok()) {
-                if let Some(pod) = topology::pod_by_addr(addr) {
-                    let ports = out.entry(pod.name).or_default();
-                    ports.extend(slice.ports.iter().filter_map(|p| p.port));
-                    ports.sort_unstable();
-                    ports.dedup();
-                }
-            }
-        }
-    }
-    out
 }
 
 fn network(cidr: topology::Cidr) -> anyhow::Result<IpNet> {
@@ -274,24 +255,5 @@ impl Drop for DemoLab {
         while let Some(ns) = self.namespaces.pop() {
             drop(ns);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pods_serve_their_slice_ports() {
-        let snapshot = Snapshot::parse(super::super::SNAPSHOT).unwrap();
-        let ports = pod_ports(&snapshot);
-        let expected: BTreeMap<&str, Vec<u16>> = BTreeMap::from([
-            ("api-1", vec![9443]),
-            ("canary-1", vec![9443]),
-            ("legacy-1", vec![8080]),
-            ("web-1", vec![8080, 8443]),
-            ("web-2", vec![8080, 8443]),
-        ]);
-        assert_eq!(ports, expected);
     }
 }

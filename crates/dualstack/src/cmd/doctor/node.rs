@@ -66,7 +66,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<Outcome> {
                 std::fs::read_to_string(file)
                     .map_err(|e| usage(format!("cannot read --desired {file}: {e}")))?
             };
-            desired::from_file(file, &text, args.node.as_deref())
+            node::published::from_file(file, &text, args.node.as_deref())
         }
         (None, None) => node::Desired::NotAsked,
     };

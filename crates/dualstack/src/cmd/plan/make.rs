@@ -1,17 +1,15 @@
 //! `dualstack plan`: builds a plan from flags (drawing a ULA when none is given), prints a
 //! summary or JSON, and with `--out DIR` writes the rendered files.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use dualstack_addr::{Family, OsRandom, SeededRandom, UlaPrefix, parse_prefix};
-use dualstack_plan::check::{CheckFiles, check};
-use dualstack_plan::plan::{Cni, Plan, PlanOptions, plan};
+use dualstack_plan::plan::{Cni, PlanOptions, plan};
 use dualstack_plan::render::{self, RenderedFile};
+use dualstack_plan::report;
 use dualstack_plan::version::Version;
-use dualstack_plan::{Finding, Severity};
 use ipnet::IpNet;
 
 use super::{Format, parse_version};
@@ -126,14 +124,17 @@ pub fn run(args: MakeArgs) -> anyhow::Result<Outcome> {
 
     let plan = plan(&options).map_err(|e| usage(e.to_string()))?;
     let files = render::render(&plan);
-    let notes = self_check(&plan, &files)?;
+    let notes = report::self_check(&plan, &files)?;
 
     if let Some(dir) = &args.out {
         write_files(dir, &files, args.force)?;
     }
     match args.output {
         Format::Json => println!("{}", render::plan_json(&plan).trim_end()),
-        Format::Text => print!("{}", summary(&plan, &notes, args.out.as_deref(), &files)),
+        Format::Text => print!(
+            "{}",
+            report::summary(&plan, &notes, args.out.as_deref(), &files)
+        ),
     }
     Ok(Outcome::Ok)
 }
@@ -142,45 +143,6 @@ fn generate(rng: &mut impl dualstack_addr::RandomSource) -> anyhow::Result<ipnet
     Ok(UlaPrefix::generate(rng)
         .context("generating a ULA prefix")?
         .net())
-}
-
-/// Runs `plan check` on what we render: warnings and notes go into the summary. An error here
-/// would be a bug in the planner.
-fn self_check(plan: &Plan, files: &[RenderedFile]) -> anyhow::Result<Vec<Finding>> {
-    let get = |path: &str| {
-        files
-            .iter()
-            .find(|f| f.path == path)
-            .map(|f| (path.to_owned(), f.contents.clone()))
-    };
-    let input = CheckFiles {
-        k3s_config: get(render::K3S_CONFIG).into_iter().collect(),
-        calico: get(render::CALICO_INSTALLATION),
-        traefik: get(render::TRAEFIK_CONFIG),
-        k3s_version: plan.k3s_version,
-        ..CheckFiles::default()
-    }
-    .read()
-    .context("re-reading the rendered files")?;
-    let findings = check(&input);
-    if let Some(e) = findings.iter().find(|f| f.severity == Severity::Error) {
-        anyhow::bail!(
-            "internal error: the rendered plan fails its own check: {}: {}",
-            e.code,
-            e.message
-        );
-    }
-    Ok(findings
-        .into_iter()
-        // Capacity is in the summary already; the Traefik key choice is made from the chart
-        // version, which a HelmChartConfig does not carry, so the checker cannot see it.
-        .filter(|f| {
-            !matches!(
-                f.code,
-                dualstack_plan::Code::Capacity | dualstack_plan::Code::TraefikKeyIgnored
-            )
-        })
-        .collect())
 }
 
 /// Writes every file, refusing to replace existing ones without `--force`. Everything is
@@ -207,134 +169,4 @@ fn write_files(dir: &Path, files: &[RenderedFile], force: bool) -> anyhow::Resul
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
-}
-
-fn summary(plan: &Plan, notes: &[Finding], out: Option<&Path>, files: &[RenderedFile]) -> String {
-    let mut s = String::new();
-    if plan.ipv6_generated {
-        let _ = writeln!(
-            s,
-            "Generated a new IPv6 ULA prefix {} (RFC 4193: fd00::/8 + random 40-bit Global ID).",
-            plan.ipv6_prefix
-        );
-        let _ = writeln!(
-            s,
-            "Keep it: pass --ula {} to plan again with the same prefix.\n",
-            plan.ipv6_prefix
-        );
-    } else {
-        let _ = writeln!(s, "IPv6 prefix {}.\n", plan.ipv6_prefix);
-    }
-    let names: Vec<&str> = plan.families.iter().map(|f| f.family.k8s_name()).collect();
-    let _ = writeln!(
-        s,
-        "Dual-stack plan ({} primary, {}):",
-        names[0],
-        match plan.cni {
-            Cni::Flannel => "flannel",
-            Cni::Calico => "Calico",
-        }
-    );
-    let row = |s: &mut String, label: &str, values: Vec<String>| {
-        let _ = writeln!(
-            s,
-            "  {label:<15} {}",
-            values
-                .iter()
-                .map(|v| format!("{v:<28}"))
-                .collect::<String>()
-                .trim_end()
-        );
-    };
-    row(&mut s, "", names.iter().map(|n| n.to_string()).collect());
-    row(
-        &mut s,
-        "cluster-cidr",
-        plan.families
-            .iter()
-            .map(|f| f.cluster_cidr.to_string())
-            .collect(),
-    );
-    row(
-        &mut s,
-        "service-cidr",
-        plan.families
-            .iter()
-            .map(|f| f.service_cidr.to_string())
-            .collect(),
-    );
-    row(
-        &mut s,
-        "cluster-dns",
-        plan.families
-            .iter()
-            .map(|f| f.cluster_dns.to_string())
-            .collect(),
-    );
-    row(
-        &mut s,
-        "node mask",
-        plan.families
-            .iter()
-            .map(|f| format!("/{}", f.node_mask))
-            .collect(),
-    );
-    if plan.cni == Cni::Calico {
-        row(
-            &mut s,
-            "Calico block",
-            plan.families
-                .iter()
-                .map(|f| format!("/{}", f.calico_block_size))
-                .collect(),
-        );
-    }
-    let _ = writeln!(s, "\nCapacity (and what bounds it):");
-    for f in &plan.families {
-        let n = f.family.k8s_name();
-        let _ = writeln!(
-            s,
-            "  {n} nodes:         {:>22}  {}",
-            f.nodes.value, f.nodes.bound
-        );
-        let _ = writeln!(
-            s,
-            "  {n} pods per node: {:>22}  {}",
-            f.pods_per_node.value, f.pods_per_node.bound
-        );
-        let _ = writeln!(
-            s,
-            "  {n} services:      {:>22}  {}",
-            f.services.value, f.services.bound
-        );
-        if plan.cni == Cni::Calico {
-            let _ = writeln!(
-                s,
-                "  {n} Calico blocks: {:>22}  {}",
-                f.calico_blocks.value, f.calico_blocks.bound
-            );
-        }
-    }
-    if !notes.is_empty() {
-        let _ = writeln!(s, "\nNotes:");
-        for n in notes {
-            let _ = writeln!(s, "  {} {}: {}", n.severity, n.code, n.message);
-        }
-    }
-    match out {
-        Some(dir) => {
-            let _ = writeln!(s, "\nWrote:");
-            for f in files {
-                let _ = writeln!(s, "  {}", dir.join(f.path).display());
-            }
-        }
-        None => {
-            let _ = writeln!(
-                s,
-                "\nWrite the files with --out DIR: {}.",
-                files.iter().map(|f| f.path).collect::<Vec<_>>().join(", ")
-            );
-        }
-    }
-    s
 }

@@ -22,23 +22,31 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+/// Label of `dualstack_reconciles_total`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
+    /// How the reconcile ended (`synced`, `ignored`, `released`, …; see the module table).
     pub outcome: String,
 }
 
+/// Label of the agent's sync counter and histogram.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
+    /// What the sync did (`full`, `incremental`, `unchanged`, `not-programmed`, `error`).
     pub kind: String,
 }
 
+/// Label of `dualstack_programmed_frontends`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FamilyLabel {
+    /// `ipv4` or `ipv6`.
     pub family: String,
 }
 
+/// Label of `dualstack_lease_renewals_total`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
+    /// `ok` or `error`.
     pub result: String,
 }
 
@@ -49,14 +57,23 @@ fn seconds_histogram() -> Histogram {
 
 /// Every metric, registered in [`Metrics::registry`].
 pub struct Metrics {
+    /// Holds every metric below under the `dualstack` prefix; what `/metrics` encodes.
     pub registry: Registry,
+    /// `dualstack_reconciles_total`: controller reconciles by outcome.
     pub reconciles: Family<OutcomeLabel, Counter>,
+    /// `dualstack_reconcile_duration_seconds`: time per controller reconcile.
     pub reconcile_duration: Histogram,
+    /// `dualstack_leader`: 1 while this controller replica holds the leader Lease.
     pub leader: Gauge,
+    /// `dualstack_syncs_total`: agent data-plane syncs by kind.
     pub syncs: Family<KindLabel, Counter>,
+    /// `dualstack_sync_duration_seconds`: time per agent sync, by kind.
     pub sync_duration: Family<KindLabel, Histogram>,
+    /// `dualstack_programmed_frontends`: frontends serving each family on this node.
     pub frontends: Family<FamilyLabel, Gauge>,
+    /// `dualstack_last_sync_error_timestamp_seconds`: Unix time of the last failed sync.
     pub last_sync_error: Gauge,
+    /// `dualstack_lease_renewals_total`: agent Lease renewals by result.
     pub lease_renewals: Family<ResultLabel, Counter>,
 }
 
@@ -67,6 +84,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Every metric at zero, registered under the `dualstack` prefix.
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("dualstack");
         let reconciles = Family::<OutcomeLabel, Counter>::default();
@@ -128,6 +146,7 @@ impl Metrics {
         }
     }
 
+    /// Counts one controller reconcile ending in `outcome` and records how long it took.
     pub fn reconciled(&self, outcome: &str, took: Duration) {
         self.reconciles
             .get_or_create(&OutcomeLabel {
@@ -137,6 +156,7 @@ impl Metrics {
         self.reconcile_duration.observe(took.as_secs_f64());
     }
 
+    /// Counts one agent sync of `kind` (`error` for a failed one) and records its duration.
     pub fn synced(&self, kind: &str, took: Duration) {
         let label = KindLabel {
             kind: kind.to_string(),
@@ -147,6 +167,7 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
+    /// Sets how many frontends serve each family on this node after a sync.
     pub fn programmed(&self, ipv4: usize, ipv6: usize) {
         for (family, n) in [("ipv4", ipv4), ("ipv6", ipv6)] {
             self.frontends
@@ -157,6 +178,7 @@ impl Metrics {
         }
     }
 
+    /// Counts one agent Lease renewal attempt, successful or not.
     pub fn lease_renewed(&self, ok: bool) {
         self.lease_renewals
             .get_or_create(&ResultLabel {

@@ -1,4 +1,14 @@
-//! The in-cluster agent (`dualstack agent` without `--snapshot`).
+//! The in-cluster agent's runtime (`dualstack agent` without `--snapshot`): [`run`] with
+//! [`Options`]; the binary only parses its flags into them.
+//!
+//! Why a crate of its own, beside the controller's runtime in `dualstack_kube::controller`:
+//! the agent runtime needs both the Kubernetes client (`dualstack-kube`: reflectors, Leases,
+//! health and metrics) and the data plane (`dualstack-agent`, `dualstack-dataplane`,
+//! `dualstack-announce`). As a module of `dualstack-kube` it would make the controller's
+//! crate, and every build of its tests, depend on the netlink and nf_tables code; inside
+//! `dualstack-agent` it would give the sync engine a Kubernetes client, which it has none of
+//! by design (the demo and the offline agent use it without a cluster). On top of both, it
+//! creates no cycle and rebuilds only when either side changes.
 //!
 //! Three loops, one process:
 //! * **addresses**: rtnetlink dump + watch of this node's addresses and on-link IPv6
@@ -22,61 +32,94 @@
 //! SIGTERM/SIGINT stop the loops and leave the rules in place, so a rolling update drops
 //! no traffic; `dualstack agent --cleanup` removes them.
 
+use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
-use dualstack_agent::addresses::default_excluded;
 use dualstack_agent::announce::AnnounceStep;
-use dualstack_agent::{SyncKind, SyncReport, Syncer};
-use dualstack_announce::Options;
+use dualstack_agent::{AgentError, SyncKind, SyncReport, Syncer};
 use dualstack_dataplane::Dataplane;
 use dualstack_kube::cluster::{self, Cluster};
+use dualstack_kube::convert::ConvertError;
+use dualstack_kube::health::{self, Health, HealthError};
 use dualstack_kube::lease;
 use dualstack_lb::live::NodeReport;
-use dualstack_lb::time::clock;
+use dualstack_lb::time::{ClockError, clock};
 use dualstack_lb::{Config, Mode};
-use dualstack_signal::shutdown_signal;
 use tokio::sync::watch;
-
-use super::agent::AgentArgs;
-use crate::exit::Outcome;
-use crate::health::{self, Health};
-use crate::logging;
 
 /// Wait this long after a change for more before syncing.
 const DEBOUNCE: Duration = Duration::from_millis(300);
 
-pub fn run(args: AgentArgs, node: String, nft: Box<dyn Dataplane>) -> anyhow::Result<Outcome> {
-    logging::init(args.log_format);
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    runtime.block_on(run_async(args, node, nft))
+/// Everything one run of the agent needs; the binary fills it from `dualstack agent`'s flags.
+pub struct Options {
+    /// This node's name, as in `kubectl get nodes`: whose frontends to program, whose Lease
+    /// to renew and whose pool addresses to announce.
+    pub node: String,
+    /// The data plane programming our table (chosen by probing the kernel).
+    pub dataplane: Box<dyn Dataplane>,
+    /// The decision's settings (class, mode, pools, Lease namespace).
+    pub config: Config,
+    /// Where `/healthz`, `/readyz`, `/metrics` and `/ruleset` are served.
+    pub health_addr: SocketAddr,
+    /// How long the agent's Lease stays valid without a renewal (renewed 4 times as often).
+    pub lease_duration_seconds: i32,
+    /// How often the table is read back and drift repaired (at least 1 s).
+    pub resync: Duration,
+    /// Interfaces whose addresses are not node addresses (trailing `*` = prefix).
+    pub exclude_interfaces: Vec<String>,
+    /// How often this node's pool addresses are re-announced; zero: only on takeover.
+    pub announce_interval: Duration,
 }
 
-async fn run_async(
-    args: AgentArgs,
-    node: String,
-    nft: Box<dyn Dataplane>,
-) -> anyhow::Result<Outcome> {
+/// Why the agent could not start. Once it runs, failures are retried and logged instead.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentLiveError {
+    /// The health and metrics port could not be bound.
+    #[error(transparent)]
+    Health(#[from] HealthError),
+    /// Neither the in-cluster configuration nor `KUBECONFIG` gave a usable client.
+    #[error("connecting to the Kubernetes API (in-cluster config or KUBECONFIG)")]
+    Connect(#[source] kube::Error),
+    /// The reflectors were started without the Service one (a bug in the wiring).
+    #[error("the Service reflector did not start")]
+    NoServiceReflector,
+    /// A reflector ended before its first list arrived.
+    #[error("waiting for the first list of Services, EndpointSlices, Nodes and Leases")]
+    WaitReady(#[source] kube::runtime::reflector::store::WriterDropped),
+}
+
+/// Runs the agent until `shutdown` resolves (see the module docs), then returns, leaving
+/// the rules in place.
+pub async fn run(
+    opts: Options,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AgentLiveError> {
+    let Options {
+        node,
+        dataplane: nft,
+        config,
+        health_addr,
+        lease_duration_seconds,
+        resync,
+        exclude_interfaces: excluded,
+        announce_interval,
+    } = opts;
     let health = Arc::new(Health::default());
-    health::serve(args.health_addr, Arc::clone(&health)).await?;
-    let config = args.decision.config();
+    health::serve(health_addr, Arc::clone(&health)).await?;
     let client = kube::Client::try_default()
         .await
-        .context("connecting to the Kubernetes API (in-cluster config or KUBECONFIG)")?;
+        .map_err(AgentLiveError::Connect)?;
     tracing::info!(node = %node, mode = %config.mode, table = %nft.table(), dataplane = nft.kind(), "agent starting");
 
     let (stop_tx, stop) = watch::channel(false);
     tokio::spawn(async move {
-        shutdown_signal().await;
+        shutdown.await;
         let _ = stop_tx.send(true);
     });
 
     // Addresses.
-    let excluded = args
-        .exclude_interfaces
-        .clone()
-        .unwrap_or_else(default_excluded);
     let (addr_tx, addresses) = watch::channel(NodeReport::default());
     tokio::spawn(async move {
         let mut delay = Duration::from_secs(1);
@@ -97,7 +140,7 @@ async fn run_async(
         client.clone(),
         config.clone(),
         node.clone(),
-        args.lease_duration_seconds,
+        lease_duration_seconds,
         addresses,
         Arc::clone(&health),
         stop.clone(),
@@ -106,7 +149,7 @@ async fn run_async(
     // Sync and announce read the same reflectors.
     let watches = cluster::start(&client, &config.lease_namespace, true);
     let Some(services) = watches.services.clone() else {
-        anyhow::bail!("the Service reflector did not start");
+        return Err(AgentLiveError::NoServiceReflector);
     };
     let cluster = Cluster {
         services,
@@ -117,12 +160,12 @@ async fn run_async(
     };
     let mut stop_wait = stop.clone();
     tokio::select! {
-        r = cluster.wait_ready() => r.context("waiting for the first list of Services, EndpointSlices, Nodes and Leases")?,
-        _ = stop_wait.changed() => return Ok(Outcome::Ok),
+        r = cluster.wait_ready() => r.map_err(AgentLiveError::WaitReady)?,
+        _ = stop_wait.changed() => return Ok(()),
     }
-    let announce = Options {
-        interval: Duration::from_secs(args.announce_interval_seconds),
-        ..Options::default()
+    let announce = dualstack_announce::Options {
+        interval: announce_interval,
+        ..dualstack_announce::Options::default()
     };
     let announce_task = tokio::spawn(announce_loop(
         cluster.clone(),
@@ -137,14 +180,14 @@ async fn run_async(
         );
         let _ = lease_task.await;
         let _ = announce_task.await;
-        return Ok(Outcome::Ok);
+        return Ok(());
     }
     sync_loop(
         cluster,
         watches.changes,
         config,
         Syncer::new(nft, node),
-        Duration::from_secs(args.resync_seconds.max(1)),
+        resync.max(Duration::from_secs(1)),
         health,
         stop,
     )
@@ -152,7 +195,7 @@ async fn run_async(
     let _ = lease_task.await;
     let _ = announce_task.await;
     tracing::info!("stopped; rules left in place (use `dualstack agent --cleanup` to remove them)");
-    Ok(Outcome::Ok)
+    Ok(())
 }
 
 async fn renew_loop(
@@ -217,7 +260,7 @@ async fn renew_loop(
 const ANNOUNCE_CHECK: Duration = Duration::from_secs(1);
 
 /// Feeds this node's pool addresses from each decision to the announcer (see module docs).
-pub(crate) async fn announce_loop(
+async fn announce_loop(
     cluster: Cluster,
     mut changes: watch::Receiver<u64>,
     config: Config,
@@ -269,11 +312,11 @@ async fn sync_loop(
             let started = Instant::now();
             let result = cluster
                 .snapshot()
-                .map_err(anyhow::Error::new)
+                .map_err(SyncFailure::from)
                 .and_then(|snapshot| {
                     let now = clock()?;
                     tokio::task::block_in_place(|| syncer.sync(&snapshot, &config, now))
-                        .map_err(anyhow::Error::new)
+                        .map_err(SyncFailure::from)
                 });
             if let (Some(wanted), Ok(now)) = (syncer.wanted(), clock()) {
                 health.publish(syncer.node(), wanted, &now.to_string());
@@ -315,7 +358,7 @@ async fn sync_loop(
                     }
                     Ok(_) => {}
                     Err(e) => {
-                        record(&health, Err(anyhow::Error::new(e)), started.elapsed());
+                        record(&health, Err(SyncFailure::from(e)), started.elapsed());
                         syncer.invalidate();
                         pending = true;
                     }
@@ -327,8 +370,31 @@ async fn sync_loop(
     }
 }
 
+/// Why one sync did not happen; each part is logged with its causes, then retried.
+#[derive(Debug, thiserror::Error)]
+enum SyncFailure {
+    #[error(transparent)]
+    Snapshot(#[from] ConvertError),
+    #[error(transparent)]
+    Clock(#[from] ClockError),
+    #[error(transparent)]
+    Sync(#[from] AgentError),
+}
+
+/// `error: cause: cause …`, one line (as `anyhow` prints with `{:#}`).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        line.push_str(": ");
+        line.push_str(&e.to_string());
+        cause = e.source();
+    }
+    line
+}
+
 /// Logs and records a sync; returns whether it succeeded.
-fn record(health: &Health, result: anyhow::Result<SyncReport>, took: Duration) -> bool {
+fn record(health: &Health, result: Result<SyncReport, SyncFailure>, took: Duration) -> bool {
     match result {
         Ok(report) => {
             let kind = match &report.kind {
@@ -356,7 +422,7 @@ fn record(health: &Health, result: anyhow::Result<SyncReport>, took: Duration) -
                     .last_sync_error
                     .set(now.unix_micros() / 1_000_000);
             }
-            tracing::error!(error = %format!("{e:#}"), "sync failed; the previous rules stay in force");
+            tracing::error!(error = %with_causes(&e), "sync failed; the previous rules stay in force");
             false
         }
     }

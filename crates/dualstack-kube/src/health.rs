@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use anyhow::Context as _;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -21,10 +20,25 @@ use dualstack_ruleset::published::{Published, Summary};
 
 use crate::metrics::{Metrics, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
 
+/// The health server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum HealthError {
+    /// The listen address is taken, not local, or needs a privilege we lack.
+    #[error("binding the health server to --health-addr {addr}")]
+    Bind {
+        /// The address asked for (`--health-addr`).
+        addr: SocketAddr,
+        /// Why the kernel refused it.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Shared between the server and the loops that report readiness and metrics.
 #[derive(Default)]
 pub struct Health {
     ready: AtomicBool,
+    /// The counters and gauges `/metrics` serves; the loops record into them directly.
     pub metrics: Metrics,
     /// The agent's wanted ruleset (`/ruleset`, Lease annotation `dualstack.io/ruleset`).
     ruleset: Mutex<Option<Published>>,
@@ -33,10 +47,13 @@ pub struct Health {
 }
 
 impl Health {
+    /// Sets what `/readyz` answers: the agent after its first successful sync (or, in
+    /// kube-proxy mode, its first Lease renewal), the controller once the API server answers.
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::Relaxed);
     }
 
+    /// Whether `/readyz` answers 200.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)
     }
@@ -131,10 +148,10 @@ pub fn router(health: Arc<Health>) -> Router {
 }
 
 /// Binds `addr` (an error names it) and serves in the background.
-pub async fn serve(addr: SocketAddr, health: Arc<Health>) -> anyhow::Result<()> {
+pub async fn serve(addr: SocketAddr, health: Arc<Health>) -> Result<(), HealthError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .with_context(|| format!("binding the health server to --health-addr {addr}"))?;
+        .map_err(|source| HealthError::Bind { addr, source })?;
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router(health)).await {
             tracing::error!(error = %e, "health server stopped");

@@ -1,5 +1,6 @@
-//! The demo's report as text (pure): what each agent reported and programmed, each
-//! Service's status and conditions, and the table of flows against their predictions.
+//! The demo's report as text: what each agent reported and programmed, each Service's
+//! status and conditions, the pool addresses and their announcers, and the table of flows
+//! against their predictions.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -9,15 +10,19 @@ use dualstack_lb::decision::ServiceDecision;
 use dualstack_lb::live::LiveAddress;
 use dualstack_ruleset::Frontend;
 
-use super::flows::{Observed, destination};
-use super::predict::{Expect, Flow, Sees};
-use super::topology;
+use crate::observe::{Observed, destination};
+use crate::predict::{Expect, Flow, Sees};
+use crate::topology;
 
 /// What one node's agent did.
 pub struct AgentRun<'a> {
+    /// The node the agent ran on.
     pub node: &'a str,
+    /// The live addresses it reported for the node.
     pub reported: &'a [LiveAddress],
+    /// The nft table it programmed.
     pub table: &'a str,
+    /// The frontends it programmed there.
     pub programmed: &'a [Frontend],
 }
 
@@ -89,11 +94,9 @@ fn origin(service: &ServiceDecision, ip: IpAddr) -> String {
         .unwrap_or_default()
 }
 
-/// What each node's announcer took on.
-pub fn announcements(
-    decision: &Decision,
-    runs: &[(&str, &dualstack_agent::announce::AnnounceReport)],
-) -> String {
+/// What each node's announcer took on: the decision's pool addresses, then each
+/// `(node, address, interface)` an announcer announces.
+pub fn announcements(decision: &Decision, announcing: &[(&str, IpAddr, &str)]) -> String {
     let mut out =
         String::from("Pool addresses (announced by one node each, ARP for IPv4, NDP for IPv6)\n");
     if decision.pool_addresses.is_empty() {
@@ -121,10 +124,8 @@ pub fn announcements(
             }
         );
     }
-    for (node, report) in runs {
-        for t in &report.targets {
-            let _ = writeln!(out, "  {node}: announcing {} on {}", t.ip, t.interface);
-        }
+    for (node, ip, interface) in announcing {
+        let _ = writeln!(out, "  {node}: announcing {ip} on {interface}");
     }
     out
 }
@@ -295,7 +296,7 @@ mod tests {
     use dualstack_lb::{Config, Snapshot, Timestamp, decide};
 
     use super::*;
-    use crate::cmd::demo::{SNAPSHOT, predict};
+    use crate::{SNAPSHOT, predict};
 
     fn decision() -> Decision {
         let snapshot = Snapshot::parse(SNAPSHOT).unwrap();
@@ -330,7 +331,7 @@ mod tests {
             .into_iter()
             .map(|f| {
                 let o = ideal(&f);
-                let ok = super::super::flows::matches(&f, &o);
+                let ok = crate::observe::matches(&f, &o);
                 (f, o, ok)
             })
             .collect();
