@@ -27,7 +27,11 @@ pub enum Fate {
     Dropped,
     /// DNATed to one of `backends` (one of them chosen per connection), masqueraded or not.
     Dnat {
+        /// The backends the connection may be sent to: one for a direct DNAT map element,
+        /// every backend of the frontend's pick chain when one is chosen per connection.
         backends: Vec<Backend>,
+        /// Whether the source address is masqueraded too (rewritten to this node's), so
+        /// replies come back through this node.
         masquerade: bool,
     },
 }
@@ -35,8 +39,19 @@ pub enum Fate {
 /// One transaction the fake was asked to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transaction {
-    Full { frontends: usize },
-    Changes { removed: usize, added: usize },
+    /// [`Dataplane::apply`]: the whole table replaced by a ruleset of this many frontends.
+    Full {
+        /// Number of frontends in the applied ruleset.
+        frontends: usize,
+    },
+    /// [`Dataplane::apply_changes`]: frontends removed, then added, in one transaction.
+    Changes {
+        /// Number of frontends removed.
+        removed: usize,
+        /// Number of frontends added.
+        added: usize,
+    },
+    /// [`Dataplane::cleanup`]: our table deleted.
     Cleanup,
 }
 

@@ -31,6 +31,8 @@ fn tools(family: Family) -> (&'static str, &'static str) {
 }
 
 impl IptablesRestore {
+    /// The iptables data plane running its tools through `runner`, for rulesets that carry
+    /// the default table name ([`dualstack_ruleset::DEFAULT_TABLE`]).
     pub fn new(runner: Runner) -> IptablesRestore {
         IptablesRestore::with_table(runner, dualstack_ruleset::DEFAULT_TABLE)
     }

@@ -50,27 +50,55 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(60);
 /// Why a netlink operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum NetlinkError {
+    /// A system call on the socket failed (a receive timeout while acks are pending is
+    /// reported as [`NetlinkError::MissingAcks`] instead).
     #[error("netlink socket: {op}: {source}")]
     Io {
+        /// The call or socket option that failed, e.g. `socket`, `bind`, `send`, `recv`,
+        /// `NETLINK_CAP_ACK` or `SO_RCVTIMEO`.
         op: &'static str,
+        /// The operating system's error.
         source: std::io::Error,
     },
+    /// The socket for a named network namespace could not be created there.
     #[error("entering network namespace {name}: {detail}")]
-    Netns { name: String, detail: String },
+    Netns {
+        /// The namespace name (`/run/netns/<name>`).
+        name: String,
+        /// Why, e.g. opening the namespace file, `setns`, or opening the socket inside it.
+        detail: String,
+    },
+    /// The batch could not be encoded; nothing was sent.
     #[error(transparent)]
     Encode(#[from] EncodeError),
     /// The kernel refused the batch (nothing of it was committed).
     #[error("the kernel refused `{what}`: {errno_text} (errno {errno}){}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
     Rejected {
+        /// The message the kernel refused, as the batch describes it (e.g.
+        /// `add rule to chain fe4-…`), `the batch` for an error about the batch as a whole,
+        /// or the request (e.g. `dump chains`).
         what: String,
+        /// The errno from the `NLMSG_ERROR` reply, positive (e.g. 2 `ENOENT`, 85
+        /// `ERESTART` for a generation mismatch).
         errno: i32,
+        /// The operating system's text for `errno`.
         errno_text: String,
+        /// The kernel's extended-ack text (`NLMSGERR_ATTR_MSG`), when it sent one.
         message: Option<String>,
     },
+    /// The generation id changed between reading it and committing (`ERESTART`) on both
+    /// attempts; nothing was committed.
     #[error("the ruleset changed while the batch was built, twice in a row")]
     GenerationChanged,
+    /// Not every message of the batch was acked (the receive timeout ran out first), so the
+    /// commit is not confirmed.
     #[error("no answer from the kernel for {missing} message(s) of the batch")]
-    MissingAcks { missing: usize },
+    MissingAcks {
+        /// Number of messages still without an ack.
+        missing: usize,
+    },
+    /// A reply the kernel sent could not be parsed (a truncated header, a short error
+    /// message, a generation reply without `NFTA_GEN_ID`, a map element it cannot read, …).
     #[error("malformed netlink reply: {0}")]
     Malformed(String),
 }

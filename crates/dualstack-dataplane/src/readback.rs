@@ -24,9 +24,16 @@ pub struct Observed {
 /// Differences between what we expect and what the kernel has. Empty means no drift.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Drift {
+    /// Chains the ruleset needs (base chains included) that the table lacks.
     pub missing_chains: Vec<String>,
+    /// Chains in the table the ruleset does not have, except a shared range chain no
+    /// element jumps to (left behind by incremental changes, inert).
     pub unexpected_chains: Vec<String>,
+    /// Map elements the ruleset needs that the table lacks, as `map: key : value` (or
+    /// `map: key` for a set member).
     pub missing_elements: Vec<String>,
+    /// Map elements in the table the ruleset does not have, in the same form; a changed
+    /// value shows as one missing and one unexpected element.
     pub unexpected_elements: Vec<String>,
 }
 

@@ -15,8 +15,11 @@ pub struct Runner {
 /// What a finished command printed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finished {
+    /// Whether the command exited with status 0.
     pub success: bool,
+    /// Its standard output (invalid UTF-8 replaced).
     pub stdout: String,
+    /// Its standard error (invalid UTF-8 replaced), trimmed of surrounding whitespace.
     pub stderr: String,
 }
 

@@ -28,7 +28,10 @@ pub const VERDICT_GOTO: u32 = (-4i32) as u32;
 #[derive(Debug, Clone, Copy)]
 #[repr(u32)]
 pub enum Base {
+    /// `NFT_PAYLOAD_NETWORK_HEADER`: offsets count from the start of the IPv4/IPv6 header.
     Network = 1,
+    /// `NFT_PAYLOAD_TRANSPORT_HEADER`: offsets count from the start of the TCP/UDP/SCTP
+    /// header (ports at 0 and 2).
     Transport = 2,
 }
 
@@ -36,8 +39,13 @@ pub enum Base {
 #[derive(Debug, Clone, Copy)]
 #[repr(u32)]
 pub enum MetaKey {
+    /// `NFT_META_MARK`: the packet mark (`skb->mark`), 4 bytes in host byte order.
     Mark = 3,
+    /// `NFT_META_NFPROTO`: the netfilter family of the packet (`NFPROTO_IPV4` or
+    /// `NFPROTO_IPV6`), 1 byte — how an `inet` table tells IPv4 from IPv6.
     NfProto = 15,
+    /// `NFT_META_L4PROTO`: the transport protocol number (6 TCP, 17 UDP, 132 SCTP), 1 byte,
+    /// found after any IPv6 extension headers.
     L4Proto = 16,
 }
 
@@ -45,9 +53,15 @@ pub enum MetaKey {
 #[derive(Debug, Clone, Copy)]
 #[repr(u32)]
 pub enum CmpOp {
+    /// `NFT_CMP_EQ`: the register equals the data.
     Eq = 0,
+    /// `NFT_CMP_NEQ`: the register differs from the data.
     Neq = 1,
+    /// `NFT_CMP_LTE`: the register is at most the data, compared as big-endian bytes (the
+    /// upper bound of an address range).
     Lte = 3,
+    /// `NFT_CMP_GTE`: the register is at least the data, compared as big-endian bytes (the
+    /// lower bound of an address range).
     Gte = 5,
 }
 
@@ -143,7 +157,11 @@ pub fn counter(b: &mut Batch) {
 /// when it was not created in this batch).
 #[derive(Debug, Clone, Copy)]
 pub struct SetRef<'a> {
+    /// The set's name in our table (`NFTA_LOOKUP_SET`).
     pub name: &'a str,
+    /// The `NFTA_SET_ID` the set was given when this batch created it, sent as
+    /// `NFTA_LOOKUP_SET_ID` so the kernel finds a set created earlier in the same, not yet
+    /// committed batch; 0 when the set already exists and is found by name.
     pub id: u32,
 }
 

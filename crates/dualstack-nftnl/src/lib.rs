@@ -1,5 +1,3 @@
-// documented in its own change
-#![allow(missing_docs)]
 //! Our nftables table as nf_tables netlink batches — pure encoding, bytes out, no sockets.
 //!
 //! * [`encode`]: the full-sync, incremental and cleanup batches for a
@@ -41,10 +39,16 @@ pub use wire::{Batch, FinishedBatch};
 /// Why a batch could not be encoded (nothing was sent).
 #[derive(Debug, thiserror::Error)]
 pub enum EncodeError {
+    /// The ruleset (or the table name) failed [`dualstack_ruleset::validate`]; nothing was
+    /// encoded.
     #[error(transparent)]
     Invalid(#[from] dualstack_ruleset::InvalidRuleset),
+    /// An attribute payload of this many bytes exceeds [`wire::MAX_ATTR`], the most a 16-bit
+    /// netlink attribute length can describe.
     #[error("an attribute of {0} bytes does not fit a netlink attribute")]
     TooLarge(usize),
+    /// A set type declaration named a type [`types::parse`] does not know (the whole
+    /// declaration is kept).
     #[error("unknown nft type {0:?}")]
     UnknownType(String),
 }

@@ -9,7 +9,9 @@ use crate::EncodeError;
 pub const TYPE_VERDICT: u32 = 0xffff_ff00;
 /// nft's `integer` type (the key of the numgen/jhash maps).
 pub const TYPE_INTEGER: u32 = 4;
+/// nft's `ipv4_addr` type (`TYPE_IPADDR`): 4 bytes, network byte order.
 pub const TYPE_IPV4: u32 = 7;
+/// nft's `ipv6_addr` type (`TYPE_IP6ADDR`): 16 bytes, network byte order.
 pub const TYPE_IPV6: u32 = 8;
 
 /// Bits per field in a concatenated type id (nft's `TYPE_BITS`).
@@ -18,7 +20,11 @@ const TYPE_BITS: u32 = 6;
 /// A set key or value type: kernel type id and total (padded) length in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SetType {
+    /// The type id sent as `NFTA_SET_KEY_TYPE` / `NFTA_SET_DATA_TYPE`: nft's type number, or
+    /// for a concatenation the fields' numbers packed 6 bits each, first field highest.
     pub id: u32,
+    /// The key or data length in bytes (`NFTA_SET_KEY_LEN` / `NFTA_SET_DATA_LEN`), each
+    /// field rounded up to 4 bytes; 0 for `verdict`.
     pub len: u32,
 }
 

@@ -30,15 +30,29 @@ pub const MAX_ATTR: usize = 0xffff - 4;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u16)]
 pub enum MsgType {
+    /// `NFT_MSG_NEWTABLE`: create a table; sent without `NLM_F_EXCL`, so an existing table
+    /// is kept as it is.
     NewTable = 0,
+    /// `NFT_MSG_DELTABLE`: delete a table and everything in it.
     DelTable = 2,
+    /// `NFT_MSG_NEWCHAIN`: create a chain (base chains carry their hook and priority).
     NewChain = 3,
+    /// `NFT_MSG_DELCHAIN`: delete a chain (the kernel refuses one still referenced by a
+    /// jump, goto or map element).
     DelChain = 5,
+    /// `NFT_MSG_NEWRULE`: add a rule to a chain (appended with [`F_APPEND`]).
     NewRule = 6,
+    /// `NFT_MSG_DELRULE`: delete a rule; naming only the chain deletes all its rules (how
+    /// `flush chain` is sent).
     DelRule = 8,
+    /// `NFT_MSG_NEWSET`: declare a named set or map.
     NewSet = 9,
+    /// `NFT_MSG_DELSET`: delete a named set or map.
     DelSet = 11,
+    /// `NFT_MSG_NEWSETELEM`: add elements to a set or map.
     NewSetElem = 12,
+    /// `NFT_MSG_DELSETELEM`: remove elements from a set or map; naming only the map removes
+    /// all of them (`flush map`).
     DelSetElem = 14,
 }
 
@@ -243,7 +257,10 @@ impl Batch {
 /// A closed batch, ready to send.
 #[derive(Debug, Clone)]
 pub struct FinishedBatch {
+    /// The whole batch, begin to end, as one `sendmsg` payload.
     pub bytes: Vec<u8>,
+    /// The first sequence number after this batch's messages, for the next batch on the
+    /// same socket.
     pub next_seq: u32,
     /// The bookkeeping (sequence numbers, descriptions); its buffer is empty.
     pub batch: Batch,
