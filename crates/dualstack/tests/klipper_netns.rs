@@ -397,6 +397,8 @@ fn a_restarted_container_replaces_its_rules_instead_of_duplicating_them() {
     let before = ruleset(&lab.pod);
     let table = "dualstack-klipper-tcp-8443";
     let programmed = table_handle(&lab.pod, table);
+    let rules = rule_handles(&lab.pod, table);
+    assert!(!rules.is_empty(), "the table has rules");
     // A crash: SIGKILL leaves the rules behind, as a container restart in the same pod would.
     first.kill().unwrap();
     first.wait().unwrap();
@@ -425,12 +427,14 @@ fn a_restarted_container_replaces_its_rules_instead_of_duplicating_them() {
     // The table it found carried exactly its program: left in place (the same table
     // object, so no transaction ran and no conntrack entry was flushed).
     assert_eq!(
-        table_handle(&lab.pod, table),
-        programmed,
+        (table_handle(&lab.pod, table), rule_handles(&lab.pod, table)),
+        (programmed.clone(), rules.clone()),
         "an identical table is left untouched"
     );
     assert!(reaches(&lab, false, Family::V6, false).is_some());
-    // Killed again and started with a changed program: the table is replaced.
+    // Killed again and started with a changed program: the table is reprogrammed in place
+    // (a full sync over a table in use keeps the table and its hooks, so no packet crosses
+    // the change without a rule).
     second.kill().unwrap();
     second.wait().unwrap();
     let changed = [env[0], ("DEST_PORT", "8081"), env[2], env[3]];
@@ -438,10 +442,29 @@ fn a_restarted_container_replaces_its_rules_instead_of_duplicating_them() {
     let replaced = ruleset(&lab.pod);
     assert_ne!(replaced, before, "a changed program is programmed");
     assert!(replaced.contains("8081"), "{replaced}");
-    assert_ne!(table_handle(&lab.pod, table), programmed, "replaced");
+    assert_eq!(
+        table_handle(&lab.pod, table),
+        programmed,
+        "reprogrammed in place, not deleted and re-created"
+    );
+    assert_ne!(rule_handles(&lab.pod, table), rules, "reprogrammed");
     let (code, log) = stop(third);
     assert_eq!(code, 0, "{log}");
     assert_eq!(ruleset(&lab.pod).trim(), "");
+}
+
+/// The kernel's handles of every rule of `table inet <name>`, in listing order: a
+/// transaction that reprograms the table (even in place) gives its rules new handles.
+fn rule_handles(ns: &Netns, name: &str) -> Vec<String> {
+    let listing = ns
+        .exec("nft", &["-a", "list", "table", "inet", name])
+        .unwrap();
+    listing
+        .lines()
+        .filter(|l| !l.contains('{') && !l.trim_start().starts_with("type "))
+        .filter_map(|l| l.split("# handle ").nth(1))
+        .map(|h| h.trim().to_string())
+        .collect()
 }
 
 /// The kernel's handle of `table inet <name>` (a new table object gets a new one).
