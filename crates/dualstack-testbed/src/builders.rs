@@ -77,31 +77,28 @@ fn set(map: &mut Map<String, Value>, key: &str, value: Value) {
     }
 }
 
-/// The object map under `key` in `map`, created empty if missing.
-fn child<'a>(map: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Value> {
-    let entry = map
-        .entry(key.to_string())
-        .or_insert_with(|| Value::Object(Map::new()));
-    if !entry.is_object() {
-        *entry = Value::Object(Map::new());
+/// The value under `key` in `map`, replaced by `empty` if missing or of another type.
+fn slot<'a>(map: &'a mut Map<String, Value>, key: &str, empty: Value) -> &'a mut Value {
+    let entry = map.entry(key.to_string()).or_insert(Value::Null);
+    if std::mem::discriminant(entry) != std::mem::discriminant(&empty) {
+        *entry = empty;
     }
-    match entry {
+    entry
+}
+
+/// The object under `key` in `map`, created empty if missing.
+fn child<'a>(map: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Value> {
+    match slot(map, key, Value::Object(Map::new())) {
         Value::Object(m) => m,
-        _ => unreachable!("just made an object"),
+        _ => unreachable!("slot gives an object"),
     }
 }
 
 /// The array under `key` in `map`, created empty if missing.
 fn list<'a>(map: &'a mut Map<String, Value>, key: &str) -> &'a mut Vec<Value> {
-    let entry = map
-        .entry(key.to_string())
-        .or_insert_with(|| Value::Array(Vec::new()));
-    if !entry.is_array() {
-        *entry = Value::Array(Vec::new());
-    }
-    match entry {
+    match slot(map, key, Value::Array(Vec::new())) {
         Value::Array(v) => v,
-        _ => unreachable!("just made an array"),
+        _ => unreachable!("slot gives an array"),
     }
 }
 
@@ -667,32 +664,31 @@ mod tests {
     use dualstack_lb::Snapshot;
 
     fn web() -> Cluster {
+        let web = svc("default", "web")
+            .pool("lab")
+            .source_ranges(["10.0.0.0/8"])
+            .port("http", Tcp, 80, 8080)
+            .port("dns", Udp, 53, 5353)
+            .lb()
+            .dual_stack()
+            .cluster_ips(["10.43.0.80", "fd43::80"])
+            .created("2025-12-01T00:00:00Z");
+        let endpoints = slice_for("default", "web")
+            .endpoint("10.0.2.2", "node-a")
+            .endpoint("fd00:2::2", "node-a")
+            .terminating("10.0.3.2", "node-b");
         cluster()
+            .lease(agent_lease("node-a").renewed("2026-01-01T00:00:00.000000Z"))
             .node(
                 node("node-a")
-                    .internal(["10.0.1.1", "fd00:1::1"])
                     .hostname()
+                    .internal(["10.0.1.1"])
+                    .internal(["fd00:1::1"])
                     .ready(),
             )
-            .node(node("node-b").internal(["10.9.0.2"]).not_ready())
-            .lease(agent_lease("node-a").renewed("2026-01-01T00:00:00.000000Z"))
-            .service(
-                svc("default", "web")
-                    .created("2025-12-01T00:00:00Z")
-                    .lb()
-                    .dual_stack()
-                    .cluster_ips(["10.43.0.80", "fd43::80"])
-                    .port("http", Tcp, 80, 8080)
-                    .port("dns", Udp, 53, 5353)
-                    .pool("lab")
-                    .source_ranges(["10.0.0.0/8"]),
-            )
-            .slices(
-                slice_for("default", "web")
-                    .endpoint("10.0.2.2", "node-a")
-                    .endpoint("fd00:2::2", "node-a")
-                    .terminating("10.0.3.2", "node-b"),
-            )
+            .node(node("node-b").not_ready().internal(["10.9.0.2"]))
+            .service(web)
+            .slices(endpoints)
     }
 
     #[test]
@@ -774,7 +770,7 @@ mod tests {
         assert!(yaml.contains("status: \"True\""), "{yaml}");
         assert!(yaml.contains("- \"fd00:1::1\"") || yaml.contains("address: \"fd00:1::1\""));
         assert!(
-            yaml.starts_with("apiVersion: v1\nitems:\n- apiVersion: v1\n"),
+            yaml.starts_with("apiVersion: v1\nitems:\n- apiVersion: coordination.k8s.io/v1\n"),
             "{yaml}"
         );
     }
