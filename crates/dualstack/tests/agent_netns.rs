@@ -17,119 +17,62 @@ use std::process::Command;
 use std::time::Duration;
 
 use dualstack_addr::Family;
+use dualstack_testbed::builders::{Cluster, Tcp, Udp, agent_lease, cluster, node, slice_for, svc};
 use dualstack_testbed::{EchoServer, Lab, Netns, kernel_tests_enabled, tcp_request, udp_request};
 
 const TIMEOUT: Duration = Duration::from_millis(700);
 const NOW: &str = "2026-01-01T00:00:10Z";
 
-fn snapshot() -> String {
-    r#"apiVersion: v1
-kind: List
-items:
-- apiVersion: v1
-  kind: Node
-  metadata: {name: node-a}
-  status:
-    addresses:
-    - {type: InternalIP, address: 10.0.1.1}
-    - {type: InternalIP, address: "fd00:1::1"}
-    - {type: Hostname, address: node-a}
-    conditions:
-    - {type: Ready, status: "True"}
-- apiVersion: v1
-  kind: Node
-  metadata: {name: node-b}
-  status:
-    addresses:
-    - {type: InternalIP, address: 10.9.0.2}
-    conditions:
-    - {type: Ready, status: "False"}
-- apiVersion: coordination.k8s.io/v1
-  kind: Lease
-  metadata: {name: dualstack-agent-node-a, namespace: dualstack-system}
-  spec: {holderIdentity: node-a, leaseDurationSeconds: 40, renewTime: "2026-01-01T00:00:00.000000Z"}
-- apiVersion: v1
-  kind: Service
-  metadata: {name: web, namespace: default, creationTimestamp: "2025-12-01T00:00:00Z"}
-  spec:
-    type: LoadBalancer
-    loadBalancerClass: dualstack.io/lb
-    ipFamilies: [IPv4, IPv6]
-    ipFamilyPolicy: RequireDualStack
-    clusterIPs: [10.43.0.80, "fd43::80"]
-    externalTrafficPolicy: Cluster
-    ports:
-    - {name: http, port: 80, protocol: TCP, targetPort: 8080}
-    - {name: dns, port: 53, protocol: UDP, targetPort: 8080}
-- apiVersion: v1
-  kind: Service
-  metadata: {name: local, namespace: default, creationTimestamp: "2025-12-01T00:01:00Z"}
-  spec:
-    type: LoadBalancer
-    loadBalancerClass: dualstack.io/lb
-    ipFamilies: [IPv6, IPv4]
-    ipFamilyPolicy: PreferDualStack
-    clusterIPs: ["fd43::81", 10.43.0.81]
-    externalTrafficPolicy: Local
-    ports:
-    - {name: http, port: 81, protocol: TCP, targetPort: 8080}
-- apiVersion: v1
-  kind: Service
-  metadata: {name: other-class, namespace: default}
-  spec:
-    type: LoadBalancer
-    loadBalancerClass: example.com/other
-    ipFamilies: [IPv4]
-    ports:
-    - {port: 82, protocol: TCP}
-"#
-    .to_string()
-        + &slice(
-            "web",
-            "IPv4",
-            &[("10.0.2.2", "node-a"), ("10.0.3.2", "node-b")],
-            &[("http", "TCP"), ("dns", "UDP")],
+/// The cluster of the module doc; [`snapshot`] prints it.
+fn cluster_dump() -> Cluster {
+    let slices = |name| {
+        slice_for("default", name)
+            .endpoint("10.0.2.2", "node-a")
+            .endpoint("10.0.3.2", "node-b")
+            .endpoint("fd00:2::2", "node-a")
+            .endpoint("fd00:3::2", "node-b")
+    };
+    cluster()
+        .node(
+            node("node-a")
+                .internal(["10.0.1.1", "fd00:1::1"])
+                .hostname()
+                .ready(),
         )
-        + &slice(
-            "web",
-            "IPv6",
-            &[("fd00:2::2", "node-a"), ("fd00:3::2", "node-b")],
-            &[("http", "TCP"), ("dns", "UDP")],
+        .node(node("node-b").internal(["10.9.0.2"]).not_ready())
+        .lease(agent_lease("node-a").renewed("2026-01-01T00:00:00.000000Z"))
+        .service(
+            svc("default", "web")
+                .created("2025-12-01T00:00:00Z")
+                .lb()
+                .dual_stack()
+                .cluster_ips(["10.43.0.80", "fd43::80"])
+                .port("http", Tcp, 80, 8080)
+                .port("dns", Udp, 53, 8080),
         )
-        + &slice(
-            "local",
-            "IPv4",
-            &[("10.0.2.2", "node-a"), ("10.0.3.2", "node-b")],
-            &[("http", "TCP")],
+        .slices(slices("web"))
+        .service(
+            svc("default", "local")
+                .created("2025-12-01T00:01:00Z")
+                .lb()
+                .families(["IPv6", "IPv4"])
+                .policy("PreferDualStack")
+                .cluster_ips(["fd43::81", "10.43.0.81"])
+                .etp_local()
+                .port("http", Tcp, 81, 8080),
         )
-        + &slice(
-            "local",
-            "IPv6",
-            &[("fd00:2::2", "node-a"), ("fd00:3::2", "node-b")],
-            &[("http", "TCP")],
+        .slices(slices("local"))
+        .service(
+            svc("default", "other-class")
+                .lb()
+                .class("example.com/other")
+                .families(["IPv4"])
+                .bare_port(Tcp, 82),
         )
 }
 
-fn slice(
-    service: &str,
-    family: &str,
-    endpoints: &[(&str, &str)],
-    ports: &[(&str, &str)],
-) -> String {
-    let mut out = format!(
-        "- apiVersion: discovery.k8s.io/v1\n  kind: EndpointSlice\n  metadata:\n    name: {service}-{}\n    namespace: default\n    labels: {{kubernetes.io/service-name: {service}}}\n  addressType: {family}\n  endpoints:\n",
-        family.to_lowercase()
-    );
-    for (addr, node) in endpoints {
-        out += &format!(
-            "  - addresses: [\"{addr}\"]\n    conditions: {{ready: true, serving: true, terminating: false}}\n    nodeName: {node}\n"
-        );
-    }
-    out += "  ports:\n";
-    for (name, proto) in ports {
-        out += &format!("  - {{name: {name}, port: 8080, protocol: {proto}}}\n");
-    }
-    out
+fn snapshot() -> String {
+    cluster_dump().to_yaml()
 }
 
 fn agent(ns: &Netns, args: &[&str]) -> std::process::Output {
@@ -309,10 +252,9 @@ fn offline_agent_serves_cluster_and_local_services_on_both_families() {
 
 /// The same cluster dumped before the agent was installed: no agent Lease at all.
 fn snapshot_without_agent() -> String {
-    let lease = "- apiVersion: coordination.k8s.io/v1\n  kind: Lease\n  metadata: {name: dualstack-agent-node-a, namespace: dualstack-system}\n  spec: {holderIdentity: node-a, leaseDurationSeconds: 40, renewTime: \"2026-01-01T00:00:00.000000Z\"}\n";
-    let text = snapshot();
-    assert!(text.contains(lease), "fixture changed");
-    text.replace(lease, "")
+    cluster_dump()
+        .without("Lease", "dualstack-agent-node-a")
+        .to_yaml()
 }
 
 #[test]

@@ -14,6 +14,7 @@ use std::process::Command;
 
 use dualstack_dataplane::{Nft, Runner};
 use dualstack_ruleset::Ruleset;
+use dualstack_testbed::builders::{self, Tcp, agent_lease, cluster, slice_for, svc};
 use dualstack_testbed::{Netns, kernel_tests_enabled, veth};
 use serde_json::Value;
 
@@ -436,45 +437,32 @@ fn an_inconsistent_table_of_ours_fails() {
 /// A dump in which node-a (this namespace's addresses) runs a live agent and two Services
 /// have endpoints: `web` (port 80: two IPv4 backends, one IPv6) and `api` (port 443).
 fn desired_dump() -> String {
-    let mut out = r#"apiVersion: v1
-kind: List
-items:
-- apiVersion: v1
-  kind: Node
-  metadata: {name: node-a}
-  status:
-    addresses:
-    - {type: InternalIP, address: 10.0.0.2}
-    - {type: InternalIP, address: "fd00:1::2"}
-    conditions:
-    - {type: Ready, status: "True"}
-- apiVersion: coordination.k8s.io/v1
-  kind: Lease
-  metadata: {name: dualstack-agent-node-a, namespace: dualstack-system}
-  spec: {holderIdentity: node-a, leaseDurationSeconds: 40, renewTime: "2026-01-01T00:00:00.000000Z"}
-"#
-    .to_string();
-    for (name, port, v4, v6) in [
-        ("web", 80, vec!["10.42.0.7", "10.42.0.8"], vec!["fd42::7"]),
-        ("api", 443, vec!["10.42.0.9"], vec!["fd42::9"]),
+    let mut dump = cluster()
+        .node(
+            builders::node("node-a")
+                .internal(["10.0.0.2", "fd00:1::2"])
+                .ready(),
+        )
+        .lease(agent_lease("node-a").renewed("2026-01-01T00:00:00.000000Z"));
+    for (name, port, backends) in [
+        ("web", 80, ["10.42.0.7", "10.42.0.8", "fd42::7"].as_slice()),
+        ("api", 443, ["10.42.0.9", "fd42::9"].as_slice()),
     ] {
-        out += &format!(
-            "- apiVersion: v1\n  kind: Service\n  metadata: {{name: {name}, namespace: default, creationTimestamp: \"2025-12-01T00:00:00Z\"}}\n  spec:\n    type: LoadBalancer\n    loadBalancerClass: dualstack.io/lb\n    ipFamilies: [IPv4, IPv6]\n    ipFamilyPolicy: RequireDualStack\n    externalTrafficPolicy: Cluster\n    ports:\n    - {{name: http, port: {port}, protocol: TCP, targetPort: 8080}}\n"
-        );
-        for (family, addrs) in [("IPv4", &v4), ("IPv6", &v6)] {
-            out += &format!(
-                "- apiVersion: discovery.k8s.io/v1\n  kind: EndpointSlice\n  metadata:\n    name: {name}-{}\n    namespace: default\n    labels: {{kubernetes.io/service-name: {name}}}\n  addressType: {family}\n  endpoints:\n",
-                family.to_lowercase()
-            );
-            for a in addrs {
-                out += &format!(
-                    "  - addresses: [\"{a}\"]\n    conditions: {{ready: true, serving: true, terminating: false}}\n    nodeName: node-a\n"
-                );
-            }
-            out += "  ports:\n  - {name: http, port: 8080, protocol: TCP}\n";
+        let mut slices = slice_for("default", name);
+        for a in backends {
+            slices = slices.endpoint(a, "node-a");
         }
+        dump = dump
+            .service(
+                svc("default", name)
+                    .created("2025-12-01T00:00:00Z")
+                    .lb()
+                    .dual_stack()
+                    .port("http", Tcp, port, 8080),
+            )
+            .slices(slices);
     }
-    out
+    dump.to_yaml()
 }
 
 /// `dualstack agent --snapshot … --once --publish-ruleset …` inside `ns`.
@@ -615,9 +603,7 @@ fn the_doctor_compares_the_kernel_with_what_the_agent_wants() {
     let lease = dir.join("lease.yaml");
     std::fs::write(
         &lease,
-        format!(
-            "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata:\n  name: dualstack-agent-node-a\n  namespace: dualstack-system\n  annotations:\n    dualstack.io/ruleset: \"{summary}\"\nspec: {{holderIdentity: node-a}}\n"
-        ),
+        builders::to_yaml(&agent_lease("node-a").ruleset(&summary).build()),
     )
     .unwrap();
     let (code, report) = doctor(&n.node, &["--desired", lease.to_str().unwrap()]);

@@ -14,6 +14,7 @@ use std::thread::{JoinHandle, Scope, ScopedJoinHandle};
 use std::time::{Duration, Instant};
 
 use dualstack_addr::Family;
+use dualstack_testbed::builders::{Tcp, Udp, agent_lease, cluster, node, slice_for, svc};
 use dualstack_testbed::{Lab, Netns};
 
 /// Where the backends listen (`snapshot` targets it).
@@ -534,51 +535,28 @@ fn udp_once(to: SocketAddr) -> bool {
 /// dual-stack ETP Cluster Service per `(name, port)`, TCP and UDP on that port, whose
 /// endpoints are the backends 10.0.2.2/fd00:2::2 and 10.0.3.2/fd00:3::2 on port 9000.
 pub fn snapshot(services: &[(String, u16)]) -> String {
-    let mut out = String::from(
-        r#"apiVersion: v1
-kind: List
-items:
-- apiVersion: v1
-  kind: Node
-  metadata: {name: node-a}
-  status:
-    addresses:
-    - {type: InternalIP, address: 10.0.1.1}
-    - {type: InternalIP, address: "fd00:1::1"}
-    conditions:
-    - {type: Ready, status: "True"}
-- apiVersion: coordination.k8s.io/v1
-  kind: Lease
-  metadata: {name: dualstack-agent-node-a, namespace: dualstack-system}
-  spec: {holderIdentity: node-a, leaseDurationSeconds: 40, renewTime: "2026-01-01T00:00:00.000000Z"}
-"#,
-    );
+    let mut dump = cluster()
+        .node(node("node-a").internal(["10.0.1.1", "fd00:1::1"]).ready())
+        .lease(agent_lease("node-a").renewed("2026-01-01T00:00:00.000000Z"));
     for (name, port) in services {
-        out += &format!(
-            r#"- apiVersion: v1
-  kind: Service
-  metadata: {{name: {name}, namespace: default, creationTimestamp: "2025-12-01T00:00:00Z"}}
-  spec:
-    type: LoadBalancer
-    loadBalancerClass: dualstack.io/lb
-    ipFamilies: [IPv4, IPv6]
-    ipFamilyPolicy: RequireDualStack
-    externalTrafficPolicy: Cluster
-    ports:
-    - {{name: tcp, port: {port}, protocol: TCP, targetPort: 9000}}
-    - {{name: udp, port: {port}, protocol: UDP, targetPort: 9000}}
-"#
-        );
-        for (family, a, b) in [
-            ("IPv4", "10.0.2.2", "10.0.3.2"),
-            ("IPv6", "fd00:2::2", "fd00:3::2"),
-        ] {
-            out += &format!(
-                "- apiVersion: discovery.k8s.io/v1\n  kind: EndpointSlice\n  metadata:\n    name: {name}-{family}\n    namespace: default\n    labels: {{kubernetes.io/service-name: {name}}}\n  addressType: {family}\n  endpoints:\n  - addresses: [\"{a}\"]\n    conditions: {{ready: true}}\n    nodeName: node-a\n  - addresses: [\"{b}\"]\n    conditions: {{ready: true}}\n    nodeName: node-a\n  ports:\n  - {{name: tcp, port: 9000, protocol: TCP}}\n  - {{name: udp, port: 9000, protocol: UDP}}\n"
+        dump = dump
+            .service(
+                svc("default", name)
+                    .created("2025-12-01T00:00:00Z")
+                    .lb()
+                    .dual_stack()
+                    .port("tcp", Tcp, *port, BACKEND_PORT)
+                    .port("udp", Udp, *port, BACKEND_PORT),
+            )
+            .slices(
+                slice_for("default", name)
+                    .endpoint("10.0.2.2", "node-a")
+                    .endpoint("10.0.3.2", "node-a")
+                    .endpoint("fd00:2::2", "node-a")
+                    .endpoint("fd00:3::2", "node-a"),
             );
-        }
     }
-    out
+    dump.to_yaml()
 }
 
 /// Client, two backends with byte-echo servers on 9000.
