@@ -47,20 +47,31 @@ impl Drift {
     }
 }
 
+fn bad(detail: String) -> DataplaneError {
+    DataplaneError::BadJson { detail }
+}
+
+/// The items of `nft -j` output (the top-level `nftables` array).
+fn nftables_items(json: &str) -> Result<Vec<Value>, DataplaneError> {
+    let root: Value = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
+    match root {
+        Value::Object(mut map) => match map.remove("nftables") {
+            Some(Value::Array(items)) => Ok(items),
+            _ => Err(bad("no top-level \"nftables\" array".into())),
+        },
+        _ => Err(bad("no top-level \"nftables\" array".into())),
+    }
+}
+
 /// Adds the chains (from `nft -j list chains inet`) or maps (from `nft -t -j list maps inet`)
 /// of `table` to `present`: what a full sync replacing the table in place needs.
 pub fn parse_present(json: &str, table: &str, present: &mut Present) -> Result<(), DataplaneError> {
-    let bad = |detail: String| DataplaneError::BadJson { detail };
-    let root: Value = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
-    let items = root
-        .get("nftables")
-        .and_then(Value::as_array)
-        .ok_or_else(|| bad("no top-level \"nftables\" array".into()))?;
+    let items = nftables_items(json)?;
     let ours = |o: &Value| {
         o.get("family").and_then(Value::as_str) == Some("inet")
             && o.get("table").and_then(Value::as_str) == Some(table)
     };
-    for item in items {
+    for item in &items {
         if let Some(chain) = item.get("chain").filter(|c| ours(c)) {
             let name = chain.get("name").and_then(Value::as_str);
             let name = name.ok_or_else(|| bad(format!("chain without a name: {chain}")))?;
@@ -79,14 +90,9 @@ pub fn parse_present(json: &str, table: &str, present: &mut Present) -> Result<(
 
 /// Parses `nft -j list table …` output. Checks `json_schema_version` is 1.
 pub fn parse(json: &str) -> Result<Observed, DataplaneError> {
-    let bad = |detail: String| DataplaneError::BadJson { detail };
-    let root: Value = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
-    let items = root
-        .get("nftables")
-        .and_then(Value::as_array)
-        .ok_or_else(|| bad("no top-level \"nftables\" array".into()))?;
+    let items = nftables_items(json)?;
     let mut observed = Observed::default();
-    for item in items {
+    for item in &items {
         if let Some(meta) = item.get("metainfo") {
             let version = meta.get("json_schema_version").and_then(Value::as_u64);
             if version != Some(1) {
