@@ -16,11 +16,11 @@ use dualstack_addr::Family;
 use dualstack_ruleset::nft::{
     self as render, Body, CHAIN_FILTER_PREROUTING, CHAIN_NAT_OUTPUT, CHAIN_NAT_POSTROUTING,
     CHAIN_NAT_PREROUTING, CHAIN_POOL_GUARD, Chain, ChainRole, Element, FrontendPlan, InPlace, Key,
-    MASQUERADE_MARK, Picker, Present, Value,
+    MASQUERADE_MARK, Picker, Present, Step, Value,
 };
 use dualstack_ruleset::{
     AddressRange, Backend, Frontend, InvalidRuleset, Protocol, Ruleset, validate,
-    validate_frontend, validate_table_name,
+    validate_table_name,
 };
 use ipnet::IpNet;
 
@@ -231,9 +231,10 @@ fn full_batch(
     }
 }
 
-/// The incremental batch, like [`render::render_changes_with`]: removes the elements and
-/// `fe*` chains of `remove`, then adds `add` (chains created, flushed and refilled, except
-/// shared `allow*` chains listed in `present`; elements added).
+/// The incremental batch, like [`render::render_changes_with`]: the same
+/// [`render::Changes`] steps (elements and `fe*` chains of `remove` deleted, then `add`'s
+/// chains created, flushed and refilled, except shared `allow*` chains listed in `present`,
+/// and their elements added), with consecutive element steps on one map sent as one message.
 pub fn changes(
     table: &str,
     remove: &[Frontend],
@@ -242,48 +243,40 @@ pub fn changes(
     first_seq: u32,
     genid: u32,
 ) -> Result<FinishedBatch, EncodeError> {
-    let mut errors = Vec::new();
-    if let Err(e) = validate_table_name(table) {
-        errors.push(e);
-    }
-    for (i, fe) in remove.iter().chain(add).enumerate() {
-        errors.extend(validate_frontend(i, fe));
-    }
-    if !errors.is_empty() {
-        return Err(InvalidRuleset(errors).into());
-    }
+    let changes = render::Changes::new(table, remove, add, present)?;
     let mut e = Encoder::new(table, first_seq, genid);
-    for p in remove.iter().map(render::plan) {
-        let mut by_map: BTreeMap<&str, Vec<&Element>> = BTreeMap::new();
-        for el in &p.elements {
-            by_map.entry(el.map).or_default().push(el);
-        }
-        for (map, els) in by_map {
-            e.elements(MsgType::DelSetElem, map, 0, &els, false)?;
-        }
-        for chain in p.chains.iter().filter(|c| c.role == ChainRole::Frontend) {
-            e.del_chain(&chain.name);
-        }
-    }
-    let mut written: BTreeSet<String> = BTreeSet::new();
-    let plans: Vec<FrontendPlan> = add.iter().map(render::plan).collect();
-    for p in &plans {
-        for chain in &p.chains {
-            let known = chain.role == ChainRole::Allow && present.contains(&chain.name);
-            if known || !written.insert(chain.name.clone()) {
-                continue;
+    // A run of element steps with the same verb and map, written as one message.
+    let mut run: Option<(MsgType, &'static str, Vec<&Element>)> = None;
+    for step in changes.steps() {
+        let element = match step {
+            Step::DeleteElement(el) => Some((MsgType::DelSetElem, el)),
+            Step::AddElement(el) => Some((MsgType::NewSetElem, el)),
+            _ => None,
+        };
+        if let Some((ty, el)) = element {
+            match &mut run {
+                Some((t, map, els)) if *t == ty && *map == el.map => els.push(el),
+                _ => {
+                    if let Some((t, map, els)) = run.replace((ty, el.map, vec![el])) {
+                        e.elements(t, map, 0, &els, t == MsgType::NewSetElem)?;
+                    }
+                }
             }
-            e.chain(&chain.name, chain.comment.as_deref());
-            e.flush_chain(&chain.name);
-            e.chain_rules(chain);
+            continue;
+        }
+        if let Some((t, map, els)) = run.take() {
+            e.elements(t, map, 0, &els, t == MsgType::NewSetElem)?;
+        }
+        match step {
+            Step::DeleteChain(name) => e.del_chain(name),
+            Step::AddChain(chain) => e.chain(&chain.name, chain.comment.as_deref()),
+            Step::FlushChain(name) => e.flush_chain(name),
+            Step::AddRules(chain) => e.chain_rules(chain),
+            Step::DeleteElement(_) | Step::AddElement(_) => {}
         }
     }
-    let mut by_map: BTreeMap<&str, Vec<&Element>> = BTreeMap::new();
-    for el in plans.iter().flat_map(|p| &p.elements) {
-        by_map.entry(el.map).or_default().push(el);
-    }
-    for (map, els) in by_map {
-        e.elements(MsgType::NewSetElem, map, 0, &els, true)?;
+    if let Some((t, map, els)) = run.take() {
+        e.elements(t, map, 0, &els, t == MsgType::NewSetElem)?;
     }
     e.b.finish()
 }

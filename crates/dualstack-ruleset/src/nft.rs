@@ -111,6 +111,7 @@
 //! * [`render_delete`]: `table inet T {}` + `delete table inet T` — idempotent cleanup that
 //!   touches nothing but our table.
 
+mod changes;
 mod in_place;
 mod layout;
 mod plan;
@@ -119,8 +120,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use crate::model::{Frontend, Ruleset};
-use crate::validate::{InvalidRuleset, validate, validate_frontend, validate_table_name};
+use crate::validate::{InvalidRuleset, validate, validate_table_name};
 
+pub use changes::{Changes, Step};
 pub use in_place::{InPlace, Present};
 pub use layout::{
     CHAIN_FILTER_PREROUTING, CHAIN_NAT_OUTPUT, CHAIN_NAT_POSTROUTING, CHAIN_NAT_PREROUTING,
@@ -334,59 +336,7 @@ pub fn render_changes_with(
     add: &[Frontend],
     present: &BTreeSet<String>,
 ) -> Result<String, InvalidRuleset> {
-    let mut errors = Vec::new();
-    if let Err(e) = validate_table_name(table) {
-        errors.push(e);
-    }
-    for (i, fe) in remove.iter().chain(add).enumerate() {
-        errors.extend(validate_frontend(i, fe));
-    }
-    if !errors.is_empty() {
-        return Err(InvalidRuleset(errors));
-    }
-    let mut out = String::new();
-    for p in remove.iter().map(plan) {
-        for e in &p.elements {
-            let _ = writeln!(
-                out,
-                "delete element inet {table} {} {{ {} }}",
-                e.map,
-                e.key_text()
-            );
-        }
-        for chain in p.chains.iter().filter(|c| c.role == ChainRole::Frontend) {
-            let _ = writeln!(out, "delete chain inet {table} {}", chain.name);
-        }
-    }
-    let mut written: BTreeSet<String> = BTreeSet::new();
-    for p in add.iter().map(plan) {
-        for chain in &p.chains {
-            let known = chain.role == ChainRole::Allow && present.contains(&chain.name);
-            if known || !written.insert(chain.name.clone()) {
-                continue;
-            }
-            match &chain.comment {
-                Some(comment) => {
-                    let _ = writeln!(
-                        out,
-                        "add chain inet {table} {} {{ comment \"{comment}\"; }}",
-                        chain.name
-                    );
-                }
-                None => {
-                    let _ = writeln!(out, "add chain inet {table} {}", chain.name);
-                }
-            }
-            let _ = writeln!(out, "flush chain inet {table} {}", chain.name);
-            for rule in chain.body.rules() {
-                let _ = writeln!(out, "add rule inet {table} {} {rule}", chain.name);
-            }
-        }
-        for e in &p.elements {
-            let _ = writeln!(out, "add element inet {table} {} {{ {e} }}", e.map);
-        }
-    }
-    Ok(out)
+    Ok(Changes::new(table, remove, add, present)?.to_string())
 }
 
 /// Removes our table if it exists, touching nothing else (idempotent).
