@@ -96,7 +96,8 @@
 //!   by flushing and refilling chains and maps, so the hooks stay and no packet crossing
 //!   the commit misses a rule ([`InPlace`]).
 //! * [`render_changes`]: incremental, one transaction that removes some frontends' elements
-//!   (and `fe*` chains) and adds others'. For frontends with one backend per family that is
+//!   (and `fe*` chains) and adds others' — the text of a typed [`Changes`] (its steps are
+//!   verb + object; the netlink encoder walks the same steps). For frontends with one backend per family that is
 //!   `delete element` / `add element` only; an `allow*` chain a new frontend needs is
 //!   (re)created with `add chain` + `flush chain` + its rule, which is idempotent because
 //!   its content follows from its name; [`render_changes_with`] skips that for chains the
