@@ -1,7 +1,7 @@
 //! The agent's announcement step: from a decision to this node's announcer. The decision
 //! says which pool addresses this node announces ([`Decision::announcements_for`]); this
 //! step resolves them to interfaces and hands them to the
-//! [`Announcer`](dualstack_announce::Announcer), which answers ARP/NDP for them until told
+//! [`dualstack_announce::Announcer`], which answers ARP/NDP for them until told
 //! otherwise. Addresses another node took over are dropped at once; new ones are announced
 //! at once (gratuitous ARP, unsolicited NA).
 //!

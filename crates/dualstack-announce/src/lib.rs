@@ -4,7 +4,7 @@
 //! it in [`Decision::announcements`](dualstack_lb::Decision::announcements); this crate only
 //! carries that out on the node it runs on:
 //!
-//! * [`resolve`]: announcements → (address, interface) targets (the pool's interfaces, else
+//! * [`resolve`](mod@resolve): announcements → (address, interface) targets (the pool's interfaces, else
 //!   the one holding the node's address of that family);
 //! * [`Announcer`]: per interface, a packet socket filtered to ARP requests and Neighbor
 //!   Solicitations; answers ARP requests, and solicitations sent to the solicited-node group

@@ -5,7 +5,7 @@
 //! `DEST_PROTO`, `DEST_PORT`, `DEST_IPS`, legacy `DEST_IP`, and the dual-stack fork's
 //! `DEST_IP6`). This crate turns those variables into a validated [`KlipperConfig`]
 //! ([`contract`]) and that configuration into a data-plane [`Ruleset`](dualstack_ruleset::Ruleset)
-//! for the families the container can forward ([`program`]).
+//! for the families the container can forward ([`program`](mod@program)).
 //!
 //! Reading the environment, the forwarding sysctls and talking to the kernel are the caller's
 //! job (`dualstack klipper` in the binary); everything here is a pure function.

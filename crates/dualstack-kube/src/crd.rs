@@ -1,5 +1,5 @@
 //! The `LoadBalancerPool` CustomResourceDefinition, generated from the core's
-//! [`PoolSpec`](dualstack_lb::pool::PoolSpec): its OpenAPI v3 schema (descriptions, item
+//! [`dualstack_lb::pool::PoolSpec`]: its OpenAPI v3 schema (descriptions, item
 //! patterns, size limits, the `autoAssign` default) comes from the Rust type through
 //! `schemars`, so the CRD shipped in `deploy/crd-loadbalancerpool.yaml` cannot drift from
 //! what the decision reads (a test compares the two).

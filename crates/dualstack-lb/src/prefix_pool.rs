@@ -8,7 +8,7 @@
 //! status (whatever prefix the status address has, its host part is kept), or the one the
 //! Service asks for in `dualstack.io/addresses` (`::f5`), or the lowest free one. Host parts
 //! are unique among all prefix-following pools. Each host part is then combined with every
-//! *active* prefix of the pool ([`expand`]): during a change a Service has two IPv6 addresses.
+//! *active* prefix of the pool (`expand`): during a change a Service has two IPv6 addresses.
 //!
 //! **Which prefixes.** The pool's nodes are those its `nodeSelector` selects that can serve
 //! and have a live agent Lease. Each reports its on-link global prefixes (never of temporary

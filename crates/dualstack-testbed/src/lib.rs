@@ -7,7 +7,7 @@
 //! * [`EchoServer`], [`tcp_request`], [`udp_request`]: servers that answer with their id and
 //!   the client address they saw, and clients with timeouts.
 //! * [`kernel_tests_enabled`]: the skip-or-fail gate every kernel test starts with.
-//! * [`builders`] (feature `builders`): the Kubernetes objects of a test's cluster dump,
+//! * `builders` (feature `builders`): the Kubernetes objects of a test's cluster dump,
 //!   typed (`cluster().node(node("node-a").ready()).service(svc("default", "web").lb())…`).
 //! * [`KubeApi`]: a real kube-apiserver and etcd (`tests/kube/run`), and
 //!   [`kube_tests_enabled`], the gate of the tests that use it; [`LoopbackForward`] makes its
