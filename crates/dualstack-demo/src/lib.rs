@@ -18,3 +18,13 @@ pub mod topology;
 
 /// The cluster the demo plays, as `kubectl get … -o yaml` would print it.
 pub const SNAPSHOT: &str = include_str!("snapshot.yaml");
+
+/// The decision for [`SNAPSHOT`] at the demo's fixed time, for the unit tests.
+#[cfg(test)]
+pub(crate) fn demo_decision() -> dualstack_lb::Decision {
+    #[allow(clippy::unwrap_used)]
+    let snapshot = dualstack_lb::Snapshot::parse(SNAPSHOT).unwrap();
+    #[allow(clippy::unwrap_used)]
+    let now: dualstack_lb::Timestamp = "2025-04-10T10:00:05Z".parse().unwrap();
+    dualstack_lb::decide(&snapshot, &dualstack_lb::Config::default(), now)
+}

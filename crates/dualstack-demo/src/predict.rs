@@ -258,15 +258,12 @@ fn why_not(decision: &Decision, target: &Target, protocol: Protocol, port: u16) 
 
 #[cfg(test)]
 mod tests {
-    use dualstack_lb::{Config, Snapshot, Timestamp, decide};
 
     use super::*;
-    use crate::{SNAPSHOT, topology};
+    use crate::topology;
 
     fn decision() -> Decision {
-        let snapshot = Snapshot::parse(SNAPSHOT).unwrap();
-        let now: Timestamp = "2025-04-10T10:00:05Z".parse().unwrap();
-        decide(&snapshot, &Config::default(), now)
+        crate::demo_decision()
     }
 
     fn client() -> Vec<IpAddr> {

@@ -293,15 +293,12 @@ pub fn flows(results: &[(Flow, Observed, bool)], client: &[IpAddr]) -> String {
 #[cfg(test)]
 mod tests {
     use dualstack_addr::Family;
-    use dualstack_lb::{Config, Snapshot, Timestamp, decide};
 
     use super::*;
-    use crate::{SNAPSHOT, predict};
+    use crate::predict;
 
     fn decision() -> Decision {
-        let snapshot = Snapshot::parse(SNAPSHOT).unwrap();
-        let now: Timestamp = "2025-04-10T10:00:05Z".parse().unwrap();
-        decide(&snapshot, &Config::default(), now)
+        crate::demo_decision()
     }
 
     #[test]
