@@ -93,6 +93,46 @@ impl UdpFlows {
     }
 }
 
+/// One applier's [`UdpFlows`], shared by its clones: what a sync must flush is read from
+/// it, and the state after the sync is recorded only when the sync and its flush both
+/// succeeded (otherwise it is forgotten, and the next sync flushes every UDP port).
+#[derive(Debug, Clone, Default)]
+pub struct SharedUdpFlows(std::sync::Arc<std::sync::Mutex<UdpFlows>>);
+
+impl SharedUdpFlows {
+    fn lock(&self) -> std::sync::MutexGuard<'_, UdpFlows> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// [`UdpFlows::full`] of the current state.
+    pub fn full(&self, frontends: &[Frontend]) -> (Vec<(Family, u16)>, UdpFlows) {
+        self.lock().full(frontends)
+    }
+
+    /// [`UdpFlows::changes`] of the current state.
+    pub fn changes(&self, remove: &[Frontend], add: &[Frontend]) -> (Vec<(Family, u16)>, UdpFlows) {
+        self.lock().changes(remove, add)
+    }
+
+    /// Records `next` when `result` is a success, forgets everything otherwise; returns
+    /// `result`.
+    pub fn settle<T, E>(&self, next: UdpFlows, result: Result<T, E>) -> Result<T, E> {
+        *self.lock() = if result.is_ok() {
+            next
+        } else {
+            UdpFlows::default()
+        };
+        result
+    }
+
+    /// Forgets what is in force (after a cleanup or a failed transaction).
+    pub fn forget(&self) {
+        *self.lock() = UdpFlows::default();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

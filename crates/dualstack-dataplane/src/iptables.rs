@@ -2,13 +2,12 @@
 //! `DUALSTACK-*` chains (rendering in [`dualstack_ruleset::iptables`]). Each family is
 //! synced by reading its current state with `*-save`, then one restore run.
 
-use std::sync::{Arc, Mutex, PoisonError};
-
 use dualstack_addr::Family;
 use dualstack_ruleset::Ruleset;
 use dualstack_ruleset::iptables::{Owned, render_cleanup, render_sync};
 
-use crate::{DataplaneError, Runner, conntrack, conntrack::UdpFlows};
+use crate::conntrack::{self, SharedUdpFlows};
+use crate::{DataplaneError, Runner};
 
 /// Seconds `*-restore` waits for the xtables lock.
 const LOCK_WAIT: &str = "5";
@@ -20,7 +19,7 @@ pub struct IptablesRestore {
     table: String,
     /// The UDP frontends in force, to flush only the flows of those a sync changes
     /// (shared by clones, like the nf_tables appliers').
-    udp: Arc<Mutex<UdpFlows>>,
+    udp: SharedUdpFlows,
 }
 
 fn tools(family: Family) -> (&'static str, &'static str) {
@@ -43,7 +42,7 @@ impl IptablesRestore {
         IptablesRestore {
             runner,
             table: table.to_string(),
-            udp: Arc::default(),
+            udp: SharedUdpFlows::default(),
         }
     }
 
@@ -73,29 +72,20 @@ impl IptablesRestore {
             let current = self.owned(family)?;
             scripts.push((family, render_sync(ruleset, family, &current)?));
         }
-        let (ports, next) = self.lock_udp().full(&ruleset.frontends);
+        let (ports, next) = self.udp.full(&ruleset.frontends);
         for (family, text) in scripts {
             if let Err(e) = self.restore(family, &text) {
-                *self.lock_udp() = UdpFlows::default();
+                self.udp.forget();
                 return Err(e);
             }
         }
-        let result = conntrack::flush_udp(&self.runner, &ports);
-        *self.lock_udp() = if result.is_ok() {
-            next
-        } else {
-            UdpFlows::default()
-        };
-        result
-    }
-
-    fn lock_udp(&self) -> std::sync::MutexGuard<'_, UdpFlows> {
-        self.udp.lock().unwrap_or_else(PoisonError::into_inner)
+        self.udp
+            .settle(next, conntrack::flush_udp(&self.runner, &ports))
     }
 
     /// Removes every chain and jump of ours in both families, nothing else. Idempotent.
     pub fn cleanup(&self) -> Result<(), DataplaneError> {
-        *self.lock_udp() = UdpFlows::default();
+        self.udp.forget();
         for family in Family::BOTH {
             let text = render_cleanup(&self.owned(family)?);
             if !text.is_empty() {

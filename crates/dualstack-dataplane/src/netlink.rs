@@ -31,7 +31,8 @@ use dualstack_ruleset::{Frontend, Ruleset, nft as render, validate_table_name};
 use netlink_packet_core::NetlinkBuffer;
 use netlink_sys::{Socket, protocols::NETLINK_NETFILTER};
 
-use crate::{DataplaneError, Runner, conntrack::UdpFlows};
+use crate::conntrack::{SharedUdpFlows, UdpFlows};
+use crate::{DataplaneError, Runner};
 use dualstack_addr::Family;
 
 const SUBSYS: u16 = 10;
@@ -454,7 +455,7 @@ pub struct Netlink {
     socket: Arc<Mutex<NftSocket>>,
     shared: Arc<Mutex<BTreeSet<String>>>,
     /// The UDP frontends in force, to flush only the flows of those a sync changes.
-    udp: Arc<Mutex<UdpFlows>>,
+    udp: SharedUdpFlows,
 }
 
 impl Netlink {
@@ -469,7 +470,7 @@ impl Netlink {
             table: table.to_string(),
             socket: Arc::new(Mutex::new(socket)),
             shared: Arc::default(),
-            udp: Arc::default(),
+            udp: SharedUdpFlows::default(),
         })
     }
 
@@ -502,7 +503,7 @@ impl Netlink {
         // (only the generation id and the table's chain and map names are read first);
         // invalid input is `Invalid`.
         self.forget_shared();
-        let (ports, next) = self.udp_state().full(&ruleset.frontends);
+        let (ports, next) = self.udp.full(&ruleset.frontends);
         let mut sock = self.socket.lock().unwrap_or_else(PoisonError::into_inner);
         sock.transact_over(&self.table, |seq, genid, present| match present {
             Some(present) => dualstack_nftnl::full_in_place(ruleset, present, seq, genid),
@@ -512,13 +513,6 @@ impl Netlink {
         drop(sock);
         self.remember_shared(render::shared_chains(&ruleset.frontends));
         self.flush_udp(&ports, next)
-    }
-
-    fn udp_state(&self) -> UdpFlows {
-        self.udp
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
     }
 
     /// Deletes the UDP flows of `ports` over ctnetlink, then records `next` as the UDP
@@ -539,11 +533,7 @@ impl Netlink {
                 }
             }
         }
-        *self.udp.lock().unwrap_or_else(PoisonError::into_inner) = match result {
-            Ok(()) => next,
-            Err(_) => UdpFlows::default(),
-        };
-        result
+        self.udp.settle(next, result)
     }
 
     /// One incremental batch (see [`crate::Nft::apply_changes`]).
@@ -564,7 +554,7 @@ impl Netlink {
             return Err(e);
         }
         self.remember_shared(render::shared_chains(add));
-        let (ports, next) = self.udp_state().changes(remove, add);
+        let (ports, next) = self.udp.changes(remove, add);
         self.flush_udp(&ports, next)
     }
 
@@ -586,7 +576,7 @@ impl Netlink {
     /// Deletes our table and nothing else. No error when it does not exist.
     pub fn cleanup(&self) -> Result<(), DataplaneError> {
         self.forget_shared();
-        *self.udp.lock().unwrap_or_else(PoisonError::into_inner) = UdpFlows::default();
+        self.udp.forget();
         let table = self.table.clone();
         self.transact(|seq, genid| dualstack_nftnl::delete(&table, seq, genid))
     }

@@ -8,8 +8,9 @@ use dualstack_addr::Family;
 use dualstack_ruleset::nft::Present;
 use dualstack_ruleset::{Frontend, Protocol, Ruleset, nft as render, validate_table_name};
 
+use crate::conntrack::{self, SharedUdpFlows, UdpFlows};
 use crate::readback::{self, Drift, Observed};
-use crate::{DataplaneError, Runner, conntrack, conntrack::UdpFlows};
+use crate::{DataplaneError, Runner};
 
 /// The nft data plane for one table.
 ///
@@ -27,7 +28,7 @@ pub struct Nft {
     table: String,
     shared: Arc<Mutex<BTreeSet<String>>>,
     /// The UDP frontends in force, to flush only the flows of those a sync changes.
-    udp: Arc<Mutex<UdpFlows>>,
+    udp: SharedUdpFlows,
 }
 
 impl Nft {
@@ -39,7 +40,7 @@ impl Nft {
             runner,
             table: table.to_string(),
             shared: Arc::default(),
-            udp: Arc::default(),
+            udp: SharedUdpFlows::default(),
         })
     }
 
@@ -62,26 +63,15 @@ impl Nft {
             None => render::render_full(ruleset)?,
         };
         self.forget_shared();
-        let (ports, next) = self.udp_state().full(&ruleset.frontends);
+        let (ports, next) = self.udp.full(&ruleset.frontends);
         self.run_nft(&text)?;
         self.remember_shared(render::shared_chains(&ruleset.frontends));
         self.flush_udp(&ports, next)
     }
 
-    fn udp_state(&self) -> UdpFlows {
-        self.udp
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
     fn flush_udp(&self, ports: &[(Family, u16)], next: UdpFlows) -> Result<(), DataplaneError> {
-        let result = conntrack::flush_udp(&self.runner, ports);
-        *self.udp.lock().unwrap_or_else(PoisonError::into_inner) = match result {
-            Ok(()) => next,
-            Err(_) => UdpFlows::default(),
-        };
-        result
+        self.udp
+            .settle(next, conntrack::flush_udp(&self.runner, ports))
     }
 
     /// Dry run of [`Nft::apply`] (`nft -c -f -`): the kernel validates, nothing changes.
@@ -112,7 +102,7 @@ impl Nft {
             return Err(e);
         }
         self.remember_shared(render::shared_chains(add));
-        let (ports, next) = self.udp_state().changes(remove, add);
+        let (ports, next) = self.udp.changes(remove, add);
         self.flush_udp(&ports, next)
     }
 
@@ -121,7 +111,7 @@ impl Nft {
     pub fn run_script(&self, text: &str) -> Result<(), DataplaneError> {
         // Whatever the script does, the shared chains it leaves are unknown from here.
         self.forget_shared();
-        *self.udp.lock().unwrap_or_else(PoisonError::into_inner) = UdpFlows::default();
+        self.udp.forget();
         self.run_nft(text)
     }
 
