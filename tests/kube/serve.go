@@ -157,7 +157,8 @@ clusters:
 users:
 - name: admin
   user:
-    token: %s
+    # Quoted: a hex token can read as a YAML number (all digits, or "12e45…").
+    token: "%s"
 contexts:
 - name: admin
   context:

@@ -280,7 +280,7 @@ impl KubeApi {
     pub fn kubeconfig_with_token(&self, name: &str, token: &str) -> Result<PathBuf, TestbedError> {
         let path = self.dir.join(format!("{name}.kubeconfig"));
         let text = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: harness\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: {name}\n  user:\n    token: {token}\ncontexts:\n- name: {name}\n  context:\n    cluster: harness\n    user: {name}\ncurrent-context: {name}\n",
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: harness\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: {name}\n  user:\n    token: \"{token}\"\ncontexts:\n- name: {name}\n  context:\n    cluster: harness\n    user: {name}\ncurrent-context: {name}\n",
             self.server()?,
             self.ca_file().display()
         );
