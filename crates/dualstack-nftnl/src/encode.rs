@@ -207,12 +207,12 @@ fn full_batch(
             .unwrap_or_else(|| render::map_capacity(count));
         e.set(store, capacity);
         e.ids.insert(store.name, store.id);
-        if let Some(elements) = per_store.get_mut(store.name) {
-            elements.sort_unstable_by_key(|el| el.key);
-            e.elements(MsgType::NewSetElem, store.name, store.id, elements, true)?;
-        }
     }
 
+    // Rules before elements: a rule that binds a verdict map makes the kernel check every
+    // element the map holds for the next generation (`nf_tables_bind_set`), so the rules
+    // are bound while the maps are still empty (declared or flushed above) and each
+    // element is checked once, when it is added.
     e.base_rules();
     e.guard_rules(&ruleset.guard);
     for chain in plans.iter().flat_map(|p| &p.chains) {
@@ -222,6 +222,13 @@ fn full_batch(
     }
     for chain in allow.values() {
         e.chain_rules(chain);
+    }
+
+    for store in &stores {
+        if let Some(elements) = per_store.get_mut(store.name) {
+            elements.sort_unstable_by_key(|el| el.key);
+            e.elements(MsgType::NewSetElem, store.name, store.id, elements, true)?;
+        }
     }
     extra(&mut e.b);
     if dry_run {
