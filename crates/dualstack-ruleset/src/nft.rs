@@ -356,7 +356,8 @@ pub fn expected(ruleset: &Ruleset) -> Result<Expected, InvalidRuleset> {
         exp.chains.insert(name.to_string());
     }
     for p in plan_all(&ruleset.frontends) {
-        exp.chains.extend(p.chains.into_iter().map(|c| c.name));
+        exp.chains
+            .extend(p.chains.into_iter().map(|c| c.name.to_string()));
         exp.elements.extend(p.elements);
     }
     Ok(exp)

@@ -245,8 +245,8 @@ fn differences(
             }
         }
         for c in &p.chains {
-            wanted_chains.insert(c.name.clone());
-            if !chains.contains(&c.name) {
+            wanted_chains.insert(c.name.to_string());
+            if !chains.contains(&*c.name) {
                 issues.push(format!("chain {} missing", c.name));
             }
         }

@@ -91,7 +91,7 @@ impl Changes {
         let mut written: BTreeSet<&str> = BTreeSet::new();
         for p in &self.add {
             for chain in &p.chains {
-                let known = chain.role == ChainRole::Allow && self.present.contains(&chain.name);
+                let known = chain.role == ChainRole::Allow && self.present.contains(&*chain.name);
                 if known || !written.insert(&chain.name) {
                     continue;
                 }

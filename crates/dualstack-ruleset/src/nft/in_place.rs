@@ -69,12 +69,7 @@ impl InPlace {
         if let Some((guard, _, _)) = guard_chain(&ruleset.guard) {
             wanted.insert(guard);
         }
-        wanted.extend(
-            plans
-                .iter()
-                .flat_map(|p| &p.chains)
-                .map(|c| c.name.as_str()),
-        );
+        wanted.extend(plans.iter().flat_map(|p| &p.chains).map(|c| &*c.name));
 
         let mut count: BTreeMap<&str, usize> = BTreeMap::new();
         for el in plans.iter().flat_map(|p| &p.elements) {
@@ -156,7 +151,12 @@ mod tests {
             .into_iter()
             .map(|(n, _, _)| n.to_string())
             .collect();
-        chains.extend(plans.iter().flat_map(|p| &p.chains).map(|c| c.name.clone()));
+        chains.extend(
+            plans
+                .iter()
+                .flat_map(|p| &p.chains)
+                .map(|c| c.name.to_string()),
+        );
         let plan = InPlace::plan(rs, &plans, &Present::default());
         Present {
             chains,
@@ -191,7 +191,7 @@ mod tests {
         let kept: BTreeSet<&str> = plans
             .iter()
             .flat_map(|p| &p.chains)
-            .map(|c| c.name.as_str())
+            .map(|c| &*c.name)
             .collect();
         assert!(
             !gone.is_empty(),

@@ -13,6 +13,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use dualstack_addr::Family;
 use ipnet::IpNet;
@@ -80,8 +81,9 @@ impl Key {
 /// What an element maps its key to.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Value {
-    /// Verdict `goto <chain>`.
-    Goto(String),
+    /// Verdict `goto <chain>` (the name shared with the [`Chain`]: tens of thousands of
+    /// elements jump to a handful of chains).
+    Goto(Arc<str>),
     /// Verdict `drop`.
     Drop,
     /// DNAT destination `addr . port`.
@@ -158,8 +160,8 @@ pub enum ChainRole {
 /// One non-base chain: name, comment, rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chain {
-    /// The chain's name in our table.
-    pub name: String,
+    /// The chain's name in our table (shared with the elements that jump to it).
+    pub name: Arc<str>,
     /// Why it exists, which decides when an incremental change may remove it.
     pub role: ChainRole,
     /// The nft comment on the chain (the frontend's name), if any.
@@ -201,7 +203,7 @@ pub enum Body {
     },
     /// `ip|ip6 saddr != { nets } drop`, written out only when rendered (frontends sharing
     /// ranges share the chain, so it is usually written once for many frontends).
-    Allow(Family, Vec<IpNet>),
+    Allow(Family, Arc<[IpNet]>),
 }
 
 impl Body {
@@ -278,11 +280,20 @@ pub fn plan_all(frontends: &[Frontend]) -> Vec<FrontendPlan> {
 #[derive(Debug, Default)]
 pub struct Planner {
     last: [Option<Remembered>; 2],
+    /// Scratch lists reused from frontend to frontend (no allocation per frontend).
+    scratch: Scratch,
+}
+
+/// A frontend's keys and backends of one family, while it is planned.
+#[derive(Debug, Default)]
+struct Scratch {
+    keys: Vec<Key>,
+    backends: Vec<Backend>,
 }
 
 /// A frontend's source ranges as given, what they allow in one family, and the shared
-/// chain's name when there is one.
-type Remembered = (Vec<IpNet>, Allowed, Option<String>);
+/// chain when there is one (its name and ranges, shared by every plan that uses it).
+type Remembered = (Vec<IpNet>, Allowed, Option<(Arc<str>, Arc<[IpNet]>)>);
 
 impl Planner {
     /// [`plan`] of `fe`.
@@ -296,13 +307,23 @@ impl Planner {
             if !hit {
                 let allowed = allowed_ranges(fe, family);
                 let name = match &allowed {
-                    Allowed::Only(nets) => Some(names::allow_chain(family, nets)),
+                    Allowed::Only(nets) => Some((
+                        Arc::from(names::allow_chain(family, nets)),
+                        Arc::from(nets.as_slice()),
+                    )),
                     _ => None,
                 };
                 self.last[slot] = Some((fe.source_ranges.clone(), allowed, name));
             }
-            if let Some((_, allowed, name)) = &self.last[slot] {
-                plan_family(fe, family, allowed, name.as_deref(), &mut out);
+            if let Some((_, allowed, shared)) = &self.last[slot] {
+                plan_family(
+                    fe,
+                    family,
+                    allowed,
+                    shared.as_ref(),
+                    &mut self.scratch,
+                    &mut out,
+                );
             }
         }
         out
@@ -313,21 +334,26 @@ fn plan_family(
     fe: &Frontend,
     family: Family,
     allowed: &Allowed,
-    allow_name: Option<&str>,
+    shared: Option<&(Arc<str>, Arc<[IpNet]>)>,
+    scratch: &mut Scratch,
     out: &mut FrontendPlan,
 ) {
-    let mut keys: Vec<Key> = match &fe.destination {
-        Destination::AnyLocal => vec![Key::Local(family, fe.protocol, fe.port)],
-        Destination::Addresses(addrs) => addrs
-            .iter()
-            .filter(|a| Family::of(**a) == family)
-            .map(|a| Key::Address(*a, fe.protocol, fe.port))
-            .collect(),
-    };
+    let keys = &mut scratch.keys;
+    keys.clear();
+    match &fe.destination {
+        Destination::AnyLocal => keys.push(Key::Local(family, fe.protocol, fe.port)),
+        Destination::Addresses(addrs) => keys.extend(
+            addrs
+                .iter()
+                .filter(|a| Family::of(**a) == family)
+                .map(|a| Key::Address(*a, fe.protocol, fe.port)),
+        ),
+    }
     keys.sort_unstable();
     keys.dedup();
+    let keys = &*keys;
     let mut add = |kind: MapKind, value: &Value| {
-        for key in &keys {
+        for key in keys {
             out.elements.push(Element {
                 map: key.map_name(kind),
                 key: *key,
@@ -336,7 +362,9 @@ fn plan_family(
         }
     };
 
-    let mut backends: Vec<Backend> = fe.backends_of(family).copied().collect();
+    let backends = &mut scratch.backends;
+    backends.clear();
+    backends.extend(fe.backends_of(family).copied());
     backends.sort();
     let nat_chain = match backends.as_slice() {
         [one] if fe.masquerade => {
@@ -354,7 +382,7 @@ fn plan_family(
                     seed: names::fnv1a64(&fe.name) as u32,
                 },
             };
-            let name = names::nat_chain(&fe.name, family);
+            let name: Arc<str> = names::nat_chain(&fe.name, family).into();
             add(MapKind::Nat, &Value::Goto(name.clone()));
             Some(Chain {
                 name,
@@ -378,13 +406,19 @@ fn plan_family(
             None
         }
         Allowed::Only(nets) => {
-            let name = allow_name.map_or_else(|| names::allow_chain(family, nets), str::to_string);
+            let (name, nets) = match shared {
+                Some((name, nets)) => (name.clone(), nets.clone()),
+                None => (
+                    names::allow_chain(family, nets).into(),
+                    nets.as_slice().into(),
+                ),
+            };
             add(MapKind::Firewall, &Value::Goto(name.clone()));
             Some(Chain {
                 name,
                 role: ChainRole::Allow,
                 comment: None,
-                body: Body::Allow(family, nets.clone()),
+                body: Body::Allow(family, nets),
             })
         }
     };
