@@ -1,5 +1,7 @@
 //! How to get from the frontends applied last to the ones wanted now (pure): nothing, an
-//! incremental transaction (only the frontends that changed), or a full one.
+//! incremental transaction (only the frontends that changed), or, for many changes, a full
+//! one unless the data plane can prove its table is still what it applied last (then the
+//! difference is sent instead: [`Plan::Many`]).
 
 use std::collections::BTreeMap;
 
@@ -14,11 +16,20 @@ pub const DEFAULT_MAX_INCREMENTAL: usize = 64;
 pub enum Plan {
     /// The kernel already has exactly these frontends.
     Unchanged,
-    /// Replace the whole table (first sync, or too many changes).
+    /// Replace the whole table (first sync, or duplicate names).
     Full,
     /// Remove the old versions of changed/removed frontends, add the new versions of
     /// changed/added ones, in one transaction.
     Incremental {
+        /// The frontends to take out, as they are in the kernel now.
+        remove: Vec<Frontend>,
+        /// The frontends to put in, as they should be.
+        add: Vec<Frontend>,
+    },
+    /// More changes than the incremental limit: a full transaction, unless the data plane
+    /// proves nothing changed its table since its own last commit
+    /// (`Dataplane::apply_changes_if_untouched`); then this difference is sent instead.
+    Many {
         /// The frontends to take out, as they are in the kernel now.
         remove: Vec<Frontend>,
         /// The frontends to put in, as they should be.
@@ -29,7 +40,7 @@ pub enum Plan {
 /// Compares what was applied (`None`: nothing known, e.g. at start) with what is wanted.
 /// Frontends are matched by name; a frontend whose name is unchanged but whose content
 /// differs is removed and re-added. More than `max_changes` changed frontends (counting
-/// each removed, added and changed one once) gives [`Plan::Full`].
+/// each removed, added and changed one once) gives [`Plan::Many`].
 pub fn plan(previous: Option<&[Frontend]>, next: &[Frontend], max_changes: usize) -> Plan {
     let Some(previous) = previous else {
         return Plan::Full;
@@ -66,7 +77,7 @@ pub fn plan(previous: Option<&[Frontend]>, next: &[Frontend], max_changes: usize
     if changed == 0 {
         Plan::Unchanged
     } else if changed > max_changes {
-        Plan::Full
+        Plan::Many { remove, add }
     } else {
         Plan::Incremental { remove, add }
     }
@@ -148,11 +159,14 @@ mod tests {
                 want: Ok((vec!["ns/b:http"], vec!["ns/c:http"])),
             },
             Step {
-                desc: "more changes than allowed: full",
+                desc: "more changes than allowed: many (full unless the plane proves its table untouched)",
                 previous: Some(vec![a.clone()]),
                 next: vec![a2.clone(), b.clone(), c.clone()],
                 max: 2,
-                want: Err(Plan::Full),
+                want: Err(Plan::Many {
+                    remove: vec![a.clone()],
+                    add: vec![a2.clone(), b.clone(), c.clone()],
+                }),
             },
             Step {
                 desc: "exactly the allowed number of changes: incremental",
@@ -196,10 +210,15 @@ mod tests {
     }
 
     proptest! {
-        /// Applying an incremental plan to the previous set gives exactly the next set.
+        /// Applying an incremental plan, or the difference of a [`Plan::Many`], to the
+        /// previous set gives exactly the next set; `Many` only beyond the limit.
         #[test]
-        fn incremental_plan_transforms_previous_into_next(prev in frontends(), next in frontends()) {
-            match plan(Some(&prev), &next, usize::MAX) {
+        fn incremental_plan_transforms_previous_into_next(
+            prev in frontends(),
+            next in frontends(),
+            max in prop_oneof![Just(usize::MAX), 0usize..4],
+        ) {
+            match plan(Some(&prev), &next, max) {
                 Plan::Unchanged => {
                     let mut p = prev.clone();
                     let mut n = next.clone();
@@ -207,8 +226,8 @@ mod tests {
                     n.sort();
                     prop_assert_eq!(p, n);
                 }
-                Plan::Full => prop_assert!(false, "unlimited changes never give Full"),
-                Plan::Incremental { remove, add } => {
+                Plan::Full => prop_assert!(false, "a known previous set never gives Full"),
+                Plan::Incremental { remove, add } | Plan::Many { remove, add } => {
                     let mut result: Vec<Frontend> =
                         prev.iter().filter(|f| !remove.contains(f)).cloned().collect();
                     result.extend(add);
@@ -217,6 +236,20 @@ mod tests {
                     n.sort();
                     prop_assert_eq!(result, n);
                 }
+            }
+        }
+
+        /// `Many` exactly when more frontends changed than the limit.
+        #[test]
+        fn many_only_beyond_the_limit(prev in frontends(), next in frontends(), max in 0usize..4) {
+            let unlimited = plan(Some(&prev), &next, usize::MAX);
+            let limited = plan(Some(&prev), &next, max);
+            if let Plan::Incremental { remove, add } = unlimited {
+                let names: std::collections::BTreeSet<&str> =
+                    remove.iter().chain(&add).map(|f| f.name.as_str()).collect();
+                let want_many = names.len() > max;
+                prop_assert_eq!(matches!(limited, Plan::Many { .. }), want_many);
+                prop_assert_eq!(matches!(limited, Plan::Incremental { .. }), !want_many);
             }
         }
     }

@@ -46,7 +46,8 @@ pub enum AgentError {
 pub enum FullReason {
     /// Nothing applied yet by this process (start, or after a failure).
     FirstSync,
-    /// More frontends changed than an incremental transaction is used for.
+    /// More frontends changed than an incremental transaction is used for, and the plane
+    /// could not prove its table is as it left it (something committed since).
     ManyChanges,
     /// The incremental transaction was refused; this is its error.
     IncrementalFailed(String),
@@ -306,8 +307,9 @@ impl<D: Dataplane> Syncer<D> {
     }
 
     /// Brings the table to exactly `frontends` (validated first): nothing when unchanged,
-    /// one incremental transaction for a few changes, a full one otherwise or when the
-    /// incremental one is refused.
+    /// one incremental transaction for a few changes; for many, the difference when the
+    /// plane proves its table is as it left it (netlink: nothing committed since, checked
+    /// by the kernel), a full one otherwise; a full one when an incremental one is refused.
     pub fn apply(&mut self, mut frontends: Vec<Frontend>) -> Result<SyncReport, AgentError> {
         frontends.sort_by(|a, b| a.name.cmp(&b.name));
         let ruleset = Ruleset {
@@ -339,18 +341,24 @@ impl<D: Dataplane> Syncer<D> {
                 };
                 self.full(ruleset, reason)
             }
+            // Many changes: replace the table whole (every element rewritten), unless the
+            // plane proves the kernel still holds what it applied last; then only the
+            // difference is sent (the kernel refuses it whole otherwise).
+            Plan::Many { .. } if max == 0 => self.full(ruleset, FullReason::ManyChanges),
+            Plan::Many { remove, add } => {
+                let previous = self.applied.as_deref().unwrap_or_default();
+                match self
+                    .plane
+                    .apply_changes_if_untouched(previous, &remove, &add)
+                {
+                    Ok(true) => Ok(self.changed(ruleset, &remove, &add)),
+                    Ok(false) => self.full(ruleset, FullReason::ManyChanges),
+                    Err(e) => self.full(ruleset, FullReason::IncrementalFailed(e.to_string())),
+                }
+            }
             Plan::Incremental { remove, add } => {
                 match self.plane.apply_changes(&remove, &add) {
-                    Ok(()) => {
-                        self.applied = Some(ruleset.frontends.clone());
-                        Ok(self.report(
-                            SyncKind::Incremental {
-                                removed: remove.len(),
-                                added: add.len(),
-                            },
-                            ruleset.frontends,
-                        ))
-                    }
+                    Ok(()) => Ok(self.changed(ruleset, &remove, &add)),
                     // The transaction was atomic, so the table is as before; but replace
                     // it whole rather than trust our memory of it.
                     Err(e) => self.full(ruleset, FullReason::IncrementalFailed(e.to_string())),
@@ -386,6 +394,18 @@ impl<D: Dataplane> Syncer<D> {
             drift.unexpected_elements.len()
         );
         self.full(ruleset, FullReason::Drift(summary)).map(Some)
+    }
+
+    /// The report of an incremental transaction that took `ruleset` into the kernel.
+    fn changed(&mut self, ruleset: Ruleset, remove: &[Frontend], add: &[Frontend]) -> SyncReport {
+        self.applied = Some(ruleset.frontends.clone());
+        self.report(
+            SyncKind::Incremental {
+                removed: remove.len(),
+                added: add.len(),
+            },
+            ruleset.frontends,
+        )
     }
 
     fn full(&mut self, ruleset: Ruleset, reason: FullReason) -> Result<SyncReport, AgentError> {

@@ -127,16 +127,71 @@ fn full_unchanged_incremental_fallback_and_drift_repair() {
 }
 
 #[test]
-fn many_changes_use_a_full_transaction_and_a_failed_full_one_forgets_the_past() {
+fn many_changes_send_the_difference_only_while_the_table_is_untouched() {
     let fake = Fake::new("dualstack", [ip(NODE4)]);
     let mut syncer = Syncer::new(fake.clone(), "node-a").with_max_incremental(1);
     let a = frontend("ns/a:http", 80, &["10.42.0.5"]);
     let b = frontend("ns/b:http", 81, &["10.42.0.6"]);
     let c = frontend("ns/c:http", 82, &["10.42.0.7"]);
     syncer.apply(vec![a.clone()]).unwrap();
+    // Two changes, over the limit of one, on a table as the syncer left it: the difference.
     let r = syncer.apply(vec![a.clone(), b.clone(), c.clone()]).unwrap();
-    assert_eq!(r.kind, SyncKind::Full(FullReason::ManyChanges));
+    assert_eq!(
+        r.kind,
+        SyncKind::Incremental {
+            removed: 0,
+            added: 2
+        }
+    );
+    assert_eq!(
+        fake.transactions().last(),
+        Some(&Transaction::Changes {
+            removed: 0,
+            added: 2
+        })
+    );
+    assert_eq!(goes_to(&fake, 82), dnat(&["10.42.0.7"]));
 
+    // Someone else removed an element: the table is not provably ours any more, so many
+    // changes replace it whole (which also repairs it).
+    fake.tamper_remove_element(
+        "dnat-masq-addr4",
+        Key::Address(ip(NODE4), Protocol::Tcp, 80),
+    );
+    let b2 = frontend("ns/b:http", 81, &["10.42.0.8"]);
+    let c2 = frontend("ns/c:http", 82, &["10.42.0.9"]);
+    let r = syncer
+        .apply(vec![a.clone(), b2.clone(), c2.clone()])
+        .unwrap();
+    assert_eq!(r.kind, SyncKind::Full(FullReason::ManyChanges));
+    assert_eq!(
+        fake.transactions().last(),
+        Some(&Transaction::Full { frontends: 3 })
+    );
+    assert_eq!(goes_to(&fake, 80), dnat(&["10.42.0.5"]));
+
+    // With no incremental transactions at all, many changes are always a full one.
+    let mut full_only = Syncer::new(fake.clone(), "node-a").with_max_incremental(0);
+    full_only
+        .apply(vec![a.clone(), b2.clone(), c2.clone()])
+        .unwrap();
+    let r = full_only.apply(vec![a.clone(), b.clone()]).unwrap();
+    assert_eq!(r.kind, SyncKind::Full(FullReason::ManyChanges));
+}
+
+#[test]
+fn a_failed_full_transaction_forgets_the_past() {
+    let fake = Fake::new("dualstack", [ip(NODE4)]);
+    let mut syncer = Syncer::new(fake.clone(), "node-a").with_max_incremental(1);
+    let a = frontend("ns/a:http", 80, &["10.42.0.5"]);
+    let b = frontend("ns/b:http", 81, &["10.42.0.6"]);
+    let c = frontend("ns/c:http", 82, &["10.42.0.7"]);
+    syncer.apply(vec![a.clone(), b.clone(), c.clone()]).unwrap();
+    // Not provably untouched (an element gone), so the next many changes need a full one.
+    fake.tamper_remove_element(
+        "dnat-masq-addr4",
+        Key::Address(ip(NODE4), Protocol::Tcp, 80),
+    );
     fake.fail_next("kernel says no");
     let err = syncer.apply(vec![a.clone()]).unwrap_err();
     assert!(matches!(err, AgentError::Dataplane { .. }), "{err}");

@@ -58,7 +58,23 @@ pub enum Transaction {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Table {
     elements: BTreeMap<(&'static str, Key), Element>,
-    chains: BTreeMap<String, Body>,
+    chains: BTreeMap<std::sync::Arc<str>, Body>,
+}
+
+impl Table {
+    /// The table `frontends` plan to.
+    fn of(frontends: &[Frontend]) -> Table {
+        let mut t = Table::default();
+        for p in frontends.iter().map(render::plan) {
+            for el in p.elements {
+                t.elements.insert((el.map, el.key), el);
+            }
+            for c in p.chains {
+                t.chains.insert(c.name, c.body);
+            }
+        }
+        t
+    }
 }
 
 #[derive(Debug, Default)]
@@ -235,19 +251,22 @@ impl Dataplane for Fake {
             Transaction::Full {
                 frontends: ruleset.frontends.len(),
             },
-            |_| {
-                let mut t = Table::default();
-                for p in ruleset.frontends.iter().map(render::plan) {
-                    for el in p.elements {
-                        t.elements.insert((el.map, el.key), el);
-                    }
-                    for c in p.chains {
-                        t.chains.insert(c.name, c.body);
-                    }
-                }
-                Ok(Some(t))
-            },
+            |_| Ok(Some(Table::of(&ruleset.frontends))),
         )
+    }
+
+    /// The fake proves "untouched" by content: the table must equal what `previous` plans
+    /// to (a tampered element or a deleted table make it differ).
+    fn apply_changes_if_untouched(
+        &self,
+        previous: &[Frontend],
+        remove: &[Frontend],
+        add: &[Frontend],
+    ) -> Result<bool, DataplaneError> {
+        if self.lock().table.as_ref() != Some(&Table::of(previous)) {
+            return Ok(false);
+        }
+        self.apply_changes(remove, add).map(|()| true)
     }
 
     fn apply_changes(&self, remove: &[Frontend], add: &[Frontend]) -> Result<(), DataplaneError> {
@@ -314,12 +333,12 @@ impl Dataplane for Fake {
                 chains: base.iter().map(|c| c.to_string()).collect(),
                 ..Observed::default()
             };
-            o.chains.extend(t.chains.keys().cloned());
+            o.chains.extend(t.chains.keys().map(|k| k.to_string()));
             for el in t.elements.values() {
                 match &el.value {
                     Value::Goto(c) => {
                         o.elements
-                            .insert((el.map.to_string(), el.key_text(), c.clone()));
+                            .insert((el.map.to_string(), el.key_text(), c.to_string()));
                     }
                     _ => {
                         o.other_elements.insert((

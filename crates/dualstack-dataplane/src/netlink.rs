@@ -110,6 +110,18 @@ pub struct NftSocket {
     sock: Socket,
     seq: u32,
     buf: Vec<u8>,
+    /// The generation id the kernel moved to with this socket's last committed batch
+    /// (`None` before the first, and after a batch that failed).
+    committed: Option<u32>,
+}
+
+/// The generation id after a commit made at `genid`: the kernel counts every commit once,
+/// skipping 0.
+fn after_commit(genid: u32) -> u32 {
+    match genid.wrapping_add(1) {
+        0 => 1,
+        next => next,
+    }
 }
 
 fn io(op: &'static str) -> impl FnOnce(std::io::Error) -> NetlinkError {
@@ -144,7 +156,43 @@ impl NftSocket {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(1, |d| d.as_secs() as u32),
             buf: Vec::with_capacity(1 << 20),
+            committed: None,
         })
+    }
+
+    /// The generation id the kernel's ruleset has had since this socket's last committed
+    /// batch, if nothing else committed since; `None` before the first commit and after a
+    /// batch that failed. [`NftSocket::transact_at`] with it succeeds only while no one else
+    /// has changed any table of the namespace.
+    pub fn committed(&self) -> Option<u32> {
+        self.committed
+    }
+
+    /// Sends the batch `build(first sequence number, genid)` once, with `genid` as the
+    /// generation it must apply to: `Ok(false)` when the kernel's generation is another
+    /// (someone committed since; the kernel refused the batch whole, nothing changed),
+    /// `Ok(true)` when it was committed.
+    pub fn transact_at<F>(&mut self, genid: u32, build: F) -> Result<bool, NetlinkError>
+    where
+        F: FnOnce(u32, u32) -> Result<FinishedBatch, EncodeError>,
+    {
+        let first = self.next_seq();
+        let batch = build(first, genid)?;
+        self.seq = batch.next_seq.wrapping_sub(1);
+        match self.send_batch(&batch) {
+            Ok(()) => {
+                self.committed = Some(after_commit(genid));
+                Ok(true)
+            }
+            Err(NetlinkError::Rejected { errno, .. }) if errno == ERESTART => {
+                self.committed = None;
+                Ok(false)
+            }
+            Err(e) => {
+                self.committed = None;
+                Err(e)
+            }
+        }
     }
 
     /// A socket in the named network namespace (`/run/netns/<name>`).
@@ -283,7 +331,9 @@ impl NftSocket {
             let batch = build(first, genid, present.as_ref())?;
             // Reserve the batch's sequence numbers.
             self.seq = batch.next_seq.wrapping_sub(1);
-            match self.send_batch(&batch) {
+            let sent = self.send_batch(&batch);
+            self.committed = sent.is_ok().then(|| after_commit(genid));
+            match sent {
                 Err(NetlinkError::Rejected { errno, .. }) if errno == ERESTART => continue,
                 other => return other,
             }
@@ -456,6 +506,41 @@ pub struct Netlink {
     shared: Arc<Mutex<BTreeSet<String>>>,
     /// The UDP frontends in force, to flush only the flows of those a sync changes.
     udp: SharedUdpFlows,
+    /// What the handle's last successful commit left in the table, as a [`Fingerprint`];
+    /// `None` before the first and after any failure (see
+    /// [`Netlink::apply_changes_if_untouched`]).
+    applied: Arc<Mutex<Option<Fingerprint>>>,
+}
+
+/// An order-independent digest of a set of frontends: the wrapping sum of a 64-bit hash of
+/// each, so that removing and adding frontends updates it without the whole set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Fingerprint(u64);
+
+impl Fingerprint {
+    /// The digest of `frontends`.
+    pub(crate) fn of(frontends: &[Frontend]) -> Fingerprint {
+        Fingerprint::default().with(&[], frontends)
+    }
+
+    /// This digest with `remove` taken out and `add` put in.
+    pub(crate) fn with(self, remove: &[Frontend], add: &[Frontend]) -> Fingerprint {
+        let hash = |fe: &Frontend| {
+            use std::hash::{Hash, Hasher};
+            // SipHash with fixed keys: the same digest for the same frontends in every run.
+            let mut h = std::hash::DefaultHasher::new();
+            fe.hash(&mut h);
+            h.finish()
+        };
+        let mut sum = self.0;
+        for fe in remove {
+            sum = sum.wrapping_sub(hash(fe));
+        }
+        for fe in add {
+            sum = sum.wrapping_add(hash(fe));
+        }
+        Fingerprint(sum)
+    }
 }
 
 impl Netlink {
@@ -471,6 +556,7 @@ impl Netlink {
             socket: Arc::new(Mutex::new(socket)),
             shared: Arc::default(),
             udp: SharedUdpFlows::default(),
+            applied: Arc::default(),
         })
     }
 
@@ -503,6 +589,7 @@ impl Netlink {
         // (only the generation id and the table's chain and map names are read first);
         // invalid input is `Invalid`.
         self.forget_shared();
+        self.set_applied(None);
         let (ports, next) = self.udp.full(&ruleset.frontends);
         let mut sock = self.socket.lock().unwrap_or_else(PoisonError::into_inner);
         sock.transact_over(&self.table, |seq, genid, present| match present {
@@ -511,6 +598,7 @@ impl Netlink {
         })
         .map_err(netlink_error)?;
         drop(sock);
+        self.set_applied(Some(Fingerprint::of(&ruleset.frontends)));
         self.remember_shared(render::shared_chains(&ruleset.frontends));
         self.flush_udp(&ports, next)
     }
@@ -542,20 +630,81 @@ impl Netlink {
         remove: &[Frontend],
         add: &[Frontend],
     ) -> Result<(), DataplaneError> {
+        self.changes_at(None, remove, add).map(|_| ())
+    }
+
+    /// The incremental batch for a difference from `previous`, committed only if the
+    /// kernel's tables are exactly as this handle's last commit left them and that commit
+    /// left `previous`: the batch carries the generation id that commit moved the kernel
+    /// to, so the kernel itself refuses it whole if anything (any table, anyone) committed
+    /// since; and the handle checks `previous` against the [`Fingerprint`] of what it
+    /// committed. `Ok(false)`: not proven, nothing sent or nothing changed (the caller
+    /// replaces the table whole). This is how a sync with many changes avoids rewriting
+    /// every element of a large table.
+    pub fn apply_changes_if_untouched(
+        &self,
+        previous: &[Frontend],
+        remove: &[Frontend],
+        add: &[Frontend],
+    ) -> Result<bool, DataplaneError> {
+        let applied = *self.applied.lock().unwrap_or_else(PoisonError::into_inner);
+        if applied != Some(Fingerprint::of(previous)) {
+            return Ok(false);
+        }
+        let genid = self
+            .socket
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .committed();
+        match genid {
+            Some(genid) => self.changes_at(Some(genid), remove, add),
+            None => Ok(false),
+        }
+    }
+
+    /// One incremental batch, against the generation `at` only (`Ok(false)` when the kernel
+    /// is at another) or against the current one (`None`).
+    fn changes_at(
+        &self,
+        at: Option<u32>,
+        remove: &[Frontend],
+        add: &[Frontend],
+    ) -> Result<bool, DataplaneError> {
         if remove.is_empty() && add.is_empty() {
-            return Ok(());
+            return Ok(true);
         }
         let present = self.known_shared();
         let table = self.table.clone();
-        if let Err(e) = self.transact(|seq, genid| {
-            dualstack_nftnl::changes(&table, remove, add, &present, seq, genid)
-        }) {
-            self.forget_shared();
-            return Err(e);
+        let applied = *self.applied.lock().unwrap_or_else(PoisonError::into_inner);
+        let build =
+            |seq, genid| dualstack_nftnl::changes(&table, remove, add, &present, seq, genid);
+        let mut sock = self.socket.lock().unwrap_or_else(PoisonError::into_inner);
+        let before = sock.committed();
+        let sent = match at {
+            Some(genid) => sock.transact_at(genid, build).map_err(netlink_error),
+            None => sock.transact(build).map_err(netlink_error).map(|()| true),
+        };
+        // Still proven only if this batch applied right on top of the handle's last one
+        // (an unchecked batch may have landed after someone else's change).
+        let untouched = before.is_some() && sock.committed() == before.map(after_commit);
+        drop(sock);
+        match sent {
+            Ok(true) => {}
+            Ok(false) => return Ok(false),
+            Err(e) => {
+                self.forget_shared();
+                self.set_applied(None);
+                return Err(e);
+            }
         }
+        self.set_applied(applied.filter(|_| untouched).map(|fp| fp.with(remove, add)));
         self.remember_shared(render::shared_chains(add));
         let (ports, next) = self.udp.changes(remove, add);
-        self.flush_udp(&ports, next)
+        self.flush_udp(&ports, next).map(|()| true)
+    }
+
+    fn set_applied(&self, fingerprint: Option<Fingerprint>) {
+        *self.applied.lock().unwrap_or_else(PoisonError::into_inner) = fingerprint;
     }
 
     /// Sends a batch the caller encoded (tests use it to inject failures).
@@ -564,6 +713,7 @@ impl Netlink {
         F: FnMut(u32, u32) -> Result<FinishedBatch, EncodeError>,
     {
         self.forget_shared();
+        self.set_applied(None);
         self.transact(build)
     }
 
@@ -576,6 +726,7 @@ impl Netlink {
     /// Deletes our table and nothing else. No error when it does not exist.
     pub fn cleanup(&self) -> Result<(), DataplaneError> {
         self.forget_shared();
+        self.set_applied(None);
         self.udp.forget();
         let table = self.table.clone();
         self.transact(|seq, genid| dualstack_nftnl::delete(&table, seq, genid))

@@ -28,6 +28,22 @@ pub trait Dataplane: fmt::Debug + Send + Sync {
     /// Removes the frontends in `remove`, adds those in `add`, in one transaction.
     fn apply_changes(&self, remove: &[Frontend], add: &[Frontend]) -> Result<(), DataplaneError>;
 
+    /// [`Dataplane::apply_changes`] for a difference from `previous`, sent only when the
+    /// plane can prove the kernel still holds exactly what its own last commit left, which
+    /// was `previous`: nothing else has changed the kernel's tables since, checked by the
+    /// kernel in the same transaction. `Ok(false)` when it cannot prove it (nothing was
+    /// sent; the caller replaces the table whole). Planes that cannot prove it (the
+    /// default) always answer `Ok(false)`.
+    fn apply_changes_if_untouched(
+        &self,
+        previous: &[Frontend],
+        remove: &[Frontend],
+        add: &[Frontend],
+    ) -> Result<bool, DataplaneError> {
+        let _ = (previous, remove, add);
+        Ok(false)
+    }
+
     /// Reads our table back: `Ok(None)` when it does not exist.
     fn observe(&self) -> Result<Option<Observed>, DataplaneError>;
 
@@ -77,6 +93,14 @@ impl Dataplane for Netlink {
     }
     fn apply_changes(&self, remove: &[Frontend], add: &[Frontend]) -> Result<(), DataplaneError> {
         Netlink::apply_changes(self, remove, add)
+    }
+    fn apply_changes_if_untouched(
+        &self,
+        previous: &[Frontend],
+        remove: &[Frontend],
+        add: &[Frontend],
+    ) -> Result<bool, DataplaneError> {
+        Netlink::apply_changes_if_untouched(self, previous, remove, add)
     }
     fn observe(&self) -> Result<Option<Observed>, DataplaneError> {
         Netlink::observe(self)

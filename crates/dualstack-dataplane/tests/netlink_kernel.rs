@@ -896,3 +896,107 @@ fn a_full_sync_that_outgrows_a_map_declares_it_anew_in_place() {
     assert_eq!(size_of(&pair.nl_lister, "dnat-masq-addr4"), 2048);
     assert_eq!(hooks(&pair.nl_lister), before);
 }
+
+// ---- many changes: the difference, only while the kernel is provably untouched ----
+
+/// Frontend `i` of a simple workload, with its one backend `n` per family.
+fn numbered(i: u16, n: u8) -> Frontend {
+    Frontend {
+        name: format!("ns/svc-{i}:http"),
+        destination: Destination::Addresses(vec![ip("192.0.2.10"), ip("2001:db8::10")]),
+        protocol: Protocol::Tcp,
+        port: 8000 + i,
+        source_ranges: vec!["10.0.0.0/8".parse().unwrap(), "fd00::/8".parse().unwrap()],
+        backends: vec![b(&format!("10.42.0.{n}:80")), b(&format!("[fd42::{n}]:80"))],
+        selection: Selection::Random,
+        masquerade: i.is_multiple_of(2),
+    }
+}
+
+#[test]
+fn many_changes_are_sent_as_a_difference_only_while_nothing_else_committed() {
+    if !kernel_tests_enabled(
+        "many_changes_are_sent_as_a_difference_only_while_nothing_else_committed",
+    ) {
+        return;
+    }
+    let pair = Pair::new();
+    let ruleset = |frontends: Vec<Frontend>| Ruleset {
+        table: TABLE.into(),
+        guard: Vec::new(),
+        frontends,
+    };
+    let first: Vec<Frontend> = (0..40).map(|i| numbered(i, 1)).collect();
+    // Half of them move to another backend, ten go, ten come.
+    let second: Vec<Frontend> = (10..60)
+        .map(|i| numbered(i, if i < 30 { 2 } else { 1 }))
+        .collect();
+    let third: Vec<Frontend> = (0..30).map(|i| numbered(i, 3)).collect();
+    pair.netlink.apply(&ruleset(first.clone())).unwrap();
+    let (remove, add) = diff(&first, &second);
+    assert!(
+        pair.netlink
+            .apply_changes_if_untouched(&first, &remove, &add)
+            .unwrap(),
+        "nothing committed since the handle's own full sync: the difference is sent"
+    );
+    // The table is exactly the second ruleset applied fresh (text path, other namespace).
+    pair.nft.apply(&ruleset(second.clone())).unwrap();
+    assert_eq!(
+        without_unused_allow_chains(normalized(&pair.nl_lister.list_json().unwrap())),
+        without_unused_allow_chains(normalized(&pair.nft.list_json().unwrap())),
+    );
+
+    // A `previous` that is not what the handle committed: refused before anything is sent.
+    let (remove, add) = diff(&second, &third);
+    let before = pair.nl_lister.list_json().unwrap();
+    assert!(
+        !pair
+            .netlink
+            .apply_changes_if_untouched(&first, &remove, &add)
+            .unwrap()
+    );
+    assert_eq!(pair.nl_lister.list_json().unwrap(), before);
+
+    // Someone else commits anything (another table): the kernel refuses the difference
+    // whole, and the table is untouched by it.
+    pair.nl_ns
+        .exec("nft", &["add", "table", "inet", "someone-else"])
+        .unwrap();
+    assert!(
+        !pair
+            .netlink
+            .apply_changes_if_untouched(&second, &remove, &add)
+            .unwrap()
+    );
+    assert_eq!(pair.nl_lister.list_json().unwrap(), before);
+
+    // An unchecked incremental change after that foreign commit keeps the handle unsure.
+    let (r1, a1) = diff(&second, &third);
+    pair.netlink.apply_changes(&r1, &a1).unwrap();
+    let back = diff(&third, &second);
+    assert!(
+        !pair
+            .netlink
+            .apply_changes_if_untouched(&third, &back.0, &back.1)
+            .unwrap()
+    );
+    // A full sync makes it sure again.
+    pair.netlink.apply(&ruleset(third.clone())).unwrap();
+    assert!(
+        pair.netlink
+            .apply_changes_if_untouched(&third, &back.0, &back.1)
+            .unwrap()
+    );
+    pair.nft.apply(&ruleset(second.clone())).unwrap();
+    assert_eq!(
+        without_unused_allow_chains(normalized(&pair.nl_lister.list_json().unwrap())),
+        without_unused_allow_chains(normalized(&pair.nft.list_json().unwrap())),
+    );
+    // The other table is still there, as it was.
+    let other = pair
+        .nl_ns
+        .exec("nft", &["list", "table", "inet", "someone-else"])
+        .unwrap();
+    assert!(other.contains("table inet someone-else"), "{other}");
+}
