@@ -3,8 +3,10 @@
 //! encode + send + every ack); the kernel's part alone (a batch sent on a socket of its
 //! own, timed from the end of its encoding: into an empty namespace, and over the table in
 //! use — the in-place replace, after reading what the table has); then one frontend added
-//! and removed, `ADDS`
-//! times (default: `runs`). Every figure is a median, as wall time and as the calling
+//! and removed, `ADDS` times (default: `runs`); then a sync in which `CHANGED` frontends
+//! (default: a tenth) move to another backend, back and forth, both as a full sync in place
+//! and as the difference sent while the kernel is provably untouched
+//! (`Netlink::apply_changes_if_untouched`). Every figure is a median, as wall time and as the calling
 //! thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`: the kernel processes a batch inside the
 //! `sendmsg` of the sending thread, so this counts our code and the kernel's work for us,
 //! but not the time other processes hold the CPU — the figure to compare on a loaded
@@ -64,6 +66,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let w = Workload::sync("10.0.1.1".parse()?, "fd00:1::1".parse()?);
     let ruleset = w.ruleset("bench", n).ok_or("n")?;
     let extra = w.frontend(n).ok_or("n")?;
+    let changed: usize = std::env::var("CHANGED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(n / 10);
+    let moved = Workload::with_moved_backends(&ruleset, changed);
+    let there = Workload::difference(&ruleset.frontends, &moved.frontends);
+    let back = Workload::difference(&moved.frontends, &ruleset.frontends);
     let ns = Netns::new("phases")?;
     ns.run_in(move || -> Result<(), String> {
         let e = |x: &dyn std::fmt::Display| x.to_string();
@@ -87,6 +96,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .map_err(|x| e(&x))?;
             rem.time(|| nl.apply_changes(std::slice::from_ref(&extra), &[]))
                 .map_err(|x| e(&x))?;
+        }
+        // Many changes: the full sync in place, then the proven difference.
+        let mut many_full = Samples::default();
+        let mut many_diff = Samples::default();
+        for _ in 0..runs {
+            many_full.time(|| nl.apply(&moved)).map_err(|x| e(&x))?;
+            many_full.time(|| nl.apply(&ruleset)).map_err(|x| e(&x))?;
+        }
+        for _ in 0..runs {
+            let sent = many_diff
+                .time(|| nl.apply_changes_if_untouched(&ruleset.frontends, &there.0, &there.1))
+                .map_err(|x| e(&x))?;
+            let sent_back = many_diff
+                .time(|| nl.apply_changes_if_untouched(&moved.frontends, &back.0, &back.1))
+                .map_err(|x| e(&x))?;
+            if !(sent && sent_back) {
+                return Err("the difference was not sent: something else committed".into());
+            }
         }
         nl.cleanup().map_err(|x| e(&x))?;
         // The kernel's part alone: timed from the end of the encoding to the last ack. Into
@@ -130,7 +157,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         sock.transact(|seq, genid| dualstack_nftnl::delete("bench", seq, genid))
             .map_err(|x| e(&x))?;
         println!(
-            "n={n} runs={runs} adds={adds} {} {} {} {} {} {} {} batch={bytes}B",
+            "n={n} runs={runs} adds={adds} changed={} {} {} {} {} {} {} {} {} {} batch={bytes}B",
+            there.1.len(),
             enc.show("encode"),
             full.show("full"),
             kern.show("kernel-fresh"),
@@ -138,6 +166,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             kern_in_place.show("kernel-in-place"),
             add.show("add"),
             rem.show("remove"),
+            many_full.show("many-full-in-place"),
+            many_diff.show("many-difference"),
         );
         Ok(())
     })??;

@@ -66,10 +66,20 @@ pub struct SyncResult {
 /// The netlink applier for one N: one socket kept open, one batch per sync.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NetlinkSync {
-    /// Median full sync (encode + send + every ack), replacing the table.
+    /// Median full sync (encode + send + every ack) over the table in use: replaced in
+    /// place (every chain and map flushed and refilled, hooks kept).
     pub full_sync_ms: f64,
     /// Every full-sync run.
     pub full_sync: Runs,
+    /// The first sync: the same ruleset into a namespace without our table (deleted before
+    /// each run), as at an agent's start on a fresh node.
+    pub first_sync: Runs,
+    /// How many frontends [`NetlinkSync::many_changes`] changes (a tenth of N, at least 1).
+    pub changed: usize,
+    /// A sync in which `changed` frontends move to other backends, sent as the difference
+    /// while the kernel proves nothing else committed
+    /// (`Netlink::apply_changes_if_untouched`), there and back in turns.
+    pub many_changes: Runs,
     /// Median encoding time alone (pure, bytes out), included in `full_sync_ms`.
     pub encode_ms: f64,
     /// Size of the full-sync batch.
@@ -233,48 +243,85 @@ fn netlink_runs(w: &Workload, n: usize, runs: usize) -> Result<NetlinkSync, Benc
     let ruleset = w.ruleset(TABLE, n).ok_or(BenchError::Services(n))?;
     let extra = w.frontend(n).ok_or(BenchError::Services(n + 1))?;
     let ns = Netns::new("bench-netlink")?;
-    let (full, encodes, bytes, add, remove) = inside(&ns, move || {
+    let changed = (n / 10).max(1);
+    let moved = Workload::with_moved_backends(&ruleset, changed);
+    let there = Workload::difference(&ruleset.frontends, &moved.frontends);
+    let back = Workload::difference(&moved.frontends, &ruleset.frontends);
+    let timed = inside(&ns, move || {
         let nl = Netlink::new(Runner::host(), TABLE)?;
-        let (mut full, mut encodes, mut add, mut remove) = (vec![], vec![], vec![], vec![]);
-        let mut bytes = 0;
+        let mut t = NetlinkTimes::default();
         for _ in 0..runs {
-            let t = Instant::now();
+            let start = Instant::now();
             let batch = dualstack_nftnl::full(&ruleset, 1, 0).map_err(|e| {
                 BenchError::Dataplane(dualstack_dataplane::DataplaneError::Netlink(
                     dualstack_dataplane::NetlinkError::Encode(e),
                 ))
             })?;
-            encodes.push(t.elapsed());
-            bytes = batch.bytes.len();
+            t.encodes.push(start.elapsed());
+            t.bytes = batch.bytes.len();
             drop(batch);
-            let t = Instant::now();
+            nl.cleanup()?;
+            let start = Instant::now();
             nl.apply(&ruleset)?;
-            full.push(t.elapsed());
+            t.first.push(start.elapsed());
+            let start = Instant::now();
+            nl.apply(&ruleset)?;
+            t.full.push(start.elapsed());
         }
         for _ in 0..runs {
-            let t = Instant::now();
+            for (previous, (remove, add)) in [(&ruleset, &there), (&moved, &back)] {
+                let start = Instant::now();
+                if !nl.apply_changes_if_untouched(&previous.frontends, remove, add)? {
+                    return Err(BenchError::Measurement(
+                        "the netlink difference was refused: something else committed \
+                         nf_tables changes in the bench namespace"
+                            .into(),
+                    ));
+                }
+                t.many.push(start.elapsed());
+            }
+        }
+        for _ in 0..runs {
+            let start = Instant::now();
             nl.apply_changes(&[], std::slice::from_ref(&extra))?;
-            add.push(t.elapsed());
-            let t = Instant::now();
+            t.add.push(start.elapsed());
+            let start = Instant::now();
             nl.apply_changes(std::slice::from_ref(&extra), &[])?;
-            remove.push(t.elapsed());
+            t.remove.push(start.elapsed());
         }
         nl.cleanup()?;
-        Ok((full, encodes, bytes, add, remove))
+        Ok(t)
     })?;
-    let full = Runs::of(&full).ok_or_else(|| BenchError::internal("no netlink sample"))?;
-    let add = Runs::of(&add).ok_or_else(|| BenchError::internal("no netlink add sample"))?;
-    let remove =
-        Runs::of(&remove).ok_or_else(|| BenchError::internal("no netlink remove sample"))?;
+    let runs_of = |samples: &[Duration], what: &str| {
+        Runs::of(samples).ok_or_else(|| BenchError::internal(&format!("no netlink {what} sample")))
+    };
+    let full = runs_of(&timed.full, "full-sync")?;
+    let add = runs_of(&timed.add, "add")?;
+    let remove = runs_of(&timed.remove, "remove")?;
     Ok(NetlinkSync {
         full_sync_ms: full.median_ms,
         full_sync: full,
-        encode_ms: Runs::of(&encodes).map_or(0.0, |r| r.median_ms),
-        batch_bytes: bytes,
+        first_sync: runs_of(&timed.first, "first-sync")?,
+        changed,
+        many_changes: runs_of(&timed.many, "many-changes")?,
+        encode_ms: Runs::of(&timed.encodes).map_or(0.0, |r| r.median_ms),
+        batch_bytes: timed.bytes,
         incremental_ms: add.median_ms.max(remove.median_ms),
         incremental_add: add,
         incremental_remove: remove,
     })
+}
+
+/// The samples [`netlink_runs`] takes.
+#[derive(Default)]
+struct NetlinkTimes {
+    encodes: Vec<Duration>,
+    first: Vec<Duration>,
+    full: Vec<Duration>,
+    many: Vec<Duration>,
+    add: Vec<Duration>,
+    remove: Vec<Duration>,
+    bytes: usize,
 }
 
 /// Fallback syncs (the first creates our chains, the rest resync them); at least one run,

@@ -75,11 +75,13 @@ pub fn sync(r: &SyncReport) -> String {
     let _ = writeln!(out, "netlink (one socket, one batch per sync):");
     let _ = writeln!(
         out,
-        "{:>8}  {:>22}  {:>9}  {:>10}  {:>16}  {:>9}  {:>10}",
+        "{:>8}  {:>22}  {:>14}  {:>9}  {:>10}  {:>22}  {:>16}  {:>9}  {:>10}",
         "services",
         "full sync ms (min-max)",
+        "first sync ms",
         "encode ms",
         "batch KiB",
+        "many changes ms (n)",
         "incr add/rm ms",
         "nft/netl",
         "klip/netl"
@@ -88,14 +90,16 @@ pub fn sync(r: &SyncReport) -> String {
         let n = &x.netlink;
         let _ = writeln!(
             out,
-            "{:>8}  {:>22}  {:>9}  {:>10}  {:>16}  {:>9}  {:>10}",
+            "{:>8}  {:>22}  {:>14}  {:>9}  {:>10}  {:>22}  {:>16}  {:>9}  {:>10}",
             x.services,
             format!(
                 "{} ({}-{})",
                 n.full_sync_ms, n.full_sync.min_ms, n.full_sync.max_ms
             ),
+            n.first_sync.median_ms,
             n.encode_ms,
             n.batch_bytes / 1024,
+            format!("{} ({})", n.many_changes.median_ms, n.changed),
             format!(
                 "{}/{}",
                 n.incremental_add.median_ms, n.incremental_remove.median_ms
@@ -104,6 +108,12 @@ pub fn sync(r: &SyncReport) -> String {
             opt(x.ratios.klipper_style_over_netlink_full_sync, "x"),
         );
     }
+    let _ = writeln!(
+        out,
+        "  full sync: over the table in use, replaced in place; first sync: into a namespace \
+         without it; many changes: a tenth of the Services on new backends, sent as the \
+         difference while the kernel proves nothing else committed"
+    );
     out
 }
 
@@ -256,6 +266,9 @@ mod tests {
             netlink: NetlinkSync {
                 full_sync_ms: 3.0,
                 full_sync: runs(3.0),
+                first_sync: runs(2.5),
+                changed: 10,
+                many_changes: runs(0.9),
                 encode_ms: 0.2,
                 batch_bytes: 40_960,
                 incremental_ms: 0.2,

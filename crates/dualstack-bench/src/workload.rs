@@ -116,6 +116,30 @@ impl Workload {
         })
     }
 
+    /// `ruleset` with `changed` of its frontends (spread evenly over it) moved to backends
+    /// on the next port: the "many changes at once" case (a Deployment's pods replaced,
+    /// a namespace re-created).
+    pub fn with_moved_backends(ruleset: &Ruleset, changed: usize) -> Ruleset {
+        let mut moved = ruleset.clone();
+        let step = (ruleset.frontends.len() / changed.max(1)).max(1);
+        for fe in moved.frontends.iter_mut().step_by(step).take(changed) {
+            for b in &mut fe.backends {
+                b.port = b.port.wrapping_add(1).max(1);
+            }
+        }
+        moved
+    }
+
+    /// What takes `from` to `to`: the frontends to remove (old versions of changed ones
+    /// included) and those to add, as the agent's planner produces them.
+    pub fn difference(from: &[Frontend], to: &[Frontend]) -> (Vec<Frontend>, Vec<Frontend>) {
+        let old: std::collections::HashSet<&Frontend> = from.iter().collect();
+        let new: std::collections::HashSet<&Frontend> = to.iter().collect();
+        let remove = from.iter().filter(|f| !new.contains(f)).cloned().collect();
+        let add = to.iter().filter(|f| !old.contains(f)).cloned().collect();
+        (remove, add)
+    }
+
     /// The commands klipper-lb's entry script runs for Service `i` (one process each):
     /// per source range an `ACCEPT` in `FORWARD`, then per family a `DROP`, a `DNAT` and a
     /// `MASQUERADE` — as `(program, arguments)`.
