@@ -193,13 +193,17 @@ fn full_batch(
         e.chain(name, None);
     }
 
-    let mut per_store: BTreeMap<&str, Vec<&Element>> = BTreeMap::new();
+    // Elements by map, in the order of `stores` (a handful: found by a linear scan).
+    let mut per_store: Vec<Vec<&Element>> = vec![Vec::new(); stores.len()];
     for el in plans.iter().flat_map(|p| &p.elements) {
-        per_store.entry(el.map).or_default().push(el);
+        match stores.iter().position(|s| s.name == el.map) {
+            Some(i) => per_store[i].push(el),
+            None => return Err(EncodeError::UnknownMap(el.map.to_string())),
+        }
     }
     e.next_id = stores.len() as u32 + 1;
-    for store in &stores {
-        let count = per_store.get(store.name).map_or(0, Vec::len);
+    for (store, elements) in stores.iter().zip(&per_store) {
+        let count = elements.len();
         let capacity = steps
             .capacity
             .get(store.name)
@@ -224,9 +228,10 @@ fn full_batch(
         e.chain_rules(chain);
     }
 
-    for store in &stores {
-        if let Some(elements) = per_store.get_mut(store.name) {
-            elements.sort_unstable_by_key(|el| el.key);
+    // In the frontends' order: a hash map has no order, and the batch is the same for
+    // the same ruleset.
+    for (store, elements) in stores.iter().zip(&per_store) {
+        if !elements.is_empty() {
             e.elements(MsgType::NewSetElem, store.name, store.id, elements, true)?;
         }
     }

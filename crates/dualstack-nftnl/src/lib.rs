@@ -51,4 +51,7 @@ pub enum EncodeError {
     /// declaration is kept).
     #[error("unknown nft type {0:?}")]
     UnknownType(String),
+    /// The plan put an element in a map the table does not declare (a bug in the plan).
+    #[error("an element for the undeclared map {0:?}")]
+    UnknownMap(String),
 }

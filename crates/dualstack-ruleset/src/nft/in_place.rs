@@ -71,9 +71,13 @@ impl InPlace {
         }
         wanted.extend(plans.iter().flat_map(|p| &p.chains).map(|c| &*c.name));
 
-        let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+        // Elements per map, in the order of `STORES` (a handful: a linear scan is cheaper
+        // than a tree for tens of thousands of elements).
+        let mut count = [0usize; STORES.len()];
         for el in plans.iter().flat_map(|p| &p.elements) {
-            *count.entry(el.map).or_default() += 1;
+            if let Some(i) = STORES.iter().position(|s| s.name == el.map) {
+                count[i] += 1;
+            }
         }
 
         let mut out = InPlace {
@@ -86,8 +90,8 @@ impl InPlace {
                 .collect(),
             ..InPlace::default()
         };
-        for store in &STORES {
-            let needed = map_capacity(count.get(store.name).copied().unwrap_or(0));
+        for (store, &count) in STORES.iter().zip(&count) {
+            let needed = map_capacity(count);
             let declared = match present.maps.get(store.name) {
                 Some(&size) if size >= needed => {
                     out.flush_maps.push(store.name.to_string());
