@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 
 use dualstack_agent::{AgentError, FullReason, SyncKind, Syncer};
+use dualstack_dataplane::Dataplane;
 use dualstack_dataplane::fake::{Fake, Fate, Transaction};
 use dualstack_ruleset::nft::Key;
 use dualstack_ruleset::{Backend, Destination, Frontend, Protocol, Selection};
@@ -177,6 +178,21 @@ fn many_changes_send_the_difference_only_while_the_table_is_untouched() {
         .unwrap();
     let r = full_only.apply(vec![a.clone(), b.clone()]).unwrap();
     assert_eq!(r.kind, SyncKind::Full(FullReason::ManyChanges));
+
+    // Through a box or a reference (how the agent holds the plane it probed), the same.
+    let boxed: Box<dyn Dataplane> = Box::new(fake.clone());
+    for plane in [boxed, Box::new(&fake) as Box<dyn Dataplane + '_>] {
+        let mut syncer = Syncer::new(plane, "node-a").with_max_incremental(1);
+        syncer.apply(vec![a.clone()]).unwrap();
+        let r = syncer.apply(vec![a.clone(), b.clone(), c.clone()]).unwrap();
+        assert_eq!(
+            r.kind,
+            SyncKind::Incremental {
+                removed: 0,
+                added: 2
+            }
+        );
+    }
 }
 
 #[test]

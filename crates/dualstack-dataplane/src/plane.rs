@@ -146,56 +146,49 @@ impl Dataplane for IptablesRestore {
     }
 }
 
-impl<D: Dataplane + ?Sized> Dataplane for &D {
-    fn table(&self) -> &str {
-        (**self).table()
-    }
-    fn apply(&self, ruleset: &Ruleset) -> Result<(), DataplaneError> {
-        (**self).apply(ruleset)
-    }
-    fn incremental(&self) -> bool {
-        (**self).incremental()
-    }
-    fn apply_changes(&self, remove: &[Frontend], add: &[Frontend]) -> Result<(), DataplaneError> {
-        (**self).apply_changes(remove, add)
-    }
-    fn observe(&self) -> Result<Option<Observed>, DataplaneError> {
-        (**self).observe()
-    }
-    fn drift(&self, ruleset: &Ruleset) -> Result<Option<Drift>, DataplaneError> {
-        (**self).drift(ruleset)
-    }
-    fn cleanup(&self) -> Result<(), DataplaneError> {
-        (**self).cleanup()
-    }
-    fn kind(&self) -> &'static str {
-        (**self).kind()
-    }
+/// A reference or a box of a data plane is that data plane: every method forwarded (a
+/// method left to its default here would silently turn off what the plane implements).
+macro_rules! forward {
+    ($($ty:ty),*) => {$(
+        impl<D: Dataplane + ?Sized> Dataplane for $ty {
+            fn table(&self) -> &str {
+                (**self).table()
+            }
+            fn apply(&self, ruleset: &Ruleset) -> Result<(), DataplaneError> {
+                (**self).apply(ruleset)
+            }
+            fn incremental(&self) -> bool {
+                (**self).incremental()
+            }
+            fn apply_changes(
+                &self,
+                remove: &[Frontend],
+                add: &[Frontend],
+            ) -> Result<(), DataplaneError> {
+                (**self).apply_changes(remove, add)
+            }
+            fn apply_changes_if_untouched(
+                &self,
+                previous: &[Frontend],
+                remove: &[Frontend],
+                add: &[Frontend],
+            ) -> Result<bool, DataplaneError> {
+                (**self).apply_changes_if_untouched(previous, remove, add)
+            }
+            fn observe(&self) -> Result<Option<Observed>, DataplaneError> {
+                (**self).observe()
+            }
+            fn drift(&self, ruleset: &Ruleset) -> Result<Option<Drift>, DataplaneError> {
+                (**self).drift(ruleset)
+            }
+            fn cleanup(&self) -> Result<(), DataplaneError> {
+                (**self).cleanup()
+            }
+            fn kind(&self) -> &'static str {
+                (**self).kind()
+            }
+        }
+    )*};
 }
 
-impl<D: Dataplane + ?Sized> Dataplane for Box<D> {
-    fn table(&self) -> &str {
-        (**self).table()
-    }
-    fn apply(&self, ruleset: &Ruleset) -> Result<(), DataplaneError> {
-        (**self).apply(ruleset)
-    }
-    fn incremental(&self) -> bool {
-        (**self).incremental()
-    }
-    fn apply_changes(&self, remove: &[Frontend], add: &[Frontend]) -> Result<(), DataplaneError> {
-        (**self).apply_changes(remove, add)
-    }
-    fn observe(&self) -> Result<Option<Observed>, DataplaneError> {
-        (**self).observe()
-    }
-    fn drift(&self, ruleset: &Ruleset) -> Result<Option<Drift>, DataplaneError> {
-        (**self).drift(ruleset)
-    }
-    fn cleanup(&self) -> Result<(), DataplaneError> {
-        (**self).cleanup()
-    }
-    fn kind(&self) -> &'static str {
-        (**self).kind()
-    }
-}
+forward!(&D, Box<D>);

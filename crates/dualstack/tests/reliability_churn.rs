@@ -6,7 +6,9 @@
 //! Run with every applier the agent can choose (`dualstack_dataplane::connect` probes them
 //! in this order): netlink batches, `nft -f`, and the `iptables-restore` fallback; the two
 //! nf_tables appliers both with incremental transactions (the agent's default) and with full
-//! ones only (`with_max_incremental(0)`, what a resync or a large change does).
+//! ones only (`with_max_incremental(0)`, what a resync or a large change does); netlink also
+//! with a limit of one change (`with_max_incremental(1)`), so that every add-and-remove is
+//! a "many changes" sync sent as the difference the kernel proves safe.
 //! `iptables-restore` has no incremental path: every change is a full sync.
 //!
 //! Target rate: 20 changes per second (each change adds one Service and, once 20 churned
@@ -182,6 +184,7 @@ fn churn_under_load(applier: Applier, max_incremental: Option<usize>) {
         "{applier:?}{}",
         match max_incremental {
             Some(0) => ", full transactions only",
+            Some(1) => ", many changes as the proven difference",
             _ => "",
         }
     );
@@ -257,6 +260,9 @@ fn churn_under_load(applier: Applier, max_incremental: Option<usize>) {
     match max_incremental {
         Some(0) => assert_eq!(figures.incremental, 0, "{figures}"),
         _ if !syncer.plane().incremental() => assert_eq!(figures.incremental, 0, "{figures}"),
+        // Every change once 20 Services churn is an add and a remove, over the limit of
+        // one: nothing else commits in the lab, so each is sent as the proven difference.
+        Some(1) => assert_eq!(figures.full, 0, "{figures}"),
         _ => assert!(figures.incremental > figures.full, "{figures}"),
     }
 }
@@ -267,6 +273,14 @@ fn churn_netlink_incremental_leaves_unchanged_services_alone() {
         return;
     }
     churn_under_load(Applier::Netlink, None);
+}
+
+#[test]
+fn churn_netlink_difference_leaves_unchanged_services_alone() {
+    if !kernel_tests_enabled("churn_netlink_difference_leaves_unchanged_services_alone") {
+        return;
+    }
+    churn_under_load(Applier::Netlink, Some(1));
 }
 
 #[test]
