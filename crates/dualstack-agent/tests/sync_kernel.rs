@@ -213,3 +213,71 @@ fn the_published_hash_is_the_kernels_after_full_and_incremental_syncs() {
         syncer.plane().cleanup().unwrap();
     }
 }
+
+/// `n` single-backend frontends on ports from `first`.
+fn many(first: u16, n: u16) -> Vec<Frontend> {
+    (0..n)
+        .map(|i| {
+            let port = first + i;
+            frontend(
+                &format!("default/s{port}:tcp"),
+                port,
+                &[&format!("10.42.{}.{}", port / 250, port % 250 + 1)],
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_change_past_a_maps_capacity_falls_back_to_a_full_sync_that_grows_it() {
+    if !kernel_tests_enabled(
+        "a_change_past_a_maps_capacity_falls_back_to_a_full_sync_that_grows_it",
+    ) {
+        return;
+    }
+    let ns = Netns::new("capacity").unwrap();
+    let runner = Runner::in_netns(ns.name());
+    let netlink = dualstack_dataplane::Netlink::new(runner.clone(), "dualstack").unwrap();
+    let lister = Nft::new(runner, "dualstack").unwrap();
+    // The declared `size` of one of our maps, from nft's listing (`size 1024;`).
+    let size_of = |map: &str| -> u64 {
+        let text = ns
+            .exec("nft", &["list", "map", "inet", "dualstack", map])
+            .unwrap();
+        text.lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("size ")?
+                    .trim_end_matches(';')
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no size in {text}"))
+    };
+    for max in [usize::MAX, 1] {
+        // Unlimited: a plain incremental change; limit one: many changes, the difference.
+        let mut syncer = Syncer::new(netlink.clone(), "node-a").with_max_incremental(max);
+        let small = many(1000, 10);
+        let r = syncer.apply(small.clone()).unwrap();
+        assert!(matches!(r.kind, SyncKind::Full(_)), "{:?}", r.kind);
+        assert_eq!(size_of("dnat-masq-addr4"), 1024);
+        // 1,100 more: past the map's capacity of 1,024. The kernel refuses the
+        // incremental batch whole (ENFILE), and the sync falls back to a full one, which
+        // declares the map anew with room for them.
+        let mut big = small.clone();
+        big.extend(many(2000, 1100));
+        let r = syncer.apply(big.clone()).unwrap();
+        match &r.kind {
+            SyncKind::Full(FullReason::IncrementalFailed(why)) => {
+                assert!(why.contains("errno 23"), "max {max}: {why}");
+            }
+            other => panic!("max {max}: expected a fall-back to a full sync, got {other:?}"),
+        }
+        assert_eq!(size_of("dnat-masq-addr4"), 4096);
+        let drift = lister
+            .drift(&ruleset(&big.iter().collect::<Vec<_>>()))
+            .unwrap();
+        assert!(drift.is_empty(), "max {max}: {drift:?}");
+        netlink.cleanup().unwrap();
+    }
+}
