@@ -195,6 +195,7 @@ pub mod prefix_state;
 pub mod prefixes;
 pub mod service_key;
 pub mod snapshot;
+mod snapshot_stream;
 pub mod time;
 
 pub use allocate::{ADDRESSES_ANNOTATION, POOL_ANNOTATION, SHARING_KEY_ANNOTATION};
