@@ -183,6 +183,7 @@ mod decide;
 pub mod decision;
 mod endpoints;
 pub mod explain;
+pub mod label_map;
 pub mod labels;
 pub mod live;
 mod nodes;

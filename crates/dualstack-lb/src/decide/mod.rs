@@ -32,6 +32,7 @@ use crate::conditions::{Condition, ConditionType, Reason};
 use crate::config::{Config, Mode};
 use crate::decision::{Decision, IgnoredService, NodeFrontends, ServiceDecision};
 use crate::endpoints::SERVICE_NAME_LABEL;
+use crate::label_map::LabelMap;
 use crate::nodes::{NodeFacts, allow_list_mode, node_facts};
 use crate::objects::{EndpointSlice, Service};
 use crate::policy::SpecError;
@@ -67,7 +68,7 @@ pub fn ownership(service: &Service, config: &Config) -> Result<(), String> {
 }
 
 /// Node labels by node name.
-type Labels<'a> = BTreeMap<&'a str, &'a BTreeMap<String, String>>;
+type Labels<'a> = BTreeMap<&'a str, &'a LabelMap>;
 
 /// What pool mode needs besides the node facts.
 struct PoolContext<'a> {
@@ -141,6 +142,7 @@ pub fn decide(snapshot: &Snapshot, config: &Config, now: Timestamp) -> Decision 
         .into_iter()
         .map(|(name, mut frontends)| {
             frontends.sort();
+            frontends.shrink_to_fit();
             NodeFrontends { name, frontends }
         })
         .collect();
@@ -184,7 +186,7 @@ fn decide_in_order(
         .iter()
         .map(|n| (n.name.clone(), Vec::new()))
         .collect();
-    let mut services = Vec::new();
+    let mut services = Vec::with_capacity(owned.len());
     let mut pool_programmed = Vec::new();
     for ((service, plan), allocation) in owned.into_iter().zip(plans).zip(allocations) {
         let pool_mode = allocation.as_ref().map(|a| (a, inputs.pools));
