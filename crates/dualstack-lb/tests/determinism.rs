@@ -99,3 +99,22 @@ fn reversed_order_gives_identical_output() {
         );
     }
 }
+
+/// `decide_owned` (the offline agent's: drops the EndpointSlices once read) decides what
+/// `decide` decides, on every fixture, in both modes.
+#[test]
+fn decide_owned_is_decide() {
+    let now: Timestamp = "2025-04-10T10:00:00Z".parse().unwrap();
+    for (name, text) in FIXTURES {
+        let snapshot = Snapshot::parse(text).unwrap();
+        for mode in [Mode::Nftables, Mode::KubeProxy] {
+            let config = Config {
+                default_class: true,
+                mode,
+                ..Config::default()
+            };
+            let owned = dualstack_lb::decide_owned(snapshot.clone(), &config, now);
+            assert_eq!(owned, decide(&snapshot, &config, now), "{name} {mode:?}");
+        }
+    }
+}

@@ -79,6 +79,46 @@ struct PoolContext<'a> {
 /// Decides status, conditions, Events and per-node frontends for every Service we own.
 /// Pure: `now` decides which agent Leases have expired.
 pub fn decide(snapshot: &Snapshot, config: &Config, now: Timestamp) -> Decision {
+    decide_with(
+        snapshot,
+        Slices::Borrowed(&snapshot.endpoint_slices),
+        config,
+        now,
+    )
+}
+
+/// [`decide`] for a snapshot nobody needs afterwards (the offline agent): its
+/// EndpointSlices — half of a large dump's objects — are dropped as soon as every Service's
+/// backends are read from them, before the Services are decided, and the rest of the
+/// snapshot when the decision is made. The same decision as [`decide`].
+pub fn decide_owned(mut snapshot: Snapshot, config: &Config, now: Timestamp) -> Decision {
+    let slices = std::mem::take(&mut snapshot.endpoint_slices);
+    decide_with(&snapshot, Slices::Owned(slices), config, now)
+}
+
+/// The snapshot's EndpointSlices, borrowed or handed over (then dropped once read).
+enum Slices<'a> {
+    Borrowed(&'a [EndpointSlice]),
+    Owned(Vec<EndpointSlice>),
+}
+
+impl Slices<'_> {
+    fn as_slice(&self) -> &[EndpointSlice] {
+        match self {
+            Slices::Borrowed(slices) => slices,
+            Slices::Owned(slices) => slices,
+        }
+    }
+}
+
+/// [`decide`], with the EndpointSlices passed apart from the rest of the snapshot (whose
+/// own `endpoint_slices` are not read).
+fn decide_with(
+    snapshot: &Snapshot,
+    endpoint_slices: Slices<'_>,
+    config: &Config,
+    now: Timestamp,
+) -> Decision {
     let leases: Vec<_> = snapshot.leases.iter().collect();
     let mut nodes: Vec<NodeFacts> = snapshot
         .nodes
@@ -87,18 +127,22 @@ pub fn decide(snapshot: &Snapshot, config: &Config, now: Timestamp) -> Decision 
         .collect();
     nodes.sort_by(|a, b| a.name.cmp(&b.name));
     let allow_list = allow_list_mode(&nodes);
-    let slices = slices_by_service(snapshot);
 
     let (mut owned, mut ignored) = owned_services(snapshot, config);
     // Oldest first: an older Service keeps a contested address + protocol + port.
     owned.sort_by(|a, b| priority(a).cmp(&priority(b)));
-    let plans: Vec<Result<Plan, SpecError>> = owned
-        .iter()
-        .map(|s| {
-            let key = (s.metadata.namespace.as_str(), s.metadata.name.as_str());
-            spec::plan(s, slices.get(&key).map(Vec::as_slice).unwrap_or_default())
-        })
-        .collect();
+    let plans: Vec<Result<Plan, SpecError>> = {
+        let slices = slices_by_service(endpoint_slices.as_slice());
+        owned
+            .iter()
+            .map(|s| {
+                let key = (s.metadata.namespace.as_str(), s.metadata.name.as_str());
+                spec::plan(s, slices.get(&key).map(Vec::as_slice).unwrap_or_default())
+            })
+            .collect()
+    };
+    // The plans hold what the Services need of their slices.
+    drop(endpoint_slices);
 
     // Pool mode: allocation over every owned Service at once (no pool: nothing changes).
     let mut pools: Vec<Pool> = snapshot.pools.iter().map(Pool::from_object).collect();
@@ -206,9 +250,11 @@ fn decide_in_order(
 
 /// EndpointSlices by `(namespace, service name)`, each list sorted by slice name (same input
 /// in any order).
-fn slices_by_service(snapshot: &Snapshot) -> BTreeMap<(&str, &str), Vec<&EndpointSlice>> {
+fn slices_by_service(
+    endpoint_slices: &[EndpointSlice],
+) -> BTreeMap<(&str, &str), Vec<&EndpointSlice>> {
     let mut slices: BTreeMap<(&str, &str), Vec<&EndpointSlice>> = BTreeMap::new();
-    for slice in &snapshot.endpoint_slices {
+    for slice in endpoint_slices {
         if let Some(service) = slice.metadata.labels.get(SERVICE_NAME_LABEL) {
             slices
                 .entry((slice.metadata.namespace.as_str(), service.as_str()))
