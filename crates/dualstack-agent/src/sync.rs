@@ -308,9 +308,9 @@ impl<D: Dataplane> Syncer<D> {
     }
 
     /// [`Syncer::sync`] for a snapshot nobody needs afterwards (the offline agent): the
-    /// snapshot is dropped while deciding ([`dualstack_lb::decide_owned`]), and the decision
-    /// as soon as this node's frontends are taken out of it, so the apply never holds all
-    /// three at once.
+    /// snapshot is dropped while deciding ([`dualstack_lb::decide_for_agent`], which also
+    /// keeps only the explanations an agent reads), and the decision as soon as this node's
+    /// frontends are taken out of it, so the apply never holds all three at once.
     /// Same result as [`Syncer::sync`].
     pub fn sync_owned(
         &mut self,
@@ -321,7 +321,7 @@ impl<D: Dataplane> Syncer<D> {
         if let Some(done) = self.before_deciding(&snapshot, config)? {
             return Ok(done);
         }
-        let decision = dualstack_lb::decide_owned(snapshot, config, now);
+        let decision = dualstack_lb::decide_for_agent(snapshot, config, now);
         self.apply_decision(decision)
     }
 

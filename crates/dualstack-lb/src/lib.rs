@@ -201,7 +201,7 @@ pub mod time;
 
 pub use allocate::{ADDRESSES_ANNOTATION, POOL_ANNOTATION, SHARING_KEY_ANNOTATION};
 pub use config::{Config, Mode};
-pub use decide::{SOURCE_RANGES_ANNOTATION, decide, decide_owned, ownership};
+pub use decide::{SOURCE_RANGES_ANNOTATION, decide, decide_for_agent, decide_owned, ownership};
 pub use decision::Decision;
 pub use endpoints::SERVICE_NAME_LABEL;
 pub use explain::explain;

@@ -118,3 +118,56 @@ fn decide_owned_is_decide() {
         }
     }
 }
+
+/// `decide_for_agent` keeps, exactly as `decide` decides them, everything an agent reads:
+/// every node's frontends, the pool ranges and announcements, the next change, and per
+/// Service its conditions and per-node verdicts (taken, or why not).
+#[test]
+fn decide_for_agent_keeps_what_agents_read() {
+    let now: Timestamp = "2025-04-10T10:00:00Z".parse().unwrap();
+    let read = |d: &dualstack_lb::Decision| {
+        let services: Vec<_> = d
+            .services
+            .iter()
+            .map(|s| {
+                let verdicts: Vec<_> = s
+                    .why
+                    .nodes
+                    .iter()
+                    .map(|v| (v.node.clone(), v.taken, v.dropped.clone()))
+                    .collect();
+                (
+                    s.namespace.clone(),
+                    s.name.clone(),
+                    s.conditions.clone(),
+                    verdicts,
+                )
+            })
+            .collect();
+        (
+            d.nodes.clone(),
+            d.pool_ranges(),
+            d.announcements.clone(),
+            d.next_change,
+            d.ignored.clone(),
+            services,
+        )
+    };
+    for (name, text) in FIXTURES {
+        let snapshot = Snapshot::parse(text).unwrap();
+        for (mode, default_class) in [
+            (Mode::Nftables, true),
+            (Mode::Nftables, false),
+            (Mode::KubeProxy, true),
+        ] {
+            let config = Config {
+                default_class,
+                mode,
+                ..Config::default()
+            };
+            let agent = dualstack_lb::decide_for_agent(snapshot.clone(), &config, now);
+            let full = decide(&snapshot, &config, now);
+            assert_eq!(read(&agent), read(&full), "{name} {mode:?}");
+        }
+    }
+}

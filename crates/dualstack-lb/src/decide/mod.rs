@@ -79,12 +79,8 @@ struct PoolContext<'a> {
 /// Decides status, conditions, Events and per-node frontends for every Service we own.
 /// Pure: `now` decides which agent Leases have expired.
 pub fn decide(snapshot: &Snapshot, config: &Config, now: Timestamp) -> Decision {
-    decide_with(
-        snapshot,
-        Slices::Borrowed(&snapshot.endpoint_slices),
-        config,
-        now,
-    )
+    let slices = Slices::Borrowed(&snapshot.endpoint_slices);
+    decide_with(snapshot, slices, Detail::Full, config, now)
 }
 
 /// [`decide`] for a snapshot nobody needs afterwards (the offline agent): its
@@ -93,7 +89,28 @@ pub fn decide(snapshot: &Snapshot, config: &Config, now: Timestamp) -> Decision 
 /// snapshot when the decision is made. The same decision as [`decide`].
 pub fn decide_owned(mut snapshot: Snapshot, config: &Config, now: Timestamp) -> Decision {
     let slices = std::mem::take(&mut snapshot.endpoint_slices);
-    decide_with(&snapshot, Slices::Owned(slices), config, now)
+    decide_with(&snapshot, Slices::Owned(slices), Detail::Full, config, now)
+}
+
+/// [`decide_owned`] for a node's agent, which reads of a decision only the frontends, the
+/// pool ranges, [`Decision::next_change`] and, to say why a node programs nothing, each
+/// Service's conditions and per-node verdicts (taken, or why not). Those are exactly
+/// [`decide`]'s; of a Service in node mode the rest of its explanation — ingress, Events,
+/// ports, ranges, notes, the addresses and conflicts behind each verdict — is dropped as it
+/// is decided, so 10,000 Services do not hold their explanations at once. Pool-mode
+/// Services keep everything (their pool records are built from it).
+pub fn decide_for_agent(mut snapshot: Snapshot, config: &Config, now: Timestamp) -> Decision {
+    let slices = std::mem::take(&mut snapshot.endpoint_slices);
+    decide_with(&snapshot, Slices::Owned(slices), Detail::Agent, config, now)
+}
+
+/// How much of each Service's explanation a decision keeps.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Detail {
+    /// Everything ([`decide`]).
+    Full,
+    /// What an agent reads ([`decide_for_agent`]).
+    Agent,
 }
 
 /// The snapshot's EndpointSlices, borrowed or handed over (then dropped once read).
@@ -116,6 +133,7 @@ impl Slices<'_> {
 fn decide_with(
     snapshot: &Snapshot,
     endpoint_slices: Slices<'_>,
+    detail: Detail,
     config: &Config,
     now: Timestamp,
 ) -> Decision {
@@ -160,6 +178,7 @@ fn decide_with(
     };
 
     let inputs = Inputs {
+        detail,
         nodes: &nodes,
         allow_list,
         config,
@@ -203,6 +222,7 @@ fn decide_with(
 
 /// What every Service is decided against.
 struct Inputs<'a> {
+    detail: Detail,
     nodes: &'a [NodeFacts],
     allow_list: bool,
     config: &'a Config,
@@ -234,7 +254,11 @@ fn decide_in_order(
     let mut pool_programmed = Vec::new();
     for ((service, plan), allocation) in owned.into_iter().zip(plans).zip(allocations) {
         let pool_mode = allocation.as_ref().map(|a| (a, inputs.pools));
-        let (decision, programmed) = decide_service(service, plan, pool_mode, inputs, &mut claims);
+        let (mut decision, programmed) =
+            decide_service(service, plan, pool_mode, inputs, &mut claims);
+        if inputs.detail == Detail::Agent && allocation.is_none() {
+            trim_for_agent(&mut decision);
+        }
         if allocation.is_some() {
             pool_programmed.push(programmed.clone());
         }
@@ -246,6 +270,25 @@ fn decide_in_order(
         services.push(decision);
     }
     (services, frontends, pool_programmed)
+}
+
+/// Drops what an agent never reads of a node-mode Service's decision ([`decide_for_agent`]):
+/// it keeps the conditions and each node verdict's node, `taken` and `dropped`.
+fn trim_for_agent(decision: &mut ServiceDecision) {
+    decision.ingress = Vec::new();
+    decision.events = Vec::new();
+    let why = &mut decision.why;
+    why.load_balancer_class = None;
+    why.families = Vec::new();
+    why.source_ranges = Vec::new();
+    why.pool = None;
+    why.ports = Vec::new();
+    why.notes = Vec::new();
+    why.prefix_addresses = Vec::new();
+    for verdict in &mut why.nodes {
+        verdict.addresses = Vec::new();
+        verdict.conflicts = Vec::new();
+    }
 }
 
 /// EndpointSlices by `(namespace, service name)`, each list sorted by slice name (same input
