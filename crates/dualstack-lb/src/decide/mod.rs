@@ -80,7 +80,8 @@ struct PoolContext<'a> {
 /// Pure: `now` decides which agent Leases have expired.
 pub fn decide(snapshot: &Snapshot, config: &Config, now: Timestamp) -> Decision {
     let slices = Slices::Borrowed(&snapshot.endpoint_slices);
-    decide_with(snapshot, slices, Detail::Full, config, now)
+    let services = Slices::Borrowed(&snapshot.services);
+    decide_with(snapshot, slices, services, Detail::Full, config, now)
 }
 
 /// [`decide`] for a snapshot nobody needs afterwards (the offline agent): its
@@ -88,8 +89,9 @@ pub fn decide(snapshot: &Snapshot, config: &Config, now: Timestamp) -> Decision 
 /// backends are read from them, before the Services are decided, and the rest of the
 /// snapshot when the decision is made. The same decision as [`decide`].
 pub fn decide_owned(mut snapshot: Snapshot, config: &Config, now: Timestamp) -> Decision {
-    let slices = std::mem::take(&mut snapshot.endpoint_slices);
-    decide_with(&snapshot, Slices::Owned(slices), Detail::Full, config, now)
+    let slices = Slices::Owned(std::mem::take(&mut snapshot.endpoint_slices));
+    let services = Slices::Owned(std::mem::take(&mut snapshot.services));
+    decide_with(&snapshot, slices, services, Detail::Full, config, now)
 }
 
 /// [`decide_owned`] for a node's agent, which reads of a decision only the frontends, the
@@ -97,11 +99,13 @@ pub fn decide_owned(mut snapshot: Snapshot, config: &Config, now: Timestamp) -> 
 /// Service's conditions and per-node verdicts (taken, or why not). Those are exactly
 /// [`decide`]'s; of a Service in node mode the rest of its explanation — ingress, Events,
 /// ports, ranges, notes, the addresses and conflicts behind each verdict — is dropped as it
-/// is decided, so 10,000 Services do not hold their explanations at once. Pool-mode
+/// is decided, so 10,000 Services do not hold their explanations at once; and once read, a
+/// node-mode Service keeps only the few fields its decision still reads. Pool-mode
 /// Services keep everything (their pool records are built from it).
 pub fn decide_for_agent(mut snapshot: Snapshot, config: &Config, now: Timestamp) -> Decision {
-    let slices = std::mem::take(&mut snapshot.endpoint_slices);
-    decide_with(&snapshot, Slices::Owned(slices), Detail::Agent, config, now)
+    let slices = Slices::Owned(std::mem::take(&mut snapshot.endpoint_slices));
+    let services = Slices::Owned(std::mem::take(&mut snapshot.services));
+    decide_with(&snapshot, slices, services, Detail::Agent, config, now)
 }
 
 /// How much of each Service's explanation a decision keeps.
@@ -113,14 +117,15 @@ enum Detail {
     Agent,
 }
 
-/// The snapshot's EndpointSlices, borrowed or handed over (then dropped once read).
-enum Slices<'a> {
-    Borrowed(&'a [EndpointSlice]),
-    Owned(Vec<EndpointSlice>),
+/// The snapshot's EndpointSlices or Services, borrowed or handed over (then dropped, or
+/// thinned, once read).
+enum Slices<'a, T> {
+    Borrowed(&'a [T]),
+    Owned(Vec<T>),
 }
 
-impl Slices<'_> {
-    fn as_slice(&self) -> &[EndpointSlice] {
+impl<T> Slices<'_, T> {
+    fn as_slice(&self) -> &[T] {
         match self {
             Slices::Borrowed(slices) => slices,
             Slices::Owned(slices) => slices,
@@ -128,11 +133,12 @@ impl Slices<'_> {
     }
 }
 
-/// [`decide`], with the EndpointSlices passed apart from the rest of the snapshot (whose
-/// own `endpoint_slices` are not read).
+/// [`decide`], with the EndpointSlices and Services passed apart from the rest of the
+/// snapshot (whose own `endpoint_slices` and `services` are not read).
 fn decide_with(
     snapshot: &Snapshot,
-    endpoint_slices: Slices<'_>,
+    endpoint_slices: Slices<'_, EndpointSlice>,
+    mut services_in: Slices<'_, Service>,
     detail: Detail,
     config: &Config,
     now: Timestamp,
@@ -146,13 +152,19 @@ fn decide_with(
     nodes.sort_by(|a, b| a.name.cmp(&b.name));
     let allow_list = allow_list_mode(&nodes);
 
-    let (mut owned, mut ignored) = owned_services(snapshot, config);
+    // The owned Services, by index into `services_in`.
+    let (mut order, mut ignored) = owned_services(services_in.as_slice(), config);
     // Oldest first: an older Service keeps a contested address + protocol + port.
-    owned.sort_by(|a, b| priority(a).cmp(&priority(b)));
+    {
+        let all = services_in.as_slice();
+        order.sort_by(|a, b| priority(&all[*a]).cmp(&priority(&all[*b])));
+    }
     let plans: Vec<Result<Plan, SpecError>> = {
+        let all = services_in.as_slice();
         let slices = slices_by_service(endpoint_slices.as_slice());
-        owned
+        order
             .iter()
+            .map(|&i| &all[i])
             .map(|s| {
                 let key = (s.metadata.namespace.as_str(), s.metadata.name.as_str());
                 spec::plan(s, slices.get(&key).map(Vec::as_slice).unwrap_or_default())
@@ -171,7 +183,20 @@ fn decide_with(
         .map(|n| (n.metadata.name.as_str(), &n.metadata.labels))
         .collect();
     let views = prefix_views(&pools, &nodes, &labels, now);
-    let (allocations, statuses) = allocate_pools(&owned, &plans, &pools, &views);
+    let (allocations, statuses) = {
+        let all = services_in.as_slice();
+        let owned: Vec<&Service> = order.iter().map(|&i| &all[i]).collect();
+        allocate_pools(&owned, &plans, &pools, &views)
+    };
+    if let (Detail::Agent, Slices::Owned(all)) = (detail, &mut services_in) {
+        for (&i, allocation) in order.iter().zip(&allocations) {
+            if allocation.is_none() {
+                thin_for_agent(&mut all[i]);
+            }
+        }
+    }
+    let all = services_in.as_slice();
+    let owned: Vec<&Service> = order.iter().map(|&i| &all[i]).collect();
     let pool_context = PoolContext {
         pools: &pools,
         labels: &labels,
@@ -272,6 +297,22 @@ fn decide_in_order(
     (services, frontends, pool_programmed)
 }
 
+/// Drops what a node-mode Service's decision no longer reads once its plan is made and the
+/// pools are allocated ([`decide_for_agent`]): it keeps the name, namespace and creation
+/// time, and the spec fields its explanation starts from (type, class, policies).
+fn thin_for_agent(service: &mut Service) {
+    let meta = &mut service.metadata;
+    meta.labels = LabelMap::new();
+    meta.annotations = BTreeMap::new();
+    let spec = &mut service.spec;
+    spec.ip_families = Vec::new();
+    spec.cluster_ips = Vec::new();
+    spec.ports = Vec::new();
+    spec.load_balancer_source_ranges = Vec::new();
+    spec.allocate_load_balancer_node_ports = None;
+    service.status = Default::default();
+}
+
 /// Drops what an agent never reads of a node-mode Service's decision ([`decide_for_agent`]):
 /// it keeps the conditions and each node verdict's node, `taken` and `dropped`.
 fn trim_for_agent(decision: &mut ServiceDecision) {
@@ -311,16 +352,14 @@ fn slices_by_service(
     slices
 }
 
-/// The Services we own, and the LoadBalancer Services we do not (with why).
-fn owned_services<'s>(
-    snapshot: &'s Snapshot,
-    config: &Config,
-) -> (Vec<&'s Service>, Vec<IgnoredService>) {
+/// The Services we own (their indices in `services`), and the LoadBalancer Services we do
+/// not (with why).
+fn owned_services(services: &[Service], config: &Config) -> (Vec<usize>, Vec<IgnoredService>) {
     let mut owned = Vec::new();
     let mut ignored = Vec::new();
-    for service in &snapshot.services {
+    for (i, service) in services.iter().enumerate() {
         match ownership(service, config) {
-            Ok(()) => owned.push(service),
+            Ok(()) => owned.push(i),
             Err(reason) if service.spec.type_.as_deref() == Some("LoadBalancer") => {
                 ignored.push(IgnoredService {
                     namespace: service.metadata.namespace.clone(),
@@ -453,7 +492,7 @@ fn decide_service(
     claims: &mut Claims,
 ) -> (ServiceDecision, Programmed) {
     let nodes = inputs.nodes;
-    let me = ServiceKey::of(service);
+    let me = std::rc::Rc::new(ServiceKey::of(service));
     let mut why = spec::initial_why(service);
     let not_ready = |reason: Reason, message: String| {
         Condition::new(ConditionType::LoadBalancerReady, false, reason, message)
