@@ -185,6 +185,29 @@ pub fn node_ruleset(decision: &Decision, node: &str, table: &str) -> Ruleset {
     }
 }
 
+/// [`node_ruleset`] consuming the decision: the node's frontends are moved out, not
+/// copied, and everything else is dropped here.
+fn into_node_ruleset(mut decision: Decision, node: &str, table: &str) -> Ruleset {
+    let guard = decision
+        .pool_ranges()
+        .into_iter()
+        .map(|(first, last)| AddressRange { first, last })
+        .collect();
+    let mut frontends = decision
+        .nodes
+        .iter_mut()
+        .find(|n| n.name == node)
+        .map(|n| std::mem::take(&mut n.frontends))
+        .unwrap_or_default();
+    drop(decision);
+    frontends.sort_by(|a, b| a.name.cmp(&b.name));
+    Ruleset {
+        table: table.to_string(),
+        guard,
+        frontends,
+    }
+}
+
 /// One offline sync: decides for `snapshot`, and programs `node`'s frontends into
 /// `plane`'s table in one full transaction. The rules stay after it returns. In
 /// `kube-proxy` mode nothing is touched. Same code path as the live agent
@@ -278,6 +301,38 @@ impl<D: Dataplane> Syncer<D> {
         config: &Config,
         now: Timestamp,
     ) -> Result<SyncReport, AgentError> {
+        if let Some(done) = self.before_deciding(snapshot, config)? {
+            return Ok(done);
+        }
+        let decision = dualstack_lb::decide(snapshot, config, now);
+        self.apply_decision(decision)
+    }
+
+    /// [`Syncer::sync`] for a snapshot nobody needs afterwards (the offline agent): the
+    /// snapshot is dropped while deciding ([`dualstack_lb::decide_for_agent`], which also
+    /// keeps only the explanations an agent reads), and the decision as soon as this node's
+    /// frontends are taken out of it, so the apply never holds all three at once.
+    /// Same result as [`Syncer::sync`].
+    pub fn sync_owned(
+        &mut self,
+        snapshot: Snapshot,
+        config: &Config,
+        now: Timestamp,
+    ) -> Result<SyncReport, AgentError> {
+        if let Some(done) = self.before_deciding(&snapshot, config)? {
+            return Ok(done);
+        }
+        let decision = dualstack_lb::decide_for_agent(snapshot, config, now);
+        self.apply_decision(decision)
+    }
+
+    /// The checks before a decision: the node must be in the snapshot; in `kube-proxy`
+    /// mode nothing is programmed (`Some` report).
+    fn before_deciding(
+        &self,
+        snapshot: &Snapshot,
+        config: &Config,
+    ) -> Result<Option<SyncReport>, AgentError> {
         if !snapshot.nodes.iter().any(|n| n.metadata.name == self.node) {
             let mut known: Vec<&str> = snapshot
                 .nodes
@@ -295,14 +350,19 @@ impl<D: Dataplane> Syncer<D> {
             });
         }
         if config.mode == Mode::KubeProxy {
-            return Ok(self.report(SyncKind::NotProgrammed, Vec::new()));
+            return Ok(Some(self.report(SyncKind::NotProgrammed, Vec::new())));
         }
-        let decision = dualstack_lb::decide(snapshot, config, now);
+        Ok(None)
+    }
+
+    /// Takes this node's frontends out of `decision`, drops the rest, and applies them.
+    fn apply_decision(&mut self, decision: Decision) -> Result<SyncReport, AgentError> {
         self.next_change = decision.next_change;
-        let ruleset = node_ruleset(&decision, &self.node, self.plane.table());
+        let idle = why_nothing(&decision, &self.node);
+        let ruleset = into_node_ruleset(decision, &self.node, self.plane.table());
         self.guard = ruleset.guard;
         let mut report = self.apply(ruleset.frontends)?;
-        report.idle = why_nothing(&decision, &self.node);
+        report.idle = idle;
         Ok(report)
     }
 

@@ -54,3 +54,51 @@ fn k3s_single_node_with_traefik_as_default_class() {
     );
     insta::assert_snapshot!(text);
 }
+
+/// `sync_owned` (the offline agent: decides with `decide_for_agent`, drops the snapshot and
+/// the decision before applying) gives what `sync` gives, report (with why a node programs
+/// nothing) and wanted ruleset alike, on every node of every decision fixture.
+#[test]
+fn sync_owned_is_sync() {
+    use dualstack_agent::Syncer;
+    use dualstack_dataplane::fake::Fake;
+    let dir = format!(
+        "{}/../dualstack-lb/tests/fixtures",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(names.len() >= 7, "{names:?}");
+    for name in &names {
+        let snapshot = fixture(name);
+        for (default_class, now) in [
+            (false, "2025-04-10T10:00:00Z"),
+            (true, "2025-04-10T10:00:00Z"),
+            (true, "2025-03-02T10:02:30Z"),
+        ] {
+            let config = Config {
+                default_class,
+                ..Config::default()
+            };
+            let now = now.parse().unwrap();
+            for node in &dualstack_lb::decide(&snapshot, &config, now).nodes {
+                let plane = || Fake::new("dualstack", std::iter::empty());
+                let mut by_ref = Syncer::new(plane(), node.name.clone());
+                let mut owned = Syncer::new(plane(), node.name.clone());
+                let a = by_ref.sync(&snapshot, &config, now).unwrap();
+                let b = owned.sync_owned(snapshot.clone(), &config, now).unwrap();
+                assert_eq!(a, b, "{name}, node {}", node.name);
+                assert_eq!(
+                    by_ref.wanted(),
+                    owned.wanted(),
+                    "{name}, node {}",
+                    node.name
+                );
+                assert_eq!(by_ref.next_change(), owned.next_change());
+            }
+        }
+    }
+}

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+pub use crate::label_map::LabelMap;
 use crate::time::Timestamp;
 
 /// Deserializes `null` as the type's default (kubectl prints `null` for some empty fields).
@@ -44,9 +45,9 @@ pub struct ObjectMeta {
     pub creation_timestamp: Option<Timestamp>,
     /// Set once the object is being deleted (finalizers may keep it visible for a while).
     pub deletion_timestamp: Option<Timestamp>,
-    /// `metadata.labels`.
+    /// `metadata.labels` (a compact sorted map: see [`LabelMap`]).
     #[serde(deserialize_with = "null_default")]
-    pub labels: BTreeMap<String, String>,
+    pub labels: LabelMap,
     /// Only the annotations the decision reads ([`ANNOTATION_PREFIXES`]); others — such as
     /// kubectl's `last-applied-configuration`, often kilobytes per object — are dropped while
     /// reading, so a large cluster does not cost memory for text nobody looks at.

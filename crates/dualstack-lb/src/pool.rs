@@ -27,6 +27,7 @@ use dualstack_addr::Family;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use crate::label_map::LabelMap;
 use crate::objects::ObjectMeta;
 
 /// API group/version of the pool kind.
@@ -502,7 +503,7 @@ impl Pool {
     }
 
     /// Whether a node with these labels may announce this pool's addresses.
-    pub fn selects(&self, labels: &BTreeMap<String, String>) -> bool {
+    pub fn selects(&self, labels: &LabelMap) -> bool {
         self.node_selector
             .iter()
             .all(|(k, v)| labels.get(k) == Some(v))
@@ -574,7 +575,7 @@ mod tests {
         assert!(!pool.usable());
         assert!(!pool.contains("192.0.2.1".parse().unwrap()));
         assert!(!pool.has_family(Family::V4));
-        let mut labels = BTreeMap::new();
+        let mut labels = LabelMap::new();
         assert!(!pool.selects(&labels));
         labels.insert("a".to_string(), "b".to_string());
         assert!(pool.selects(&labels));

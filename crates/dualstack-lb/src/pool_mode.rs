@@ -12,6 +12,7 @@ use crate::allocate::{Allocation, Request, parse_requested};
 use crate::announce::{Announcement, PoolAddress, PoolReport, choose};
 use crate::conditions::{Condition, ConditionType, Reason};
 use crate::decision::{AddressSource, ChosenAddress, ServiceDecision};
+use crate::label_map::LabelMap;
 use crate::nodes::NodeFacts;
 use crate::objects::Service;
 use crate::pool::{Pool, combine};
@@ -114,12 +115,12 @@ pub(crate) fn node_addresses(
     served: &[Family],
     pools: &[Pool],
     node: &NodeFacts,
-    labels: Option<&BTreeMap<String, String>>,
+    labels: Option<&LabelMap>,
 ) -> Result<Vec<ChosenAddress>, String> {
     if !node.agent_live {
         return Err("no live agent Lease: nobody would announce".into());
     }
-    let empty = BTreeMap::new();
+    let empty = LabelMap::new();
     let labels = labels.unwrap_or(&empty);
     let mut out = Vec::new();
     let mut why = Vec::new();

@@ -39,6 +39,7 @@ use serde::Serialize;
 
 use crate::allocate::{Allocation, Assigned, Failure};
 use crate::conditions::{Event, EventType, Reason};
+use crate::label_map::LabelMap;
 use crate::nodes::NodeFacts;
 use crate::pool::{Follow, Pool, combine};
 pub use crate::prefix_state::{PrefixState, PrefixStatus, PrefixUse};
@@ -98,9 +99,9 @@ fn longest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
 fn pool_nodes<'n>(
     pool: &Pool,
     nodes: &'n [NodeFacts],
-    labels: &BTreeMap<&str, &BTreeMap<String, String>>,
+    labels: &BTreeMap<&str, &LabelMap>,
 ) -> (Vec<&'n NodeFacts>, Vec<String>) {
-    let empty = BTreeMap::new();
+    let empty = LabelMap::new();
     let mut used = Vec::new();
     let mut skipped = Vec::new();
     for node in nodes {
@@ -135,7 +136,7 @@ pub(crate) fn view(
     pool: &Pool,
     follow: &Follow,
     nodes: &[NodeFacts],
-    labels: &BTreeMap<&str, &BTreeMap<String, String>>,
+    labels: &BTreeMap<&str, &LabelMap>,
     now: Timestamp,
 ) -> PrefixView {
     let (used, skipped) = pool_nodes(pool, nodes, labels);

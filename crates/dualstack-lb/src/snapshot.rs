@@ -9,6 +9,7 @@
 //! YAML/JSON or an object of a kind we read whose fields have the wrong type.
 
 use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read};
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -34,6 +35,9 @@ pub struct Snapshot {
 /// Why a text could not be read as a snapshot.
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
+    #[error("cannot read the input: {0}")]
+    /// The input could not be read ([`Snapshot::read`]).
+    Io(std::io::Error),
     #[error("not valid JSON: {0}")]
     /// The input looks like JSON and does not parse.
     Json(serde_json::Error),
@@ -110,11 +114,50 @@ impl Snapshot {
                 builder.document(index + 1, document)?;
             }
         }
-        if !builder.saw_kind {
-            return Err(SnapshotError::NoObjects);
-        }
-        Ok(builder.snapshot)
+        builder.finish()
     }
+
+    /// Reads a dump from `reader` (a file, standard input), with the result of
+    /// [`Snapshot::parse`] on the same text. JSON is decoded as it is read, a List item by
+    /// item, so the text is never held whole; YAML is read whole and parsed.
+    pub fn read<R: Read>(reader: R) -> Result<Snapshot, SnapshotError> {
+        let mut reader = BufReader::new(reader);
+        // Peek at the first byte that is not ASCII whitespace (consumed whitespace is kept
+        // for YAML, where indentation counts).
+        let mut skipped = Vec::new();
+        let first = loop {
+            let buf = reader.fill_buf().map_err(SnapshotError::Io)?;
+            let Some(&byte) = buf.first() else {
+                break None;
+            };
+            if !byte.is_ascii_whitespace() {
+                break Some(byte);
+            }
+            skipped.push(byte);
+            reader.consume(1);
+        };
+        if first == Some(b'{') {
+            let mut builder = Builder::default();
+            crate::snapshot_stream::json_document(reader, &mut builder).map_err(|e| match e {
+                SnapshotError::Json(e) if e.is_io() => SnapshotError::Io(e.into()),
+                other => other,
+            })?;
+            return builder.finish();
+        }
+        let mut rest = Vec::new();
+        reader.read_to_end(&mut rest).map_err(SnapshotError::Io)?;
+        skipped.extend_from_slice(&rest);
+        drop(rest);
+        let text = String::from_utf8(skipped).map_err(|e| {
+            SnapshotError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+        })?;
+        Snapshot::parse(&text)
+    }
+}
+
+/// Whether a document of this kind is a List (`List`, `ServiceList`, …) when it has `items`.
+pub(crate) fn is_list_kind(kind: &str) -> bool {
+    kind.ends_with("List")
 }
 
 /// The outline of a JSON document: its kind and, for a List, its items as unparsed slices of
@@ -128,16 +171,32 @@ struct JsonOutline<'a> {
     items: Option<Vec<&'a serde_json::value::RawValue>>,
 }
 
+/// Collects the objects of a dump into a [`Snapshot`], refusing duplicates.
 #[derive(Default)]
-struct Builder {
+pub(crate) struct Builder {
     snapshot: Snapshot,
     seen: BTreeSet<(String, String)>,
     /// Whether any document or item had a `kind` (an empty `List` counts): text without one
     /// is not a Kubernetes dump at all (a K3s config, `{}`), and is refused.
-    saw_kind: bool,
+    pub(crate) saw_kind: bool,
 }
 
 impl Builder {
+    /// The snapshot, with no spare capacity kept (a 10,000-Service dump's vectors would
+    /// otherwise hold up to twice what they use for as long as the snapshot lives).
+    fn finish(self) -> Result<Snapshot, SnapshotError> {
+        if !self.saw_kind {
+            return Err(SnapshotError::NoObjects);
+        }
+        let mut snapshot = self.snapshot;
+        snapshot.services.shrink_to_fit();
+        snapshot.nodes.shrink_to_fit();
+        snapshot.endpoint_slices.shrink_to_fit();
+        snapshot.leases.shrink_to_fit();
+        snapshot.pools.shrink_to_fit();
+        Ok(snapshot)
+    }
+
     /// One JSON document: a List is decoded item by item, anything else as one object.
     fn json_document(&mut self, text: &str) -> Result<(), SnapshotError> {
         let outline: JsonOutline = serde_json::from_str(text).map_err(SnapshotError::Json)?;
@@ -158,7 +217,7 @@ impl Builder {
         }
     }
 
-    fn document(&mut self, document: usize, value: Value) -> Result<(), SnapshotError> {
+    pub(crate) fn document(&mut self, document: usize, value: Value) -> Result<(), SnapshotError> {
         match value {
             Value::Null => Ok(()),
             Value::Object(mut map) => {
@@ -197,7 +256,7 @@ impl Builder {
         }
     }
 
-    fn object(
+    pub(crate) fn object(
         &mut self,
         document: usize,
         value: Value,

@@ -99,3 +99,75 @@ fn reversed_order_gives_identical_output() {
         );
     }
 }
+
+/// `decide_owned` (the offline agent's: drops the EndpointSlices once read) decides what
+/// `decide` decides, on every fixture, in both modes.
+#[test]
+fn decide_owned_is_decide() {
+    let now: Timestamp = "2025-04-10T10:00:00Z".parse().unwrap();
+    for (name, text) in FIXTURES {
+        let snapshot = Snapshot::parse(text).unwrap();
+        for mode in [Mode::Nftables, Mode::KubeProxy] {
+            let config = Config {
+                default_class: true,
+                mode,
+                ..Config::default()
+            };
+            let owned = dualstack_lb::decide_owned(snapshot.clone(), &config, now);
+            assert_eq!(owned, decide(&snapshot, &config, now), "{name} {mode:?}");
+        }
+    }
+}
+
+/// `decide_for_agent` keeps, exactly as `decide` decides them, everything an agent reads:
+/// every node's frontends, the pool ranges and announcements, the next change, and per
+/// Service its conditions and per-node verdicts (taken, or why not).
+#[test]
+fn decide_for_agent_keeps_what_agents_read() {
+    let now: Timestamp = "2025-04-10T10:00:00Z".parse().unwrap();
+    let read = |d: &dualstack_lb::Decision| {
+        let services: Vec<_> = d
+            .services
+            .iter()
+            .map(|s| {
+                let verdicts: Vec<_> = s
+                    .why
+                    .nodes
+                    .iter()
+                    .map(|v| (v.node.clone(), v.taken, v.dropped.clone()))
+                    .collect();
+                (
+                    s.namespace.clone(),
+                    s.name.clone(),
+                    s.conditions.clone(),
+                    verdicts,
+                )
+            })
+            .collect();
+        (
+            d.nodes.clone(),
+            d.pool_ranges(),
+            d.announcements.clone(),
+            d.next_change,
+            d.ignored.clone(),
+            services,
+        )
+    };
+    for (name, text) in FIXTURES {
+        let snapshot = Snapshot::parse(text).unwrap();
+        for (mode, default_class) in [
+            (Mode::Nftables, true),
+            (Mode::Nftables, false),
+            (Mode::KubeProxy, true),
+        ] {
+            let config = Config {
+                default_class,
+                mode,
+                ..Config::default()
+            };
+            let agent = dualstack_lb::decide_for_agent(snapshot.clone(), &config, now);
+            let full = decide(&snapshot, &config, now);
+            assert_eq!(read(&agent), read(&full), "{name} {mode:?}");
+        }
+    }
+}

@@ -362,3 +362,48 @@ fn doctor_pool_explains_an_address_of_a_prefix_that_moved_on() {
         "{text}"
     );
 }
+
+/// Files over 1 MiB are decoded as they are read, smaller ones parsed whole: a fixture padded
+/// past that size gives the same output, and a broken large file an error naming the place.
+#[test]
+fn a_large_dump_file_is_streamed_with_the_same_result() {
+    let dir = std::env::temp_dir().join(format!("dualstack-cli-lb-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = std::fs::read_to_string(fixture("three-nodes-etp-local.json")).unwrap();
+    let padding = " ".repeat(1_100_000);
+    let big = dir.join("big.json");
+    std::fs::write(&big, format!("{padding}\n{text}")).unwrap();
+    let broken = dir.join("broken.json");
+    std::fs::write(
+        &broken,
+        format!("{text}{padding}").replacen("\"kind\": \"Service\"", "\"kind\" \"Service\"", 1),
+    )
+    .unwrap();
+    for format in ["text", "json"] {
+        let (small, _, code) = explain("three-nodes-etp-local.json", &["-o", format, "--now", NOW]);
+        assert_eq!(code, 0);
+        let out = run(
+            &[
+                "lb",
+                "explain",
+                "-f",
+                big.to_str().unwrap(),
+                "-o",
+                format,
+                "--now",
+                NOW,
+            ],
+            None,
+        );
+        assert_eq!(out.status.code(), Some(0));
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), small, "{format}");
+    }
+    let out = run(&["lb", "explain", "-f", broken.to_str().unwrap()], None);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("not valid JSON: expected `:` at line "),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::rc::Rc;
 
 use dualstack_ruleset::Protocol;
 
@@ -16,8 +17,9 @@ use super::messages::list;
 use super::selection::Candidate;
 use super::spec::{Plan, PortPlan};
 
-/// Who holds each (node address, protocol, port), filled oldest Service first.
-pub(super) type Claims = BTreeMap<(IpAddr, Protocol, u16), ServiceKey>;
+/// Who holds each (node address, protocol, port), filled oldest Service first (one shared
+/// key per Service, not a copy per claim).
+pub(super) type Claims = BTreeMap<(IpAddr, Protocol, u16), Rc<ServiceKey>>;
 
 /// `PortConflict=False`.
 pub(super) fn no_conflict() -> Condition {
@@ -46,12 +48,12 @@ pub(super) fn drop_lost(
                 .filter_map(|p| {
                     claims
                         .get(&(*ip, p.protocol, p.port))
-                        .filter(|owner| *owner != me)
+                        .filter(|owner| owner.as_ref() != me)
                         .map(|owner| Conflict {
                             ip: *ip,
                             protocol: p.protocol,
                             port: p.port,
-                            winner: owner.clone(),
+                            winner: ServiceKey::clone(owner),
                         })
                 })
                 .collect();
@@ -90,8 +92,8 @@ pub(super) fn condition(candidates: &[Candidate<'_>]) -> Condition {
 }
 
 /// `me` now holds every port of `ports` on `ip`.
-pub(super) fn claim(claims: &mut Claims, ip: IpAddr, ports: &[PortPlan], me: &ServiceKey) {
+pub(super) fn claim(claims: &mut Claims, ip: IpAddr, ports: &[PortPlan], me: &Rc<ServiceKey>) {
     for port in ports {
-        claims.insert((ip, port.protocol, port.port), me.clone());
+        claims.insert((ip, port.protocol, port.port), Rc::clone(me));
     }
 }

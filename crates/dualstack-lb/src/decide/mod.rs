@@ -32,6 +32,7 @@ use crate::conditions::{Condition, ConditionType, Reason};
 use crate::config::{Config, Mode};
 use crate::decision::{Decision, IgnoredService, NodeFrontends, ServiceDecision};
 use crate::endpoints::SERVICE_NAME_LABEL;
+use crate::label_map::LabelMap;
 use crate::nodes::{NodeFacts, allow_list_mode, node_facts};
 use crate::objects::{EndpointSlice, Service};
 use crate::policy::SpecError;
@@ -67,7 +68,7 @@ pub fn ownership(service: &Service, config: &Config) -> Result<(), String> {
 }
 
 /// Node labels by node name.
-type Labels<'a> = BTreeMap<&'a str, &'a BTreeMap<String, String>>;
+type Labels<'a> = BTreeMap<&'a str, &'a LabelMap>;
 
 /// What pool mode needs besides the node facts.
 struct PoolContext<'a> {
@@ -78,6 +79,70 @@ struct PoolContext<'a> {
 /// Decides status, conditions, Events and per-node frontends for every Service we own.
 /// Pure: `now` decides which agent Leases have expired.
 pub fn decide(snapshot: &Snapshot, config: &Config, now: Timestamp) -> Decision {
+    let slices = Slices::Borrowed(&snapshot.endpoint_slices);
+    let services = Slices::Borrowed(&snapshot.services);
+    decide_with(snapshot, slices, services, Detail::Full, config, now)
+}
+
+/// [`decide`] for a snapshot nobody needs afterwards (the offline agent): its
+/// EndpointSlices — half of a large dump's objects — are dropped as soon as every Service's
+/// backends are read from them, before the Services are decided, and the rest of the
+/// snapshot when the decision is made. The same decision as [`decide`].
+pub fn decide_owned(mut snapshot: Snapshot, config: &Config, now: Timestamp) -> Decision {
+    let slices = Slices::Owned(std::mem::take(&mut snapshot.endpoint_slices));
+    let services = Slices::Owned(std::mem::take(&mut snapshot.services));
+    decide_with(&snapshot, slices, services, Detail::Full, config, now)
+}
+
+/// [`decide_owned`] for a node's agent, which reads of a decision only the frontends, the
+/// pool ranges, [`Decision::next_change`] and, to say why a node programs nothing, each
+/// Service's conditions and per-node verdicts (taken, or why not). Those are exactly
+/// [`decide`]'s; of a Service in node mode the rest of its explanation — ingress, Events,
+/// ports, ranges, notes, the addresses and conflicts behind each verdict — is dropped as it
+/// is decided, so 10,000 Services do not hold their explanations at once; and once read, a
+/// node-mode Service keeps only the few fields its decision still reads. Pool-mode
+/// Services keep everything (their pool records are built from it).
+pub fn decide_for_agent(mut snapshot: Snapshot, config: &Config, now: Timestamp) -> Decision {
+    let slices = Slices::Owned(std::mem::take(&mut snapshot.endpoint_slices));
+    let services = Slices::Owned(std::mem::take(&mut snapshot.services));
+    decide_with(&snapshot, slices, services, Detail::Agent, config, now)
+}
+
+/// How much of each Service's explanation a decision keeps.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Detail {
+    /// Everything ([`decide`]).
+    Full,
+    /// What an agent reads ([`decide_for_agent`]).
+    Agent,
+}
+
+/// The snapshot's EndpointSlices or Services, borrowed or handed over (then dropped, or
+/// thinned, once read).
+enum Slices<'a, T> {
+    Borrowed(&'a [T]),
+    Owned(Vec<T>),
+}
+
+impl<T> Slices<'_, T> {
+    fn as_slice(&self) -> &[T] {
+        match self {
+            Slices::Borrowed(slices) => slices,
+            Slices::Owned(slices) => slices,
+        }
+    }
+}
+
+/// [`decide`], with the EndpointSlices and Services passed apart from the rest of the
+/// snapshot (whose own `endpoint_slices` and `services` are not read).
+fn decide_with(
+    snapshot: &Snapshot,
+    endpoint_slices: Slices<'_, EndpointSlice>,
+    mut services_in: Slices<'_, Service>,
+    detail: Detail,
+    config: &Config,
+    now: Timestamp,
+) -> Decision {
     let leases: Vec<_> = snapshot.leases.iter().collect();
     let mut nodes: Vec<NodeFacts> = snapshot
         .nodes
@@ -86,18 +151,28 @@ pub fn decide(snapshot: &Snapshot, config: &Config, now: Timestamp) -> Decision 
         .collect();
     nodes.sort_by(|a, b| a.name.cmp(&b.name));
     let allow_list = allow_list_mode(&nodes);
-    let slices = slices_by_service(snapshot);
 
-    let (mut owned, mut ignored) = owned_services(snapshot, config);
+    // The owned Services, by index into `services_in`.
+    let (mut order, mut ignored) = owned_services(services_in.as_slice(), config);
     // Oldest first: an older Service keeps a contested address + protocol + port.
-    owned.sort_by(|a, b| priority(a).cmp(&priority(b)));
-    let plans: Vec<Result<Plan, SpecError>> = owned
-        .iter()
-        .map(|s| {
-            let key = (s.metadata.namespace.as_str(), s.metadata.name.as_str());
-            spec::plan(s, slices.get(&key).map(Vec::as_slice).unwrap_or_default())
-        })
-        .collect();
+    {
+        let all = services_in.as_slice();
+        order.sort_by(|a, b| priority(&all[*a]).cmp(&priority(&all[*b])));
+    }
+    let plans: Vec<Result<Plan, SpecError>> = {
+        let all = services_in.as_slice();
+        let slices = slices_by_service(endpoint_slices.as_slice());
+        order
+            .iter()
+            .map(|&i| &all[i])
+            .map(|s| {
+                let key = (s.metadata.namespace.as_str(), s.metadata.name.as_str());
+                spec::plan(s, slices.get(&key).map(Vec::as_slice).unwrap_or_default())
+            })
+            .collect()
+    };
+    // The plans hold what the Services need of their slices.
+    drop(endpoint_slices);
 
     // Pool mode: allocation over every owned Service at once (no pool: nothing changes).
     let mut pools: Vec<Pool> = snapshot.pools.iter().map(Pool::from_object).collect();
@@ -108,13 +183,27 @@ pub fn decide(snapshot: &Snapshot, config: &Config, now: Timestamp) -> Decision 
         .map(|n| (n.metadata.name.as_str(), &n.metadata.labels))
         .collect();
     let views = prefix_views(&pools, &nodes, &labels, now);
-    let (allocations, statuses) = allocate_pools(&owned, &plans, &pools, &views);
+    let (allocations, statuses) = {
+        let all = services_in.as_slice();
+        let owned: Vec<&Service> = order.iter().map(|&i| &all[i]).collect();
+        allocate_pools(&owned, &plans, &pools, &views)
+    };
+    if let (Detail::Agent, Slices::Owned(all)) = (detail, &mut services_in) {
+        for (&i, allocation) in order.iter().zip(&allocations) {
+            if allocation.is_none() {
+                thin_for_agent(&mut all[i]);
+            }
+        }
+    }
+    let all = services_in.as_slice();
+    let owned: Vec<&Service> = order.iter().map(|&i| &all[i]).collect();
     let pool_context = PoolContext {
         pools: &pools,
         labels: &labels,
     };
 
     let inputs = Inputs {
+        detail,
         nodes: &nodes,
         allow_list,
         config,
@@ -141,6 +230,7 @@ pub fn decide(snapshot: &Snapshot, config: &Config, now: Timestamp) -> Decision 
         .into_iter()
         .map(|(name, mut frontends)| {
             frontends.sort();
+            frontends.shrink_to_fit();
             NodeFrontends { name, frontends }
         })
         .collect();
@@ -157,6 +247,7 @@ pub fn decide(snapshot: &Snapshot, config: &Config, now: Timestamp) -> Decision 
 
 /// What every Service is decided against.
 struct Inputs<'a> {
+    detail: Detail,
     nodes: &'a [NodeFacts],
     allow_list: bool,
     config: &'a Config,
@@ -184,11 +275,15 @@ fn decide_in_order(
         .iter()
         .map(|n| (n.name.clone(), Vec::new()))
         .collect();
-    let mut services = Vec::new();
+    let mut services = Vec::with_capacity(owned.len());
     let mut pool_programmed = Vec::new();
     for ((service, plan), allocation) in owned.into_iter().zip(plans).zip(allocations) {
         let pool_mode = allocation.as_ref().map(|a| (a, inputs.pools));
-        let (decision, programmed) = decide_service(service, plan, pool_mode, inputs, &mut claims);
+        let (mut decision, programmed) =
+            decide_service(service, plan, pool_mode, inputs, &mut claims);
+        if inputs.detail == Detail::Agent && allocation.is_none() {
+            trim_for_agent(&mut decision);
+        }
         if allocation.is_some() {
             pool_programmed.push(programmed.clone());
         }
@@ -202,11 +297,48 @@ fn decide_in_order(
     (services, frontends, pool_programmed)
 }
 
+/// Drops what a node-mode Service's decision no longer reads once its plan is made and the
+/// pools are allocated ([`decide_for_agent`]): it keeps the name, namespace and creation
+/// time, and the spec fields its explanation starts from (type, class, policies).
+fn thin_for_agent(service: &mut Service) {
+    let meta = &mut service.metadata;
+    meta.labels = LabelMap::new();
+    meta.annotations = BTreeMap::new();
+    let spec = &mut service.spec;
+    spec.ip_families = Vec::new();
+    spec.cluster_ips = Vec::new();
+    spec.ports = Vec::new();
+    spec.load_balancer_source_ranges = Vec::new();
+    spec.allocate_load_balancer_node_ports = None;
+    service.status = Default::default();
+}
+
+/// Drops what an agent never reads of a node-mode Service's decision ([`decide_for_agent`]):
+/// it keeps the conditions and each node verdict's node, `taken` and `dropped`.
+fn trim_for_agent(decision: &mut ServiceDecision) {
+    decision.ingress = Vec::new();
+    decision.events = Vec::new();
+    let why = &mut decision.why;
+    why.load_balancer_class = None;
+    why.families = Vec::new();
+    why.source_ranges = Vec::new();
+    why.pool = None;
+    why.ports = Vec::new();
+    why.notes = Vec::new();
+    why.prefix_addresses = Vec::new();
+    for verdict in &mut why.nodes {
+        verdict.addresses = Vec::new();
+        verdict.conflicts = Vec::new();
+    }
+}
+
 /// EndpointSlices by `(namespace, service name)`, each list sorted by slice name (same input
 /// in any order).
-fn slices_by_service(snapshot: &Snapshot) -> BTreeMap<(&str, &str), Vec<&EndpointSlice>> {
+fn slices_by_service(
+    endpoint_slices: &[EndpointSlice],
+) -> BTreeMap<(&str, &str), Vec<&EndpointSlice>> {
     let mut slices: BTreeMap<(&str, &str), Vec<&EndpointSlice>> = BTreeMap::new();
-    for slice in &snapshot.endpoint_slices {
+    for slice in endpoint_slices {
         if let Some(service) = slice.metadata.labels.get(SERVICE_NAME_LABEL) {
             slices
                 .entry((slice.metadata.namespace.as_str(), service.as_str()))
@@ -220,16 +352,14 @@ fn slices_by_service(snapshot: &Snapshot) -> BTreeMap<(&str, &str), Vec<&Endpoin
     slices
 }
 
-/// The Services we own, and the LoadBalancer Services we do not (with why).
-fn owned_services<'s>(
-    snapshot: &'s Snapshot,
-    config: &Config,
-) -> (Vec<&'s Service>, Vec<IgnoredService>) {
+/// The Services we own (their indices in `services`), and the LoadBalancer Services we do
+/// not (with why).
+fn owned_services(services: &[Service], config: &Config) -> (Vec<usize>, Vec<IgnoredService>) {
     let mut owned = Vec::new();
     let mut ignored = Vec::new();
-    for service in &snapshot.services {
+    for (i, service) in services.iter().enumerate() {
         match ownership(service, config) {
-            Ok(()) => owned.push(service),
+            Ok(()) => owned.push(i),
             Err(reason) if service.spec.type_.as_deref() == Some("LoadBalancer") => {
                 ignored.push(IgnoredService {
                     namespace: service.metadata.namespace.clone(),
@@ -362,7 +492,7 @@ fn decide_service(
     claims: &mut Claims,
 ) -> (ServiceDecision, Programmed) {
     let nodes = inputs.nodes;
-    let me = ServiceKey::of(service);
+    let me = std::rc::Rc::new(ServiceKey::of(service));
     let mut why = spec::initial_why(service);
     let not_ready = |reason: Reason, message: String| {
         Condition::new(ConditionType::LoadBalancerReady, false, reason, message)

@@ -31,8 +31,10 @@ pub(super) fn candidates<'a>(
     nodes: &'a [NodeFacts],
     allow_list: bool,
 ) -> (Vec<NodeVerdict>, Vec<Candidate<'a>>) {
-    let mut verdicts = Vec::new();
-    let mut candidates = Vec::new();
+    // Sized up front: a pushed-to empty vector starts with room for 4, and the verdicts are
+    // kept for every Service.
+    let mut verdicts = Vec::with_capacity(nodes.len());
+    let mut candidates = Vec::with_capacity(nodes.len());
     for node in nodes {
         let addresses: Vec<ChosenAddress> = plan
             .families

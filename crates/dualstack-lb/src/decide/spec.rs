@@ -214,6 +214,7 @@ pub(super) fn explain_plan(plan: &Plan, why: &mut ServiceWhy) {
     why.source_ranges = plan.source_ranges.clone();
     why.pool = plan.pool.clone();
     why.notes = plan.notes.clone();
+    why.ports.reserve_exact(plan.ports.len());
     for port in &plan.ports {
         let count = |f: Family| {
             port.backends

@@ -146,7 +146,7 @@ pub(super) fn serve(
     verdicts: &mut [NodeVerdict],
     config: &Config,
     claims: &mut Claims,
-    me: &ServiceKey,
+    me: &std::rc::Rc<ServiceKey>,
 ) -> Served {
     let ip_mode = config.mode.ip_mode();
     let mut programmed = Vec::new();

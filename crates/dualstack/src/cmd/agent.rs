@@ -155,9 +155,10 @@ fn offline(
             other => eprintln!("note: node {node}: {other}"),
         }
     }
-    // The same engine as `sync_once`, kept to read back what it wanted.
+    // The same engine as `sync_once`, kept to read back what it wanted. The snapshot is
+    // handed over: it is dropped once decided, before the apply.
     let mut syncer = dualstack_agent::Syncer::new(nft, node);
-    let result = syncer.sync(&snapshot, &config, now);
+    let result = syncer.sync_owned(snapshot, &config, now);
     if let Some(path) = &args.publish_ruleset {
         publish(path, node, syncer.wanted(), now)?;
     }
