@@ -12,7 +12,10 @@
 //! but not the time other processes hold the CPU — the figure to compare on a loaded
 //! machine).
 //!
-//! `cargo run --release -p dualstack-bench --example netlink_phases -- 10000 7`
+//! `cargo run --release -p dualstack-bench --example netlink_phases -- 10000 7`; with
+//! `PAUSE_MS=500` every timed batch waits that long first, so that the kernel's deferred
+//! release of what the previous batch replaced (run on another CPU after the commit) does
+//! not overlap the next one.
 
 use std::time::Instant;
 
@@ -31,14 +34,23 @@ fn cpu_ms() -> f64 {
 }
 
 /// Wall and thread-CPU samples of one measurement.
-#[derive(Default)]
 struct Samples {
     wall: Vec<f64>,
     cpu: Vec<f64>,
+    pause: std::time::Duration,
 }
 
 impl Samples {
+    fn new(pause: std::time::Duration) -> Samples {
+        Samples {
+            wall: Vec::new(),
+            cpu: Vec::new(),
+            pause,
+        }
+    }
+
     fn time<T>(&mut self, f: impl FnOnce() -> T) -> T {
+        std::thread::sleep(self.pause);
         let (t, c) = (Instant::now(), cpu_ms());
         let out = f();
         self.cpu.push(cpu_ms() - c);
@@ -63,6 +75,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(runs);
+    // A pause before every timed batch (`PAUSE_MS`, default 0: back to back), so that the
+    // kernel's deferred release of what the previous batch replaced is not in the timing.
+    let pause = std::time::Duration::from_millis(
+        std::env::var("PAUSE_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    );
     let w = Workload::sync("10.0.1.1".parse()?, "fd00:1::1".parse()?);
     let ruleset = w.ruleset("bench", n).ok_or("n")?;
     let extra = w.frontend(n).ok_or("n")?;
@@ -77,11 +97,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ns.run_in(move || -> Result<(), String> {
         let e = |x: &dyn std::fmt::Display| x.to_string();
         let nl = Netlink::new(Runner::host(), "bench").map_err(|x| e(&x))?;
-        let mut enc = Samples::default();
-        let mut full = Samples::default();
-        let mut add = Samples::default();
-        let mut rem = Samples::default();
-        let mut kern = Samples::default();
+        let mut enc = Samples::new(pause);
+        let mut full = Samples::new(pause);
+        let mut add = Samples::new(pause);
+        let mut rem = Samples::new(pause);
+        let mut kern = Samples::new(pause);
         let mut bytes = 0;
         for _ in 0..runs {
             let b = enc
@@ -98,8 +118,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .map_err(|x| e(&x))?;
         }
         // Many changes: the full sync in place, then the proven difference.
-        let mut many_full = Samples::default();
-        let mut many_diff = Samples::default();
+        let mut many_full = Samples::new(pause);
+        let mut many_diff = Samples::new(pause);
         for _ in 0..runs {
             many_full.time(|| nl.apply(&moved)).map_err(|x| e(&x))?;
             many_full.time(|| nl.apply(&ruleset)).map_err(|x| e(&x))?;
@@ -120,12 +140,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // an empty namespace (the table deleted before each run: a first sync), and over the
         // table in use (what `apply` sends after the first sync: the in-place replace).
         let mut sock = NftSocket::open().map_err(|x| e(&x))?;
-        let mut dump = Samples::default();
-        let mut kern_in_place = Samples::default();
+        let mut dump = Samples::new(pause);
+        let mut kern_in_place = Samples::new(pause);
         for _ in 0..runs {
             sock.transact(|seq, genid| dualstack_nftnl::delete("bench", seq, genid))
                 .map_err(|x| e(&x))?;
             let mut pre = None;
+            std::thread::sleep(pause);
             sock.transact(|seq, genid| {
                 let b = dualstack_nftnl::full(&ruleset, seq, genid);
                 pre = Some((Instant::now(), cpu_ms()));
@@ -140,6 +161,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for _ in 0..runs {
             dump.time(|| sock.present("bench")).map_err(|x| e(&x))?;
             let mut pre = None;
+            std::thread::sleep(pause);
             sock.transact_over("bench", |seq, genid, present| {
                 let b = match present {
                     Some(p) => dualstack_nftnl::full_in_place(&ruleset, p, seq, genid),
