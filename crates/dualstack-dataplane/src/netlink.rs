@@ -646,7 +646,7 @@ impl Netlink {
     /// kernel's tables are exactly as this handle's last commit left them and that commit
     /// left `previous`: the batch carries the generation id that commit moved the kernel
     /// to, so the kernel itself refuses it whole if anything (any table, anyone) committed
-    /// since; and the handle checks `previous` against the [`Fingerprint`] of what it
+    /// since; and the handle checks `previous` against a fingerprint of what it
     /// committed. `Ok(false)`: not proven, nothing sent or nothing changed (the caller
     /// replaces the table whole). This is how a sync with many changes avoids rewriting
     /// every element of a large table.
