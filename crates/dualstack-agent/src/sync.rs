@@ -46,8 +46,10 @@ pub enum AgentError {
 pub enum FullReason {
     /// Nothing applied yet by this process (start, or after a failure).
     FirstSync,
-    /// More frontends changed than an incremental transaction is used for, and the plane
-    /// could not prove its table is as it left it (something committed since).
+    /// More frontends changed than an incremental transaction is used for, and the
+    /// difference was not sent: incremental transactions are off, the table would more
+    /// than double, or the plane could not prove its table is as it left it (something
+    /// committed since, or the plane cannot tell).
     ManyChanges,
     /// The incremental transaction was refused; this is its error.
     IncrementalFailed(String),
@@ -405,6 +407,14 @@ impl<D: Dataplane> Syncer<D> {
             // plane proves the kernel still holds what it applied last; then only the
             // difference is sent (the kernel refuses it whole otherwise).
             Plan::Many { .. } if max == 0 => self.full(ruleset, FullReason::ManyChanges),
+            // A difference that more than doubles the table would overflow the maps'
+            // capacity (a full sync declares twice what it fills) and be refused: full.
+            Plan::Many { remove, add }
+                if add.len().saturating_sub(remove.len())
+                    > self.applied.as_ref().map_or(0, Vec::len) =>
+            {
+                self.full(ruleset, FullReason::ManyChanges)
+            }
             Plan::Many { remove, add } => {
                 let previous = self.applied.as_deref().unwrap_or_default();
                 match self

@@ -134,9 +134,12 @@ fn many_changes_send_the_difference_only_while_the_table_is_untouched() {
     let a = frontend("ns/a:http", 80, &["10.42.0.5"]);
     let b = frontend("ns/b:http", 81, &["10.42.0.6"]);
     let c = frontend("ns/c:http", 82, &["10.42.0.7"]);
-    syncer.apply(vec![a.clone()]).unwrap();
+    let d = frontend("ns/d:http", 83, &["10.42.0.4"]);
+    syncer.apply(vec![a.clone(), d.clone()]).unwrap();
     // Two changes, over the limit of one, on a table as the syncer left it: the difference.
-    let r = syncer.apply(vec![a.clone(), b.clone(), c.clone()]).unwrap();
+    let r = syncer
+        .apply(vec![a.clone(), b.clone(), c.clone(), d.clone()])
+        .unwrap();
     assert_eq!(
         r.kind,
         SyncKind::Incremental {
@@ -152,6 +155,16 @@ fn many_changes_send_the_difference_only_while_the_table_is_untouched() {
         })
     );
     assert_eq!(goes_to(&fake, 82), dnat(&["10.42.0.7"]));
+    // A difference that would more than double the table is a full sync (it would not
+    // fit the maps' capacity).
+    let mut grown = Syncer::new(fake.clone(), "node-a").with_max_incremental(1);
+    grown.apply(vec![a.clone()]).unwrap();
+    let r = grown.apply(vec![a.clone(), b.clone(), c.clone()]).unwrap();
+    assert_eq!(r.kind, SyncKind::Full(FullReason::ManyChanges));
+    syncer.invalidate();
+    syncer
+        .apply(vec![a.clone(), b.clone(), c.clone(), d.clone()])
+        .unwrap();
 
     // Someone else removed an element: the table is not provably ours any more, so many
     // changes replace it whole (which also repairs it).
@@ -183,8 +196,10 @@ fn many_changes_send_the_difference_only_while_the_table_is_untouched() {
     let boxed: Box<dyn Dataplane> = Box::new(fake.clone());
     for plane in [boxed, Box::new(&fake) as Box<dyn Dataplane + '_>] {
         let mut syncer = Syncer::new(plane, "node-a").with_max_incremental(1);
-        syncer.apply(vec![a.clone()]).unwrap();
-        let r = syncer.apply(vec![a.clone(), b.clone(), c.clone()]).unwrap();
+        syncer.apply(vec![a.clone(), d.clone()]).unwrap();
+        let r = syncer
+            .apply(vec![a.clone(), b.clone(), c.clone(), d.clone()])
+            .unwrap();
         assert_eq!(
             r.kind,
             SyncKind::Incremental {

@@ -255,23 +255,26 @@ fn a_change_past_a_maps_capacity_falls_back_to_a_full_sync_that_grows_it() {
             .unwrap_or_else(|| panic!("no size in {text}"))
     };
     for max in [usize::MAX, 1] {
-        // Unlimited: a plain incremental change; limit one: many changes, the difference.
+        // Unlimited: a plain incremental change, refused by the kernel; limit one: many
+        // changes that more than double the table, sent as a full sync at once.
         let mut syncer = Syncer::new(netlink.clone(), "node-a").with_max_incremental(max);
         let small = many(1000, 10);
         let r = syncer.apply(small.clone()).unwrap();
         assert!(matches!(r.kind, SyncKind::Full(_)), "{:?}", r.kind);
         assert_eq!(size_of("dnat-masq-addr4"), 1024);
-        // 1,100 more: past the map's capacity of 1,024. The kernel refuses the
-        // incremental batch whole (ENFILE), and the sync falls back to a full one, which
-        // declares the map anew with room for them.
+        // 1,100 more: past the map's capacity of 1,024. Incremental: the kernel refuses
+        // the batch whole (ENFILE), and the sync falls back to a full one, which declares
+        // the map anew with room for them. As many changes: a full sync straight away
+        // (no doomed batch).
         let mut big = small.clone();
         big.extend(many(2000, 1100));
         let r = syncer.apply(big.clone()).unwrap();
-        match &r.kind {
-            SyncKind::Full(FullReason::IncrementalFailed(why)) => {
+        match (&r.kind, max) {
+            (SyncKind::Full(FullReason::IncrementalFailed(why)), usize::MAX) => {
                 assert!(why.contains("errno 23"), "max {max}: {why}");
             }
-            other => panic!("max {max}: expected a fall-back to a full sync, got {other:?}"),
+            (SyncKind::Full(FullReason::ManyChanges), 1) => {}
+            (other, _) => panic!("max {max}: expected a full sync, got {other:?}"),
         }
         assert_eq!(size_of("dnat-masq-addr4"), 4096);
         let drift = lister

@@ -27,6 +27,10 @@
 //!   the namespace moves the generation), and the handle checks the caller's memory
 //!   against a fingerprint of what it committed. Refused, the caller falls back to the
 //!   full sync: the difference is an optimisation that cannot be wrong, never a guess.
+//!   The proof rests on the kernel honouring the batch's generation id
+//!   (`NFNL_BATCH_GENID`, Linux 4.19), older than anything that can hold this table
+//!   (`inet` NAT needs 5.2). The fingerprint covers the frontends, not the pool guard: the
+//!   caller sends a guard change as a full sync (the agent's `Syncer` does).
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -124,8 +128,10 @@ pub struct NftSocket {
     committed: Option<u32>,
 }
 
-/// The generation id after a commit made at `genid`: the kernel counts every commit once,
-/// skipping 0.
+/// The generation id after a commit made at `genid`: the kernel counts every commit that
+/// changes something once, skipping 0 (a batch that changes nothing leaves it; this module
+/// never sends one: every batch declares, deletes, flushes or adds something, and an empty
+/// change is not sent at all).
 fn after_commit(genid: u32) -> u32 {
     match genid.wrapping_add(1) {
         0 => 1,
@@ -536,7 +542,8 @@ impl Fingerprint {
     pub(crate) fn with(self, remove: &[Frontend], add: &[Frontend]) -> Fingerprint {
         let hash = |fe: &Frontend| {
             use std::hash::{Hash, Hasher};
-            // SipHash with fixed keys: the same digest for the same frontends in every run.
+            // SipHash with fixed keys: the same digest for the same frontends within one
+            // build (the digest never leaves the process).
             let mut h = std::hash::DefaultHasher::new();
             fe.hash(&mut h);
             h.finish()
@@ -598,16 +605,19 @@ impl Netlink {
         // (only the generation id and the table's chain and map names are read first);
         // invalid input is `Invalid`.
         self.forget_shared();
-        self.set_applied(None);
+        let fingerprint = Fingerprint::of(&ruleset.frontends);
         let (ports, next) = self.udp.full(&ruleset.frontends);
+        // The socket's lock is held from the batch to the fingerprint, so that a clone's
+        // proven difference never sees one without the other.
         let mut sock = self.socket.lock().unwrap_or_else(PoisonError::into_inner);
+        self.set_applied(None);
         sock.transact_over(&self.table, |seq, genid, present| match present {
             Some(present) => dualstack_nftnl::full_in_place(ruleset, present, seq, genid),
             None => dualstack_nftnl::full(ruleset, seq, genid),
         })
         .map_err(netlink_error)?;
+        self.set_applied(Some(fingerprint));
         drop(sock);
-        self.set_applied(Some(Fingerprint::of(&ruleset.frontends)));
         self.remember_shared(render::shared_chains(&ruleset.frontends));
         self.flush_udp(&ports, next)
     }
@@ -656,26 +666,17 @@ impl Netlink {
         remove: &[Frontend],
         add: &[Frontend],
     ) -> Result<bool, DataplaneError> {
-        let applied = *self.applied.lock().unwrap_or_else(PoisonError::into_inner);
-        if applied != Some(Fingerprint::of(previous)) {
-            return Ok(false);
-        }
-        let genid = self
-            .socket
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .committed();
-        match genid {
-            Some(genid) => self.changes_at(Some(genid), remove, add),
-            None => Ok(false),
-        }
+        self.changes_at(Some(Fingerprint::of(previous)), remove, add)
     }
 
-    /// One incremental batch, against the generation `at` only (`Ok(false)` when the kernel
-    /// is at another) or against the current one (`None`).
+    /// One incremental batch: against the generation the handle's own last commit left,
+    /// and only if that commit left `previous` (`Some`: `Ok(false)` when either is not so,
+    /// nothing sent or nothing changed), or against the current generation (`None`).
+    /// Everything from the check to the new fingerprint happens under the socket's lock,
+    /// so clones sharing the socket cannot interleave a commit between them.
     fn changes_at(
         &self,
-        at: Option<u32>,
+        previous: Option<Fingerprint>,
         remove: &[Frontend],
         add: &[Frontend],
     ) -> Result<bool, DataplaneError> {
@@ -684,29 +685,35 @@ impl Netlink {
         }
         let present = self.known_shared();
         let table = self.table.clone();
-        let applied = *self.applied.lock().unwrap_or_else(PoisonError::into_inner);
         let build =
             |seq, genid| dualstack_nftnl::changes(&table, remove, add, &present, seq, genid);
         let mut sock = self.socket.lock().unwrap_or_else(PoisonError::into_inner);
+        let applied = *self.applied.lock().unwrap_or_else(PoisonError::into_inner);
         let before = sock.committed();
-        let sent = match at {
-            Some(genid) => sock.transact_at(genid, build).map_err(netlink_error),
+        let sent = match previous {
+            Some(previous) => match before {
+                Some(genid) if applied == Some(previous) => {
+                    sock.transact_at(genid, build).map_err(netlink_error)
+                }
+                _ => return Ok(false),
+            },
             None => sock.transact(build).map_err(netlink_error).map(|()| true),
         };
         // Still proven only if this batch applied right on top of the handle's last one
         // (an unchecked batch may have landed after someone else's change).
         let untouched = before.is_some() && sock.committed() == before.map(after_commit);
-        drop(sock);
         match sent {
             Ok(true) => {}
             Ok(false) => return Ok(false),
             Err(e) => {
-                self.forget_shared();
                 self.set_applied(None);
+                drop(sock);
+                self.forget_shared();
                 return Err(e);
             }
         }
         self.set_applied(applied.filter(|_| untouched).map(|fp| fp.with(remove, add)));
+        drop(sock);
         self.remember_shared(render::shared_chains(add));
         let (ports, next) = self.udp.changes(remove, add);
         self.flush_udp(&ports, next).map(|()| true)
