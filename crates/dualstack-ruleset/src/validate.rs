@@ -581,6 +581,54 @@ mod tests {
     }
 
     #[test]
+    fn names_that_get_the_same_chain_name_are_refused_naming_both_and_the_chain() {
+        // Names whose sanitized part is the same (`ns/` and symbols that all become `_`)
+        // and whose 32-bit hashes collide: a birthday search over such names finds a pair
+        // after some tens of thousands.
+        const SYMBOLS: &[u8] = b"!#$%&'()*+,:;<=>?@[]^`{|}~";
+        let mut seen: std::collections::HashMap<u32, String> = Default::default();
+        let mut pair = None;
+        for i in 0u64..2_000_000 {
+            let mut name = String::from("ns/");
+            let mut n = i;
+            for _ in 0..6 {
+                name.push(char::from(SYMBOLS[(n % SYMBOLS.len() as u64) as usize]));
+                n /= SYMBOLS.len() as u64;
+            }
+            let hash = names::fnv1a64(&name) as u32;
+            if let Some(first) = seen.insert(hash, name.clone()) {
+                pair = Some((first, name));
+                break;
+            }
+        }
+        let (first, second) = pair.expect("a 32-bit collision among 2,000,000 names");
+        assert_ne!(first, second);
+        let chain = names::frontend_id(&first);
+        assert_eq!(chain, names::frontend_id(&second));
+        let two = ["10.42.0.5:80", "10.42.0.6:80"];
+        let dest = || addrs(&["192.0.2.10"]);
+        let errs = errors(vec![
+            fe(&first, dest(), 80, &two),
+            fe(&second, dest(), 81, &two),
+        ]);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].contains(&format!("{first:?}"))
+                && errs[0].contains(&format!("{second:?}"))
+                && errs[0].contains(&chain),
+            "{errs:?}"
+        );
+        // Different names that only sanitize alike are fine (the hash keeps them apart).
+        assert_eq!(
+            errors(vec![
+                fe("ns/a!b", dest(), 80, &two),
+                fe("ns/a?b", dest(), 81, &two)
+            ]),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
     fn table_names() {
         for ok in ["dualstack", "ds-test_1", "a"] {
             assert_eq!(validate_table_name(ok), Ok(()), "{ok}");
