@@ -400,6 +400,7 @@ fn record(health: &Health, result: Result<SyncReport, SyncFailure>, took: Durati
             let kind = match &report.kind {
                 SyncKind::Full(_) => "full",
                 SyncKind::Incremental { .. } => "incremental",
+                SyncKind::Difference { .. } => "difference",
                 SyncKind::Unchanged => "unchanged",
                 SyncKind::NotProgrammed => "not-programmed",
             };

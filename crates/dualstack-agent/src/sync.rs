@@ -71,6 +71,15 @@ pub enum SyncKind {
         /// Frontends put in (new versions of changed ones included).
         added: usize,
     },
+    /// Many changes sent as only their difference, in one transaction, because the kernel
+    /// proved the table is exactly as this agent's last transaction left it (netlink: the
+    /// batch carried that generation id; nothing else had committed since).
+    Difference {
+        /// Frontends taken out (old versions of changed ones included).
+        removed: usize,
+        /// Frontends put in (new versions of changed ones included).
+        added: usize,
+    },
     /// The kernel already had exactly these frontends; nothing ran.
     Unchanged,
     /// `kube-proxy` mode: the agent programs nothing.
@@ -118,6 +127,10 @@ impl fmt::Display for SyncReport {
             SyncKind::Incremental { removed, added } => {
                 format!("incremental sync ({removed} removed, {added} added)")
             }
+            SyncKind::Difference { removed, added } => format!(
+                "difference sync (many changes; nothing else changed nf_tables since our \
+                 last sync, so only the difference was sent: {removed} removed, {added} added)"
+            ),
             SyncKind::Unchanged => "unchanged".to_string(),
             SyncKind::NotProgrammed => {
                 return writeln!(
@@ -421,14 +434,14 @@ impl<D: Dataplane> Syncer<D> {
                     .plane
                     .apply_changes_if_untouched(previous, &remove, &add)
                 {
-                    Ok(true) => Ok(self.changed(ruleset, &remove, &add)),
+                    Ok(true) => Ok(self.changed(ruleset, &remove, &add, true)),
                     Ok(false) => self.full(ruleset, FullReason::ManyChanges),
                     Err(e) => self.full(ruleset, FullReason::IncrementalFailed(e.to_string())),
                 }
             }
             Plan::Incremental { remove, add } => {
                 match self.plane.apply_changes(&remove, &add) {
-                    Ok(()) => Ok(self.changed(ruleset, &remove, &add)),
+                    Ok(()) => Ok(self.changed(ruleset, &remove, &add, false)),
                     // The transaction was atomic, so the table is as before; but replace
                     // it whole rather than trust our memory of it.
                     Err(e) => self.full(ruleset, FullReason::IncrementalFailed(e.to_string())),
@@ -466,16 +479,23 @@ impl<D: Dataplane> Syncer<D> {
         self.full(ruleset, FullReason::Drift(summary)).map(Some)
     }
 
-    /// The report of an incremental transaction that took `ruleset` into the kernel.
-    fn changed(&mut self, ruleset: Ruleset, remove: &[Frontend], add: &[Frontend]) -> SyncReport {
+    /// The report of an incremental transaction (a proven difference for many changes:
+    /// `difference`) that took `ruleset` into the kernel.
+    fn changed(
+        &mut self,
+        ruleset: Ruleset,
+        remove: &[Frontend],
+        add: &[Frontend],
+        difference: bool,
+    ) -> SyncReport {
         self.applied = Some(ruleset.frontends.clone());
-        self.report(
-            SyncKind::Incremental {
-                removed: remove.len(),
-                added: add.len(),
-            },
-            ruleset.frontends,
-        )
+        let (removed, added) = (remove.len(), add.len());
+        let kind = if difference {
+            SyncKind::Difference { removed, added }
+        } else {
+            SyncKind::Incremental { removed, added }
+        };
+        self.report(kind, ruleset.frontends)
     }
 
     fn full(&mut self, ruleset: Ruleset, reason: FullReason) -> Result<SyncReport, AgentError> {

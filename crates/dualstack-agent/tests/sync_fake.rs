@@ -142,11 +142,12 @@ fn many_changes_send_the_difference_only_while_the_table_is_untouched() {
         .unwrap();
     assert_eq!(
         r.kind,
-        SyncKind::Incremental {
+        SyncKind::Difference {
             removed: 0,
             added: 2
         }
     );
+    assert!(r.to_string().contains("difference sync"), "{r}");
     assert_eq!(
         fake.transactions().last(),
         Some(&Transaction::Changes {
@@ -202,7 +203,7 @@ fn many_changes_send_the_difference_only_while_the_table_is_untouched() {
             .unwrap();
         assert_eq!(
             r.kind,
-            SyncKind::Incremental {
+            SyncKind::Difference {
                 removed: 0,
                 added: 2
             }

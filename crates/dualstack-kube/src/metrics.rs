@@ -7,7 +7,7 @@
 //! | `dualstack_reconciles_total` | counter | `outcome` (`synced`, `ignored`, `released`, `not-in-store`, `conflict`, `api`, `convert`) | controller reconciles |
 //! | `dualstack_reconcile_duration_seconds` | histogram | | time per reconcile |
 //! | `dualstack_leader` | gauge | | 1 while this controller replica leads |
-//! | `dualstack_syncs_total` | counter | `kind` (`full`, `incremental`, `unchanged`, `not-programmed`, `error`) | agent data-plane syncs |
+//! | `dualstack_syncs_total` | counter | `kind` (`full`, `incremental`, `difference`, `unchanged`, `not-programmed`, `error`) | agent data-plane syncs |
 //! | `dualstack_sync_duration_seconds` | histogram | `kind` | time per agent sync |
 //! | `dualstack_programmed_frontends` | gauge | `family` (`ipv4`, `ipv6`) | frontends serving that family on this node |
 //! | `dualstack_last_sync_error_timestamp_seconds` | gauge | | Unix time of the last failed sync (0: none) |
@@ -32,7 +32,8 @@ pub struct OutcomeLabel {
 /// Label of the agent's sync counter and histogram.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
-    /// What the sync did (`full`, `incremental`, `unchanged`, `not-programmed`, `error`).
+    /// What the sync did (`full`, `incremental`, `difference`, `unchanged`,
+    /// `not-programmed`, `error`).
     pub kind: String,
 }
 
@@ -270,6 +271,7 @@ mod tests {
         for kind in [
             "full",
             "incremental",
+            "difference",
             "unchanged",
             "not-programmed",
             "error",
