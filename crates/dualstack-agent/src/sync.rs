@@ -420,11 +420,12 @@ impl<D: Dataplane> Syncer<D> {
             // plane proves the kernel still holds what it applied last; then only the
             // difference is sent (the kernel refuses it whole otherwise).
             Plan::Many { .. } if max == 0 => self.full(ruleset, FullReason::ManyChanges),
-            // A difference that more than doubles the table would overflow the maps'
-            // capacity (a full sync declares twice what it fills) and be refused: full.
-            Plan::Many { remove, add }
-                if add.len().saturating_sub(remove.len())
-                    > self.applied.as_ref().map_or(0, Vec::len) =>
+            // A difference that would overflow the maps' capacity would be refused: full.
+            Plan::Many { .. }
+                if dualstack_ruleset::nft::may_outgrow_capacity(
+                    self.applied.as_ref().map_or(0, Vec::len),
+                    ruleset.frontends.len(),
+                ) =>
             {
                 self.full(ruleset, FullReason::ManyChanges)
             }

@@ -163,6 +163,15 @@ pub fn map_capacity(count: usize) -> u32 {
         .unwrap_or(u32::MAX)
 }
 
+/// Whether going from `applied` frontends to `wanted` in one incremental transaction can
+/// take a map past the capacity [`map_capacity`] declared: more than doubling the table
+/// can (each map was sized to twice its count at the last full sync), so such a change
+/// goes out as a full sync, which declares a new capacity, rather than as a batch the
+/// kernel would refuse.
+pub fn may_outgrow_capacity(applied: usize, wanted: usize) -> bool {
+    wanted > applied.saturating_mul(2)
+}
+
 /// What we expect in the kernel for a ruleset: every non-base chain and every element of
 /// our maps. The applier compares it with what `nft -j list table` reports to
 /// detect drift.
