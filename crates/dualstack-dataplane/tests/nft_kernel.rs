@@ -261,7 +261,7 @@ fn shared_range_chains_survive_incremental_changes() {
     }
     let rules = s.ruleset_text();
     assert_eq!(
-        rules.matches("ip saddr != 10.0.1.0/24 drop").count(),
+        rules.matches("ip saddr 10.0.1.0/24 return").count(),
         1,
         "{rules}"
     );

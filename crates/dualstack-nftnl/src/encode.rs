@@ -924,6 +924,16 @@ impl<'a> Encoder<'a> {
                     expr::lookup(&mut e.b, set, REG_1, Some(REG_1), false);
                     e.dnat(*family);
                 });
+                // For a packet crossing a commit (see `Body::Pick`).
+                if let Some(first) = backends.first() {
+                    self.rule(&chain.name, |e| {
+                        expr::meta_load(&mut e.b, MetaKey::L4Proto, REG_1);
+                        expr::cmp(&mut e.b, CmpOp::Eq, REG_1, &[l4proto(*protocol)]);
+                        expr::immediate(&mut e.b, REG_1, &addr_octets(first.addr));
+                        expr::immediate(&mut e.b, REG_2, &first.port.to_be_bytes());
+                        expr::dnat_literal(&mut e.b, nfproto(*family), REG_1, REG_2);
+                    });
+                }
             }
             Body::Allow(family, nets) => self.allow_rule(&chain.name, *family, nets),
         }
@@ -1023,11 +1033,11 @@ impl<'a> Encoder<'a> {
 
     /// `ip|ip6 saddr != { nets } drop`; nft turns a single range into a plain comparison.
     fn allow_rule(&mut self, chain: &str, family: Family, nets: &[IpNet]) {
-        let (offset, alen, key_type, udata) = match family {
-            Family::V4 => (12, 4u32, types::TYPE_IPV4, types::UDATA_SADDR4),
-            Family::V6 => (8, 16u32, types::TYPE_IPV6, types::UDATA_SADDR6),
+        let (offset, alen) = match family {
+            Family::V4 => (12, 4u32),
+            Family::V6 => (8, 16u32),
         };
-        if let [net] = nets {
+        for net in nets {
             let plen = u32::from(net.prefix_len());
             let octets = addr_octets(net.network());
             self.rule(chain, |e| {
@@ -1036,35 +1046,17 @@ impl<'a> Encoder<'a> {
                 if plen.is_multiple_of(8) {
                     let n = plen / 8;
                     expr::payload(b, Base::Network, offset, n, REG_1);
-                    expr::cmp(b, CmpOp::Neq, REG_1, &octets[..n as usize]);
+                    expr::cmp(b, CmpOp::Eq, REG_1, &octets[..n as usize]);
                 } else {
                     expr::payload(b, Base::Network, offset, alen, REG_1);
                     let mask = addr_octets(net.netmask());
                     expr::bitwise(b, REG_1, &mask, &vec![0; mask.len()]);
-                    expr::cmp(b, CmpOp::Neq, REG_1, &octets);
+                    expr::cmp(b, CmpOp::Eq, REG_1, &octets);
                 }
-                expr::verdict(b, expr::VERDICT_DROP);
+                expr::verdict(b, expr::VERDICT_RETURN);
             });
-            return;
         }
-        let elements = interval_elements(nets, alen);
-        let id = self.interval_set(key_type, alen, udata, &elements);
-        self.rule(chain, |e| {
-            e.nfproto_is(family);
-            let b = &mut e.b;
-            expr::payload(b, Base::Network, offset, alen, REG_1);
-            expr::lookup(
-                b,
-                SetRef {
-                    name: "__set%d",
-                    id,
-                },
-                REG_1,
-                None,
-                true,
-            );
-            expr::verdict(b, expr::VERDICT_DROP);
-        });
+        self.rule(chain, |e| expr::verdict(&mut e.b, expr::VERDICT_DROP));
     }
 }
 
@@ -1077,9 +1069,8 @@ struct IntervalElement {
     open: bool,
 }
 
-/// Sorted ranges, adjacent or overlapping ones joined, as start/end elements: an end
-/// element at 0 first when the first range does not start at 0, and no end element after a
-/// range that runs to the top of the address space.
+/// [`interval_elements_of`] of prefixes (the tests' shorthand).
+#[cfg(test)]
 fn interval_elements(nets: &[IpNet], alen: u32) -> Vec<IntervalElement> {
     let ranges: Vec<(u128, u128)> = nets
         .iter()
@@ -1095,7 +1086,9 @@ fn addr_int(a: IpAddr) -> u128 {
     }
 }
 
-/// [`interval_elements`] of inclusive `(first, last)` ranges.
+/// Inclusive `(first, last)` ranges sorted, adjacent or overlapping ones joined, as
+/// start/end elements: an end element at 0 first when the first range does not start at 0,
+/// and no end element after a range that runs to the top of the address space.
 fn interval_elements_of(mut ranges: Vec<(u128, u128)>, alen: u32) -> Vec<IntervalElement> {
     let bits = alen * 8;
     let max: u128 = if bits == 128 {

@@ -21,6 +21,8 @@ pub const fn reg32(n: u32) -> u32 {
 
 /// `NF_DROP`.
 pub const VERDICT_DROP: u32 = 0;
+/// `NFT_RETURN` (-5).
+pub const VERDICT_RETURN: u32 = (-5i32) as u32;
 /// `NFT_GOTO` (-4).
 pub const VERDICT_GOTO: u32 = (-4i32) as u32;
 
@@ -189,6 +191,31 @@ pub fn dnat(b: &mut Batch, nfproto: u8, addr_reg: u32, proto_reg: u32) {
     b.u32(2, u32::from(nfproto)); // NFTA_NAT_FAMILY
     b.u32(3, addr_reg); // NFTA_NAT_REG_ADDR_MIN
     b.u32(5, proto_reg); // NFTA_NAT_REG_PROTO_MIN
+    close(b);
+}
+
+/// `dnat ip|ip6 to <addr_reg>:<proto_reg>` with both loaded by [`immediate`]: as nft sends
+/// a literal address and port, with `NF_NAT_RANGE_PROTO_SPECIFIED` in `NFTA_NAT_FLAGS`.
+pub fn dnat_literal(b: &mut Batch, nfproto: u8, addr_reg: u32, proto_reg: u32) {
+    open(b, "nat");
+    b.u32(1, 1); // NFTA_NAT_TYPE: NFT_NAT_DNAT
+    b.u32(2, u32::from(nfproto)); // NFTA_NAT_FAMILY
+    b.u32(3, addr_reg); // NFTA_NAT_REG_ADDR_MIN
+    b.u32(5, proto_reg); // NFTA_NAT_REG_PROTO_MIN
+    b.u32(7, NAT_RANGE_PROTO_SPECIFIED); // NFTA_NAT_FLAGS
+    close(b);
+}
+
+/// `NF_NAT_RANGE_PROTO_SPECIFIED`.
+const NAT_RANGE_PROTO_SPECIFIED: u32 = 0x2;
+
+/// `immediate dreg = data` (a value, not a verdict).
+pub fn immediate(b: &mut Batch, dreg: u32, data: &[u8]) {
+    open(b, "immediate");
+    b.u32(1, dreg); // NFTA_IMMEDIATE_DREG
+    b.nest(2); // NFTA_IMMEDIATE_DATA
+    b.bytes(1, data); // NFTA_DATA_VALUE
+    b.end_nest();
     close(b);
 }
 

@@ -43,8 +43,11 @@
 //! * `fe4-<id>` / `fe6-<id>`, one per frontend and family with several backends: for
 //!   masquerade frontends `meta mark set meta mark | 0x4000`, then
 //!   `dnat ip|ip6 to numgen random mod N map { … }` ([`crate::Selection::Random`]) or
-//!   `jhash ip saddr . th sport mod N seed S map { … }` ([`crate::Selection::Hash`]).
-//! * `allow4-<hash>` / `allow6-<hash>`: `ip saddr != { ranges } drop`, named by a hash of
+//!   `jhash ip saddr . th sport mod N seed S map { … }` ([`crate::Selection::Hash`]),
+//!   then a DNAT to the first backend that only a packet crossing a commit reaches
+//!   ([`Body::Pick`] says why).
+//! * `allow4-<hash>` / `allow6-<hash>`: `ip saddr <range> return` per range, then `drop`
+//!   (comparisons, not an anonymous set: [`Body::Allow`]), named by a hash of
 //!   the (merged) ranges, so all frontends with the same ranges share one chain — typically
 //!   a handful for a whole cluster instead of one per frontend. A family that lists no range
 //!   gets a plain `drop` element instead (so an IPv6 client can never bypass IPv4-only

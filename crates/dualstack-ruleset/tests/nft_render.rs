@@ -185,7 +185,7 @@ fn single_backend_frontends_are_elements_only_and_ranges_are_shared() {
     assert_eq!(exp.chains.len(), 2, "{:?}", exp.chains);
     assert!(exp.chains.iter().all(|c| nft::is_shared_chain(c)));
     let text = nft::render_full(&rs).unwrap();
-    assert_eq!(text.matches("saddr != { 10.0.0.0/8 } drop").count(), 1);
+    assert_eq!(text.matches("ip saddr 10.0.0.0/8 return").count(), 1);
 
     let removal = nft::render_changes("t", &[web(2)], &[]).unwrap();
     assert!(

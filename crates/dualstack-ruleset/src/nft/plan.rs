@@ -12,7 +12,7 @@
 //! | other ranges | key → `goto allow4-<hash>` in `fw-*` | `allow4-<hash>`: shared by every frontend with these ranges |
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use dualstack_addr::Family;
@@ -188,7 +188,16 @@ pub enum Picker {
 pub enum Body {
     /// A frontend's pick among several backends of one family: for masquerade frontends
     /// `meta mark set meta mark | 0x4000`, then
-    /// `meta l4proto P dnat ip|ip6 to <picker> mod N map { i : addr . port, … }`.
+    /// `meta l4proto P dnat ip|ip6 to <picker> mod N map { i : addr . port, … }`, then
+    /// `meta l4proto P dnat ip|ip6 to <first backend>`.
+    ///
+    /// The last rule is for packets that cross a commit, never taken otherwise (`mod N`
+    /// always finds its element). The kernel reads a packet's rules from the generation in
+    /// force when it entered the base chain but looks up sets in the one in force at the
+    /// lookup, and a full sync replaces this chain's rules, whose anonymous map's elements
+    /// are inactive in the new generation: a first packet running the old rule just after
+    /// the flip would find nothing and leave un-NATed (measured: 21 connections refused in
+    /// 1,730 replacements without the rule, none with it; RELIABILITY.md § 3).
     Pick {
         /// The family of every backend in this chain.
         family: Family,
@@ -201,8 +210,13 @@ pub enum Body {
         /// Sorted; element `i` of the map is `backends[i]`.
         backends: Vec<Backend>,
     },
-    /// `ip|ip6 saddr != { nets } drop`, written out only when rendered (frontends sharing
-    /// ranges share the chain, so it is usually written once for many frontends).
+    /// `ip|ip6 saddr <net> return` per allowed net, then `drop`; written out only when
+    /// rendered (frontends sharing ranges share the chain, so it is usually written once
+    /// for many frontends). Prefix comparisons rather than one anonymous set, for the
+    /// reason given at [`Body::Pick`]: a first packet crossing the commit that replaces the
+    /// chain still runs the old rules, and an old set would be empty for it (a dropped
+    /// SYN); a comparison carries its value. The chain is only reached by a connection's
+    /// first packet (`ct state new`), and normalised lists are short.
     Allow(Family, Arc<[IpNet]>),
 }
 
@@ -238,15 +252,24 @@ impl Body {
                     "meta l4proto {protocol} dnat {ip} to {picker} map {{ {} }}",
                     entries.join(", ")
                 ));
+                // Only a packet that crosses a commit replacing this rule gets here (see
+                // `Body::Pick`); a sorted list is never empty.
+                if let Some(first) = backends.first() {
+                    rules.push(format!(
+                        "meta l4proto {protocol} dnat {ip} to {}",
+                        SocketAddr::new(first.addr, first.port)
+                    ));
+                }
                 rules
             }
             Body::Allow(family, nets) => {
-                let list: Vec<String> = nets.iter().map(ToString::to_string).collect();
-                vec![format!(
-                    "{} saddr != {{ {} }} drop",
-                    nft_family_word(*family),
-                    list.join(", ")
-                )]
+                let ip = nft_family_word(*family);
+                let mut rules: Vec<String> = nets
+                    .iter()
+                    .map(|net| format!("{ip} saddr {net} return"))
+                    .collect();
+                rules.push("drop".to_string());
+                rules
             }
         }
     }
