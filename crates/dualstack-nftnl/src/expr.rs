@@ -186,23 +186,30 @@ pub fn lookup(b: &mut Batch, set: SetRef<'_>, sreg: u32, dreg: Option<u32>, inve
 
 /// `nat dnat FAMILY addr_min REG proto_min REG`.
 pub fn dnat(b: &mut Batch, nfproto: u8, addr_reg: u32, proto_reg: u32) {
-    open(b, "nat");
-    b.u32(1, 1); // NFTA_NAT_TYPE: NFT_NAT_DNAT
-    b.u32(2, u32::from(nfproto)); // NFTA_NAT_FAMILY
-    b.u32(3, addr_reg); // NFTA_NAT_REG_ADDR_MIN
-    b.u32(5, proto_reg); // NFTA_NAT_REG_PROTO_MIN
-    close(b);
+    nat_dnat(b, nfproto, addr_reg, proto_reg, None);
 }
 
 /// `dnat ip|ip6 to <addr_reg>:<proto_reg>` with both loaded by [`immediate`]: as nft sends
 /// a literal address and port, with `NF_NAT_RANGE_PROTO_SPECIFIED` in `NFTA_NAT_FLAGS`.
 pub fn dnat_literal(b: &mut Batch, nfproto: u8, addr_reg: u32, proto_reg: u32) {
+    nat_dnat(
+        b,
+        nfproto,
+        addr_reg,
+        proto_reg,
+        Some(NAT_RANGE_PROTO_SPECIFIED),
+    );
+}
+
+fn nat_dnat(b: &mut Batch, nfproto: u8, addr_reg: u32, proto_reg: u32, flags: Option<u32>) {
     open(b, "nat");
     b.u32(1, 1); // NFTA_NAT_TYPE: NFT_NAT_DNAT
     b.u32(2, u32::from(nfproto)); // NFTA_NAT_FAMILY
     b.u32(3, addr_reg); // NFTA_NAT_REG_ADDR_MIN
     b.u32(5, proto_reg); // NFTA_NAT_REG_PROTO_MIN
-    b.u32(7, NAT_RANGE_PROTO_SPECIFIED); // NFTA_NAT_FLAGS
+    if let Some(flags) = flags {
+        b.u32(7, flags); // NFTA_NAT_FLAGS
+    }
     close(b);
 }
 
