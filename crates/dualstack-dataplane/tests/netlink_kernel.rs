@@ -238,6 +238,18 @@ fn realistic() -> Ruleset {
                 Selection::Random,
                 true,
             ),
+            // Two halves of each family merge into everything: no check (a `/0`
+            // comparison would have no bytes to load, and the kernel refuses that).
+            fe(
+                "edge/halves",
+                Destination::AnyLocal,
+                Protocol::Udp,
+                5000,
+                &["0.0.0.0/1", "128.0.0.0/1", "::/1", "8000::/1"],
+                &["10.42.5.1:50", "[fd00:5::1]:50"],
+                Selection::Random,
+                false,
+            ),
             fe(
                 "idle/no-endpoints",
                 Destination::AnyLocal,
@@ -415,12 +427,15 @@ fn arb_frontend(i: usize) -> impl Strategy<Value = Frontend> {
         "10.16.0.0/12",
         "10.1.2.3/32",
         "0.0.0.0/1",
+        "128.0.0.0/1",
         "255.0.0.0/8",
         "fd00::/8",
         "2001:db8::/32",
         "2001:db8:7::/60",
         "fd00::5/128",
         "ffff::/16",
+        "8000::/1",
+        "::/1",
     ]
     .iter()
     .map(|s| s.parse().unwrap())

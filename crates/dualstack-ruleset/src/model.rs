@@ -187,6 +187,46 @@ pub fn allowed_ranges(fe: &Frontend, family: Family) -> Allowed {
         // Already merged (the common case; `aggregate` costs several allocations).
         Allowed::Only(nets)
     } else {
-        Allowed::Only(IpNet::aggregate(&nets))
+        let merged = IpNet::aggregate(&nets);
+        // `0.0.0.0/1` + `128.0.0.0/1` (a common way to write "everything") merge into a
+        // `/0`: no check, as if it had been listed (a `/0` comparison has no bytes to load).
+        if merged.iter().any(|n| n.prefix_len() == 0) {
+            Allowed::Everything
+        } else {
+            Allowed::Only(merged)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_ranges(ranges: &[&str]) -> Frontend {
+        Frontend {
+            name: "default/web:http".into(),
+            destination: Destination::AnyLocal,
+            protocol: Protocol::Tcp,
+            port: 80,
+            source_ranges: ranges.iter().filter_map(|r| r.parse().ok()).collect(),
+            backends: Vec::new(),
+            selection: Selection::Random,
+            masquerade: false,
+        }
+    }
+
+    #[test]
+    fn halves_of_the_address_space_admit_everyone_like_a_slash_zero() {
+        let fe = with_ranges(&["0.0.0.0/1", "128.0.0.0/1", "::/1", "8000::/1"]);
+        assert_eq!(allowed_ranges(&fe, Family::V4), Allowed::Everything);
+        assert_eq!(allowed_ranges(&fe, Family::V6), Allowed::Everything);
+        let fe = with_ranges(&["0.0.0.0/1", "192.0.0.0/2", "10.0.0.0/8"]);
+        assert_eq!(
+            allowed_ranges(&fe, Family::V4),
+            Allowed::Only(vec![
+                "0.0.0.0/1".parse().unwrap(),
+                "192.0.0.0/2".parse().unwrap()
+            ])
+        );
     }
 }
