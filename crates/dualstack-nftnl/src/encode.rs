@@ -844,8 +844,8 @@ impl<'a> Encoder<'a> {
         }
     }
 
-    /// The rules of a frontend or allow chain (anonymous sets declared just before the
-    /// rule that uses them, as nft does).
+    /// The rules of a frontend chain (its anonymous map declared just before the rule that
+    /// uses it, as nft does) or of an allow chain.
     fn chain_rules(&mut self, chain: &Chain) {
         match &chain.body {
             Body::Pick {
@@ -935,7 +935,7 @@ impl<'a> Encoder<'a> {
                     });
                 }
             }
-            Body::Allow(family, nets) => self.allow_rule(&chain.name, *family, nets),
+            Body::Allow(family, nets) => self.allow_rules(&chain.name, *family, nets),
         }
     }
 
@@ -1031,8 +1031,10 @@ impl<'a> Encoder<'a> {
         id
     }
 
-    /// `ip|ip6 saddr != { nets } drop`; nft turns a single range into a plain comparison.
-    fn allow_rule(&mut self, chain: &str, family: Family, nets: &[IpNet]) {
+    /// `ip|ip6 saddr <net> return` per net, then `drop` (see `Body::Allow`): as nft encodes a
+    /// prefix, `n` bytes compared when the length is a multiple of 8, else the whole address
+    /// masked and compared.
+    fn allow_rules(&mut self, chain: &str, family: Family, nets: &[IpNet]) {
         let (offset, alen) = match family {
             Family::V4 => (12, 4u32),
             Family::V6 => (8, 16u32),
