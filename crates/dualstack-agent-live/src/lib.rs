@@ -409,7 +409,10 @@ fn record(health: &Health, result: Result<SyncReport, SyncFailure>, took: Durati
                 report.serving(dualstack_addr::Family::V4),
                 report.serving(dualstack_addr::Family::V6),
             );
-            if report.kind != SyncKind::Unchanged {
+            if !report.excluded.is_empty() {
+                // Frontends left out: said on every sync until renamed, unchanged or not.
+                tracing::warn!(took = ?took, "{}", report.to_string().trim_end());
+            } else if report.kind != SyncKind::Unchanged {
                 tracing::info!(took = ?took, "{}", report.to_string().trim_end());
             }
             health.set_ready(true);

@@ -100,6 +100,9 @@ pub struct SyncReport {
     /// When a decision left this node without frontends: why, one line per distinct reason
     /// ([`why_nothing`]). Empty otherwise, and for syncs that did not decide (resync).
     pub idle: Vec<String>,
+    /// Frontends left out because their generated chain name collides with another's, one
+    /// line per colliding pair ([`leave_out_colliding`]); the rest are programmed.
+    pub excluded: Vec<String>,
 }
 
 impl SyncReport {
@@ -149,6 +152,15 @@ impl fmt::Display for SyncReport {
             self.serving(Family::V4),
             self.serving(Family::V6),
         )?;
+        if !self.excluded.is_empty() {
+            writeln!(
+                f,
+                "  left out (their chain names collide; rename one of each pair):"
+            )?;
+            for line in &self.excluded {
+                writeln!(f, "    - {line}")?;
+            }
+        }
         if self.frontends.is_empty() && !self.idle.is_empty() {
             writeln!(f, "  nothing to program for node {}:", self.node)?;
             for reason in &self.idle {
@@ -182,6 +194,35 @@ impl fmt::Display for SyncReport {
         }
         Ok(())
     }
+}
+
+/// Removes from `frontends` every one whose generated chain name another, differently named
+/// one shares ([`dualstack_ruleset::chain_name_collisions`]), both of each pair, so that no
+/// order of names decides which one wins; returns one line per pair, for the report.
+pub fn leave_out_colliding(frontends: &mut Vec<Frontend>) -> Vec<String> {
+    let pairs = dualstack_ruleset::chain_name_collisions(frontends);
+    if pairs.is_empty() {
+        return Vec::new();
+    }
+    let lines = pairs
+        .iter()
+        .map(|&(a, b)| {
+            format!(
+                "{} and {}: both would be chain id {}",
+                frontends[a].name,
+                frontends[b].name,
+                dualstack_ruleset::names::frontend_id(&frontends[a].name)
+            )
+        })
+        .collect();
+    let out: std::collections::BTreeSet<usize> = pairs.iter().flat_map(|&(a, b)| [a, b]).collect();
+    let mut index = 0;
+    frontends.retain(|_| {
+        let keep = !out.contains(&index);
+        index += 1;
+        keep
+    });
+    lines
 }
 
 /// The ruleset `node` programs for a decision: its frontends in `table`, and the pool
@@ -385,8 +426,19 @@ impl<D: Dataplane> Syncer<D> {
     /// one incremental transaction for a few changes; for many, the difference when the
     /// plane proves its table is as it left it (netlink: nothing committed since, checked
     /// by the kernel), a full one otherwise; a full one when an incremental one is refused.
+    ///
+    /// Frontends whose generated chain names collide are left out and reported
+    /// ([`SyncReport::excluded`]): names can be chosen to collide, and one such pair must
+    /// not stop every other frontend of the node from being programmed.
     pub fn apply(&mut self, mut frontends: Vec<Frontend>) -> Result<SyncReport, AgentError> {
         frontends.sort_by(|a, b| a.name.cmp(&b.name));
+        let excluded = leave_out_colliding(&mut frontends);
+        let mut report = self.apply_sorted(frontends)?;
+        report.excluded = excluded;
+        Ok(report)
+    }
+
+    fn apply_sorted(&mut self, frontends: Vec<Frontend>) -> Result<SyncReport, AgentError> {
         let ruleset = Ruleset {
             table: self.plane.table().to_string(),
             guard: self.guard.clone(),
@@ -521,6 +573,7 @@ impl<D: Dataplane> Syncer<D> {
             kind,
             frontends,
             idle: Vec::new(),
+            excluded: Vec::new(),
         }
     }
 }

@@ -25,6 +25,7 @@ fn reports(snapshot: &Snapshot, config: &Config, now: &str) -> String {
             kind: SyncKind::Full(FullReason::FirstSync),
             frontends: ruleset.frontends,
             idle: why_nothing(&decision, &node.name),
+            excluded: Vec::new(),
         };
         out.push_str(&report.to_string());
     }

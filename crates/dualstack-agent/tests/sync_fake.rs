@@ -295,3 +295,64 @@ fn wanted_is_published_even_when_the_kernel_refuses_and_hashes_like_the_readback
     assert!(syncer.wanted().unwrap().frontends.contains(&c));
     assert_ne!(kernel_hash(&fake), want(&syncer));
 }
+
+/// Two Service names (valid Kubernetes names, one namespace) whose generated chain ids
+/// collide: the same first 40 characters and a 32-bit hash found equal by a birthday
+/// search, as anyone allowed to create two Services could do offline.
+fn colliding_names() -> (String, String) {
+    let prefix = format!("tenant/{}", "a".repeat(33));
+    let mut seen = std::collections::HashMap::new();
+    for i in 0u32..2_000_000 {
+        let name = format!("{prefix}-{i}:http");
+        let id = dualstack_ruleset::names::frontend_id(&name);
+        if let Some(first) = seen.insert(id, name.clone()) {
+            return (first, name);
+        }
+    }
+    panic!("no 32-bit collision among 2,000,000 names");
+}
+
+#[test]
+fn frontends_whose_chain_names_collide_are_left_out_and_the_rest_programmed() {
+    let (first, second) = colliding_names();
+    let fake = Fake::new("dualstack", [ip(NODE4)]);
+    let mut syncer = Syncer::new(fake.clone(), "node-a");
+    let web = frontend("prod/web:http", 80, &["10.42.0.5", "10.42.0.6"]);
+    let x = frontend(&first, 81, &["10.42.1.5", "10.42.1.6"]);
+    let y = frontend(&second, 82, &["10.42.2.5", "10.42.2.6"]);
+    let all = vec![x.clone(), web.clone(), y.clone()];
+    // The data plane's own check refuses the pair: without leaving them out, no sync at all.
+    let whole = dualstack_ruleset::Ruleset {
+        table: "dualstack".into(),
+        guard: Vec::new(),
+        frontends: all.clone(),
+    };
+    assert!(dualstack_ruleset::validate(&whole).is_err());
+
+    let r = syncer.apply(all.clone()).unwrap();
+    assert_eq!(r.kind, SyncKind::Full(FullReason::FirstSync));
+    assert_eq!(r.frontends, vec![web.clone()]);
+    assert_eq!(r.excluded.len(), 1, "{:?}", r.excluded);
+    assert!(
+        r.excluded[0].contains(&first) && r.excluded[0].contains(&second),
+        "{:?}",
+        r.excluded
+    );
+    let text = r.to_string();
+    assert!(text.contains("left out"), "{text}");
+    assert_eq!(goes_to(&fake, 80), dnat(&["10.42.0.5", "10.42.0.6"]));
+    assert_ne!(goes_to(&fake, 81), dnat(&["10.42.1.5", "10.42.1.6"]));
+    assert_ne!(goes_to(&fake, 82), dnat(&["10.42.2.5", "10.42.2.6"]));
+
+    // Still left out, and said, on the next sync (nothing changed for the kernel).
+    let r = syncer.apply(all).unwrap();
+    assert_eq!(r.kind, SyncKind::Unchanged);
+    assert_eq!(r.excluded.len(), 1);
+    // One of them renamed: both are programmed.
+    let y2 = frontend("tenant/y:http", 82, &["10.42.2.5", "10.42.2.6"]);
+    let r = syncer.apply(vec![x, web, y2]).unwrap();
+    assert!(r.excluded.is_empty(), "{:?}", r.excluded);
+    assert_eq!(r.frontends.len(), 3);
+    assert_eq!(goes_to(&fake, 81), dnat(&["10.42.1.5", "10.42.1.6"]));
+    assert_eq!(goes_to(&fake, 82), dnat(&["10.42.2.5", "10.42.2.6"]));
+}

@@ -29,6 +29,6 @@ pub use model::{
     AddressRange, Backend, DEFAULT_TABLE, Destination, Frontend, Protocol, Ruleset, Selection,
 };
 pub use validate::{
-    FRONTEND_NAME_MAX, InvalidRuleset, RulesetError, TABLE_NAME_MAX, validate, validate_frontend,
-    validate_table_name,
+    FRONTEND_NAME_MAX, InvalidRuleset, RulesetError, TABLE_NAME_MAX, chain_name_collisions,
+    validate, validate_frontend, validate_table_name,
 };

@@ -353,10 +353,7 @@ pub fn validate(ruleset: &Ruleset) -> Result<(), InvalidRuleset> {
             });
         }
     }
-    let n = ruleset.frontends.len();
-    let mut names: FastMap<&str, usize> = map_with_capacity(n);
-    // Keyed by what decides the generated id, so no id string is built per frontend.
-    let mut ids: FastMap<(u32, u64), usize> = map_with_capacity(n);
+    let mut names: FastMap<&str, usize> = map_with_capacity(ruleset.frontends.len());
     for (index, fe) in ruleset.frontends.iter().enumerate() {
         errors.extend(validate_frontend(index, fe));
         if fe.name.is_empty() {
@@ -368,17 +365,15 @@ pub fn validate(ruleset: &Ruleset) -> Result<(), InvalidRuleset> {
                 first,
                 second: index,
             });
-        } else if let Some(first) = ids.insert(names::frontend_id_key(&fe.name), index) {
-            let chain = names::frontend_id(&fe.name);
-            // Equal keys, so equal ids unless two readable parts' hashes collided.
-            if names::frontend_id(&ruleset.frontends[first].name) == chain {
-                errors.push(RulesetError::ChainNameCollision {
-                    first: ruleset.frontends[first].name.clone(),
-                    second: fe.name.clone(),
-                    chain,
-                });
-            }
         }
+    }
+    for (first, second) in chain_name_collisions(&ruleset.frontends) {
+        let (first, second) = (&ruleset.frontends[first], &ruleset.frontends[second]);
+        errors.push(RulesetError::ChainNameCollision {
+            first: first.name.clone(),
+            second: second.name.clone(),
+            chain: names::frontend_id(&first.name),
+        });
     }
     errors.extend(overlaps(&ruleset.frontends));
     errors.extend(allow_chain_collisions(&ruleset.frontends));
@@ -387,6 +382,37 @@ pub fn validate(ruleset: &Ruleset) -> Result<(), InvalidRuleset> {
     } else {
         Err(InvalidRuleset(errors))
     }
+}
+
+/// Pairs of frontends `(first, second)` (indexes, `first < second`) with different names
+/// whose generated chain id ([`names::frontend_id`]) is the same: a sanitized readable
+/// part and a 32-bit hash, so names can be chosen to collide (a birthday search over a
+/// few tens of thousands). The agent leaves such frontends out and reports them rather
+/// than let one pair stop the node's every sync; [`validate`] refuses them.
+pub fn chain_name_collisions(frontends: &[Frontend]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    // Keyed by what decides the generated id, so no id string is built per frontend.
+    let mut ids: FastMap<(u32, u64), usize> = map_with_capacity(frontends.len());
+    for (index, fe) in frontends.iter().enumerate() {
+        if fe.name.is_empty() {
+            continue;
+        }
+        let key = names::frontend_id_key(&fe.name);
+        match ids.get(&key) {
+            None => {
+                ids.insert(key, index);
+            }
+            // The same name: a duplicate, reported as such by `validate`.
+            Some(&first) if frontends[first].name == fe.name => {}
+            // Equal keys, so equal ids unless two readable parts' hashes collided.
+            Some(&first) => {
+                if names::frontend_id(&frontends[first].name) == names::frontend_id(&fe.name) {
+                    out.push((first, index));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Frontends whose different source ranges hash to the same shared `allow*` chain name

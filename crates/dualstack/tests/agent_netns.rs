@@ -456,3 +456,95 @@ fn offline_agent_rejects_bad_input_without_touching_the_kernel() {
     let _ = std::fs::remove_file(path);
     let _ = std::fs::remove_file(bad_yaml);
 }
+
+/// Two Service names in one namespace whose generated chain ids collide (the same first 40
+/// characters, a 32-bit hash found equal by a birthday search), with port `http`.
+fn colliding_service_names() -> (String, String) {
+    let base = "a".repeat(33);
+    let mut seen = std::collections::HashMap::new();
+    for i in 0u32..2_000_000 {
+        let name = format!("{base}-{i}");
+        let id = dualstack_ruleset::names::frontend_id(&format!("tenant/{name}:http"));
+        if let Some(first) = seen.insert(id, name.clone()) {
+            return (first, name);
+        }
+    }
+    panic!("no 32-bit collision among 2,000,000 names");
+}
+
+#[test]
+fn offline_agent_leaves_out_services_whose_chain_names_collide_and_serves_the_rest() {
+    if !kernel_tests_enabled(
+        "offline_agent_leaves_out_services_whose_chain_names_collide_and_serves_the_rest",
+    ) {
+        return;
+    }
+    let mut lab = Lab::new().unwrap();
+    lab.add_host("client").unwrap();
+    lab.add_hosts("backend", 2).unwrap();
+    let hosts = lab.hosts();
+    let client = &hosts[0];
+    let _e1 = EchoServer::start(&hosts[1].ns, "b1", 8080).unwrap();
+    let _e2 = EchoServer::start(&hosts[2].ns, "b2", 8080).unwrap();
+    let (first, second) = colliding_service_names();
+    let mut dump = cluster_dump();
+    for (name, port) in [(&first, 8001), (&second, 8002)] {
+        dump = dump
+            .service(
+                svc("tenant", name)
+                    .created("2025-12-01T00:02:00Z")
+                    .lb()
+                    .dual_stack()
+                    .port("http", Tcp, port, 8080),
+            )
+            .slices(
+                slice_for("tenant", name)
+                    .endpoint("10.0.2.2", "node-a")
+                    .endpoint("10.0.3.2", "node-a"),
+            );
+    }
+    let path = std::env::temp_dir().join(format!(
+        "dualstack-agent-test-{}-collide.yaml",
+        std::process::id()
+    ));
+    std::fs::write(&path, dump.to_yaml()).unwrap();
+    let out = agent(
+        &lab.node,
+        &[
+            "--node",
+            "node-a",
+            "--snapshot",
+            path.to_str().unwrap(),
+            "--once",
+            "--now",
+            NOW,
+        ],
+    );
+    let _ = std::fs::remove_file(&path);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "one colliding pair must not stop the sync: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The three Services of `cluster_dump` are programmed, the pair is named and left out.
+    assert!(
+        stdout.contains("full sync: 3 frontend(s)") && stdout.contains("left out"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("tenant/{first}:http"))
+            && stdout.contains(&format!("tenant/{second}:http")),
+        "{stdout}"
+    );
+    for family in Family::BOTH {
+        let to = SocketAddr::new(client.node_addr(family), 80);
+        assert!(tcp_request(&client.ns, to, TIMEOUT).is_ok(), "{to}");
+        let left_out = SocketAddr::new(client.node_addr(family), 8001);
+        assert!(
+            tcp_request(&client.ns, left_out, TIMEOUT).is_err(),
+            "{left_out}"
+        );
+    }
+    agent(&lab.node, &["--cleanup"]);
+}
