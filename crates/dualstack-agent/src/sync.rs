@@ -101,7 +101,7 @@ pub struct SyncReport {
     /// ([`why_nothing`]). Empty otherwise, and for syncs that did not decide (resync).
     pub idle: Vec<String>,
     /// Frontends left out because their generated chain name collides with another's, one
-    /// line per colliding pair ([`leave_out_colliding`]); the rest are programmed.
+    /// line per colliding pair (see [`Syncer::apply`]); the rest are programmed.
     pub excluded: Vec<String>,
 }
 
@@ -199,7 +199,7 @@ impl fmt::Display for SyncReport {
 /// Removes from `frontends` every one whose generated chain name another, differently named
 /// one shares ([`dualstack_ruleset::chain_name_collisions`]), both of each pair, so that no
 /// order of names decides which one wins; returns one line per pair, for the report.
-pub fn leave_out_colliding(frontends: &mut Vec<Frontend>) -> Vec<String> {
+fn leave_out_colliding(frontends: &mut Vec<Frontend>) -> Vec<String> {
     let pairs = dualstack_ruleset::chain_name_collisions(frontends);
     if pairs.is_empty() {
         return Vec::new();
