@@ -20,6 +20,8 @@
 //! netlink and 10 s for `nft`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod reliability;
+
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,6 +31,7 @@ use dualstack_addr::Family;
 use dualstack_dataplane::{Dataplane, Netlink, Nft, Runner};
 use dualstack_ruleset::{Backend, Destination, Frontend, Protocol, Ruleset, Selection};
 use dualstack_testbed::{Lab, Netns, kernel_tests_enabled};
+use reliability::{netns_counter, syn_retransmitted};
 
 const RANDOM_PORT: u16 = 90;
 const HASH_PORT: u16 = 91;
@@ -56,23 +59,6 @@ fn listen() -> std::io::Result<TcpListener> {
     socket.bind(&any.into())?;
     socket.listen(4096)?;
     Ok(socket.into())
-}
-
-/// `field` of the `table` lines of the calling thread's namespace's
-/// `/proc/thread-self/net/netstat`.
-fn netns_counter(table: &str, field: &str) -> u64 {
-    let text = std::fs::read_to_string("/proc/thread-self/net/netstat").unwrap_or_default();
-    let prefix = format!("{table}:");
-    let mut rows = text.lines().filter(|l| l.starts_with(&prefix));
-    let (Some(names), Some(values)) = (rows.next(), rows.next()) else {
-        return 0;
-    };
-    names
-        .split_whitespace()
-        .position(|n| n == field)
-        .and_then(|i| values.split_whitespace().nth(i))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 /// A client and two backends that accept connections and close them at once.
@@ -103,7 +89,7 @@ impl Bed {
         self.lab.hosts()[1..]
             .iter()
             .map(|h| {
-                h.ns.run_in(|| netns_counter("TcpExt", "ListenDrops"))
+                h.ns.run_in(|| netns_counter("netstat", "TcpExt", "ListenDrops").unwrap_or(0))
                     .unwrap()
             })
             .sum()
@@ -183,8 +169,7 @@ const LATE: Duration = Duration::from_millis(900);
 /// New TCP connections to `targets` in turn until `stop`: connect, close.
 fn connect_loop(targets: &[SocketAddr], stop: &AtomicBool) -> Connects {
     let mut out = Connects::default();
-    let retransmitted = || netns_counter("TcpExt", "TCPSynRetrans");
-    let before = retransmitted();
+    let before = syn_retransmitted();
     let mut i = 0usize;
     while !stop.load(Ordering::SeqCst) {
         let to = targets[i % targets.len()];
@@ -206,7 +191,7 @@ fn connect_loop(targets: &[SocketAddr], stop: &AtomicBool) -> Connects {
             Err(e) => out.other.push(format!("{to}: {e}")),
         }
     }
-    out.syn_retransmits = retransmitted() - before;
+    out.syn_retransmits = syn_retransmitted() - before;
     out
 }
 

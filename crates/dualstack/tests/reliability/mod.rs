@@ -427,7 +427,7 @@ fn probe_loop(
 /// A counter of the calling thread's network namespace: `field` of the `table` lines of a
 /// `/proc/thread-self/net/` file (`snmp`: `Tcp` `RetransSegs`; `netstat`: `TcpExt`
 /// `TCPSynRetrans`, SYNs and SYN-ACKs sent again).
-fn netns_counter(file: &str, table: &str, field: &str) -> Option<u64> {
+pub fn netns_counter(file: &str, table: &str, field: &str) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/thread-self/net/{file}")).ok()?;
     let prefix = format!("{table}:");
     let mut rows = text.lines().filter(|l| l.starts_with(&prefix));
@@ -442,7 +442,7 @@ fn retransmitted() -> u64 {
 }
 
 /// SYNs and SYN-ACKs the namespace has sent again so far (`TCPSynRetrans`).
-fn syn_retransmitted() -> u64 {
+pub fn syn_retransmitted() -> u64 {
     netns_counter("netstat", "TcpExt", "TCPSynRetrans").unwrap_or(0)
 }
 
