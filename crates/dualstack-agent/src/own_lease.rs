@@ -65,7 +65,7 @@ pub fn count_own_agent_live(
     let name = Config::lease_name(node);
     let display = format!("{}/{name}", config.lease_namespace);
     let fresh = LeaseSpec {
-        holder_identity: Some(node.to_string()),
+        holder_identity: Some(node.into()),
         lease_duration_seconds: Some(OWN_LEASE_SECONDS),
         renew_time: Some(now),
     };
@@ -76,8 +76,8 @@ pub fn count_own_agent_live(
     let Some(lease) = existing else {
         snapshot.leases.push(Lease {
             metadata: ObjectMeta {
-                name,
-                namespace: config.lease_namespace.clone(),
+                name: name.into(),
+                namespace: config.lease_namespace.as_str().into(),
                 ..ObjectMeta::default()
             },
             spec: fresh,

@@ -10,6 +10,7 @@
 
 use std::net::IpAddr;
 
+use compact_str::CompactString;
 use dualstack_addr::Family;
 use dualstack_ruleset::{Backend, Protocol};
 
@@ -21,7 +22,7 @@ pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 /// A usable backend and the node it runs on (if the slice says).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Located {
-    pub node: Option<String>,
+    pub node: Option<CompactString>,
     pub backend: Backend,
 }
 
@@ -81,12 +82,18 @@ pub(crate) fn backends(
                 continue;
             };
             out.push(Located {
-                node: endpoint.node_name.clone().filter(|n| !n.is_empty()),
+                node: endpoint
+                    .node_name
+                    .as_deref()
+                    .filter(|n| !n.is_empty())
+                    .map(CompactString::from),
                 backend: Backend { addr, port: target },
             });
         }
     }
     out.sort();
     out.dedup();
+    // Kept for the whole decision: no spare capacity (pushes leave up to twice the length).
+    out.shrink_to_fit();
     out
 }

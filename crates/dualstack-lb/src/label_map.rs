@@ -4,19 +4,21 @@
 //! `kubernetes.io/service-name`), and a `BTreeMap` allocates a whole B-tree node (~0.5 kB)
 //! even for one entry: 10 MB of a 10,000-Service dump's 20,000 slices. A vector sorted by key
 //! holds the same map in the same order (lookups are binary searches), and reads, iterates and
-//! serializes as the map did.
+//! serializes as the map did. Keys and values are [`CompactString`]s, like the object fields
+//! (see [`crate::objects`]): most label values are short enough to need no allocation.
 
-use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::fmt;
 
+use compact_str::CompactString;
 use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// A string-to-string map sorted by key, with the read API of `BTreeMap<String, String>`.
+/// A string-to-string map sorted by key, with the read API of `BTreeMap<String, String>`
+/// (keys and values read as `&str`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct LabelMap(Vec<(String, String)>);
+pub struct LabelMap(Vec<(CompactString, CompactString)>);
 
 impl LabelMap {
     /// An empty map.
@@ -24,32 +26,28 @@ impl LabelMap {
         LabelMap(Vec::new())
     }
 
-    fn find<Q: Ord + ?Sized>(&self, key: &Q) -> Result<usize, usize>
-    where
-        String: Borrow<Q>,
-    {
-        self.0.binary_search_by(|(k, _)| k.borrow().cmp(key))
+    fn find(&self, key: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| k.as_str().cmp(key))
     }
 
     /// The value of `key`.
-    pub fn get<Q: Ord + ?Sized>(&self, key: &Q) -> Option<&String>
-    where
-        String: Borrow<Q>,
-    {
-        self.find(key).ok().map(|i| &self.0[i].1)
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.find(key).ok().map(|i| self.0[i].1.as_str())
     }
 
     /// Whether `key` is set.
-    pub fn contains_key<Q: Ord + ?Sized>(&self, key: &Q) -> bool
-    where
-        String: Borrow<Q>,
-    {
+    pub fn contains_key(&self, key: &str) -> bool {
         self.find(key).is_ok()
     }
 
     /// Sets `key` to `value`; returns the value it replaces.
-    pub fn insert(&mut self, key: String, value: String) -> Option<String> {
-        match self.find(key.as_str()) {
+    pub fn insert(
+        &mut self,
+        key: impl Into<CompactString>,
+        value: impl Into<CompactString>,
+    ) -> Option<CompactString> {
+        let (key, value) = (key.into(), value.into());
+        match self.find(&key) {
             Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
             Err(i) => {
                 self.0.insert(i, (key, value));
@@ -59,10 +57,7 @@ impl LabelMap {
     }
 
     /// Removes `key`; returns its value.
-    pub fn remove<Q: Ord + ?Sized>(&mut self, key: &Q) -> Option<String>
-    where
-        String: Borrow<Q>,
-    {
+    pub fn remove(&mut self, key: &str) -> Option<CompactString> {
         self.find(key).ok().map(|i| self.0.remove(i).1)
     }
 
@@ -77,50 +72,50 @@ impl LabelMap {
     }
 
     /// The labels in key order.
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
-        self.0.iter().map(|(k, v)| (k, v))
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     /// The keys in order.
-    pub fn keys(&self) -> impl Iterator<Item = &String> {
-        self.0.iter().map(|(k, _)| k)
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(k, _)| k.as_str())
     }
 
     /// The values in key order.
-    pub fn values(&self) -> impl Iterator<Item = &String> {
-        self.0.iter().map(|(_, v)| v)
+    pub fn values(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(_, v)| v.as_str())
     }
 }
 
-impl<Q: Ord + ?Sized> std::ops::Index<&Q> for LabelMap
-where
-    String: Borrow<Q>,
-{
-    type Output = String;
+impl std::ops::Index<&str> for LabelMap {
+    type Output = CompactString;
 
     /// Panics when `key` is not set, as `BTreeMap`'s index does (for tests and callers that
     /// checked; input-reachable code uses [`LabelMap::get`]).
-    #[allow(clippy::expect_used)] // the documented contract of `Index`
-    fn index(&self, key: &Q) -> &String {
-        self.get(key).expect("no label with this key")
+    #[allow(clippy::panic)] // the documented contract of `Index`
+    fn index(&self, key: &str) -> &CompactString {
+        match self.find(key) {
+            Ok(i) => &self.0[i].1,
+            Err(_) => panic!("no label with key {key:?}"),
+        }
     }
 }
 
 impl<'a> IntoIterator for &'a LabelMap {
-    type Item = (&'a String, &'a String);
+    type Item = (&'a str, &'a str);
     type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (String, String)>,
-        fn(&'a (String, String)) -> (&'a String, &'a String),
+        std::slice::Iter<'a, (CompactString, CompactString)>,
+        fn(&'a (CompactString, CompactString)) -> (&'a str, &'a str),
     >;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter().map(|(k, v)| (k, v))
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 }
 
-impl FromIterator<(String, String)> for LabelMap {
+impl<K: Into<CompactString>, V: Into<CompactString>> FromIterator<(K, V)> for LabelMap {
     /// Later values of a repeated key win, as in a `BTreeMap`.
-    fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> LabelMap {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> LabelMap {
         let mut map = LabelMap::new();
         for (k, v) in iter {
             map.insert(k, v);
@@ -132,13 +127,16 @@ impl FromIterator<(String, String)> for LabelMap {
 
 impl From<BTreeMap<String, String>> for LabelMap {
     fn from(map: BTreeMap<String, String>) -> LabelMap {
-        LabelMap(map.into_iter().collect())
+        LabelMap(map.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
     }
 }
 
 impl From<LabelMap> for BTreeMap<String, String> {
     fn from(map: LabelMap) -> BTreeMap<String, String> {
-        map.0.into_iter().collect()
+        map.0
+            .into_iter()
+            .map(|(k, v)| (k.into_string(), v.into_string()))
+            .collect()
     }
 }
 
@@ -146,7 +144,7 @@ impl Serialize for LabelMap {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.0.len()))?;
         for (k, v) in &self.0 {
-            map.serialize_entry(k, v)?;
+            map.serialize_entry(k.as_str(), v.as_str())?;
         }
         map.end()
     }
@@ -162,7 +160,7 @@ impl<'de> Deserialize<'de> for LabelMap {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<LabelMap, A::Error> {
                 let mut map = LabelMap::new();
-                while let Some((k, v)) = access.next_entry::<String, String>()? {
+                while let Some((k, v)) = access.next_entry::<CompactString, CompactString>()? {
                     map.insert(k, v);
                 }
                 map.0.shrink_to_fit();
@@ -187,10 +185,10 @@ mod tests {
             serde_json::to_string(&ours).unwrap(),
             serde_json::to_string(&btree).unwrap()
         );
-        assert_eq!(ours.get("a").map(String::as_str), Some("again"));
+        assert_eq!(ours.get("a"), Some("again"));
         assert_eq!(ours["c"], "3");
         assert!(ours.contains_key("b") && !ours.contains_key("d"));
-        let keys: Vec<&String> = ours.keys().collect();
+        let keys: Vec<&str> = ours.keys().collect();
         assert_eq!(keys, ["a", "b", "c"]);
         assert_eq!(ours.len(), 3);
         assert!(serde_json::from_str::<LabelMap>(r#"{"a": 1}"#).is_err());
@@ -200,17 +198,11 @@ mod tests {
     fn insert_and_remove_keep_it_sorted() {
         let mut map = LabelMap::new();
         assert!(map.is_empty());
-        assert_eq!(map.insert("z".into(), "1".into()), None);
-        assert_eq!(map.insert("m".into(), "2".into()), None);
-        assert_eq!(map.insert("z".into(), "3".into()), Some("1".into()));
-        let pairs: Vec<(&String, &String)> = map.iter().collect();
-        assert_eq!(
-            pairs,
-            [
-                (&"m".to_string(), &"2".to_string()),
-                (&"z".to_string(), &"3".to_string())
-            ]
-        );
+        assert_eq!(map.insert("z", "1"), None);
+        assert_eq!(map.insert("m", "2"), None);
+        assert_eq!(map.insert("z", "3"), Some("1".into()));
+        let pairs: Vec<(&str, &str)> = map.iter().collect();
+        assert_eq!(pairs, [("m", "2"), ("z", "3")]);
         assert_eq!(map.remove("m"), Some("2".into()));
         assert_eq!(map.remove("m"), None);
         let collected: LabelMap = [("b".to_string(), "x".to_string()), ("a".into(), "y".into())]

@@ -130,7 +130,7 @@ pub(crate) fn node_facts(
 
     let mut pools = BTreeSet::new();
     if let Some(pool) = labels.get(LBPOOL_LABEL).filter(|p| !p.is_empty()) {
-        pools.insert(pool.clone());
+        pools.insert(pool.to_string());
     }
     for (key, value) in labels {
         let pool = key
@@ -145,10 +145,10 @@ pub(crate) fn node_facts(
     }
 
     NodeFacts {
-        name,
+        name: name.to_string(),
         unavailable,
         excluded: labels.contains_key(EXCLUDE_LABEL) && !config.ignore_exclusion_label,
-        enablelb: labels.get(ENABLELB_LABEL).cloned(),
+        enablelb: labels.get(ENABLELB_LABEL).map(str::to_string),
         pools,
         agent_live: lease_state.is_ok(),
         addresses,
@@ -176,7 +176,7 @@ fn network_unavailable(node: &Node) -> Option<DropReason> {
         .iter()
         .find(|c| c.type_ == "NetworkUnavailable" && c.status == "True")
         .map(|c| DropReason::NetworkUnavailable {
-            reason: c.reason.clone(),
+            reason: c.reason.as_deref().map(str::to_string),
         })
 }
 
@@ -187,7 +187,7 @@ fn readiness(node: &Node) -> Option<DropReason> {
         Some(c) => Some(DropReason::NotReady {
             status: match &c.reason {
                 Some(reason) => format!("{}, {reason}", c.status),
-                None => c.status.clone(),
+                None => c.status.to_string(),
             },
         }),
         None => Some(DropReason::NotReady {

@@ -13,9 +13,18 @@
 //! every field whose Kubernetes name holds an acronym carries an explicit `rename`. The
 //! test `tests/openapi_roundtrip.rs` serializes fully populated `k8s-openapi` objects and
 //! checks that every field mirrored here arrives, so a wrong name cannot go unnoticed.
+//!
+//! Strings are [`CompactString`]s: up to 24 bytes live inside the field itself, with no heap
+//! allocation. Almost every string of these objects is that short — names, namespaces,
+//! families, protocols, policies, addresses — and a 10,000-Service dump holds about 300,000
+//! of them, each of which would otherwise be its own allocation of 32 bytes or more (the
+//! offline agent's peak at 10,000 Services fell by 9 MiB, see BENCHMARKS.md). A
+//! `CompactString` reads as a `&str` (`as_str`, `Deref`), compares with `&str`, and is built
+//! from `&str` or `String` with `into()`.
 
 use std::collections::BTreeMap;
 
+use compact_str::CompactString;
 use serde::{Deserialize, Deserializer, Serialize};
 
 pub use crate::label_map::LabelMap;
@@ -37,10 +46,10 @@ where
 pub struct ObjectMeta {
     /// `metadata.name`.
     #[serde(deserialize_with = "null_default")]
-    pub name: String,
+    pub name: CompactString,
     /// `metadata.namespace` (empty for cluster-scoped objects).
     #[serde(deserialize_with = "null_default")]
-    pub namespace: String,
+    pub namespace: CompactString,
     /// `metadata.creationTimestamp` (older Services win port conflicts).
     pub creation_timestamp: Option<Timestamp>,
     /// Set once the object is being deleted (finalizers may keep it visible for a while).
@@ -131,7 +140,7 @@ pub struct LoadBalancerStatus {
 #[serde(rename_all = "camelCase", default)]
 pub struct LoadBalancerIngress {
     /// `ip` (hostname-only entries have none).
-    pub ip: Option<String>,
+    pub ip: Option<CompactString>,
 }
 
 /// `v1 ServiceSpec` (the subset we read).
@@ -140,25 +149,25 @@ pub struct LoadBalancerIngress {
 pub struct ServiceSpec {
     /// `ClusterIP` (the API default), `NodePort`, `LoadBalancer`, `ExternalName`.
     #[serde(rename = "type")]
-    pub type_: Option<String>,
+    pub type_: Option<CompactString>,
     /// `spec.loadBalancerClass`: who implements the Service (ours is configured).
-    pub load_balancer_class: Option<String>,
+    pub load_balancer_class: Option<CompactString>,
     /// Allocated families in order (`IPv4`, `IPv6`); the first is the primary.
     #[serde(deserialize_with = "null_default")]
-    pub ip_families: Vec<String>,
+    pub ip_families: Vec<CompactString>,
     /// `SingleStack` (the API default), `PreferDualStack`, `RequireDualStack`.
-    pub ip_family_policy: Option<String>,
+    pub ip_family_policy: Option<CompactString>,
     /// `spec.clusterIPs`: the allocated ClusterIPs, primary first (`None` for headless).
     #[serde(rename = "clusterIPs", deserialize_with = "null_default")]
-    pub cluster_ips: Vec<String>,
+    pub cluster_ips: Vec<CompactString>,
     /// `spec.ports`.
     #[serde(deserialize_with = "null_default")]
     pub ports: Vec<ServicePort>,
     /// `Cluster` (the API default) or `Local`.
-    pub external_traffic_policy: Option<String>,
+    pub external_traffic_policy: Option<CompactString>,
     /// `spec.loadBalancerSourceRanges`: CIDRs allowed to connect (empty: everyone).
     #[serde(deserialize_with = "null_default")]
-    pub load_balancer_source_ranges: Vec<String>,
+    pub load_balancer_source_ranges: Vec<CompactString>,
     /// `spec.allocateLoadBalancerNodePorts` (read, never needed: we do not use node ports).
     pub allocate_load_balancer_node_ports: Option<bool>,
 }
@@ -168,9 +177,9 @@ pub struct ServiceSpec {
 #[serde(rename_all = "camelCase", default)]
 pub struct ServicePort {
     /// `name` (required when the Service has several ports).
-    pub name: Option<String>,
+    pub name: Option<CompactString>,
     /// `TCP` (the API default), `UDP` or `SCTP`.
-    pub protocol: Option<String>,
+    pub protocol: Option<CompactString>,
     /// `port`: what clients connect to.
     pub port: u16,
     /// `targetPort`: the backend's port number or name.
@@ -186,7 +195,7 @@ pub enum IntOrString {
     /// A port number.
     Int(i64),
     /// A port name.
-    String(String),
+    String(CompactString),
 }
 
 /// `v1 Node`.
@@ -219,12 +228,12 @@ pub struct NodeSpec {
 pub struct Taint {
     /// `key`.
     #[serde(deserialize_with = "null_default")]
-    pub key: String,
+    pub key: CompactString,
     /// `value`.
-    pub value: Option<String>,
+    pub value: Option<CompactString>,
     /// `NoSchedule`, `PreferNoSchedule` or `NoExecute`.
     #[serde(deserialize_with = "null_default")]
-    pub effect: String,
+    pub effect: CompactString,
 }
 
 /// `v1 NodeStatus` (the subset we read).
@@ -245,9 +254,9 @@ pub struct NodeStatus {
 pub struct NodeAddress {
     /// `type`.
     #[serde(rename = "type")]
-    pub type_: String,
+    pub type_: CompactString,
     /// `address`.
-    pub address: String,
+    pub address: CompactString,
 }
 
 /// `v1 NodeCondition` (the subset we read).
@@ -256,11 +265,11 @@ pub struct NodeAddress {
 pub struct NodeCondition {
     /// `type` (`Ready`, `NetworkUnavailable`, …).
     #[serde(rename = "type")]
-    pub type_: String,
+    pub type_: CompactString,
     /// `True`, `False` or `Unknown`.
-    pub status: String,
+    pub status: CompactString,
     /// `reason`, when set.
-    pub reason: Option<String>,
+    pub reason: Option<CompactString>,
 }
 
 /// `discovery.k8s.io/v1 EndpointSlice`.
@@ -270,7 +279,7 @@ pub struct EndpointSlice {
     /// `metadata` (the `kubernetes.io/service-name` label ties it to its Service).
     pub metadata: ObjectMeta,
     /// `IPv4`, `IPv6` or `FQDN`.
-    pub address_type: String,
+    pub address_type: CompactString,
     /// `endpoints`.
     #[serde(deserialize_with = "null_default")]
     pub endpoints: Vec<Endpoint>,
@@ -285,11 +294,11 @@ pub struct EndpointSlice {
 pub struct Endpoint {
     /// `addresses` (the first is used).
     #[serde(deserialize_with = "null_default")]
-    pub addresses: Vec<String>,
+    pub addresses: Vec<CompactString>,
     /// `conditions`.
     pub conditions: EndpointConditions,
     /// `nodeName`: where the endpoint runs (needed for `externalTrafficPolicy: Local`).
-    pub node_name: Option<String>,
+    pub node_name: Option<CompactString>,
 }
 
 /// `discovery.k8s.io/v1 EndpointConditions`; `None` means unknown.
@@ -309,9 +318,9 @@ pub struct EndpointConditions {
 #[serde(rename_all = "camelCase", default)]
 pub struct EndpointPort {
     /// `name`: matches the Service port's name.
-    pub name: Option<String>,
+    pub name: Option<CompactString>,
     /// `protocol`.
-    pub protocol: Option<String>,
+    pub protocol: Option<CompactString>,
     /// `port`: the backend's port number.
     pub port: Option<u16>,
 }
@@ -331,7 +340,7 @@ pub struct Lease {
 #[serde(rename_all = "camelCase", default)]
 pub struct LeaseSpec {
     /// `holderIdentity`: the agent's identity (its node name).
-    pub holder_identity: Option<String>,
+    pub holder_identity: Option<CompactString>,
     /// `leaseDurationSeconds`.
     pub lease_duration_seconds: Option<i64>,
     /// `renewTime`: the agent's last renewal.

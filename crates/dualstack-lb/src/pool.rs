@@ -447,7 +447,7 @@ impl Pool {
             errors.push(PoolError::NoAddresses.to_string());
         }
         Pool {
-            name: object.metadata.name.clone(),
+            name: object.metadata.name.to_string(),
             spans,
             node_selector: object.spec.node_selector.clone(),
             interfaces: object.spec.interfaces.clone(),

@@ -27,7 +27,10 @@ impl ServiceKey {
 
     /// The key of a Service object.
     pub fn of(service: &Service) -> ServiceKey {
-        ServiceKey::new(&service.metadata.namespace, &service.metadata.name)
+        ServiceKey::new(
+            service.metadata.namespace.as_str(),
+            service.metadata.name.as_str(),
+        )
     }
 
     /// Whether this is the key of `namespace`/`name`.

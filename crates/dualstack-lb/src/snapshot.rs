@@ -8,13 +8,14 @@
 //! that appears twice (same kind, namespace and name) is an error, as is text that is not
 //! YAML/JSON or an object of a kind we read whose fields have the wrong type.
 
-use std::collections::BTreeSet;
+use std::collections::HashSet;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::{BufRead, BufReader, Read};
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::objects::{EndpointSlice, Lease, Node, Service};
+use crate::objects::{EndpointSlice, Lease, Node, ObjectMeta, Service};
 use crate::pool::LoadBalancerPool;
 
 /// Everything the decision reads about a cluster. Order does not matter: the decision sorts.
@@ -175,7 +176,10 @@ struct JsonOutline<'a> {
 #[derive(Default)]
 pub(crate) struct Builder {
     snapshot: Snapshot,
-    seen: BTreeSet<(String, String)>,
+    /// A 64-bit hash of the kind and `namespace/name` of every object kept, to refuse
+    /// duplicates without a second copy of every name (60,000 strings in a 10,000-Service
+    /// dump). A hash seen before is confirmed against the objects of that kind.
+    seen: HashSet<u64>,
     /// Whether any document or item had a `kind` (an empty `List` counts): text without one
     /// is not a Kubernetes dump at all (a K3s config, `{}`), and is refused.
     pub(crate) saw_kind: bool,
@@ -287,26 +291,17 @@ impl Builder {
         } else {
             format!("{namespace}/{name}")
         };
-        let snapshot = &mut self.snapshot;
-        match kind.as_str() {
-            "Service" => snapshot
-                .services
-                .push(decode(document, &kind, &display, value)?),
-            "Node" => snapshot
-                .nodes
-                .push(decode(document, &kind, &display, value)?),
-            "EndpointSlice" => snapshot
-                .endpoint_slices
-                .push(decode(document, &kind, &display, value)?),
-            "Lease" => snapshot
-                .leases
-                .push(decode(document, &kind, &display, value)?),
-            crate::pool::POOL_KIND => snapshot
-                .pools
-                .push(decode(document, &kind, &display, value)?),
+        let key = (kind.as_str(), display.as_str());
+        let (seen, snapshot, at) = (&mut self.seen, &mut self.snapshot, document);
+        let kept = match kind.as_str() {
+            "Service" => keep(seen, at, key, value, &mut snapshot.services)?,
+            "Node" => keep(seen, at, key, value, &mut snapshot.nodes)?,
+            "EndpointSlice" => keep(seen, at, key, value, &mut snapshot.endpoint_slices)?,
+            "Lease" => keep(seen, at, key, value, &mut snapshot.leases)?,
+            crate::pool::POOL_KIND => keep(seen, at, key, value, &mut snapshot.pools)?,
             _ => return Ok(()),
-        }
-        if !self.seen.insert((kind.clone(), display.clone())) {
+        };
+        if !kept {
             return Err(SnapshotError::Duplicate {
                 kind,
                 name: display,
@@ -316,10 +311,55 @@ impl Builder {
     }
 }
 
+/// The objects a snapshot keeps, by their metadata.
+trait Object {
+    fn meta(&self) -> &ObjectMeta;
+}
+
+macro_rules! object {
+    ($($t:ty),*) => {$(impl Object for $t {
+        fn meta(&self) -> &ObjectMeta {
+            &self.metadata
+        }
+    })*};
+}
+object!(Service, Node, EndpointSlice, Lease, LoadBalancerPool);
+
+/// Decodes document `document`'s `value` (`key`: its kind and `namespace/name`) and adds it
+/// to `objects`, unless one there has the same `namespace/name` (then `false`). The objects
+/// are compared only when the hash of `key` was seen before.
+fn keep<T: Object + DeserializeOwned>(
+    seen: &mut HashSet<u64>,
+    document: usize,
+    key: (&str, &str),
+    value: Value,
+    objects: &mut Vec<T>,
+) -> Result<bool, SnapshotError> {
+    let object = decode(document, key, value)?;
+    let mut hasher = DefaultHasher::new();
+    key.hash(&mut hasher);
+    if !seen.insert(hasher.finish()) && objects.iter().any(|o| shown_as(o.meta(), key.1)) {
+        return Ok(false);
+    }
+    objects.push(object);
+    Ok(true)
+}
+
+/// Whether an object's `namespace/name` (its name alone when cluster-scoped) is `display`.
+fn shown_as(meta: &ObjectMeta, display: &str) -> bool {
+    if meta.namespace.is_empty() {
+        meta.name == display
+    } else {
+        display
+            .strip_prefix(meta.namespace.as_str())
+            .and_then(|rest| rest.strip_prefix('/'))
+            .is_some_and(|name| meta.name == name)
+    }
+}
+
 fn decode<T: DeserializeOwned>(
     document: usize,
-    kind: &str,
-    name: &str,
+    (kind, name): (&str, &str),
     value: Value,
 ) -> Result<T, SnapshotError> {
     serde_json::from_value(value).map_err(|error| SnapshotError::BadObject {
@@ -400,6 +440,66 @@ metadata:
         let bad = r#"{"kind":"List","items":[{"kind":"Service","metadata":{"name":"w","namespace":"d"},"spec":{"ports":[{"port":"huge"}]}}]}"#;
         let err = Snapshot::parse(bad).unwrap_err().to_string();
         assert!(err.contains("Service d/w"), "{err}");
+    }
+
+    #[test]
+    fn only_the_same_kind_namespace_and_name_is_a_duplicate() {
+        let text = "kind: Service\nmetadata: {name: web, namespace: a}\n---\n\
+            kind: Service\nmetadata: {name: web, namespace: b}\n---\n\
+            kind: EndpointSlice\nmetadata: {name: web, namespace: a}\n---\n\
+            kind: Node\nmetadata: {name: web}\n";
+        let s = Snapshot::parse(text).unwrap();
+        assert_eq!(
+            (s.services.len(), s.endpoint_slices.len(), s.nodes.len()),
+            (2, 1, 1)
+        );
+        let again = format!("{text}---\nkind: Service\nmetadata: {{name: web, namespace: b}}\n");
+        let err = Snapshot::parse(&again).unwrap_err().to_string();
+        assert_eq!(err, "Service b/web appears more than once in the input");
+    }
+
+    #[test]
+    fn a_hash_seen_before_is_checked_against_the_objects() {
+        // As if `b/web` hashed like `a/web`: the names are compared, and it is kept.
+        let object = |ns: &str| -> Value {
+            serde_json::json!({"kind": "Service", "metadata": {"name": "web", "namespace": ns}})
+        };
+        let mut seen = HashSet::new();
+        let mut services: Vec<Service> = Vec::new();
+        assert!(
+            keep(
+                &mut seen,
+                1,
+                ("Service", "a/web"),
+                object("a"),
+                &mut services
+            )
+            .unwrap()
+        );
+        let mut hasher = DefaultHasher::new();
+        ("Service", "b/web").hash(&mut hasher);
+        seen.insert(hasher.finish());
+        assert!(
+            keep(
+                &mut seen,
+                2,
+                ("Service", "b/web"),
+                object("b"),
+                &mut services
+            )
+            .unwrap()
+        );
+        assert!(
+            !keep(
+                &mut seen,
+                3,
+                ("Service", "b/web"),
+                object("b"),
+                &mut services
+            )
+            .unwrap()
+        );
+        assert_eq!(services.len(), 2);
     }
 
     #[test]

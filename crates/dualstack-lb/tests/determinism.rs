@@ -3,6 +3,7 @@
 // Test helpers may panic on fixtures they build themselves.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use dualstack_lb::conditions::ConditionType;
 use dualstack_lb::{Config, Mode, Snapshot, Timestamp, decide, explain};
 use proptest::prelude::*;
 
@@ -121,7 +122,8 @@ fn decide_owned_is_decide() {
 
 /// `decide_for_agent` keeps, exactly as `decide` decides them, everything an agent reads:
 /// every node's frontends, the pool ranges and announcements, the next change, and per
-/// Service its conditions and per-node verdicts (taken, or why not).
+/// Service its `LoadBalancerReady` condition and per-node
+/// verdicts (taken, or why not).
 #[test]
 fn decide_for_agent_keeps_what_agents_read() {
     let now: Timestamp = "2025-04-10T10:00:00Z".parse().unwrap();
@@ -136,12 +138,12 @@ fn decide_for_agent_keeps_what_agents_read() {
                     .iter()
                     .map(|v| (v.node.clone(), v.taken, v.dropped.clone()))
                     .collect();
-                (
-                    s.namespace.clone(),
-                    s.name.clone(),
-                    s.conditions.clone(),
-                    verdicts,
-                )
+                let ready = s
+                    .conditions
+                    .iter()
+                    .find(|c| c.type_ == ConditionType::LoadBalancerReady)
+                    .cloned();
+                (s.namespace.clone(), s.name.clone(), ready, verdicts)
             })
             .collect();
         (

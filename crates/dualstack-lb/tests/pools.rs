@@ -390,7 +390,7 @@ proptest! {
         let template = snapshot.services.iter().find(|s| s.metadata.name == "traefik").unwrap().clone();
         for i in 0..extra {
             let mut s = template.clone();
-            s.metadata.name = format!("extra-{i}");
+            s.metadata.name = format!("extra-{i}").into();
             s.metadata.creation_timestamp = Some(format!("2025-04-07T0{i}:00:00Z").parse().unwrap());
             s.status = Default::default();
             snapshot.services.push(s);

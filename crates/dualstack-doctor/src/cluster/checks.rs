@@ -61,7 +61,7 @@ pub fn pod_cidrs(facts: &ClusterFacts) -> Check {
     for n in &facts.nodes {
         let fams = families(&n.spec.pod_cidrs);
         if n.spec.pod_cidrs.len() == 2 && fams.len() == 2 {
-            orders.push((n.metadata.name.clone(), fams));
+            orders.push((n.metadata.name.to_string(), fams));
         } else {
             single.push(format!(
                 "{} ({})",
@@ -240,7 +240,12 @@ pub fn ip_pools(facts: &ClusterFacts) -> Check {
     let enabled: Vec<(String, Option<IpNet>)> = pools
         .iter()
         .filter(|p| p.spec.disabled != Some(true))
-        .map(|p| (p.metadata.name.clone(), p.spec.cidr.parse::<IpNet>().ok()))
+        .map(|p| {
+            (
+                p.metadata.name.to_string(),
+                p.spec.cidr.parse::<IpNet>().ok(),
+            )
+        })
         .collect();
     let unparsable: Vec<String> = enabled
         .iter()

@@ -96,7 +96,7 @@ pub fn decide_owned(mut snapshot: Snapshot, config: &Config, now: Timestamp) -> 
 
 /// [`decide_owned`] for a node's agent, which reads of a decision only the frontends, the
 /// pool ranges, [`Decision::next_change`] and, to say why a node programs nothing, each
-/// Service's conditions and per-node verdicts (taken, or why not). Those are exactly
+/// Service's `LoadBalancerReady` condition and per-node verdicts (taken, or why not). Those are exactly
 /// [`decide`]'s; of a Service in node mode the rest of its explanation — ingress, Events,
 /// ports, ranges, notes, the addresses and conflicts behind each verdict — is dropped as it
 /// is decided, so 10,000 Services do not hold their explanations at once; and once read, a
@@ -159,20 +159,7 @@ fn decide_with(
         let all = services_in.as_slice();
         order.sort_by(|a, b| priority(&all[*a]).cmp(&priority(&all[*b])));
     }
-    let plans: Vec<Result<Plan, SpecError>> = {
-        let all = services_in.as_slice();
-        let slices = slices_by_service(endpoint_slices.as_slice());
-        order
-            .iter()
-            .map(|&i| &all[i])
-            .map(|s| {
-                let key = (s.metadata.namespace.as_str(), s.metadata.name.as_str());
-                spec::plan(s, slices.get(&key).map(Vec::as_slice).unwrap_or_default())
-            })
-            .collect()
-    };
-    // The plans hold what the Services need of their slices.
-    drop(endpoint_slices);
+    let plans = plan_all(services_in.as_slice(), &order, endpoint_slices);
 
     // Pool mode: allocation over every owned Service at once (no pool: nothing changes).
     let mut pools: Vec<Pool> = snapshot.pools.iter().map(Pool::from_object).collect();
@@ -314,10 +301,15 @@ fn thin_for_agent(service: &mut Service) {
 }
 
 /// Drops what an agent never reads of a node-mode Service's decision ([`decide_for_agent`]):
-/// it keeps the conditions and each node verdict's node, `taken` and `dropped`.
+/// it keeps the `LoadBalancerReady` condition and each node verdict's node, `taken` and
+/// `dropped`.
 fn trim_for_agent(decision: &mut ServiceDecision) {
     decision.ingress = Vec::new();
     decision.events = Vec::new();
+    decision
+        .conditions
+        .retain(|c| c.type_ == ConditionType::LoadBalancerReady);
+    decision.conditions.shrink_to_fit();
     let why = &mut decision.why;
     why.load_balancer_class = None;
     why.families = Vec::new();
@@ -332,24 +324,55 @@ fn trim_for_agent(decision: &mut ServiceDecision) {
     }
 }
 
-/// EndpointSlices by `(namespace, service name)`, each list sorted by slice name (same input
-/// in any order).
-fn slices_by_service(
-    endpoint_slices: &[EndpointSlice],
-) -> BTreeMap<(&str, &str), Vec<&EndpointSlice>> {
-    let mut slices: BTreeMap<(&str, &str), Vec<&EndpointSlice>> = BTreeMap::new();
-    for slice in endpoint_slices {
-        if let Some(service) = slice.metadata.labels.get(SERVICE_NAME_LABEL) {
-            slices
-                .entry((slice.metadata.namespace.as_str(), service.as_str()))
-                .or_default()
-                .push(slice);
+/// The plan of every Service in `order` (indexes into `services`), read with its
+/// EndpointSlices. Handed over, the slices are emptied of their endpoints and ports as soon as
+/// their Service is planned (a Service's plan holds what it needs of them), so the slices and
+/// the plans of a large cluster are not all held at once; the rest is dropped at the end.
+fn plan_all(
+    services: &[Service],
+    order: &[usize],
+    mut endpoint_slices: Slices<'_, EndpointSlice>,
+) -> Vec<Result<Plan, SpecError>> {
+    let index = slices_by_service(endpoint_slices.as_slice());
+    let mut plans = Vec::with_capacity(order.len());
+    for service in order.iter().map(|&i| &services[i]) {
+        let key = Some((
+            service.metadata.namespace.as_str(),
+            service.metadata.name.as_str(),
+        ));
+        let all = endpoint_slices.as_slice();
+        let start = index.partition_point(|&i| service_of(&all[i]) < key);
+        let end = start + index[start..].partition_point(|&i| service_of(&all[i]) == key);
+        let mine: Vec<&EndpointSlice> = index[start..end].iter().map(|&i| &all[i]).collect();
+        plans.push(spec::plan(service, &mine));
+        if let Slices::Owned(slices) = &mut endpoint_slices {
+            for &i in &index[start..end] {
+                slices[i].endpoints = Vec::new();
+                slices[i].ports = Vec::new();
+            }
         }
     }
-    for list in slices.values_mut() {
-        list.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-    }
-    slices
+    plans
+}
+
+/// The `(namespace, service name)` an EndpointSlice belongs to (`None`: no service label).
+fn service_of(slice: &EndpointSlice) -> Option<(&str, &str)> {
+    let service = slice.metadata.labels.get(SERVICE_NAME_LABEL)?;
+    Some((slice.metadata.namespace.as_str(), service))
+}
+
+/// The indexes of the EndpointSlices that name a Service, sorted by that Service
+/// (`namespace`, then name), then by slice name: each Service's slices are one run, in
+/// slice-name order (the same input in any order).
+fn slices_by_service(endpoint_slices: &[EndpointSlice]) -> Vec<usize> {
+    let mut index: Vec<usize> = (0..endpoint_slices.len())
+        .filter(|&i| service_of(&endpoint_slices[i]).is_some())
+        .collect();
+    index.sort_by(|&a, &b| {
+        let (a, b) = (&endpoint_slices[a], &endpoint_slices[b]);
+        (service_of(a), &a.metadata.name).cmp(&(service_of(b), &b.metadata.name))
+    });
+    index
 }
 
 /// The Services we own (their indices in `services`), and the LoadBalancer Services we do
@@ -362,8 +385,8 @@ fn owned_services(services: &[Service], config: &Config) -> (Vec<usize>, Vec<Ign
             Ok(()) => owned.push(i),
             Err(reason) if service.spec.type_.as_deref() == Some("LoadBalancer") => {
                 ignored.push(IgnoredService {
-                    namespace: service.metadata.namespace.clone(),
-                    name: service.metadata.name.clone(),
+                    namespace: service.metadata.namespace.to_string(),
+                    name: service.metadata.name.to_string(),
                     reason,
                 });
             }

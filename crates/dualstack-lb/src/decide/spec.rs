@@ -59,6 +59,8 @@ pub(super) fn plan(service: &Service, slices: &[&EndpointSlice]) -> Result<Plan,
         .iter()
         .map(|port| port_plan(port, slices))
         .collect::<Result<Vec<_>, _>>()?;
+    // A collect through `Result` cannot size the vector up front: it starts at 4 entries.
+    ports.shrink_to_fit();
     ports.sort_by(|a, b| a.label.cmp(&b.label));
 
     Ok(Plan {
@@ -72,7 +74,7 @@ pub(super) fn plan(service: &Service, slices: &[&EndpointSlice]) -> Result<Plan,
             .labels
             .get(LBPOOL_LABEL)
             .filter(|p| !p.is_empty())
-            .cloned(),
+            .map(str::to_string),
         notes,
     })
 }
@@ -130,7 +132,12 @@ fn source_ranges(
     families: &[Family],
     notes: &mut Vec<String>,
 ) -> Result<Vec<IpNet>, SpecError> {
-    let mut range_texts: Vec<String> = service.spec.load_balancer_source_ranges.clone();
+    let mut range_texts: Vec<String> = service
+        .spec
+        .load_balancer_source_ranges
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
     if range_texts.is_empty()
         && let Some(annotation) = service.metadata.annotations.get(SOURCE_RANGES_ANNOTATION)
     {
@@ -171,7 +178,7 @@ fn source_ranges(
 fn port_plan(port: &ServicePort, slices: &[&EndpointSlice]) -> Result<PortPlan, SpecError> {
     let proto = protocol(port.protocol.as_deref()).ok_or_else(|| SpecError::Protocol {
         port: port.port,
-        protocol: port.protocol.clone().unwrap_or_default(),
+        protocol: port.protocol.as_deref().unwrap_or_default().to_string(),
     })?;
     let label = match port.name.as_deref() {
         Some(name) if !name.is_empty() => name.to_string(),
@@ -188,7 +195,11 @@ fn port_plan(port: &ServicePort, slices: &[&EndpointSlice]) -> Result<PortPlan, 
 /// The explanation of `service` before its spec is read: class, age and policies.
 pub(super) fn initial_why(service: &Service) -> ServiceWhy {
     ServiceWhy {
-        load_balancer_class: service.spec.load_balancer_class.clone(),
+        load_balancer_class: service
+            .spec
+            .load_balancer_class
+            .as_deref()
+            .map(str::to_string),
         created: service.metadata.creation_timestamp,
         families: Vec::new(),
         // An unknown value is an InvalidSpec condition (from `plan`); shown as the default.

@@ -32,8 +32,8 @@ pub(super) fn outcome(
 ) -> ServiceDecision {
     let conditions = vec![ready, conflict];
     ServiceDecision {
-        namespace: service.metadata.namespace.clone(),
-        name: service.metadata.name.clone(),
+        namespace: service.metadata.namespace.to_string(),
+        name: service.metadata.name.to_string(),
         ingress,
         events: events_for(&conditions),
         conditions,

@@ -11,7 +11,7 @@ pub fn publish(snapshot: &mut Snapshot, decision: &Decision) {
                 .ingress
                 .iter()
                 .map(|i| LoadBalancerIngress {
-                    ip: Some(i.ip.to_string()),
+                    ip: Some(i.ip.to_string().into()),
                 })
                 .collect();
         }

@@ -66,7 +66,7 @@ pub fn renew_lease(
                 config.lease_namespace
             )
         })?;
-    lease.spec.holder_identity = Some(node.to_string());
+    lease.spec.holder_identity = Some(node.into());
     lease.spec.renew_time = Some(now);
     lease.metadata.annotations.insert(
         ADDRESSES_ANNOTATION.to_string(),
