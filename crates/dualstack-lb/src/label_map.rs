@@ -5,7 +5,9 @@
 //! even for one entry: 10 MB of a 10,000-Service dump's 20,000 slices. A vector sorted by key
 //! holds the same map in the same order (lookups are binary searches), and reads, iterates and
 //! serializes as the map did. Keys and values are [`CompactString`]s, like the object fields
-//! (see [`crate::objects`]): most label values are short enough to need no allocation.
+//! (see [`crate::objects`]): most label values are short enough to need no allocation, and
+//! the longer keys nearly every object carries ([`WELL_KNOWN`], such as an EndpointSlice's
+//! `kubernetes.io/service-name`) point at one constant instead of a copy per object.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -14,6 +16,44 @@ use compact_str::CompactString;
 use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::endpoints::SERVICE_NAME_LABEL;
+use crate::labels::{ENABLELB_LABEL, EXCLUDE_LABEL, LBPOOL_LABEL};
+
+/// Label keys and values longer than a [`CompactString`] holds inline (24 bytes) that most
+/// objects of a large cluster carry. Read from a dump, they are stored as references to
+/// these constants: a 10,000-Service cluster's 20,000 EndpointSlices would otherwise hold
+/// 20,000 heap copies of each of the first three.
+pub const WELL_KNOWN: [&str; 17] = [
+    SERVICE_NAME_LABEL,
+    "endpointslice.kubernetes.io/managed-by",
+    "endpointslice-controller.k8s.io",
+    "service.kubernetes.io/headless",
+    "service.kubernetes.io/service-proxy-name",
+    "app.kubernetes.io/managed-by",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/component",
+    "app.kubernetes.io/part-of",
+    "app.kubernetes.io/version",
+    ENABLELB_LABEL,
+    LBPOOL_LABEL,
+    EXCLUDE_LABEL,
+    "node-role.kubernetes.io/control-plane",
+    "node.kubernetes.io/instance-type",
+    "topology.kubernetes.io/region",
+    "topology.kubernetes.io/zone",
+];
+
+/// `text`, as a reference to its [`WELL_KNOWN`] constant when it is one.
+fn well_known(text: CompactString) -> CompactString {
+    if !text.is_heap_allocated() {
+        return text;
+    }
+    match WELL_KNOWN.iter().find(|known| **known == text) {
+        Some(known) => CompactString::const_new(known),
+        None => text,
+    }
+}
 
 /// A string-to-string map sorted by key, with the read API of `BTreeMap<String, String>`
 /// (keys and values read as `&str`).
@@ -161,7 +201,7 @@ impl<'de> Deserialize<'de> for LabelMap {
             fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<LabelMap, A::Error> {
                 let mut map = LabelMap::new();
                 while let Some((k, v)) = access.next_entry::<CompactString, CompactString>()? {
-                    map.insert(k, v);
+                    map.insert(well_known(k), well_known(v));
                 }
                 map.0.shrink_to_fit();
                 Ok(map)
@@ -192,6 +232,32 @@ mod tests {
         assert_eq!(keys, ["a", "b", "c"]);
         assert_eq!(ours.len(), 3);
         assert!(serde_json::from_str::<LabelMap>(r#"{"a": 1}"#).is_err());
+    }
+
+    #[test]
+    fn well_known_long_labels_are_not_copied_per_object() {
+        let json = r#"{"kubernetes.io/service-name": "a-service-name-longer-than-24",
+                       "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}"#;
+        let map: LabelMap = serde_json::from_str(json).unwrap();
+        assert_eq!(
+            map.get("kubernetes.io/service-name"),
+            Some("a-service-name-longer-than-24")
+        );
+        assert_eq!(
+            map.get("endpointslice.kubernetes.io/managed-by"),
+            Some("endpointslice-controller.k8s.io")
+        );
+        let heap: Vec<(bool, bool)> = map
+            .0
+            .iter()
+            .map(|(k, v)| (k.is_heap_allocated(), v.is_heap_allocated()))
+            .collect();
+        // Sorted: managed-by first. Only the unknown long value is a heap copy.
+        assert_eq!(heap, [(false, false), (false, true)]);
+        assert!(
+            WELL_KNOWN.iter().all(|k| k.len() > 24),
+            "shorter ones are inline anyway"
+        );
     }
 
     #[test]
