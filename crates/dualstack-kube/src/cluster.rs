@@ -8,6 +8,11 @@
 //! every few seconds or a kubelet heartbeat, which would otherwise make the controller
 //! reconcile every Service several times a minute per node. Lease expiry, which no event
 //! announces, is caught by the controller's periodic requeue.
+//!
+//! The stores keep each object without what nothing here reads ([`trim_for_cache`]): its
+//! `managedFields`, which the API server adds to every object and which is often larger
+//! than the rest of it, and the annotations the decision core drops anyway (kubectl's
+//! `last-applied-configuration` is a whole second copy of the object).
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -15,6 +20,7 @@ use std::sync::Arc;
 
 use dualstack_lb::Snapshot;
 use dualstack_lb::config::LEASE_LABEL;
+use dualstack_lb::objects::ANNOTATION_PREFIXES;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Service};
@@ -241,6 +247,30 @@ fn object_key<K: Resource>(obj: &K) -> String {
     )
 }
 
+/// What a store keeps of an object: all of it but `metadata.managedFields` and the
+/// annotations outside [`ANNOTATION_PREFIXES`] (which the decision core drops on reading,
+/// so nothing it decides changes). Every write we make is a patch, never the cached object.
+pub fn trim_for_cache<K: Resource>(object: &mut K) {
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.retain(|key, _| ANNOTATION_PREFIXES.iter().any(|p| key.starts_with(p)));
+    }
+}
+
+/// `events` into the store of `writer`, each object trimmed first ([`trim_for_cache`]).
+pub(crate) fn cached<K, S>(
+    events: S,
+    writer: reflector::store::Writer<K>,
+) -> impl Stream<Item = watcher::Result<watcher::Event<K>>>
+where
+    K: Resource + Clone,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+    S: Stream<Item = watcher::Result<watcher::Event<K>>>,
+{
+    events.modify(trim_for_cache).reflect(writer)
+}
+
 fn spawn<K, T>(
     kind: &'static str,
     api: Api<K>,
@@ -259,7 +289,7 @@ where
     T: DeserializeOwned + Fingerprint,
 {
     let (reader, writer) = reflector::store();
-    let stream = watcher(api, config).default_backoff().reflect(writer);
+    let stream = cached(watcher(api, config).default_backoff(), writer);
     let tx = Arc::clone(tx);
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
@@ -288,9 +318,10 @@ fn spawn_pools(client: &Client, tx: &Arc<watch::Sender<u64>>) -> Store<DynamicOb
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
     let writer = reflector::store::Writer::new(resource);
     let reader = writer.as_reader();
-    let stream = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .reflect(writer);
+    let stream = cached(
+        watcher(api, watcher::Config::default()).default_backoff(),
+        writer,
+    );
     let tx = Arc::clone(tx);
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
@@ -319,6 +350,49 @@ pub fn change_stream(changes: watch::Receiver<u64>) -> impl Stream<Item = ()> + 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn stores_keep_objects_without_managed_fields_and_foreign_annotations() {
+        let service: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "default", "annotations": {
+                "kubectl.kubernetes.io/last-applied-configuration": "{\"kind\":\"Service\"}",
+                "dualstack.io/addresses": "192.0.2.1",
+                "service.beta.kubernetes.io/load-balancer-source-ranges": "10.0.0.0/8"},
+              "managedFields": [{"manager": "kubectl", "operation": "Apply",
+                                 "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}}]},
+            "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}
+        }))
+        .unwrap();
+        let (reader, writer) = reflector::store();
+        let events = futures::stream::iter([
+            Ok(watcher::Event::Init),
+            Ok(watcher::Event::InitApply(service.clone())),
+            Ok(watcher::Event::InitDone),
+        ]);
+        let seen: Vec<_> = cached(events, writer).collect().await;
+        assert_eq!(seen.len(), 3);
+        let stored = reader.state();
+        assert_eq!(stored.len(), 1);
+        let meta = &stored[0].metadata;
+        assert_eq!(meta.managed_fields, None);
+        let kept: Vec<&str> = meta
+            .annotations
+            .iter()
+            .flatten()
+            .map(|(k, _)| k.as_str())
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                "dualstack.io/addresses",
+                "service.beta.kubernetes.io/load-balancer-source-ranges"
+            ]
+        );
+        // The decision core reads the trimmed object exactly as the original.
+        let core = |s: &Service| convert::<Service, dualstack_lb::objects::Service>(s, "Service");
+        assert_eq!(core(&stored[0]).unwrap(), core(&service).unwrap());
+        assert_eq!(stored[0].spec, service.spec);
+    }
 
     fn lease(renew: &str, addresses: &str) -> Lease {
         serde_json::from_value(serde_json::json!({

@@ -11,8 +11,8 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Service;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::watch;
@@ -104,8 +104,12 @@ pub async fn run(
             let _ = tx.send(true);
         }
         tracing::info!(identity = %settings.identity, "leading: starting the reconciler");
+        // `Controller::new`'s own watch, with its store trimmed like the other reflectors'.
         let services: Api<Service> = Api::all(client.clone());
-        let ctrl = Controller::new(services, watcher::Config::default())
+        let (reader, writer) = reflector::store();
+        let trigger = crate::cluster::cached(watcher(services, watcher::Config::default()), writer)
+            .applied_objects();
+        let ctrl = Controller::for_stream(trigger, reader)
             .with_config(controller::Config::default().debounce(Duration::from_millis(500)));
         let cluster = Cluster {
             services: ctrl.store(),
