@@ -101,7 +101,9 @@ pub struct ServiceDecision {
     pub name: String,
     /// The desired `status.loadBalancer.ingress`, ordered by `spec.ipFamilies`, then address.
     pub ingress: Vec<Ingress>,
-    /// Our conditions: `LoadBalancerReady` and `PortConflict` (and `PrefixMismatch` for prefix-following pools).
+    /// Our conditions: `LoadBalancerReady` and `PortConflict` (and `PrefixMismatch` for
+    /// prefix-following pools). A decision made for an agent ([`crate::decide_for_agent`])
+    /// keeps only `LoadBalancerReady` of a Service in node mode.
     pub conditions: Vec<Condition>,
     /// The Events to record: one `Warning` per problem condition, plus `Normal` prefix steps.
     pub events: Vec<Event>,

@@ -20,8 +20,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::endpoints::SERVICE_NAME_LABEL;
 use crate::labels::{ENABLELB_LABEL, EXCLUDE_LABEL, LBPOOL_LABEL};
 
-/// Label keys and values longer than a [`CompactString`] holds inline (24 bytes) that most
-/// objects of a large cluster carry. Read from a dump, they are stored as references to
+/// Label keys and values longer than a [`CompactString`] holds inline (24 bytes) that many
+/// objects of a large cluster carry (the first three: every EndpointSlice). Read from a dump, they are stored as references to
 /// these constants: a 10,000-Service cluster's 20,000 EndpointSlices would otherwise hold
 /// 20,000 heap copies of each of the first three.
 pub const WELL_KNOWN: [&str; 17] = [

@@ -87,7 +87,10 @@ pub fn decide(snapshot: &Snapshot, config: &Config, now: Timestamp) -> Decision 
 /// [`decide`] for a snapshot nobody needs afterwards (the offline agent): its
 /// EndpointSlices — half of a large dump's objects — are dropped as soon as every Service's
 /// backends are read from them, before the Services are decided, and the rest of the
-/// snapshot when the decision is made. The same decision as [`decide`].
+/// snapshot when the decision is made. The same decision as [`decide`] for a snapshot whose
+/// Services have distinct namespaces and names, as every snapshot read from a dump or built
+/// from the API's stores has (a second Service of the same name would find the first one's
+/// slices already emptied).
 pub fn decide_owned(mut snapshot: Snapshot, config: &Config, now: Timestamp) -> Decision {
     let slices = Slices::Owned(std::mem::take(&mut snapshot.endpoint_slices));
     let services = Slices::Owned(std::mem::take(&mut snapshot.services));
@@ -326,8 +329,9 @@ fn trim_for_agent(decision: &mut ServiceDecision) {
 
 /// The plan of every Service in `order` (indexes into `services`), read with its
 /// EndpointSlices. Handed over, the slices are emptied of their endpoints and ports as soon as
-/// their Service is planned (a Service's plan holds what it needs of them), so the slices and
-/// the plans of a large cluster are not all held at once; the rest is dropped at the end.
+/// their Service is planned (a Service's plan holds what it needs of them), so the slices of
+/// the Services we own and their plans are not all held at once; every slice is dropped at
+/// the end. Each Service's `namespace/name` must be unique (see [`decide_owned`]).
 fn plan_all(
     services: &[Service],
     order: &[usize],
