@@ -23,6 +23,14 @@ use crate::reconcile::{self, Context, Observer};
 /// The leader-election Lease name.
 pub const LEADER_LEASE: &str = "dualstack-controller";
 
+/// How many Services are reconciled at once. Unbounded (kube-runtime's default), a change
+/// that touches every Service starts one reconcile per Service at the same moment, each with
+/// its own status PATCH on its own HTTP/1.1 connection: at 1,000 Services that was about 500
+/// connections to the API server at once, and their buffers and tasks were most of the
+/// controller's memory. A reconcile that reuses the cached decision costs one PATCH, so a
+/// few at a time keep the API server as busy as it can usefully be.
+pub const RECONCILE_CONCURRENCY: u16 = 16;
+
 /// Why the controller stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
@@ -109,8 +117,11 @@ pub async fn run(
         let (reader, writer) = reflector::store();
         let trigger = crate::cluster::cached(watcher(services, watcher::Config::default()), writer)
             .applied_objects();
-        let ctrl = Controller::for_stream(trigger, reader)
-            .with_config(controller::Config::default().debounce(Duration::from_millis(500)));
+        let ctrl = Controller::for_stream(trigger, reader).with_config(
+            controller::Config::default()
+                .debounce(Duration::from_millis(500))
+                .concurrency(RECONCILE_CONCURRENCY),
+        );
         let cluster = Cluster {
             services: ctrl.store(),
             slices: watches.slices.clone(),
