@@ -97,14 +97,14 @@ pub fn decide_owned(mut snapshot: Snapshot, config: &Config, now: Timestamp) -> 
     decide_with(&snapshot, slices, services, Detail::Full, config, now)
 }
 
-/// [`decide_owned`] for a node's agent, which reads of a decision only the frontends, the
-/// pool ranges, [`Decision::next_change`] and, to say why a node programs nothing, each
-/// Service's `LoadBalancerReady` condition and per-node verdicts (taken, or why not). Those are exactly
-/// [`decide`]'s; of a Service in node mode the rest of its explanation — ingress, Events,
-/// ports, ranges, notes, the addresses and conflicts behind each verdict — is dropped as it
-/// is decided, so 10,000 Services do not hold their explanations at once; and once read, a
-/// node-mode Service keeps only the few fields its decision still reads. Pool-mode
-/// Services keep everything (their pool records are built from it).
+/// [`decide_owned`] for a node's agent, which reads of a decision only the frontends, the pool
+/// ranges, [`Decision::next_change`] and, to say why a node programs nothing, each Service's
+/// `LoadBalancerReady` condition and per-node verdicts (taken, or why not). Those are exactly
+/// [`decide`]'s; of a Service in node mode the rest of its explanation — ingress, Events, ports,
+/// ranges, notes, the addresses and conflicts behind each verdict — is dropped as it is decided, so
+/// 10,000 Services do not hold their explanations at once; and once read, a node-mode Service keeps
+/// only the few fields its decision still reads. Pool-mode Services keep everything (their pool
+/// records are built from it).
 pub fn decide_for_agent(mut snapshot: Snapshot, config: &Config, now: Timestamp) -> Decision {
     let slices = Slices::Owned(std::mem::take(&mut snapshot.endpoint_slices));
     let services = Slices::Owned(std::mem::take(&mut snapshot.services));
