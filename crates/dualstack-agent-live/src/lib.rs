@@ -315,7 +315,7 @@ async fn sync_loop(
                 .map_err(SyncFailure::from)
                 .and_then(|snapshot| {
                     let now = clock()?;
-                    tokio::task::block_in_place(|| syncer.sync(&snapshot, &config, now))
+                    tokio::task::block_in_place(|| syncer.sync_owned(snapshot, &config, now))
                         .map_err(SyncFailure::from)
                 });
             if let (Some(wanted), Ok(now)) = (syncer.wanted(), clock()) {

@@ -364,11 +364,12 @@ impl<D: Dataplane> Syncer<D> {
         self.apply_decision(decision)
     }
 
-    /// [`Syncer::sync`] for a snapshot nobody needs afterwards (the offline agent): the
+    /// [`Syncer::sync`] for a snapshot nobody needs afterwards (the offline agent's, read
+    /// from a dump; the live agent's, built from its stores for this one sync): the
     /// snapshot is dropped while deciding ([`dualstack_lb::decide_for_agent`], which also
-    /// keeps only the explanations an agent reads), and the decision as soon as this node's
-    /// frontends are taken out of it, so the apply never holds all three at once.
-    /// Same result as [`Syncer::sync`].
+    /// keeps only this node's frontends and the explanations its agent reads), and the
+    /// decision as soon as this node's frontends are taken out of it, so the apply never
+    /// holds all three at once. Same result as [`Syncer::sync`].
     pub fn sync_owned(
         &mut self,
         snapshot: Snapshot,
@@ -378,7 +379,7 @@ impl<D: Dataplane> Syncer<D> {
         if let Some(done) = self.before_deciding(&snapshot, config)? {
             return Ok(done);
         }
-        let decision = dualstack_lb::decide_for_agent(snapshot, config, now);
+        let decision = dualstack_lb::decide_for_agent(snapshot, config, now, &self.node);
         self.apply_decision(decision)
     }
 

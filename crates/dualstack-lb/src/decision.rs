@@ -18,10 +18,13 @@ use crate::time::Timestamp;
 /// Everything decided for one snapshot.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Decision {
-    /// Services we own, sorted by namespace and name.
+    /// Services we own, sorted by namespace and name. A decision made for one node's agent
+    /// ([`crate::decide_for_agent`]) lists those in node mode only when that node has no
+    /// frontend (their conditions then say why).
     pub services: Vec<ServiceDecision>,
     /// Every node of the snapshot, sorted by name, with the frontends its agent programs
-    /// (none in `kube-proxy` mode).
+    /// (none in `kube-proxy` mode). A decision made for one node's agent lists that node
+    /// only.
     pub nodes: Vec<NodeFrontends>,
     /// `type: LoadBalancer` Services we do not own, and why (for explanations only: they get
     /// no status, no condition and no frontend).
@@ -103,7 +106,8 @@ pub struct ServiceDecision {
     pub ingress: Vec<Ingress>,
     /// Our conditions: `LoadBalancerReady` and `PortConflict` (and `PrefixMismatch` for
     /// prefix-following pools). A decision made for an agent ([`crate::decide_for_agent`])
-    /// keeps only `LoadBalancerReady` of a Service in node mode.
+    /// keeps only `LoadBalancerReady` of a Service in node mode, and of its verdicts only the
+    /// one on the agent's node.
     pub conditions: Vec<Condition>,
     /// The Events to record: one `Warning` per problem condition, plus `Normal` prefix steps.
     pub events: Vec<Event>,

@@ -101,8 +101,10 @@ fn reversed_order_gives_identical_output() {
     }
 }
 
-/// `decide_owned` (the offline agent's: drops the EndpointSlices once read) decides what
-/// `decide` decides, on every fixture, in both modes.
+/// `decide_owned` (the offline agent's: consumes the EndpointSlices as it plans) decides
+/// what `decide` decides, on every fixture in any object order, in both modes — also with
+/// slices nobody owns mixed in: one without the service-name label, and copies of a real
+/// slice renamed to name a Service that sorts before every other and one that sorts after.
 #[test]
 fn decide_owned_is_decide() {
     let now: Timestamp = "2025-04-10T10:00:00Z".parse().unwrap();
@@ -120,22 +122,72 @@ fn decide_owned_is_decide() {
     }
 }
 
-/// `decide_for_agent` keeps, exactly as `decide` decides them, everything an agent reads:
-/// every node's frontends, the pool ranges and announcements, the next change, and per
-/// Service its `LoadBalancerReady` condition and per-node
-/// verdicts (taken, or why not).
+/// Copies of the first slice that belong to no Service of the snapshot.
+fn orphan_slices(snapshot: &Snapshot) -> Vec<dualstack_lb::objects::EndpointSlice> {
+    let Some(first) = snapshot.endpoint_slices.first() else {
+        return Vec::new();
+    };
+    let label = "kubernetes.io/service-name";
+    let mut out = Vec::new();
+    for (slice_name, service) in [
+        ("orphan-a", Some("!first")),
+        ("orphan-z", Some("~last")),
+        ("orphan-none", None),
+    ] {
+        let mut slice = first.clone();
+        slice.metadata.name = slice_name.into();
+        slice.metadata.labels.remove(label);
+        if let Some(service) = service {
+            slice.metadata.labels.insert(label, service);
+        }
+        out.push(slice);
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    #[test]
+    fn decide_owned_is_decide_in_any_order(
+        fixture in 0usize..FIXTURES.len(),
+        kube_proxy in any::<bool>(),
+        keys in proptest::collection::vec(any::<u32>(), 8..64),
+    ) {
+        let (name, text) = FIXTURES[fixture];
+        let mode = if kube_proxy { Mode::KubeProxy } else { Mode::Nftables };
+        let config = Config { default_class: true, mode, ..Config::default() };
+        let now: Timestamp = "2025-04-10T10:00:00Z".parse().unwrap();
+        let mut snapshot = Snapshot::parse(text).unwrap();
+        let orphans = orphan_slices(&snapshot);
+        snapshot.endpoint_slices.extend(orphans);
+        let k = |offset: usize| keys.iter().cycle().skip(offset * 5).take(keys.len()).copied().collect::<Vec<u32>>();
+        snapshot.services = permute(&snapshot.services, &k(0));
+        snapshot.endpoint_slices = permute(&snapshot.endpoint_slices, &k(1));
+        let owned = dualstack_lb::decide_owned(snapshot.clone(), &config, now);
+        prop_assert_eq!(owned, decide(&snapshot, &config, now), "{}", name);
+    }
+}
+
+/// `decide_for_agent` keeps, exactly as `decide` decides them, everything the agent of its
+/// node reads: that node's frontends, the pool ranges and announcements, the next change,
+/// the ignored Services and — when the node has no frontend, to say why — per Service its
+/// `LoadBalancerReady` condition and its verdict on that node (taken, or why not). Run for
+/// every node of every fixture.
 #[test]
 fn decide_for_agent_keeps_what_agents_read() {
     let now: Timestamp = "2025-04-10T10:00:00Z".parse().unwrap();
-    let read = |d: &dualstack_lb::Decision| {
+    let read = |d: &dualstack_lb::Decision, node: &str| {
+        let idle = d.frontends_for(node).is_empty();
         let services: Vec<_> = d
             .services
             .iter()
+            .filter(|_| idle)
             .map(|s| {
                 let verdicts: Vec<_> = s
                     .why
                     .nodes
                     .iter()
+                    .filter(|v| v.node == node)
                     .map(|v| (v.node.clone(), v.taken, v.dropped.clone()))
                     .collect();
                 let ready = s
@@ -147,7 +199,7 @@ fn decide_for_agent_keeps_what_agents_read() {
             })
             .collect();
         (
-            d.nodes.clone(),
+            d.frontends_for(node).to_vec(),
             d.pool_ranges(),
             d.announcements.clone(),
             d.next_change,
@@ -155,6 +207,8 @@ fn decide_for_agent_keeps_what_agents_read() {
             services,
         )
     };
+    let mut idle_nodes = 0;
+    let mut serving_nodes = 0;
     for (name, text) in FIXTURES {
         let snapshot = Snapshot::parse(text).unwrap();
         for (mode, default_class) in [
@@ -167,9 +221,30 @@ fn decide_for_agent_keeps_what_agents_read() {
                 mode,
                 ..Config::default()
             };
-            let agent = dualstack_lb::decide_for_agent(snapshot.clone(), &config, now);
             let full = decide(&snapshot, &config, now);
-            assert_eq!(read(&agent), read(&full), "{name} {mode:?}");
+            for node in &snapshot.nodes {
+                let node = node.metadata.name.as_str();
+                let agent = dualstack_lb::decide_for_agent(snapshot.clone(), &config, now, node);
+                if full.frontends_for(node).is_empty() {
+                    idle_nodes += 1;
+                } else {
+                    serving_nodes += 1;
+                    // Node-mode decisions are gone once the node serves something (pool-mode
+                    // ones stay: their pool records are built from them).
+                    if snapshot.pools.is_empty() {
+                        assert!(agent.services.is_empty(), "{name} {node} {mode:?}");
+                    }
+                }
+                assert_eq!(
+                    read(&agent, node),
+                    read(&full, node),
+                    "{name} {node} {mode:?}"
+                );
+            }
         }
     }
+    assert!(
+        idle_nodes > 0 && serving_nodes > 0,
+        "{idle_nodes} {serving_nodes}"
+    );
 }

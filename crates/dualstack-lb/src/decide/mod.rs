@@ -97,27 +97,41 @@ pub fn decide_owned(mut snapshot: Snapshot, config: &Config, now: Timestamp) -> 
     decide_with(&snapshot, slices, services, Detail::Full, config, now)
 }
 
-/// [`decide_owned`] for a node's agent, which reads of a decision only the frontends, the pool
-/// ranges, [`Decision::next_change`] and, to say why a node programs nothing, each Service's
-/// `LoadBalancerReady` condition and per-node verdicts (taken, or why not). Those are exactly
-/// [`decide`]'s; of a Service in node mode the rest of its explanation — ingress, Events, ports,
-/// ranges, notes, the addresses and conflicts behind each verdict — is dropped as it is decided, so
-/// 10,000 Services do not hold their explanations at once; and once read, a node-mode Service keeps
-/// only the few fields its decision still reads. Pool-mode Services keep everything (their pool
-/// records are built from it).
-pub fn decide_for_agent(mut snapshot: Snapshot, config: &Config, now: Timestamp) -> Decision {
+/// [`decide_owned`] for the agent of `node`, which reads of a decision only its own node's
+/// frontends, the pool ranges and announcements, [`Decision::next_change`] and — only when
+/// the node programs nothing, to say why — each Service's `LoadBalancerReady` condition and
+/// its verdict on this node (taken, or why not). Those are exactly [`decide`]'s. The rest is
+/// not kept: the frontends of other nodes; of a Service in node mode, its whole decision as
+/// soon as this node has a frontend (before that, everything but the condition and this
+/// node's verdict: ingress, Events, ports, ranges, notes, the addresses and conflicts behind
+/// the verdict). So 10,000 Services do not hold their explanations at once, and once read, a
+/// node-mode Service keeps only the few fields its decision still reads. Pool-mode Services
+/// keep everything (their pool records are built from it).
+pub fn decide_for_agent(
+    mut snapshot: Snapshot,
+    config: &Config,
+    now: Timestamp,
+    node: &str,
+) -> Decision {
     let slices = Slices::Owned(std::mem::take(&mut snapshot.endpoint_slices));
     let services = Slices::Owned(std::mem::take(&mut snapshot.services));
-    decide_with(&snapshot, slices, services, Detail::Agent, config, now)
+    decide_with(
+        &snapshot,
+        slices,
+        services,
+        Detail::Agent(node),
+        config,
+        now,
+    )
 }
 
 /// How much of each Service's explanation a decision keeps.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Detail {
+enum Detail<'n> {
     /// Everything ([`decide`]).
     Full,
-    /// What an agent reads ([`decide_for_agent`]).
-    Agent,
+    /// What the agent of this node reads ([`decide_for_agent`]).
+    Agent(&'n str),
 }
 
 /// The snapshot's EndpointSlices or Services, borrowed or handed over (then dropped, or
@@ -142,7 +156,7 @@ fn decide_with(
     snapshot: &Snapshot,
     endpoint_slices: Slices<'_, EndpointSlice>,
     mut services_in: Slices<'_, Service>,
-    detail: Detail,
+    detail: Detail<'_>,
     config: &Config,
     now: Timestamp,
 ) -> Decision {
@@ -178,7 +192,7 @@ fn decide_with(
         let owned: Vec<&Service> = order.iter().map(|&i| &all[i]).collect();
         allocate_pools(&owned, &plans, &pools, &views)
     };
-    if let (Detail::Agent, Slices::Owned(all)) = (detail, &mut services_in) {
+    if let (Detail::Agent(_), Slices::Owned(all)) = (detail, &mut services_in) {
         for (&i, allocation) in order.iter().zip(&allocations) {
             if allocation.is_none() {
                 thin_for_agent(&mut all[i]);
@@ -199,19 +213,20 @@ fn decide_with(
         config,
         pools: &pool_context,
     };
-    let (mut services, frontends, pool_programmed) =
-        decide_in_order(owned, plans, &allocations, &inputs);
+    let decided = decide_in_order(owned, plans, &allocations, &inputs);
+    let (mut services, frontends) = (decided.services, decided.frontends);
     let (pool_addresses, announcements, pool_reports) = finish_pools(
         &mut services,
-        &allocations,
-        pool_programmed,
-        &statuses,
+        &kept(&decided.kept, &allocations),
+        decided.pool_programmed,
+        &kept(&decided.kept, &statuses),
         &PoolsSeen {
             pools: &pools,
             nodes: &nodes,
             views: &views,
         },
     );
+    services.extend(decided.idle);
     let next_change = views.values().filter_map(|v| v.next_change).min();
 
     services.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
@@ -237,7 +252,7 @@ fn decide_with(
 
 /// What every Service is decided against.
 struct Inputs<'a> {
-    detail: Detail,
+    detail: Detail<'a>,
     nodes: &'a [NodeFacts],
     allow_list: bool,
     config: &'a Config,
@@ -250,41 +265,89 @@ type NodeMap = BTreeMap<String, Vec<Frontend>>;
 /// What one Service programs: `(node, frontend)`.
 type Programmed = Vec<(String, Frontend)>;
 
+/// The items of `all` at the indexes `kept`.
+fn kept<'a, T>(kept: &[usize], all: &'a [T]) -> Vec<&'a T> {
+    kept.iter().map(|&i| &all[i]).collect()
+}
+
+/// What [`decide_in_order`] decided.
+struct Decided {
+    /// The decisions kept, in the order of the owned Services: all of them, except for an
+    /// agent, which keeps here only those of pool-mode Services.
+    services: Vec<ServiceDecision>,
+    /// For each of `services`, its index among the owned Services.
+    kept: Vec<usize>,
+    /// An agent's node-mode decisions, trimmed: kept only while its node has no frontend
+    /// (they say why it programs nothing).
+    idle: Vec<ServiceDecision>,
+    /// The frontends per node: every node listed (an agent's only), none in `kube-proxy`
+    /// mode.
+    frontends: NodeMap,
+    /// What each pool-mode Service programs, in order.
+    pool_programmed: Vec<Programmed>,
+}
+
 /// Decides the owned Services in order (oldest first: the claims of each constrain the
-/// next). Returns the decisions, the frontends per node (every node listed; none in
-/// `kube-proxy` mode), and what each pool-mode Service programs.
+/// next).
 fn decide_in_order(
     owned: Vec<&Service>,
     plans: Vec<Result<Plan, SpecError>>,
     allocations: &[Option<Allocation>],
     inputs: &Inputs<'_>,
-) -> (Vec<ServiceDecision>, NodeMap, Vec<Programmed>) {
+) -> Decided {
+    let agent = match inputs.detail {
+        Detail::Agent(node) => Some(node),
+        Detail::Full => None,
+    };
     let mut claims = Claims::new();
     let mut frontends: NodeMap = inputs
         .nodes
         .iter()
+        .filter(|n| agent.is_none_or(|node| n.name == node))
         .map(|n| (n.name.clone(), Vec::new()))
         .collect();
-    let mut services = Vec::with_capacity(owned.len());
-    let mut pool_programmed = Vec::new();
-    for ((service, plan), allocation) in owned.into_iter().zip(plans).zip(allocations) {
+    let mut decided = Decided {
+        services: Vec::with_capacity(if agent.is_some() { 0 } else { owned.len() }),
+        kept: Vec::new(),
+        idle: Vec::new(),
+        frontends: NodeMap::new(),
+        pool_programmed: Vec::new(),
+    };
+    // An agent's node has a frontend: why it programs nothing is no longer asked.
+    let mut serving = false;
+    let items = owned.into_iter().zip(plans).zip(allocations).enumerate();
+    for (i, ((service, plan), allocation)) in items {
         let pool_mode = allocation.as_ref().map(|a| (a, inputs.pools));
         let (mut decision, programmed) =
             decide_service(service, plan, pool_mode, inputs, &mut claims);
-        if inputs.detail == Detail::Agent && allocation.is_none() {
-            trim_for_agent(&mut decision);
-        }
         if allocation.is_some() {
-            pool_programmed.push(programmed.clone());
+            decided.pool_programmed.push(programmed.clone());
         }
         if inputs.config.mode == Mode::Nftables {
             for (node, frontend) in programmed {
-                frontends.entry(node).or_default().push(frontend);
+                if agent.is_none_or(|mine| node == mine) {
+                    frontends.entry(node).or_default().push(frontend);
+                }
             }
         }
-        services.push(decision);
+        match agent {
+            Some(node) if allocation.is_none() => {
+                serving = serving || frontends.get(node).is_some_and(|f| !f.is_empty());
+                if serving {
+                    decided.idle = Vec::new();
+                } else {
+                    trim_for_agent(&mut decision, node);
+                    decided.idle.push(decision);
+                }
+            }
+            _ => {
+                decided.services.push(decision);
+                decided.kept.push(i);
+            }
+        }
     }
-    (services, frontends, pool_programmed)
+    decided.frontends = frontends;
+    decided
 }
 
 /// Drops what a node-mode Service's decision no longer reads once its plan is made and the
@@ -303,10 +366,10 @@ fn thin_for_agent(service: &mut Service) {
     service.status = Default::default();
 }
 
-/// Drops what an agent never reads of a node-mode Service's decision ([`decide_for_agent`]):
-/// it keeps the `LoadBalancerReady` condition and each node verdict's node, `taken` and
-/// `dropped`.
-fn trim_for_agent(decision: &mut ServiceDecision) {
+/// Drops what the agent of `node` never reads of a node-mode Service's decision
+/// ([`decide_for_agent`]): it keeps the `LoadBalancerReady` condition and the verdict on
+/// `node` (its node, `taken` and `dropped`).
+fn trim_for_agent(decision: &mut ServiceDecision, node: &str) {
     decision.ingress = Vec::new();
     decision.events = Vec::new();
     decision
@@ -321,6 +384,8 @@ fn trim_for_agent(decision: &mut ServiceDecision) {
     why.ports = Vec::new();
     why.notes = Vec::new();
     why.prefix_addresses = Vec::new();
+    why.nodes.retain(|v| v.node == node);
+    why.nodes.shrink_to_fit();
     for verdict in &mut why.nodes {
         verdict.addresses = Vec::new();
         verdict.conflicts = Vec::new();
@@ -328,35 +393,81 @@ fn trim_for_agent(decision: &mut ServiceDecision) {
 }
 
 /// The plan of every Service in `order` (indexes into `services`), read with its
-/// EndpointSlices. Handed over, the slices are emptied of their endpoints and ports as soon as
-/// their Service is planned (a Service's plan holds what it needs of them), so the slices of
-/// the Services we own and their plans are not all held at once; every slice is dropped at
-/// the end. Each Service's `namespace/name` must be unique (see [`decide_owned`]).
+/// EndpointSlices, in `order`. Borrowed, the slices are found through a sorted index.
+/// Handed over, they are consumed: see [`plan_consuming`]. Each Service's `namespace/name`
+/// must be unique (see [`decide_owned`]).
 fn plan_all(
     services: &[Service],
     order: &[usize],
-    mut endpoint_slices: Slices<'_, EndpointSlice>,
+    endpoint_slices: Slices<'_, EndpointSlice>,
 ) -> Vec<Result<Plan, SpecError>> {
-    let index = slices_by_service(endpoint_slices.as_slice());
+    let all = match endpoint_slices {
+        Slices::Owned(slices) => return plan_consuming(services, order, slices),
+        Slices::Borrowed(all) => all,
+    };
+    let index = slices_by_service(all);
     let mut plans = Vec::with_capacity(order.len());
     for service in order.iter().map(|&i| &services[i]) {
-        let key = Some((
-            service.metadata.namespace.as_str(),
-            service.metadata.name.as_str(),
-        ));
-        let all = endpoint_slices.as_slice();
+        let key = key_of(service);
         let start = index.partition_point(|&i| service_of(&all[i]) < key);
         let end = start + index[start..].partition_point(|&i| service_of(&all[i]) == key);
         let mine: Vec<&EndpointSlice> = index[start..end].iter().map(|&i| &all[i]).collect();
         plans.push(spec::plan(service, &mine));
-        if let Slices::Owned(slices) = &mut endpoint_slices {
-            for &i in &index[start..end] {
-                slices[i].endpoints = Vec::new();
-                slices[i].ports = Vec::new();
-            }
-        }
     }
     plans
+}
+
+/// How many slices' worth of spare capacity [`plan_consuming`] lets build up before it gives
+/// the memory back (about 100 KB: each shrink is a `realloc` that may copy what is left).
+const SLICES_FREED_AT_ONCE: usize = 512;
+
+/// [`plan_all`] for slices handed over: sorted by their Service in place, then the Services
+/// are planned from the last key to the first, each taking its run of slices off the end of
+/// the vector — so every slice is dropped right after its Service is planned, and the
+/// vector's memory is given back as it empties. The slices of Services we do not own go as
+/// the walk passes them. At 10,000 Services the slices (half of a dump's objects) and the
+/// plans made from them are then never all held at once. The plans come back in `order`.
+fn plan_consuming(
+    services: &[Service],
+    order: &[usize],
+    mut slices: Vec<EndpointSlice>,
+) -> Vec<Result<Plan, SpecError>> {
+    // Unstable sort: in place, no buffer of half the slices. The order of a Service's
+    // slices does not matter (backends are sorted and deduplicated).
+    slices.sort_unstable_by(|a, b| service_of(a).cmp(&service_of(b)));
+    let mut positions: Vec<usize> = (0..order.len()).collect();
+    positions
+        .sort_unstable_by(|&a, &b| key_of(&services[order[b]]).cmp(&key_of(&services[order[a]])));
+    let mut planned = Vec::with_capacity(order.len());
+    for position in positions {
+        let service = &services[order[position]];
+        let key = key_of(service);
+        let mut end = slices.len();
+        while end > 0 && service_of(&slices[end - 1]) > key {
+            end -= 1;
+        }
+        let mut start = end;
+        while start > 0 && service_of(&slices[start - 1]) == key {
+            start -= 1;
+        }
+        let mine: Vec<&EndpointSlice> = slices[start..end].iter().collect();
+        planned.push((position, spec::plan(service, &mine)));
+        slices.truncate(start);
+        if slices.capacity() - slices.len() >= SLICES_FREED_AT_ONCE {
+            slices.shrink_to_fit();
+        }
+    }
+    drop(slices);
+    planned.sort_unstable_by_key(|(position, _)| *position);
+    planned.into_iter().map(|(_, plan)| plan).collect()
+}
+
+/// The `(namespace, name)` a Service's slices name it by.
+fn key_of(service: &Service) -> Option<(&str, &str)> {
+    Some((
+        service.metadata.namespace.as_str(),
+        service.metadata.name.as_str(),
+    ))
 }
 
 /// The `(namespace, service name)` an EndpointSlice belongs to (`None`: no service label).
@@ -470,9 +581,9 @@ struct PoolsSeen<'a> {
 /// reports, with the node verdicts and prefix outcomes of the pool-mode Services updated.
 fn finish_pools(
     services: &mut [ServiceDecision],
-    allocations: &[Option<Allocation>],
+    allocations: &[&Option<Allocation>],
     pool_programmed: Vec<Programmed>,
-    statuses: &[Vec<IpAddr>],
+    statuses: &[&Vec<IpAddr>],
     seen: &PoolsSeen<'_>,
 ) -> (Vec<PoolAddress>, Vec<Announcement>, Vec<PoolReport>) {
     let served: Vec<pool_mode::Served> = services
