@@ -218,7 +218,7 @@ pub fn owner_of(addr: IpAddr) -> String {
     pod_by_addr(addr).map_or_else(|| addr.to_string(), |p| p.name.to_string())
 }
 
-/// The ports each pod serves: every EndpointSlice port of an endpoint that is the pod.
+/// The ports each pod serves: every EndpointSlice port of a usable endpoint that is the pod.
 pub fn pod_ports(
     snapshot: &dualstack_lb::Snapshot,
 ) -> std::collections::BTreeMap<&'static str, Vec<u16>> {
@@ -226,13 +226,11 @@ pub fn pod_ports(
         std::collections::BTreeMap::new();
     for slice in &snapshot.endpoint_slices {
         for endpoint in &slice.endpoints {
-            for addr in endpoint.addresses.iter().filter_map(|a| a.parse().ok()) {
-                if let Some(pod) = pod_by_addr(addr) {
-                    let ports = out.entry(pod.name).or_default();
-                    ports.extend(slice.ports.iter().filter_map(|p| p.port));
-                    ports.sort_unstable();
-                    ports.dedup();
-                }
+            if let Some(pod) = pod_by_addr(endpoint.addr) {
+                let ports = out.entry(pod.name).or_default();
+                ports.extend(slice.ports.iter().filter_map(|p| p.port));
+                ports.sort_unstable();
+                ports.dedup();
             }
         }
     }
@@ -258,13 +256,11 @@ mod tests {
         let mut seen = BTreeSet::new();
         for slice in &snapshot.endpoint_slices {
             for ep in &slice.endpoints {
-                for a in &ep.addresses {
-                    let addr: IpAddr = a.parse().unwrap();
-                    let pod = pod_by_addr(addr)
-                        .unwrap_or_else(|| panic!("{addr} of {} is no pod", slice.metadata.name));
-                    assert_eq!(ep.node_name.as_deref(), Some(pod.node), "{addr}");
-                    seen.insert(pod.name);
-                }
+                let addr = ep.addr;
+                let pod = pod_by_addr(addr)
+                    .unwrap_or_else(|| panic!("{addr} of {} is no pod", slice.name));
+                assert_eq!(ep.node.as_deref(), Some(pod.node), "{addr}");
+                seen.insert(pod.name);
             }
         }
         let all: BTreeSet<&str> = PODS.iter().map(|p| p.name).collect();

@@ -133,7 +133,7 @@ pub struct Watches {
 pub fn start(client: &Client, lease_namespace: &str, with_services: bool) -> Watches {
     let (tx, changes) = watch::channel(0u64);
     let tx = Arc::new(tx);
-    let slices = spawn::<EndpointSlice, dualstack_lb::objects::EndpointSlice>(
+    let slices = spawn::<EndpointSlice, dualstack_lb::SliceBackends>(
         "EndpointSlice",
         Api::all(client.clone()),
         watcher::Config::default(),
@@ -191,7 +191,7 @@ pub trait Fingerprint: Serialize {
 }
 
 impl Fingerprint for dualstack_lb::objects::Service {}
-impl Fingerprint for dualstack_lb::objects::EndpointSlice {}
+impl Fingerprint for dualstack_lb::SliceBackends {}
 impl Fingerprint for dualstack_lb::objects::Node {}
 impl Fingerprint for dualstack_lb::objects::Lease {
     /// An agent renews every few seconds; only a change of holder, duration or reported

@@ -4,17 +4,15 @@
 //! namespace; this covers slices the EndpointSlice controller writes for selector Services
 //! and slices written by hand for Services without a selector. A Service port matches the
 //! slice port with the same name (both empty for a single unnamed port) and protocol; the
-//! slice port's number is the resolved target port, so named `targetPort`s work. An endpoint
-//! is usable when it is ready, or serving and not terminating (unknown `ready` counts as
-//! ready, as kube-proxy does); its first address is used. `FQDN` slices are ignored.
-
-use std::net::IpAddr;
+//! slice port's number is the resolved target port, so named `targetPort`s work. Which
+//! endpoints are usable, and which address of each is used, was settled when the slice was
+//! read ([`crate::slice_backends`]).
 
 use compact_str::CompactString;
-use dualstack_addr::Family;
 use dualstack_ruleset::{Backend, Protocol};
 
-use crate::objects::{EndpointSlice, IntOrString, ServicePort};
+use crate::objects::{IntOrString, ServicePort};
+use crate::slice_backends::SliceBackends;
 
 /// Label that ties an EndpointSlice to its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -40,20 +38,16 @@ pub(crate) fn protocol(name: Option<&str>) -> Option<Protocol> {
 pub(crate) fn backends(
     port: &ServicePort,
     proto: Protocol,
-    slices: &[&EndpointSlice],
+    slices: &[&SliceBackends],
 ) -> Vec<Located> {
     let port_name = port.name.as_deref().unwrap_or_default();
     let mut out = Vec::new();
     for slice in slices {
-        let family = match slice.address_type.as_str() {
-            "IPv4" => Family::V4,
-            "IPv6" => Family::V6,
-            _ => continue,
-        };
-        let Some(slice_port) = slice.ports.iter().find(|p| {
-            p.name.as_deref().unwrap_or_default() == port_name
-                && protocol(p.protocol.as_deref()) == Some(proto)
-        }) else {
+        let Some(slice_port) = slice
+            .ports
+            .iter()
+            .find(|p| p.name == port_name && p.protocol == proto)
+        else {
             continue;
         };
         let target = match (slice_port.port, &port.target_port) {
@@ -65,31 +59,13 @@ pub(crate) fn backends(
             (None, None) => port.port,
             (None, Some(IntOrString::String(_))) => continue,
         };
-        for endpoint in &slice.endpoints {
-            let c = &endpoint.conditions;
-            let ready = c.ready.unwrap_or(true);
-            let serving = c.serving.unwrap_or(ready);
-            let terminating = c.terminating.unwrap_or(false);
-            if !(ready || (serving && !terminating)) {
-                continue;
-            }
-            let Some(addr) = endpoint
-                .addresses
-                .first()
-                .and_then(|a| a.trim().parse::<IpAddr>().ok())
-                .filter(|a| Family::of(*a) == family)
-            else {
-                continue;
-            };
-            out.push(Located {
-                node: endpoint
-                    .node_name
-                    .as_deref()
-                    .filter(|n| !n.is_empty())
-                    .map(CompactString::from),
-                backend: Backend { addr, port: target },
-            });
-        }
+        out.extend(slice.endpoints.iter().map(|endpoint| Located {
+            node: endpoint.node.clone(),
+            backend: Backend {
+                addr: endpoint.addr,
+                port: target,
+            },
+        }));
     }
     out.sort();
     out.dedup();

@@ -195,6 +195,7 @@ pub mod prefix_pool;
 pub mod prefix_state;
 pub mod prefixes;
 pub mod service_key;
+pub mod slice_backends;
 pub mod snapshot;
 mod snapshot_stream;
 pub mod time;
@@ -210,5 +211,6 @@ pub use labels::{
     POOL_LABEL_PREFIX,
 };
 pub use service_key::ServiceKey;
+pub use slice_backends::SliceBackends;
 pub use snapshot::{Snapshot, SnapshotError};
 pub use time::Timestamp;

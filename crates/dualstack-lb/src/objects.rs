@@ -40,6 +40,20 @@ where
     Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
+/// Deserializes a list, `null` as empty, with no spare capacity. Decoded from JSON text
+/// (a streamed dump), a list's length is not known up front and its vector takes room for
+/// four entries at the first: 4.4 MiB more at the offline agent's peak at 10,000 Services,
+/// whose every Service has one port, two families and two ClusterIPs.
+pub fn null_default_list<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    let mut list: Vec<T> = null_default(deserializer)?;
+    list.shrink_to_fit();
+    Ok(list)
+}
+
 /// `metadata` of any object (the subset we read).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -131,7 +145,7 @@ pub struct ServiceStatus {
 #[serde(rename_all = "camelCase", default)]
 pub struct LoadBalancerStatus {
     /// `status.loadBalancer.ingress`.
-    #[serde(deserialize_with = "null_default")]
+    #[serde(deserialize_with = "null_default_list")]
     pub ingress: Vec<LoadBalancerIngress>,
 }
 
@@ -153,20 +167,20 @@ pub struct ServiceSpec {
     /// `spec.loadBalancerClass`: who implements the Service (ours is configured).
     pub load_balancer_class: Option<CompactString>,
     /// Allocated families in order (`IPv4`, `IPv6`); the first is the primary.
-    #[serde(deserialize_with = "null_default")]
+    #[serde(deserialize_with = "null_default_list")]
     pub ip_families: Vec<CompactString>,
     /// `SingleStack` (the API default), `PreferDualStack`, `RequireDualStack`.
     pub ip_family_policy: Option<CompactString>,
     /// `spec.clusterIPs`: the allocated ClusterIPs, primary first (`None` for headless).
-    #[serde(rename = "clusterIPs", deserialize_with = "null_default")]
+    #[serde(rename = "clusterIPs", deserialize_with = "null_default_list")]
     pub cluster_ips: Vec<CompactString>,
     /// `spec.ports`.
-    #[serde(deserialize_with = "null_default")]
+    #[serde(deserialize_with = "null_default_list")]
     pub ports: Vec<ServicePort>,
     /// `Cluster` (the API default) or `Local`.
     pub external_traffic_policy: Option<CompactString>,
     /// `spec.loadBalancerSourceRanges`: CIDRs allowed to connect (empty: everyone).
-    #[serde(deserialize_with = "null_default")]
+    #[serde(deserialize_with = "null_default_list")]
     pub load_balancer_source_ranges: Vec<CompactString>,
     /// `spec.allocateLoadBalancerNodePorts` (read, never needed: we do not use node ports).
     pub allocate_load_balancer_node_ports: Option<bool>,
@@ -218,7 +232,7 @@ pub struct NodeSpec {
     #[serde(deserialize_with = "null_default")]
     pub unschedulable: bool,
     /// `spec.taints`.
-    #[serde(deserialize_with = "null_default")]
+    #[serde(deserialize_with = "null_default_list")]
     pub taints: Vec<Taint>,
 }
 
@@ -241,10 +255,10 @@ pub struct Taint {
 #[serde(rename_all = "camelCase", default)]
 pub struct NodeStatus {
     /// `status.addresses`.
-    #[serde(deserialize_with = "null_default")]
+    #[serde(deserialize_with = "null_default_list")]
     pub addresses: Vec<NodeAddress>,
     /// `status.conditions`.
-    #[serde(deserialize_with = "null_default")]
+    #[serde(deserialize_with = "null_default_list")]
     pub conditions: Vec<NodeCondition>,
 }
 
@@ -281,10 +295,10 @@ pub struct EndpointSlice {
     /// `IPv4`, `IPv6` or `FQDN`.
     pub address_type: CompactString,
     /// `endpoints`.
-    #[serde(deserialize_with = "null_default")]
+    #[serde(deserialize_with = "null_default_list")]
     pub endpoints: Vec<Endpoint>,
     /// `ports`.
-    #[serde(deserialize_with = "null_default")]
+    #[serde(deserialize_with = "null_default_list")]
     pub ports: Vec<EndpointPort>,
 }
 
@@ -293,7 +307,7 @@ pub struct EndpointSlice {
 #[serde(rename_all = "camelCase", default)]
 pub struct Endpoint {
     /// `addresses` (the first is used).
-    #[serde(deserialize_with = "null_default")]
+    #[serde(deserialize_with = "null_default_list")]
     pub addresses: Vec<CompactString>,
     /// `conditions`.
     pub conditions: EndpointConditions,

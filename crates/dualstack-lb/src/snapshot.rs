@@ -8,6 +8,7 @@
 //! that appears twice (same kind, namespace and name) is an error, as is text that is not
 //! YAML/JSON or an object of a kind we read whose fields have the wrong type.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::{BufRead, BufReader, Read};
@@ -15,8 +16,9 @@ use std::io::{BufRead, BufReader, Read};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::objects::{EndpointSlice, Lease, Node, ObjectMeta, Service};
+use crate::objects::{Lease, Node, Service};
 use crate::pool::LoadBalancerPool;
+use crate::slice_backends::SliceBackends;
 
 /// Everything the decision reads about a cluster. Order does not matter: the decision sorts.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -25,8 +27,8 @@ pub struct Snapshot {
     pub services: Vec<Service>,
     /// Every Node.
     pub nodes: Vec<Node>,
-    /// Every EndpointSlice.
-    pub endpoint_slices: Vec<EndpointSlice>,
+    /// Every EndpointSlice, reduced as it was read to what the decision reads of it.
+    pub endpoint_slices: Vec<SliceBackends>,
     /// The agent Leases (others are ignored by name).
     pub leases: Vec<Lease>,
     /// `dualstack.io/v1alpha1 LoadBalancerPool`s; none: node mode for every Service.
@@ -162,8 +164,9 @@ pub(crate) fn is_list_kind(kind: &str) -> bool {
 }
 
 /// The outline of a JSON document: its kind and, for a List, its items as unparsed slices of
-/// the input. Decoding a 10,000-Service dump item by item this way never holds more than one
-/// item's tree next to the typed objects (a whole-document `Value` tree is ~15× the text).
+/// the input. Each item is decoded from its slice straight into its type
+/// ([`Builder::object_text`]), without a tree of values unless it must go the tree's way (a
+/// whole-document `Value` tree is ~15× the text).
 #[derive(serde::Deserialize)]
 struct JsonOutline<'a> {
     #[serde(default)]
@@ -211,9 +214,7 @@ impl Builder {
                 // A typed list (`ServiceList`) may omit each item's kind.
                 let item_kind = kind.strip_suffix("List").unwrap_or_default().to_string();
                 for item in items {
-                    let value: Value =
-                        serde_json::from_str(item.get()).map_err(SnapshotError::Json)?;
-                    self.object(1, value, &item_kind)?;
+                    self.object_text(1, item.get(), &item_kind)?;
                 }
                 Ok(())
             }
@@ -277,7 +278,6 @@ impl Builder {
             .and_then(Value::as_str)
             .unwrap_or(default_kind)
             .to_string();
-        self.saw_kind |= !kind.is_empty();
         let meta = map.get("metadata");
         let field = |key: &str| {
             meta.and_then(|m| m.get(key))
@@ -286,74 +286,195 @@ impl Builder {
                 .to_string()
         };
         let (namespace, name) = (field("namespace"), field("name"));
+        match self.add(document, &kind, &namespace, &name, Input::Tree(value))? {
+            Kept::Added | Kept::NotDecoded => Ok(()),
+            Kept::Duplicate(name) => Err(SnapshotError::Duplicate { kind, name }),
+        }
+    }
+
+    /// [`Builder::object`] for an object given as its JSON text (a List item): it is decoded
+    /// straight into its type, without the tree of values `object` reads, which would be
+    /// built and dropped again for every one of a large dump's objects. Text that does not
+    /// decode that way — not an object, an error, or JSON that only the tree reads the same
+    /// (a repeated key, `metadata` that is not an object) — goes the tree's way, so the
+    /// objects and every error are those of `object`, with one leniency: what is skipped
+    /// unread (a field we do not read, an object of a kind we do not read) is only checked
+    /// to be well-formed JSON as `serde_json` skips it, which lets a lone surrogate escape
+    /// (`"\ud800"`) or nesting deeper than 128 levels pass there.
+    pub(crate) fn object_text(
+        &mut self,
+        document: usize,
+        text: &str,
+        default_kind: &str,
+    ) -> Result<(), SnapshotError> {
+        if let Some(peeked) = peek(text) {
+            let kind = peeked.kind.as_deref().unwrap_or(default_kind);
+            let (namespace, name) = (&peeked.namespace, &peeked.name);
+            match self.add(document, kind, namespace, name, Input::Text(text))? {
+                Kept::Added => return Ok(()),
+                Kept::Duplicate(name) => {
+                    return Err(SnapshotError::Duplicate {
+                        kind: kind.to_string(),
+                        name,
+                    });
+                }
+                Kept::NotDecoded => {}
+            }
+        }
+        let value = serde_json::from_str(text).map_err(SnapshotError::Json)?;
+        self.object(document, value, default_kind)
+    }
+
+    /// Adds the object of kind `kind` named `namespace/name`, if it is of a kind we read.
+    fn add(
+        &mut self,
+        document: usize,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        input: Input<'_>,
+    ) -> Result<Kept, SnapshotError> {
+        self.saw_kind |= !kind.is_empty();
         let display = if namespace.is_empty() {
-            name
+            name.to_string()
         } else {
             format!("{namespace}/{name}")
         };
-        let key = (kind.as_str(), display.as_str());
+        let key = (kind, display.as_str());
         let (seen, snapshot, at) = (&mut self.seen, &mut self.snapshot, document);
-        let kept = match kind.as_str() {
-            "Service" => keep(seen, at, key, value, &mut snapshot.services)?,
-            "Node" => keep(seen, at, key, value, &mut snapshot.nodes)?,
-            "EndpointSlice" => keep(seen, at, key, value, &mut snapshot.endpoint_slices)?,
-            "Lease" => keep(seen, at, key, value, &mut snapshot.leases)?,
-            crate::pool::POOL_KIND => keep(seen, at, key, value, &mut snapshot.pools)?,
-            _ => return Ok(()),
+        let kept = match kind {
+            "Service" => keep(seen, at, key, input, &mut snapshot.services)?,
+            "Node" => keep(seen, at, key, input, &mut snapshot.nodes)?,
+            "EndpointSlice" => keep(seen, at, key, input, &mut snapshot.endpoint_slices)?,
+            "Lease" => keep(seen, at, key, input, &mut snapshot.leases)?,
+            crate::pool::POOL_KIND => keep(seen, at, key, input, &mut snapshot.pools)?,
+            _ => Kept::Added,
         };
-        if !kept {
-            return Err(SnapshotError::Duplicate {
-                kind,
-                name: display,
-            });
-        }
-        Ok(())
+        Ok(match kept {
+            Kept::Duplicate(_) => Kept::Duplicate(display),
+            other => other,
+        })
     }
 }
 
-/// The objects a snapshot keeps, by their metadata.
+/// The kind, namespace and name of the object `text`, read without building anything
+/// (strings are borrowed from the text unless they hold escapes); `None` when the text is
+/// not an object whose `metadata`, if any, is an object or `null` — the tree reads those
+/// differently (serde reads a struct from an array too).
+fn peek(text: &str) -> Option<Peeked<'_>> {
+    if !text.starts_with('{') {
+        return None;
+    }
+    let peek: Peek = serde_json::from_str(text).ok()?;
+    let meta = match peek.metadata {
+        None => PeekMeta::default(),
+        Some(raw) if raw.get() == "null" => PeekMeta::default(),
+        Some(raw) if raw.get().starts_with('{') => serde_json::from_str(raw.get()).ok()?,
+        Some(_) => return None,
+    };
+    Some(Peeked {
+        kind: peek.kind,
+        namespace: meta.namespace.unwrap_or_default(),
+        name: meta.name.unwrap_or_default(),
+    })
+}
+
+/// What [`peek`] found.
+struct Peeked<'a> {
+    kind: Option<Cow<'a, str>>,
+    namespace: Cow<'a, str>,
+    name: Cow<'a, str>,
+}
+
+/// What [`peek`] reads of an object.
+#[derive(serde::Deserialize)]
+struct Peek<'a> {
+    #[serde(default, borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    metadata: Option<&'a serde_json::value::RawValue>,
+}
+
+/// What [`peek`] reads of `metadata`.
+#[derive(Default, serde::Deserialize)]
+struct PeekMeta<'a> {
+    #[serde(default, borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    namespace: Option<Cow<'a, str>>,
+}
+
+/// An object as given: a tree of values, or its JSON text.
+enum Input<'t> {
+    Tree(Value),
+    Text(&'t str),
+}
+
+/// What [`keep`] did with an object.
+enum Kept {
+    /// Added (or of a kind we do not read).
+    Added,
+    /// Not added: one of the same `namespace/name` is there (its display name, once known).
+    Duplicate(String),
+    /// Its text did not decode into its type: nothing was changed.
+    NotDecoded,
+}
+
+/// The objects a snapshot keeps, by their `(namespace, name)`.
 trait Object {
-    fn meta(&self) -> &ObjectMeta;
+    fn key(&self) -> (&str, &str);
 }
 
 macro_rules! object {
     ($($t:ty),*) => {$(impl Object for $t {
-        fn meta(&self) -> &ObjectMeta {
-            &self.metadata
+        fn key(&self) -> (&str, &str) {
+            (&self.metadata.namespace, &self.metadata.name)
         }
     })*};
 }
-object!(Service, Node, EndpointSlice, Lease, LoadBalancerPool);
+object!(Service, Node, Lease, LoadBalancerPool);
 
-/// Decodes document `document`'s `value` (`key`: its kind and `namespace/name`) and adds it
-/// to `objects`, unless one there has the same `namespace/name` (then `false`). The objects
-/// are compared only when the hash of `key` was seen before.
+impl Object for SliceBackends {
+    fn key(&self) -> (&str, &str) {
+        (&self.namespace, &self.name)
+    }
+}
+
+/// Decodes document `document`'s object `input` (`key`: its kind and `namespace/name`) and
+/// adds it to `objects`, unless one there has the same `namespace/name`. The objects are
+/// compared only when the hash of `key` was seen before.
 fn keep<T: Object + DeserializeOwned>(
     seen: &mut HashSet<u64>,
     document: usize,
     key: (&str, &str),
-    value: Value,
+    input: Input<'_>,
     objects: &mut Vec<T>,
-) -> Result<bool, SnapshotError> {
-    let object = decode(document, key, value)?;
+) -> Result<Kept, SnapshotError> {
+    let object = match input {
+        Input::Tree(value) => decode(document, key, value)?,
+        Input::Text(text) => match serde_json::from_str(text) {
+            Ok(object) => object,
+            Err(_) => return Ok(Kept::NotDecoded),
+        },
+    };
     let mut hasher = DefaultHasher::new();
     key.hash(&mut hasher);
-    if !seen.insert(hasher.finish()) && objects.iter().any(|o| shown_as(o.meta(), key.1)) {
-        return Ok(false);
+    if !seen.insert(hasher.finish()) && objects.iter().any(|o| shown_as(o.key(), key.1)) {
+        return Ok(Kept::Duplicate(String::new()));
     }
     objects.push(object);
-    Ok(true)
+    Ok(Kept::Added)
 }
 
 /// Whether an object's `namespace/name` (its name alone when cluster-scoped) is `display`.
-fn shown_as(meta: &ObjectMeta, display: &str) -> bool {
-    if meta.namespace.is_empty() {
-        meta.name == display
+fn shown_as((namespace, name): (&str, &str), display: &str) -> bool {
+    if namespace.is_empty() {
+        name == display
     } else {
         display
-            .strip_prefix(meta.namespace.as_str())
+            .strip_prefix(namespace)
             .and_then(|rest| rest.strip_prefix('/'))
-            .is_some_and(|name| meta.name == name)
+            .is_some_and(|rest| rest == name)
     }
 }
 
@@ -460,46 +581,51 @@ metadata:
 
     #[test]
     fn a_hash_seen_before_is_checked_against_the_objects() {
-        // As if `b/web` hashed like `a/web`: the names are compared, and it is kept.
+        // As if `b/web` hashed like `a/web`: the names are compared, and it is kept. Both
+        // inputs, tree and text, the same way.
         let object = |ns: &str| -> Value {
             serde_json::json!({"kind": "Service", "metadata": {"name": "web", "namespace": ns}})
         };
+        let text = |ns: &str| object(ns).to_string();
+        let added = |kept: Result<Kept, SnapshotError>| matches!(kept, Ok(Kept::Added));
         let mut seen = HashSet::new();
         let mut services: Vec<Service> = Vec::new();
-        assert!(
-            keep(
-                &mut seen,
-                1,
-                ("Service", "a/web"),
-                object("a"),
-                &mut services
-            )
-            .unwrap()
-        );
+        let key = |ns| ("Service", if ns == "a" { "a/web" } else { "b/web" });
+        let tree = Input::Tree(object("a"));
+        assert!(added(keep(&mut seen, 1, key("a"), tree, &mut services)));
         let mut hasher = DefaultHasher::new();
         ("Service", "b/web").hash(&mut hasher);
         seen.insert(hasher.finish());
-        assert!(
-            keep(
-                &mut seen,
-                2,
-                ("Service", "b/web"),
-                object("b"),
-                &mut services
-            )
-            .unwrap()
+        let b = text("b");
+        assert!(added(keep(
+            &mut seen,
+            2,
+            key("b"),
+            Input::Text(&b),
+            &mut services
+        )));
+        let again = keep(
+            &mut seen,
+            3,
+            key("b"),
+            Input::Tree(object("b")),
+            &mut services,
         );
-        assert!(
-            !keep(
-                &mut seen,
-                3,
-                ("Service", "b/web"),
-                object("b"),
-                &mut services
-            )
-            .unwrap()
-        );
+        assert!(matches!(again, Ok(Kept::Duplicate(_))));
+        let again = keep(&mut seen, 4, key("b"), Input::Text(&b), &mut services);
+        assert!(matches!(again, Ok(Kept::Duplicate(_))));
         assert_eq!(services.len(), 2);
+        // Text that does not decode into the type changes nothing.
+        let bad = r#"{"kind": "Service", "metadata": {"name": 5}}"#;
+        let kept = keep(
+            &mut seen,
+            5,
+            ("Service", "c"),
+            Input::Text(bad),
+            &mut services,
+        );
+        assert!(matches!(kept, Ok(Kept::NotDecoded)));
+        assert_eq!((services.len(), seen.len()), (2, 2));
     }
 
     #[test]

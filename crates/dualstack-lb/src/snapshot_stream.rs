@@ -1,17 +1,22 @@
 //! Reading a JSON cluster dump as it streams in ([`Snapshot::read`](crate::Snapshot::read)):
-//! the top-level object is decoded key by key and a List's `items` one at a time, so a
-//! 10,000-Service dump never sits in memory as text (12.5 MB) or as a whole-document tree.
+//! the top-level object is decoded key by key and a List's `items` one at a time, each from
+//! its own text straight into its type, so a 10,000-Service dump never sits in memory as
+//! text (12.5 MB) or as a tree of values, whole or per item (see `Builder::object_text`
+//! for the one leniency of reading an item from its text).
 //!
 //! The result is the one [`Snapshot::parse`](crate::Snapshot::parse) gives for the same text
 //! (same objects, same order, same first error). `kubectl` prints `items` before `kind`, so
 //! items are taken while the document's kind is not known yet: should the document turn
 //! out not to be a List after all, what its items gave is thrown away and the document is
-//! read as one object, as `parse` reads it.
+//! read as one object, as `parse` reads it — except that its items were read as List items
+//! are, so JSON that only skipping lets pass (that leniency) passes in them here and is an
+//! error in `parse`, which reads such a document whole as a tree.
 
 use std::fmt;
 use std::io::Read;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::snapshot::{Builder, SnapshotError, is_list_kind};
@@ -54,9 +59,9 @@ enum Items {
 /// Items decoded while the document's kind may still be unknown.
 #[derive(Default)]
 struct Streamed {
-    /// Items kept as values, in order, from the first one without a `kind` read before
+    /// Items kept as text, in order, from the first one without a `kind` read before
     /// the document's kind was known (they need the List's kind as their default).
-    pending: Vec<Value>,
+    pending: Vec<Box<RawValue>>,
     /// The first error an item gave (the items after it are not decoded).
     error: Option<SnapshotError>,
 }
@@ -120,10 +125,9 @@ impl<'de> Visitor<'de> for &mut State<'_> {
                 self.builder.saw_kind = true;
                 match streamed.error {
                     Some(error) => Err(error),
-                    None => streamed
-                        .pending
-                        .into_iter()
-                        .try_for_each(|item| self.builder.object(1, item, &item_kind(&kind))),
+                    None => streamed.pending.into_iter().try_for_each(|item| {
+                        self.builder.object_text(1, item.get(), &item_kind(&kind))
+                    }),
                 }
             }
             Items::Streamed(_) => {
@@ -186,15 +190,17 @@ impl<'de> Visitor<'de> for ItemsSeed<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(item) = seq.next_element::<Value>()? {
+        // Each item is taken as text and decoded from it straight into its type: no tree
+        // of values per item (see `Builder::object_text`).
+        while let Some(item) = seq.next_element::<Box<RawValue>>()? {
             if self.streamed.error.is_some() {
                 continue;
             }
-            let has_kind = item.get("kind").and_then(Value::as_str).is_some();
+            let text = item.get();
             let outcome = match &self.default_kind {
-                Some(default_kind) => self.builder.object(1, item, default_kind),
-                None if has_kind && self.streamed.pending.is_empty() => {
-                    self.builder.object(1, item, "")
+                Some(default_kind) => self.builder.object_text(1, text, default_kind),
+                None if self.streamed.pending.is_empty() && has_kind(text) => {
+                    self.builder.object_text(1, text, "")
                 }
                 None => {
                     self.streamed.pending.push(item);
@@ -206,6 +212,28 @@ impl<'de> Visitor<'de> for ItemsSeed<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether the object `text` has a string `kind` (as its tree of values would say).
+fn has_kind(text: &str) -> bool {
+    if !text.starts_with('{') {
+        // Serde would read a struct from an array too.
+        return false;
+    }
+    /// Only the `kind`, read without building anything.
+    #[derive(serde::Deserialize)]
+    struct Kind<'a> {
+        #[serde(default, borrow)]
+        kind: Option<std::borrow::Cow<'a, str>>,
+    }
+    match serde_json::from_str::<Kind>(text) {
+        Ok(kind) => kind.kind.is_some(),
+        // Not an object, a `kind` that is not a string, a repeated key: as the tree says.
+        Err(_) => serde_json::from_str::<Value>(text)
+            .ok()
+            .and_then(|v| v.get("kind").map(Value::is_string))
+            .unwrap_or(false),
     }
 }
 
@@ -288,12 +316,37 @@ mod tests {
             r#"{"items":[{"kind":"Service","metadata":{"name":"s"}}],"kind":"Node","metadata":{"name":"n1"}}"#
                 .to_string(),
             r#"{"kind":"Node","items":[{"kind":"Service"}],"metadata":{"name":"n1"}}"#.to_string(),
+            // Items the text path hands to the tree path (a repeated key: the tree keeps the
+            // last), and escapes in the kind and name the text path reads.
+            r#"{"items":[{"kind":5,"metadata":{"name":"n"}}],"kind":"ServiceList"}"#.to_string(),
+            // `metadata` that is not an object: the tree reads no name for the key (and
+            // keeps both copies), whatever the typed objects read from it.
+            r#"{"items":[{"kind":"Node","metadata":["a"]},{"kind":"Node","metadata":["a"]}],"kind":"List"}"#
+                .to_string(),
+            // The leniency of skipping (`Builder::object_text`), alike in both: a lone
+            // surrogate in a field nobody reads.
+            r#"{"items":[{"kind":"Node","metadata":{"name":"n"},"x":"\ud800"}],"kind":"List"}"#
+                .to_string(),
+            r#"{"items":[{"kind":"Node","metadata":{"name":"a","name":"b"}}],"kind":"List"}"#
+                .to_string(),
+            r#"{"items":[{"kind":"Node","kind":"Lease","metadata":{"name":"l","namespace":"x"}}],"kind":"List"}"#
+                .to_string(),
+            r#"{"items":[{"kind":"Node","metadata":{"name":"n\u0031"}},{"kind":"Se\u0072vice","metadata":{"name":"s","namespace":"x"}}],"kind":"List"}"#
+                .to_string(),
         ];
         for case in &cases {
             let (parsed, read) = both(case);
             assert!(parsed.is_ok(), "{case}: {parsed:?}");
             assert_eq!(parsed, read, "{case}");
         }
+        let (_, arrays) = both(&cases[cases.len() - 5]);
+        assert_eq!(arrays.unwrap().nodes.len(), 2);
+        let (_, repeated) = both(&cases[cases.len() - 3]);
+        assert_eq!(repeated.unwrap().nodes[0].metadata.name, "b");
+        let (_, escaped) = both(&cases[cases.len() - 1]);
+        let escaped = escaped.unwrap();
+        assert_eq!(escaped.nodes[0].metadata.name, "n1");
+        assert_eq!(escaped.services.len(), 1);
         let (_, typed) = both(&cases[3]);
         let typed = typed.unwrap();
         assert_eq!(
@@ -308,6 +361,11 @@ mod tests {
             r#"{"items":[{"kind":"Service","metadata":{"name":"w","namespace":"d"},"spec":{"ports":[{"port":"huge"}]}}],"kind":"List"}"#,
             r#"{"items":[{"kind":"Node","metadata":{"name":"n"}},{"kind":"Node","metadata":{"name":"n"}}],"kind":"List"}"#,
             r#"{"items":[1],"kind":"List"}"#,
+            r#"{"items":[[]],"kind":"List"}"#,
+            r#"{"items":[["Pod"]],"kind":"List"}"#,
+            r#"{"items":[[]],"kind":"ServiceList"}"#,
+            r#"{"kind":"ServiceList","items":[[]]}"#,
+            r#"{"items":[{"kind":"Node","metadata":"odd"}],"kind":"List"}"#,
             r#"{"items":[{"kind":"Service","metadata":{"name":"w","namespace":"d"},"spec":{"ports":[{"port":"huge"}]}}],"kind":"List"} trailing"#,
             r#"{"items":[{"kind":"Service","metadata":{"name":"w"}}],"kind":"List","kind":"List"}"#,
             r#"{"items":5,"kind":"List"}"#,

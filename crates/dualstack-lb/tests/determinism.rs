@@ -77,8 +77,8 @@ proptest! {
         shuffled.leases = permute(&original.leases, &k(3));
         shuffled.pools = permute(&original.pools, &k(6));
         for slice in &mut shuffled.endpoint_slices {
-            slice.endpoints = permute(&slice.endpoints, &k(4));
-            slice.ports = permute(&slice.ports, &k(5));
+            slice.endpoints = permute(&slice.endpoints, &k(4)).into();
+            slice.ports = permute(&slice.ports, &k(5)).into();
         }
         prop_assert_eq!(render(&original, mode), render(&shuffled, mode), "{}", name);
     }
@@ -123,11 +123,10 @@ fn decide_owned_is_decide() {
 }
 
 /// Copies of the first slice that belong to no Service of the snapshot.
-fn orphan_slices(snapshot: &Snapshot) -> Vec<dualstack_lb::objects::EndpointSlice> {
+fn orphan_slices(snapshot: &Snapshot) -> Vec<dualstack_lb::SliceBackends> {
     let Some(first) = snapshot.endpoint_slices.first() else {
         return Vec::new();
     };
-    let label = "kubernetes.io/service-name";
     let mut out = Vec::new();
     for (slice_name, service) in [
         ("orphan-a", Some("!first")),
@@ -135,11 +134,8 @@ fn orphan_slices(snapshot: &Snapshot) -> Vec<dualstack_lb::objects::EndpointSlic
         ("orphan-none", None),
     ] {
         let mut slice = first.clone();
-        slice.metadata.name = slice_name.into();
-        slice.metadata.labels.remove(label);
-        if let Some(service) = service {
-            slice.metadata.labels.insert(label, service);
-        }
+        slice.name = slice_name.into();
+        slice.service = service.map(Into::into);
         out.push(slice);
     }
     out

@@ -319,7 +319,33 @@ fn every_mirrored_field_arrives_from_api_server_json() {
 
     assert_arrives("Service", &snapshot.services[0], &api[0]);
     assert_arrives("Node", &snapshot.nodes[0], &api[1]);
-    assert_arrives("EndpointSlice", &snapshot.endpoint_slices[0], &api[2]);
+    // A snapshot keeps a slice reduced to what the decision reads; the API shape it is
+    // reduced from is what mirrors the API.
+    let slice: dualstack_lb::objects::EndpointSlice =
+        serde_json::from_value(api[2].clone()).unwrap();
+    assert_arrives("EndpointSlice", &slice, &api[2]);
+    let reduced = &snapshot.endpoint_slices[0];
+    assert_eq!(
+        (reduced.namespace.as_str(), reduced.name.as_str()),
+        ("shop", "web-abcde")
+    );
+    assert_eq!(reduced.service.as_deref(), Some("web"));
+    assert_eq!(reduced.family, Some(dualstack_addr::Family::V6));
+    let endpoints: Vec<_> = reduced
+        .endpoints
+        .iter()
+        .map(|e| (e.addr.to_string(), e.node.as_deref()))
+        .collect();
+    assert_eq!(endpoints, [("2001:db8:42::5".to_string(), Some("node-a"))]);
+    let ports: Vec<_> = reduced
+        .ports
+        .iter()
+        .map(|p| (p.name.as_str(), p.protocol, p.port))
+        .collect();
+    assert_eq!(
+        ports,
+        [("http", dualstack_ruleset::Protocol::Tcp, Some(8080))]
+    );
     assert_arrives("Lease", &snapshot.leases[0], &api[3]);
 
     // The path the in-cluster controller takes: one object's JSON value at a time.

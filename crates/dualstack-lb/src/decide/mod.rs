@@ -31,15 +31,15 @@ use crate::announce::{Announcement, PoolAddress, PoolReport};
 use crate::conditions::{Condition, ConditionType, Reason};
 use crate::config::{Config, Mode};
 use crate::decision::{Decision, IgnoredService, NodeFrontends, ServiceDecision};
-use crate::endpoints::SERVICE_NAME_LABEL;
 use crate::label_map::LabelMap;
 use crate::nodes::{NodeFacts, allow_list_mode, node_facts};
-use crate::objects::{EndpointSlice, Service};
+use crate::objects::Service;
 use crate::policy::SpecError;
 use crate::pool::Pool;
 use crate::pool_mode;
 use crate::prefix_pool::{self, PrefixView};
 use crate::service_key::ServiceKey;
+use crate::slice_backends::SliceBackends;
 use crate::snapshot::Snapshot;
 use crate::time::Timestamp;
 
@@ -154,7 +154,7 @@ impl<T> Slices<'_, T> {
 /// snapshot (whose own `endpoint_slices` and `services` are not read).
 fn decide_with(
     snapshot: &Snapshot,
-    endpoint_slices: Slices<'_, EndpointSlice>,
+    endpoint_slices: Slices<'_, SliceBackends>,
     mut services_in: Slices<'_, Service>,
     detail: Detail<'_>,
     config: &Config,
@@ -399,7 +399,7 @@ fn trim_for_agent(decision: &mut ServiceDecision, node: &str) {
 fn plan_all(
     services: &[Service],
     order: &[usize],
-    endpoint_slices: Slices<'_, EndpointSlice>,
+    endpoint_slices: Slices<'_, SliceBackends>,
 ) -> Vec<Result<Plan, SpecError>> {
     let all = match endpoint_slices {
         Slices::Owned(slices) => return plan_consuming(services, order, slices),
@@ -411,7 +411,7 @@ fn plan_all(
         let key = key_of(service);
         let start = index.partition_point(|&i| service_of(&all[i]) < key);
         let end = start + index[start..].partition_point(|&i| service_of(&all[i]) == key);
-        let mine: Vec<&EndpointSlice> = index[start..end].iter().map(|&i| &all[i]).collect();
+        let mine: Vec<&SliceBackends> = index[start..end].iter().map(|&i| &all[i]).collect();
         plans.push(spec::plan(service, &mine));
     }
     plans
@@ -430,7 +430,7 @@ const SLICES_FREED_AT_ONCE: usize = 512;
 fn plan_consuming(
     services: &[Service],
     order: &[usize],
-    mut slices: Vec<EndpointSlice>,
+    mut slices: Vec<SliceBackends>,
 ) -> Vec<Result<Plan, SpecError>> {
     // Unstable sort: in place, no buffer of half the slices. The order of a Service's
     // slices does not matter (backends are sorted and deduplicated).
@@ -450,7 +450,7 @@ fn plan_consuming(
         while start > 0 && service_of(&slices[start - 1]) == key {
             start -= 1;
         }
-        let mine: Vec<&EndpointSlice> = slices[start..end].iter().collect();
+        let mine: Vec<&SliceBackends> = slices[start..end].iter().collect();
         planned.push((position, spec::plan(service, &mine)));
         slices.truncate(start);
         if slices.capacity() - slices.len() >= SLICES_FREED_AT_ONCE {
@@ -471,21 +471,20 @@ fn key_of(service: &Service) -> Option<(&str, &str)> {
 }
 
 /// The `(namespace, service name)` an EndpointSlice belongs to (`None`: no service label).
-fn service_of(slice: &EndpointSlice) -> Option<(&str, &str)> {
-    let service = slice.metadata.labels.get(SERVICE_NAME_LABEL)?;
-    Some((slice.metadata.namespace.as_str(), service))
+fn service_of(slice: &SliceBackends) -> Option<(&str, &str)> {
+    Some((slice.namespace.as_str(), slice.service.as_deref()?))
 }
 
 /// The indexes of the EndpointSlices that name a Service, sorted by that Service
 /// (`namespace`, then name), then by slice name: each Service's slices are one run, in
 /// slice-name order (the same input in any order).
-fn slices_by_service(endpoint_slices: &[EndpointSlice]) -> Vec<usize> {
+fn slices_by_service(endpoint_slices: &[SliceBackends]) -> Vec<usize> {
     let mut index: Vec<usize> = (0..endpoint_slices.len())
         .filter(|&i| service_of(&endpoint_slices[i]).is_some())
         .collect();
     index.sort_by(|&a, &b| {
         let (a, b) = (&endpoint_slices[a], &endpoint_slices[b]);
-        (service_of(a), &a.metadata.name).cmp(&(service_of(b), &b.metadata.name))
+        (service_of(a), &a.name).cmp(&(service_of(b), &b.name))
     });
     index
 }

@@ -12,8 +12,9 @@ use ipnet::IpNet;
 use crate::decision::{PortWhy, ServiceWhy};
 use crate::endpoints::{Located, backends, protocol};
 use crate::labels::LBPOOL_LABEL;
-use crate::objects::{EndpointSlice, Service, ServicePort, ServiceSpec};
+use crate::objects::{Service, ServicePort, ServiceSpec};
 use crate::policy::{IpFamilyPolicy, SpecError, TrafficPolicy};
+use crate::slice_backends::SliceBackends;
 
 /// Legacy annotation read when `spec.loadBalancerSourceRanges` is empty.
 pub const SOURCE_RANGES_ANNOTATION: &str = "service.beta.kubernetes.io/load-balancer-source-ranges";
@@ -44,7 +45,7 @@ pub(super) struct Plan {
 }
 
 /// The plan for `service`, whose EndpointSlices are `slices`.
-pub(super) fn plan(service: &Service, slices: &[&EndpointSlice]) -> Result<Plan, SpecError> {
+pub(super) fn plan(service: &Service, slices: &[&SliceBackends]) -> Result<Plan, SpecError> {
     let spec = &service.spec;
     let mut notes = Vec::new();
     let policy = IpFamilyPolicy::from_spec(spec.ip_family_policy.as_deref())?;
@@ -175,7 +176,7 @@ fn source_ranges(
 }
 
 /// One port: its protocol, label and backends.
-fn port_plan(port: &ServicePort, slices: &[&EndpointSlice]) -> Result<PortPlan, SpecError> {
+fn port_plan(port: &ServicePort, slices: &[&SliceBackends]) -> Result<PortPlan, SpecError> {
     let proto = protocol(port.protocol.as_deref()).ok_or_else(|| SpecError::Protocol {
         port: port.port,
         protocol: port.protocol.as_deref().unwrap_or_default().to_string(),
