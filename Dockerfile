@@ -1,4 +1,4 @@
-# dualstack image: one static binary plus the nft/iptables/conntrack tools it drives.
+# dualstack image: one static binary, plus the tools of its fallbacks.
 #
 # Used as a drop-in for K3s's svclb pods (see docs/klipper.md): K3s starts the container with the
 # klipper-lb environment (SRC_PORT, DEST_PROTO, DEST_PORT, DEST_IPS, ...) and no command, so the
@@ -16,8 +16,11 @@ RUN cargo build --release --locked --bin dualstack && \
     strip /dualstack
 
 FROM alpine:3.22
-# nftables: the data plane; iptables/ip6tables: the fallback for kernels without nf_tables NAT;
-# conntrack-tools: flushing stale UDP flows after a change.
+# The binary programs nf_tables and deletes stale UDP conntrack entries over netlink itself:
+# with a kernel that has nf_tables, no `nft` or `conntrack` process runs. The tools are the
+# fallbacks the start-up probe picks otherwise (netlink first, then `nft -f` with
+# `conntrack -D`, then iptables-restore for kernels without nf_tables NAT); `nft` also lets
+# `dualstack doctor node` list the whole ruleset from inside the container.
 RUN apk add --no-cache nftables iptables ip6tables conntrack-tools
 COPY --from=build /dualstack /usr/bin/dualstack
 ENTRYPOINT ["/usr/bin/dualstack"]
