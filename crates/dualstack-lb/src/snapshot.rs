@@ -286,10 +286,8 @@ impl Builder {
                 .to_string()
         };
         let (namespace, name) = (field("namespace"), field("name"));
-        match self.add(document, &kind, &namespace, &name, Input::Tree(value))? {
-            Kept::Added | Kept::NotDecoded => Ok(()),
-            Kept::Duplicate(name) => Err(SnapshotError::Duplicate { kind, name }),
-        }
+        self.add(document, &kind, &namespace, &name, Input::Tree(value))
+            .map(|_| ())
     }
 
     /// [`Builder::object`] for an object given as its JSON text (a List item): it is decoded
@@ -310,22 +308,16 @@ impl Builder {
         if let Some(peeked) = peek(text) {
             let kind = peeked.kind.as_deref().unwrap_or(default_kind);
             let (namespace, name) = (&peeked.namespace, &peeked.name);
-            match self.add(document, kind, namespace, name, Input::Text(text))? {
-                Kept::Added => return Ok(()),
-                Kept::Duplicate(name) => {
-                    return Err(SnapshotError::Duplicate {
-                        kind: kind.to_string(),
-                        name,
-                    });
-                }
-                Kept::NotDecoded => {}
+            if self.add(document, kind, namespace, name, Input::Text(text))? == Kept::Added {
+                return Ok(());
             }
         }
         let value = serde_json::from_str(text).map_err(SnapshotError::Json)?;
         self.object(document, value, default_kind)
     }
 
-    /// Adds the object of kind `kind` named `namespace/name`, if it is of a kind we read.
+    /// Adds the object of kind `kind` named `namespace/name`, if it is of a kind we read;
+    /// one of the same kind and name already there is an error.
     fn add(
         &mut self,
         document: usize,
@@ -350,10 +342,13 @@ impl Builder {
             crate::pool::POOL_KIND => keep(seen, at, key, input, &mut snapshot.pools)?,
             _ => Kept::Added,
         };
-        Ok(match kept {
-            Kept::Duplicate(_) => Kept::Duplicate(display),
-            other => other,
-        })
+        if kept == Kept::Duplicate {
+            return Err(SnapshotError::Duplicate {
+                kind: kind.to_string(),
+                name: display,
+            });
+        }
+        Ok(kept)
     }
 }
 
@@ -411,11 +406,12 @@ enum Input<'t> {
 }
 
 /// What [`keep`] did with an object.
+#[derive(Debug, PartialEq, Eq)]
 enum Kept {
     /// Added (or of a kind we do not read).
     Added,
-    /// Not added: one of the same `namespace/name` is there (its display name, once known).
-    Duplicate(String),
+    /// Not added: one of the same `namespace/name` is there.
+    Duplicate,
     /// Its text did not decode into its type: nothing was changed.
     NotDecoded,
 }
@@ -460,7 +456,7 @@ fn keep<T: Object + DeserializeOwned>(
     let mut hasher = DefaultHasher::new();
     key.hash(&mut hasher);
     if !seen.insert(hasher.finish()) && objects.iter().any(|o| shown_as(o.key(), key.1)) {
-        return Ok(Kept::Duplicate(String::new()));
+        return Ok(Kept::Duplicate);
     }
     objects.push(object);
     Ok(Kept::Added)
@@ -611,9 +607,9 @@ metadata:
             Input::Tree(object("b")),
             &mut services,
         );
-        assert!(matches!(again, Ok(Kept::Duplicate(_))));
+        assert!(matches!(again, Ok(Kept::Duplicate)));
         let again = keep(&mut seen, 4, key("b"), Input::Text(&b), &mut services);
-        assert!(matches!(again, Ok(Kept::Duplicate(_))));
+        assert!(matches!(again, Ok(Kept::Duplicate)));
         assert_eq!(services.len(), 2);
         // Text that does not decode into the type changes nothing.
         let bad = r#"{"kind": "Service", "metadata": {"name": 5}}"#;
